@@ -1,0 +1,27 @@
+"""The one error tree: temporary failures are retried, permanent ones are reported."""
+
+from __future__ import annotations
+
+
+class CorrelatorError(Exception):
+    """Base of every error correlator raises on purpose."""
+
+
+class TemporaryError(CorrelatorError):
+    """Retrying later may succeed (a database that is busy, a backend that timed out)."""
+
+    def __init__(self, message: str, *, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class PermanentError(CorrelatorError):
+    """Retrying will never succeed (bad input, a configuration that cannot work)."""
+
+
+class StoreUnavailable(TemporaryError):
+    """The store could not durably record something; the caller must not acknowledge it."""
+
+
+class ConfigError(PermanentError):
+    """The configuration cannot work; the message names the setting and what to do."""

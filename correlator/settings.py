@@ -1,0 +1,290 @@
+"""The only place configuration is read: CORRELATOR_* environment variables and a YAML file.
+
+Precedence, highest first: command-line flags, environment variables, the YAML file given with
+`--config`, the defaults below. The defaults are the embedded mode: a SQLite file in the working
+directory and a server bound to 127.0.0.1.
+
+Each group is a section of the YAML file and a prefix of the environment variable:
+`database.url` is `CORRELATOR_DATABASE_URL`, `auth.bearer_token` is
+`CORRELATOR_AUTH_BEARER_TOKEN`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from correlator.errors import ConfigError
+
+ENV_PREFIX = "CORRELATOR_"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Group):
+    """The HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to bind (0 picks a free one).")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger bodies get 413. Size it with "
+        "Alertmanager's `max_alerts` so that every group fits.",
+    )
+    insecure: bool = Field(
+        False,
+        description="Allow binding a non-loopback address with no credential configured.",
+    )
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="How long shutdown waits for in-flight requests and writes."
+    )
+
+
+class DatabaseSettings(_Group):
+    """The store of incidents, alerts, notifications and work items."""
+
+    url: str = Field(
+        "sqlite:///correlator.db",
+        description="`sqlite:///PATH` (embedded, one process) or "
+        "`postgresql://USER:PASSWORD@HOST:PORT/DB` (several replicas). The password is "
+        "masked wherever the URL is shown.",
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="Connections kept open (PostgreSQL).")
+    busy_timeout_ms: int = Field(
+        5000,
+        ge=0,
+        description="How long a write waits for a lock before it fails (SQLite busy_timeout, "
+        "PostgreSQL lock_timeout). A failed write is answered with 503, so Alertmanager retries.",
+    )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="SQLite `synchronous` pragma. `full` survives power loss; `normal` survives "
+        "a process crash only.",
+    )
+
+
+class AuthSettings(_Group):
+    """Credentials required on /api/v1/*. Either or both may be set; none means open."""
+
+    bearer_token: SecretStr | None = Field(
+        None, description="Token expected as `Authorization: Bearer TOKEN`."
+    )
+    basic_username: str | None = Field(None, description="HTTP basic auth user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP basic auth password.")
+
+    @model_validator(mode="after")
+    def _basic_is_complete(self) -> AuthSettings:
+        if (self.basic_username is None) != (self.basic_password is None):
+            raise ValueError(
+                "auth.basic_username and auth.basic_password must be set together "
+                "(CORRELATOR_AUTH_BASIC_USERNAME / CORRELATOR_AUTH_BASIC_PASSWORD)"
+            )
+        if self.bearer_token is not None and not self.bearer_token.get_secret_value():
+            raise ValueError("auth.bearer_token is set but empty")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.bearer_token is not None or self.basic_username is not None
+
+
+class IntakeSettings(_Group):
+    """How webhook notifications are written."""
+
+    max_batch: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        description="Most notifications committed in one transaction (group commit).",
+    )
+
+
+class QueueSettings(_Group):
+    """The durable work queue that feeds the correlation pipeline."""
+
+    workers: int = Field(1, ge=0, le=64, description="Concurrent work-item consumers (0: none).")
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a claimed work item stays claimed without a heartbeat; after "
+        "that another replica takes it over.",
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="How often an idle consumer looks for work from other replicas."
+    )
+    max_attempts: int = Field(8, ge=1, description="Attempts before a work item is given up.")
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
+    retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+
+
+class LogSettings(_Group):
+    """Logging. Traces are configured with the standard OTEL_* variables."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    format: Literal["json", "text"] = Field(
+        "json", description="`json`: one object per line with trace_id/span_id; `text`: plain."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything correlator can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
+    intake: IntakeSettings = IntakeSettings()
+    queue: QueueSettings = QueueSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _database_url_is_supported(self) -> Settings:
+        database_scheme(self.database.url)
+        return self
+
+
+def database_scheme(url: str) -> Literal["sqlite", "postgresql"]:
+    """Which store a URL selects; raises ValueError naming what is accepted."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"database.url is not a URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return "sqlite"
+    if backend in ("postgresql", "postgres"):
+        return "postgresql"
+    raise ValueError(
+        f"database.url scheme {parsed.drivername!r} is not supported; "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, for logs and `correlator config`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding `host` exposes the server to this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the environment and the optional YAML file; raise ConfigError with what is wrong.
+
+    `overrides` are nested dicts of command-line values, e.g. `server={"port": 9000}`.
+    """
+    if config_file is not None:
+        _check_yaml_file(config_file)
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            return tuple(sources)
+
+    try:
+        loaded = _WithFile(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    # Hand back the plain class so the rest of the program sees one type.
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+def _check_yaml_file(path: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"]) or "settings"
+        env = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:2]).upper()
+        lines.append(f"{path} ({env}): {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret masked (for `correlator config`)."""
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = mask_url(settings.database.url)
+    return data
+
+
+def reference_markdown() -> str:
+    """The README's configuration reference, generated from the fields above."""
+    rows = [
+        "| Environment variable | YAML key | Default | Description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for group_name, group_field in Settings.model_fields.items():
+        group = group_field.annotation
+        assert isinstance(group, type) and issubclass(group, BaseModel)
+        for name, field in group.model_fields.items():
+            env = f"{ENV_PREFIX}{group_name}_{name}".upper()
+            rows.append(
+                f"| `{env}` | `{group_name}.{name}` | {_default_text(field)} | "
+                f"{(field.description or '').replace('|', '/')} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def _default_text(field: FieldInfo) -> str:
+    default = field.get_default()
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return f"`{default}`"

@@ -1,0 +1,125 @@
+"""Reading incidents back: the filtered, paginated listing and one incident in full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from correlator.models.alerts import AlertStatus
+from correlator.models.incidents import (
+    AlertRecord,
+    IncidentDetail,
+    IncidentFilter,
+    IncidentSummary,
+    NotificationRecord,
+    WorkRecord,
+)
+from correlator.store.intake import indexed_text
+from correlator.store.schema import alerts, incidents, notifications, work_items
+
+_SUMMARY_COLUMNS = [column for column in incidents.c if column.name != "key"]
+
+
+def _summary_query() -> Select[Any]:
+    total = (
+        select(func.count())
+        .where(alerts.c.incident_id == incidents.c.id)
+        .scalar_subquery()
+        .label("alerts_total")
+    )
+    firing = (
+        select(func.coalesce(func.sum(case((alerts.c.status == "firing", 1), else_=0)), 0))
+        .where(alerts.c.incident_id == incidents.c.id)
+        .scalar_subquery()
+        .label("alerts_firing")
+    )
+    return select(*_SUMMARY_COLUMNS, total, firing)
+
+
+def _conditions(incident_filter: IncidentFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if incident_filter.status is not None:
+        conditions.append(incidents.c.status == incident_filter.status.value)
+    # Namespace and alertname match any alert of the incident: a group may span several.
+    if incident_filter.namespace is not None:
+        conditions.append(
+            exists().where(
+                and_(
+                    alerts.c.incident_id == incidents.c.id,
+                    alerts.c.namespace == indexed_text(incident_filter.namespace),
+                )
+            )
+        )
+    if incident_filter.alertname is not None:
+        conditions.append(
+            exists().where(
+                and_(
+                    alerts.c.incident_id == incidents.c.id,
+                    alerts.c.alertname == indexed_text(incident_filter.alertname),
+                )
+            )
+        )
+    # A time range selects the incidents that were open at some moment inside it.
+    if incident_filter.since is not None:
+        conditions.append(
+            or_(incidents.c.resolved_at.is_(None), incidents.c.resolved_at >= incident_filter.since)
+        )
+    if incident_filter.until is not None:
+        conditions.append(incidents.c.started_at <= incident_filter.until)
+    if incident_filter.before_id is not None:
+        conditions.append(incidents.c.id < incident_filter.before_id)
+    return conditions
+
+
+async def list_incidents(
+    connection: AsyncConnection, incident_filter: IncidentFilter
+) -> tuple[list[IncidentSummary], int | None]:
+    """Newest first; returns the page and the id to continue before, if there is more."""
+    query = (
+        _summary_query()
+        .where(*_conditions(incident_filter))
+        .order_by(incidents.c.id.desc())
+        .limit(incident_filter.limit + 1)
+    )
+    rows = (await connection.execute(query)).all()
+    items = [IncidentSummary.model_validate(row._asdict()) for row in rows[: incident_filter.limit]]
+    next_before = items[-1].id if len(rows) > incident_filter.limit else None
+    return items, next_before
+
+
+async def get_incident(connection: AsyncConnection, incident_id: int) -> IncidentDetail | None:
+    """The incident with its alerts, its notification timeline and its work items."""
+    row = (
+        await connection.execute(_summary_query().where(incidents.c.id == incident_id))
+    ).one_or_none()
+    if row is None:
+        return None
+    alert_rows = await connection.execute(
+        select(alerts)
+        .where(alerts.c.incident_id == incident_id)
+        .order_by(alerts.c.starts_at, alerts.c.fingerprint)
+    )
+    timeline_rows = await connection.execute(
+        select(notifications)
+        .where(notifications.c.incident_id == incident_id)
+        .order_by(notifications.c.id)
+    )
+    work_rows = await connection.execute(
+        select(work_items).where(work_items.c.incident_id == incident_id).order_by(work_items.c.id)
+    )
+    return IncidentDetail(
+        **row._asdict(),
+        alerts=[AlertRecord.model_validate(r._asdict()) for r in alert_rows],
+        timeline=[NotificationRecord.model_validate(r._asdict()) for r in timeline_rows],
+        work_items=[WorkRecord.model_validate(r._asdict()) for r in work_rows],
+    )
+
+
+async def count_alerts(connection: AsyncConnection, status: AlertStatus | None = None) -> int:
+    """How many alerts are stored (used by tests and the readiness of later features)."""
+    query = select(func.count()).select_from(alerts)
+    if status is not None:
+        query = query.where(alerts.c.status == status.value)
+    return int((await connection.execute(query)).scalar_one())

@@ -1,0 +1,163 @@
+"""The tables, one schema for SQLite and PostgreSQL; Alembic migrations create them.
+
+JSON is kept as ASCII-escaped text rather than JSONB: label values may hold NUL or other
+characters that PostgreSQL's text and jsonb types refuse, and a group must never be refused.
+Timestamps are UTC; SQLite keeps them naive, so they are re-tagged on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON stored as ASCII text: every character survives on every database."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in, an aware UTC datetime out, on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # sha256(receiver NUL groupKey): the identity, fixed-size so any groupKey can be indexed.
+    Column("key", String(64), nullable=False),
+    Column("receiver", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alertname", Text, nullable=True),
+    Column("namespace", Text, nullable=True),
+    Column("group_labels", JSONText, nullable=False),
+    Column("common_labels", JSONText, nullable=False),
+    Column("common_annotations", JSONText, nullable=False),
+    Column("external_url", Text, nullable=False),
+    Column("truncated_alerts", Integer, nullable=False),
+    Column("notification_count", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key"),
+    Index(None, "status"),
+    Index(None, "started_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("alertname", Text, nullable=True),
+    Column("namespace", Text, nullable=True),
+    Column("labels", JSONText, nullable=False),
+    Column("annotations", JSONText, nullable=False),
+    Column("generator_url", Text, nullable=False),
+    # sha256 of what a notification can change, to tell a no-op re-notification cheaply.
+    Column("content_sha", String(64), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("incident_id", "fingerprint", "starts_at"),
+    Index(None, "alertname"),
+    Index(None, "namespace"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alerts_firing", Integer, nullable=False),
+    Column("alerts_resolved", Integer, nullable=False),
+    Column("truncated_alerts", Integer, nullable=False),
+    Column("new_alerts", Integer, nullable=False),
+    Column("changed_alerts", Integer, nullable=False),
+    Column("changed", Boolean, nullable=False),
+    Column("incident_status", String(16), nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("trace_id", String(32), nullable=True),
+    Index(None, "incident_id"),
+)
+
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("notification_id", Id, ForeignKey("notifications.id", ondelete="CASCADE"), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "state", "available_at"),
+    Index(None, "incident_id"),
+)

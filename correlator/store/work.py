@@ -1,0 +1,158 @@
+"""The durable work queue: claim with a lease, heartbeat, complete, retry or give up.
+
+A claimed item carries a lease (owner + expiry). A replica that dies stops renewing it, and
+once it expires any replica may claim the item again, so no work is lost. On PostgreSQL the
+claim skips rows another replica is claiming (`FOR UPDATE SKIP LOCKED`); SQLite serialises
+writers, so it needs no such clause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from correlator.store.schema import work_items
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+ERROR_TEXT_MAX = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    id: int
+    kind: str
+    incident_id: int
+    notification_id: int | None
+    attempts: int
+
+
+def _claimable(now: datetime) -> object:
+    return or_(
+        and_(work_items.c.state == PENDING, work_items.c.available_at <= now),
+        and_(work_items.c.state == RUNNING, work_items.c.lease_expires_at < now),
+    )
+
+
+async def claim(
+    connection: AsyncConnection, *, owner: str, lease_s: float, now: datetime
+) -> WorkItem | None:
+    """Take the oldest available item (or one whose lease expired) for `owner`."""
+    candidate = (
+        select(work_items.c.id)
+        .where(_claimable(now))  # type: ignore[arg-type]
+        .order_by(work_items.c.available_at, work_items.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = (
+        await connection.execute(
+            update(work_items)
+            .where(work_items.c.id == candidate)
+            .values(
+                state=RUNNING,
+                attempts=work_items.c.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                updated_at=now,
+            )
+            .returning(
+                work_items.c.id,
+                work_items.c.kind,
+                work_items.c.incident_id,
+                work_items.c.notification_id,
+                work_items.c.attempts,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return WorkItem(
+        id=int(row.id),
+        kind=row.kind,
+        incident_id=int(row.incident_id),
+        notification_id=row.notification_id,
+        attempts=int(row.attempts),
+    )
+
+
+def _owned(item_id: int, owner: str) -> object:
+    return and_(
+        work_items.c.id == item_id,
+        work_items.c.state == RUNNING,
+        work_items.c.lease_owner == owner,
+    )
+
+
+async def heartbeat(
+    connection: AsyncConnection, *, item_id: int, owner: str, lease_s: float, now: datetime
+) -> bool:
+    """Extend the lease; False if the item is no longer ours (it expired and was taken)."""
+    result = await connection.execute(
+        update(work_items)
+        .where(_owned(item_id, owner))  # type: ignore[arg-type]
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def complete(
+    connection: AsyncConnection, *, item_id: int, owner: str, now: datetime
+) -> bool:
+    result = await connection.execute(
+        update(work_items)
+        .where(_owned(item_id, owner))  # type: ignore[arg-type]
+        .values(state=DONE, lease_owner=None, lease_expires_at=None, updated_at=now, last_error=None)
+    )
+    return bool(result.rowcount)
+
+
+async def fail(
+    connection: AsyncConnection,
+    *,
+    item_id: int,
+    owner: str,
+    error: str,
+    now: datetime,
+    retry_at: datetime | None,
+) -> bool:
+    """Record a failed attempt: back to pending at `retry_at`, or given up when None."""
+    values: dict[str, object] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "last_error": error[:ERROR_TEXT_MAX],
+    }
+    if retry_at is None:
+        values["state"] = FAILED
+    else:
+        values.update(state=PENDING, available_at=retry_at)
+    result = await connection.execute(
+        update(work_items).where(_owned(item_id, owner)).values(values)  # type: ignore[arg-type]
+    )
+    return bool(result.rowcount)
+
+
+async def release_all(connection: AsyncConnection, *, now: datetime) -> int:
+    """Put every running item back to pending (embedded mode: no other process holds one)."""
+    result = await connection.execute(
+        update(work_items)
+        .where(work_items.c.state == RUNNING)
+        .values(state=PENDING, lease_owner=None, lease_expires_at=None, available_at=now, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
+async def depth(connection: AsyncConnection) -> dict[str, int]:
+    """Items per state that is not finished: the queue depth."""
+    rows = await connection.execute(
+        select(work_items.c.state, func.count())
+        .where(work_items.c.state.in_((PENDING, RUNNING)))
+        .group_by(work_items.c.state)
+    )
+    counts = {PENDING: 0, RUNNING: 0}
+    counts.update({state: int(count) for state, count in rows.tuples()})
+    return counts
