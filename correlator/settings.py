@@ -229,7 +229,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     # Hand back the plain class so the rest of the program sees one type.
-    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+    return Settings.model_construct(
+        **{name: getattr(loaded, name) for name in Settings.model_fields}
+    )
 
 
 def _check_yaml_file(path: Path) -> None:
@@ -244,7 +246,9 @@ def _check_yaml_file(path: Path) -> None:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections, not {type(data).__name__}"
+        )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -163,7 +163,8 @@ class Store:
 
 def _reason(exc: BaseException) -> str:
     """A one-line reason without SQL parameters (they may carry alert content)."""
-    if isinstance(exc, SQLAlchemyError) and getattr(exc, "orig", None) is not None:
-        exc = exc.orig  # type: ignore[assignment]
+    original = getattr(exc, "orig", None)
+    if isinstance(exc, SQLAlchemyError) and isinstance(original, BaseException):
+        exc = original
     text_ = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{type(exc).__name__}: {text_}"[:500]

@@ -225,7 +225,9 @@ def _changeable(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _apply_changes(connection: AsyncConnection, changed_rows: Sequence[dict[str, Any]]) -> None:
+async def _apply_changes(
+    connection: AsyncConnection, changed_rows: Sequence[dict[str, Any]]
+) -> None:
     # Two statement shapes: a full update from the payload, and the short inferred resolve.
     full = [row for row in changed_rows if "labels" in row]
     short = [row for row in changed_rows if "labels" not in row]
@@ -235,7 +237,10 @@ async def _apply_changes(connection: AsyncConnection, changed_rows: Sequence[dic
             update(alerts)
             .where(alerts.c.id == bindparam("b_id"))
             .values(
-                {name: bindparam(name) for name in (*columns, "labels", "annotations", "generator_url")}
+                {
+                    name: bindparam(name)
+                    for name in (*columns, "labels", "annotations", "generator_url")
+                }
             )
         )
         await connection.execute(statement, list(full))

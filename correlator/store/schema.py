@@ -149,7 +149,9 @@ work_items = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
     Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
-    Column("notification_id", Id, ForeignKey("notifications.id", ondelete="CASCADE"), nullable=True),
+    Column(
+        "notification_id", Id, ForeignKey("notifications.id", ondelete="CASCADE"), nullable=True
+    ),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("available_at", UTCDateTime, nullable=False),

@@ -99,13 +99,13 @@ async def heartbeat(
     return bool(result.rowcount)
 
 
-async def complete(
-    connection: AsyncConnection, *, item_id: int, owner: str, now: datetime
-) -> bool:
+async def complete(connection: AsyncConnection, *, item_id: int, owner: str, now: datetime) -> bool:
     result = await connection.execute(
         update(work_items)
         .where(_owned(item_id, owner))  # type: ignore[arg-type]
-        .values(state=DONE, lease_owner=None, lease_expires_at=None, updated_at=now, last_error=None)
+        .values(
+            state=DONE, lease_owner=None, lease_expires_at=None, updated_at=now, last_error=None
+        )
     )
     return bool(result.rowcount)
 
@@ -141,7 +141,9 @@ async def release_all(connection: AsyncConnection, *, now: datetime) -> int:
     result = await connection.execute(
         update(work_items)
         .where(work_items.c.state == RUNNING)
-        .values(state=PENDING, lease_owner=None, lease_expires_at=None, available_at=now, updated_at=now)
+        .values(
+            state=PENDING, lease_owner=None, lease_expires_at=None, available_at=now, updated_at=now
+        )
     )
     return int(result.rowcount)
 

@@ -1,0 +1,71 @@
+"""The service's own Prometheus metrics, on a registry each app builds for itself."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from correlator import __version__
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every instrument correlator exports at /metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "correlator_http_requests",
+            "HTTP requests answered, by route template and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_request_seconds = Histogram(
+            "correlator_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            "correlator_alerts_received",
+            "Alerts carried by stored webhook notifications, by alert status.",
+            ["status"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "correlator_webhook_notifications",
+            "Webhook notifications by outcome: stored, rejected (4xx, never retried by "
+            "Alertmanager) or unavailable (503, retried).",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.store_write_seconds = Histogram(
+            "correlator_store_write_duration_seconds",
+            "Time to durably commit one batch of webhook notifications.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_batch_size = Histogram(
+            "correlator_store_batch_notifications",
+            "Notifications committed together in one transaction (group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.work_queue_depth = Gauge(
+            "correlator_work_queue_depth",
+            "Work items not finished yet, by state (pending or running).",
+            ["state"],
+            registry=r,
+        )
+        self.work_items = Counter(
+            "correlator_work_items_processed",
+            "Work items processed, by outcome: done, retried, given_up.",
+            ["outcome"],
+            registry=r,
+        )
+        self.build_info = Info("correlator_build", "The running build.", registry=r)
+        self.build_info.info({"version": __version__, "python_version": platform.python_version()})

@@ -1,0 +1,105 @@
+"""The aiohttp application factory and its lifecycle (store, intake writer, workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from correlator.intake import IntakeWriter
+from correlator.metrics import Metrics
+from correlator.settings import Settings
+from correlator.store import Store
+from correlator.web.auth import Authenticator, auth_middleware
+from correlator.web.problems import problems_middleware, route_template
+from correlator.web.routes import routes
+from correlator.web.state import INTAKE, METRICS, SETTINGS, STORE
+from correlator.worker import Worker, WorkHandler, acknowledge
+
+tracer = trace.get_tracer(__name__)
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A server span and the request metrics for every request."""
+    route = route_template(request)
+    parent = propagate.extract(request.headers)
+    started = time.perf_counter()
+    status = 500
+    token = context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            f"{request.method} {route}",
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        ) as span:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+    finally:
+        context.detach(token)
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
+    handler: WorkHandler = acknowledge,
+) -> web.Application:
+    """Build the application; the store is opened (and migrated) at start-up unless given."""
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[
+            observe_middleware,
+            problems_middleware,
+            auth_middleware(Authenticator(settings.auth)),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics()
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_lifecycle(store, handler))
+    return app
+
+
+def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        store = given_store or await Store.open(settings.database)
+        app[STORE] = store
+        intake = IntakeWriter(store, app[METRICS], max_batch=settings.intake.max_batch)
+        app[INTAKE] = intake
+        intake.start()
+        wake = asyncio.Event()
+        intake.on_stored.append(wake)
+        workers = [
+            Worker(store, settings.queue, app[METRICS], handler, wake=wake)
+            for _ in range(settings.queue.workers)
+        ]
+        tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
+        try:
+            yield
+        finally:
+            await intake.close()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if given_store is None:
+                await store.close()
+
+    return lifecycle

@@ -1,0 +1,272 @@
+"""The HTTP API: webhook intake, incidents, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from correlator.errors import StoreUnavailable
+from correlator.models.alerts import AlertStatus, WebhookPayload
+from correlator.models.incidents import IncidentFilter, IncidentPage, ReceivedNotification
+from correlator.web.problems import Problem
+from correlator.web.state import INTAKE, METRICS, STORE
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+JSON_TYPES = ("application/json",)
+RETRY_AFTER_S = "5"
+MAX_ERRORS_SHOWN = 20
+LIMIT_MAX = 500
+ID_MAX = 2**63 - 1
+
+
+def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.Response:
+    body = (
+        model.model_dump_json().encode()
+        if isinstance(model, BaseModel)
+        else json.dumps(model).encode()
+    )
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(body)"
+
+
+def _validation_problem(exc: ValidationError) -> Problem:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return Problem(400, f"the body is not valid JSON: {errors[0]['msg']}")
+    shown = [{"field": _location(error["loc"]), "message": error["msg"]} for error in errors]
+    first = shown[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return Problem(
+        422,
+        f"not an Alertmanager webhook payload (version 4): {first['field']}: "
+        f"{first['message']}{more}",
+        errors=shown[:MAX_ERRORS_SHOWN],
+    )
+
+
+@routes.post("/api/v1/alerts")
+async def receive_alerts(request: web.Request) -> web.Response:
+    """Alertmanager webhook: validated, durably stored, then acknowledged."""
+    metrics = request.app[METRICS]
+    if request.content_type not in JSON_TYPES:
+        metrics.notifications.labels("rejected", "content_type").inc()
+        raise Problem(
+            415,
+            f"Content-Type must be application/json, got {request.content_type or 'none'}",
+        )
+    body = await request.read()
+    if not body:
+        metrics.notifications.labels("rejected", "empty").inc()
+        raise Problem(400, "the body is empty; expected an Alertmanager webhook payload")
+    try:
+        payload = WebhookPayload.model_validate_json(body)
+    except ValidationError as exc:
+        problem = _validation_problem(exc)
+        metrics.notifications.labels(
+            "rejected", "malformed" if problem.status == 400 else "invalid"
+        ).inc()
+        log.warning(
+            "webhook notification rejected",
+            extra={"status": problem.status, "detail": problem.detail},
+        )
+        raise problem from None
+
+    span_context = trace.get_current_span().get_span_context()
+    received = ReceivedNotification(
+        payload=payload,
+        received_at=datetime.now(UTC),
+        payload_sha256=hashlib.sha256(body).hexdigest(),
+        trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
+    )
+    try:
+        result = await request.app[INTAKE].submit(received)
+    except StoreUnavailable as exc:
+        metrics.notifications.labels("unavailable", "store").inc()
+        raise Problem(
+            503,
+            f"the notification could not be stored and was not accepted; retry later ({exc})",
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from None
+
+    metrics.notifications.labels("stored", "").inc()
+    for alert in payload.alerts:
+        metrics.alerts_received.labels(alert.status.value).inc()
+    log.info(
+        "webhook notification stored",
+        extra={
+            "incident_id": result.incident_id,
+            "receiver": payload.receiver,
+            "status": payload.status.value,
+            "alerts": len(payload.alerts),
+            "truncated_alerts": payload.truncated_alerts,
+            "new_incident": result.new_incident,
+            "changed": result.changed,
+        },
+    )
+    return json_response(
+        {
+            "status": "stored",
+            "incident_id": result.incident_id,
+            "incident_url": f"/api/v1/incidents/{result.incident_id}",
+            "incident_status": result.incident_status.value,
+            "notification_id": result.notification_id,
+            "new_incident": result.new_incident,
+            "changed": result.changed,
+        }
+    )
+
+
+def _parse_time(name: str, value: str) -> datetime:
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Problem(400, f"{name}: {value!r} is out of range") from None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(
+            400, f"{name}: {value!r} is neither RFC 3339 (2026-01-02T15:04:05Z) nor Unix seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        raise Problem(400, f"{name}: {value!r} has no time zone; add Z or an offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise Problem(400, f"{name}: {value!r} is out of range") from None
+
+
+def encode_cursor(before_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": before_id}).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        before = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["before"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeEncodeError):
+        raise Problem(400, "cursor: not a cursor this API returned") from None
+    if not isinstance(before, int) or not 0 < before <= ID_MAX:
+        raise Problem(400, "cursor: not a cursor this API returned")
+    return before
+
+
+_FILTER_PARAMS = {"status", "namespace", "alertname", "since", "until", "limit", "cursor"}
+
+
+def _incident_filter(query: Any) -> IncidentFilter:
+    unknown = sorted(set(query) - _FILTER_PARAMS)
+    if unknown:
+        raise Problem(
+            400, f"unknown query parameter {unknown[0]!r}; use {', '.join(sorted(_FILTER_PARAMS))}"
+        )
+    status = query.get("status")
+    if status is not None and status not in {s.value for s in AlertStatus}:
+        raise Problem(400, f"status: {status!r} is not one of firing, resolved")
+    limit_text = query.get("limit", "50")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIMIT_MAX:
+        raise Problem(400, f"limit: {limit_text!r} is not a whole number from 1 to {LIMIT_MAX}")
+    since = _parse_time("since", query["since"]) if "since" in query else None
+    until = _parse_time("until", query["until"]) if "until" in query else None
+    if since and until and until < since:
+        raise Problem(400, "until is before since")
+    return IncidentFilter(
+        status=AlertStatus(status) if status else None,
+        namespace=query.get("namespace"),
+        alertname=query.get("alertname"),
+        since=since,
+        until=until,
+        limit=int(limit_text),
+        before_id=_decode_cursor(query["cursor"]) if "cursor" in query else None,
+    )
+
+
+@routes.get("/api/v1/incidents")
+async def list_incidents(request: web.Request) -> web.Response:
+    """Incidents, newest first, filtered by status, namespace, alertname and time range."""
+    incident_filter = _incident_filter(request.query)
+    try:
+        items, next_before = await request.app[STORE].list_incidents(incident_filter)
+    except StoreUnavailable as exc:
+        raise Problem(
+            503, f"the store is unavailable: {exc}", headers={"Retry-After": RETRY_AFTER_S}
+        ) from None
+    cursor = encode_cursor(next_before) if next_before is not None else None
+    page = IncidentPage(items=items, next_cursor=cursor)
+    response = json_response(page)
+    if cursor is not None:
+        next_url = request.rel_url.update_query({"cursor": cursor})
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return response
+
+
+@routes.get("/api/v1/incidents/{incident_id}")
+async def get_incident(request: web.Request) -> web.Response:
+    """One incident with its alerts and the timeline of notifications received for it."""
+    raw_id = request.match_info["incident_id"]
+    if not raw_id.isascii() or not raw_id.isdigit() or not 0 < int(raw_id) <= ID_MAX:
+        raise Problem(400, f"incident id must be a positive integer, got {raw_id!r}")
+    try:
+        incident = await request.app[STORE].get_incident(int(raw_id))
+    except StoreUnavailable as exc:
+        raise Problem(
+            503, f"the store is unavailable: {exc}", headers={"Retry-After": RETRY_AFTER_S}
+        ) from None
+    if incident is None:
+        raise Problem(404, f"no incident with id {raw_id}")
+    return json_response(incident)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers."""
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the store answers and the intake writer runs."""
+    if not request.app[INTAKE].alive:
+        raise Problem(503, "the intake writer is not running")
+    try:
+        await request.app[STORE].ping()
+    except StoreUnavailable as exc:
+        raise Problem(503, f"the store is unreachable: {exc}") from None
+    return json_response({"status": "ready"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of the service's own metrics."""
+    instruments = request.app[METRICS]
+    try:
+        depth = await request.app[STORE].queue_depth()
+    except StoreUnavailable:
+        pass  # the gauge keeps its last value; /readyz reports the store
+    else:
+        for state, count in depth.items():
+            instruments.work_queue_depth.labels(state).set(count)
+    return web.Response(
+        body=generate_latest(instruments.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )

@@ -1,0 +1,15 @@
+"""Typed keys of what the application holds while it runs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from correlator.intake import IntakeWriter
+from correlator.metrics import Metrics
+from correlator.settings import Settings
+from correlator.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+INTAKE = web.AppKey("intake", IntakeWriter)
+METRICS = web.AppKey("metrics", Metrics)
