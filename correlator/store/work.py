@@ -156,5 +156,5 @@ async def depth(connection: AsyncConnection) -> dict[str, int]:
         .group_by(work_items.c.state)
     )
     counts = {PENDING: 0, RUNNING: 0}
-    counts.update({state: int(count) for state, count in rows.tuples()})
+    counts.update({state: int(count) for state, count in rows})
     return counts

@@ -1,0 +1,61 @@
+"""Fixtures shared by the whole suite: stores on SQLite and PostgreSQL, the app, settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from correlator.metrics import Metrics
+from correlator.settings import Settings, load_settings
+from correlator.store import Store
+from correlator.web.app import create_app
+from tests.support.databases import postgres_database, sqlite_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The same test against a SQLite file and a throwaway database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+    else:
+        async with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    def make(**groups: dict[str, Any]) -> Settings:
+        database = {"url": database_url, **groups.pop("database", {})}
+        return load_settings(database=database, **groups)
+
+    return make
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(load_settings(database={"url": database_url}).database)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+AppClient = Callable[..., Any]
+
+
+@pytest.fixture
+def app_client(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> Callable[..., Any]:
+    """Start the real application (real store) for one test: `await app_client(auth={...})`."""
+
+    async def start(**groups: dict[str, Any]) -> TestClient[Any, Any]:
+        settings = make_settings(**groups)
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, metrics=Metrics()))
+        return client
+
+    return start

@@ -1,0 +1,167 @@
+"""Real processes for end-to-end tests: `correlator serve` and Debian's Alertmanager."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.1, what: str) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+class Service:
+    """`correlator serve` in its own process, as an operator runs it."""
+
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "CORRELATOR_SERVER_PORT": str(self.port),
+            "CORRELATOR_LOG_FORMAT": "json",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"service-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, **extra_env: str) -> Service:
+        env = {**self.env, **extra_env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "correlator", "serve"],
+            cwd=self.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._healthy, timeout_s=30, what=f"correlator on {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"correlator exited with {self.process.returncode}:\n{self.log()}")
+        return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing; what was committed is all that remains."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Alertmanager:
+    """Debian's Alertmanager with a config written by the test, clustering off."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
+        if binary is None:
+            raise RuntimeError(
+                "Alertmanager is not installed: apt-get install prometheus-alertmanager "
+                "(tests/run.sh does this)"
+            )
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.config_path = workdir / "alertmanager.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "alertmanager.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def check_config(self) -> None:
+        amtool = shutil.which("amtool")
+        if amtool:
+            subprocess.run([amtool, "check-config", str(self.config_path)], check=True, capture_output=True)
+
+    def start(self) -> Alertmanager:
+        self.check_config()
+        storage = self.workdir / "am-data"
+        storage.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config_path}",
+                f"--storage.path={storage}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=debug",
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
+            timeout_s=30,
+            what="Alertmanager to be ready",
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def fire(self, labels: dict[str, str], *, annotations: dict[str, str] | None = None,
+             ends_at: str | None = None) -> None:
+        """Post one alert through Alertmanager's v2 API, as Prometheus does."""
+        alert: dict[str, Any] = {"labels": labels, "annotations": annotations or {}}
+        if ends_at is not None:
+            alert["endsAt"] = ends_at
+        response = httpx.post(f"{self.url}/api/v2/alerts", json=[alert], timeout=5)
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
