@@ -98,7 +98,8 @@ async def test_incident_reopens_when_an_alert_fires_again(store: Store) -> None:
     start = "2026-11-26T03:00:00Z"
     await record(store, payload([alert("a", starts_at=start)]))
     await record(
-        store, payload([alert("a", status="resolved", starts_at=start, ends_at="2026-11-26T03:10:00Z")])
+        store,
+        payload([alert("a", status="resolved", starts_at=start, ends_at="2026-11-26T03:10:00Z")]),
     )
     again = await record(store, payload([alert("a", starts_at="2026-11-26T04:00:00Z")]))
     assert again.incident_status is AlertStatus.FIRING and again.changed

@@ -33,7 +33,9 @@ def alert(
 ) -> dict[str, Any]:
     return {
         "status": status,
-        "labels": labels if labels is not None else {"alertname": "HighCPU", "instance": fingerprint},
+        "labels": labels
+        if labels is not None
+        else {"alertname": "HighCPU", "instance": fingerprint},
         "annotations": annotations if annotations is not None else {"summary": "CPU high"},
         "startsAt": starts_at,
         "endsAt": ends_at,

@@ -121,7 +121,9 @@ class Alertmanager:
     def check_config(self) -> None:
         amtool = shutil.which("amtool")
         if amtool:
-            subprocess.run([amtool, "check-config", str(self.config_path)], check=True, capture_output=True)
+            subprocess.run(
+                [amtool, "check-config", str(self.config_path)], check=True, capture_output=True
+            )
 
     def start(self) -> Alertmanager:
         self.check_config()
@@ -149,8 +151,13 @@ class Alertmanager:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def fire(self, labels: dict[str, str], *, annotations: dict[str, str] | None = None,
-             ends_at: str | None = None) -> None:
+    def fire(
+        self,
+        labels: dict[str, str],
+        *,
+        annotations: dict[str, str] | None = None,
+        ends_at: str | None = None,
+    ) -> None:
         """Post one alert through Alertmanager's v2 API, as Prometheus does."""
         alert: dict[str, Any] = {"labels": labels, "annotations": annotations or {}}
         if ends_at is not None:

@@ -57,8 +57,13 @@ async def test_timeline_lists_every_notification(app_client: Any) -> None:
 async def test_bearer_token_is_required_when_configured(app_client: Any) -> None:
     client = await app_client(auth={"bearer_token": TOKEN})
     body = recorded("webhook-v4-firing-am0.25.json")
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN}x"},
-                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+    ):
         response = await post(client, body, headers)
         assert response.status == 401, headers
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="correlator"'
@@ -73,8 +78,13 @@ async def test_bearer_token_is_required_when_configured(app_client: Any) -> None
 async def test_basic_auth_is_required_when_configured(app_client: Any) -> None:
     client = await app_client(auth={"basic_username": "am", "basic_password": "pa:ss wörd"})
     body = recorded("webhook-v4-firing-am0.25.json")
-    bad = [basic("am", "wrong"), basic("AM", "pa:ss wörd"), basic("am", ""),
-           {"Authorization": "Basic !!!notbase64"}, {"Authorization": "Basic " + base64.b64encode(b"nocolon").decode()}]
+    bad = [
+        basic("am", "wrong"),
+        basic("AM", "pa:ss wörd"),
+        basic("am", ""),
+        {"Authorization": "Basic !!!notbase64"},
+        {"Authorization": "Basic " + base64.b64encode(b"nocolon").decode()},
+    ]
     for headers in bad:
         response = await post(client, body, headers)
         assert response.status == 401, headers
@@ -135,8 +145,10 @@ async def test_listing_filters_by_status_namespace_alertname_and_time(app_client
     for key, name, namespace, status, starts in rows:
         ends = "2026-11-22T11:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z"
         labels = {"alertname": name, "namespace": namespace}
-        body = payload([alert(key, status=status, starts_at=starts, ends_at=ends, labels=labels)],
-                       group_key=key)
+        body = payload(
+            [alert(key, status=status, starts_at=starts, ends_at=ends, labels=labels)],
+            group_key=key,
+        )
         assert (await post(client, body)).status == 200
 
     async def keys(query: str) -> list[str]:
@@ -191,8 +203,14 @@ async def test_bad_listing_parameters_are_precise_400s(app_client: Any) -> None:
 
 async def test_incident_ids_are_checked(app_client: Any) -> None:
     client = await app_client()
-    for raw, status in (("0", 400), ("-1", 400), ("abc", 400), ("99999999999999999999", 400),
-                        ("١٢", 400), ("42", 404)):
+    for raw, status in (
+        ("0", 400),
+        ("-1", 400),
+        ("abc", 400),
+        ("99999999999999999999", 400),
+        ("١٢", 400),
+        ("42", 404),
+    ):
         response = await client.get(f"/api/v1/incidents/{raw}")
         assert response.status == status, raw
         assert response.content_type == "application/problem+json"

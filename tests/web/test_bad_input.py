@@ -52,7 +52,12 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("bad status", mutate("status", "exploding"), 422, "status"),
     ("empty alerts", mutate("alerts", []), 422, "alerts"),
     ("alerts not a list", mutate("alerts", {"0": {}}), 422, "alerts"),
-    ("label value a number", mutate("alerts.0.labels.severity", 3), 422, "alerts[0].labels.severity"),
+    (
+        "label value a number",
+        mutate("alerts.0.labels.severity", 3),
+        422,
+        "alerts[0].labels.severity",
+    ),
     ("labels a list", mutate("alerts.1.labels", ["a"]), 422, "alerts[1].labels"),
     ("missing fingerprint", mutate("alerts.0.fingerprint", ...), 422, "alerts[0].fingerprint"),
     ("empty fingerprint", mutate("alerts.0.fingerprint", ""), 422, "alerts[0].fingerprint"),
@@ -61,7 +66,12 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("zero startsAt", mutate("alerts.0.startsAt", "0001-01-01T00:00:00Z"), 422, "startsAt"),
     ("unparsable startsAt", mutate("alerts.0.startsAt", "yesterday"), 422, "startsAt"),
     ("naive startsAt", mutate("alerts.0.startsAt", "2026-11-26T03:59:53"), 422, "startsAt"),
-    ("startsAt out of range", mutate("alerts.0.startsAt", "0001-01-01T00:00:00+05:00"), 422, "startsAt"),
+    (
+        "startsAt out of range",
+        mutate("alerts.0.startsAt", "0001-01-01T00:00:00+05:00"),
+        422,
+        "startsAt",
+    ),
     ("bad endsAt", mutate("alerts.0.endsAt", "2026-13-01T00:00:00Z"), 422, "endsAt"),
     ("negative truncatedAlerts", mutate("truncatedAlerts", -1), 422, "truncatedAlerts"),
     ("alert status wrong", mutate("alerts.0.status", "ok"), 422, "alerts[0].status"),
@@ -119,7 +129,9 @@ async def test_body_over_the_limit_is_413_and_says_how_to_fix_it(app_client: Any
 
 async def test_ten_thousand_alerts_are_stored_whole_when_the_limit_allows(app_client: Any) -> None:
     client = await app_client(server={"max_body_bytes": 16 * 1024 * 1024})
-    many = [alert(f"{i:016x}", labels={"alertname": "Flood", "pod": f"p{i}"}) for i in range(10_000)]
+    many = [
+        alert(f"{i:016x}", labels={"alertname": "Flood", "pod": f"p{i}"}) for i in range(10_000)
+    ]
     response = await client.post("/api/v1/alerts", json=payload(many))
     assert response.status == 200
     incident = await (await client.get((await response.json())["incident_url"])).json()
@@ -129,7 +141,7 @@ async def test_ten_thousand_alerts_are_stored_whole_when_the_limit_allows(app_cl
 async def test_unicode_and_control_characters_are_stored_exactly(app_client: Any) -> None:
     client = await app_client()
     labels = {"alertname": "Ünïcode ☃", "evil": "\x00\x07\u2028<script>@channel", "📛": "名前"}
-    annotations = {"summary": "line1\nline2\r\n\t\u202e", "description": "\\\"}{"}
+    annotations = {"summary": "line1\nline2\r\n\t\u202e", "description": '\\"}{'}
     body = payload([alert("u", labels=labels, annotations=annotations)])
     response = await client.post("/api/v1/alerts", json=body)
     assert response.status == 200
@@ -170,8 +182,14 @@ alert_strategy = st.fixed_dictionaries(
         "labels": st.dictionaries(label_text, label_text | st.integers(), max_size=4),
         "annotations": st.dictionaries(label_text, label_text, max_size=2),
         "startsAt": st.sampled_from(
-            ["2026-11-26T03:59:53Z", "2026-11-26T03:59:53.123456789+02:00", "0001-01-01T00:00:00Z",
-             "9999-12-31T23:59:59-01:00", "nope", ""]
+            [
+                "2026-11-26T03:59:53Z",
+                "2026-11-26T03:59:53.123456789+02:00",
+                "0001-01-01T00:00:00Z",
+                "9999-12-31T23:59:59-01:00",
+                "nope",
+                "",
+            ]
         ),
         "endsAt": st.sampled_from(["0001-01-01T00:00:00Z", "2026-11-26T05:00:00Z", None]),
         "generatorURL": label_text,

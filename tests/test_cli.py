@@ -1,0 +1,150 @@
+"""The command line as an operator uses it: config, version, and serve's refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from correlator import __version__
+from correlator.settings import reference_markdown
+from tests.support.processes import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRETS = {
+    "CORRELATOR_AUTH_BEARER_TOKEN": "bearer-SECRET-1",
+    "CORRELATOR_AUTH_BASIC_USERNAME": "am",
+    "CORRELATOR_AUTH_BASIC_PASSWORD": "basic-SECRET-2",
+    "CORRELATOR_DATABASE_URL": "postgresql://app:db-SECRET-3@db.example:5432/correlator",
+}
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORRELATOR_")}
+    return subprocess.run(
+        [sys.executable, "-m", "correlator", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"correlator {__version__}"
+
+
+def test_config_shows_effective_values_with_every_secret_masked(tmp_path: Path) -> None:
+    config = tmp_path / "correlator.yml"
+    config.write_text("server:\n  port: 9999\nqueue:\n  workers: 3\n")
+    result = run("config", "--config", str(config), "--format", "json", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["server"]["port"] == 9999  # from the file
+    assert data["queue"]["workers"] == 3
+    assert data["auth"]["basic_username"] == "am"  # from the environment
+    assert data["database"]["url"] == "postgresql://app:***@db.example:5432/correlator"
+    for secret in ("bearer-SECRET-1", "basic-SECRET-2", "db-SECRET-3"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "correlator.yml"
+    config.write_text("server:\n  port: 9999\n")
+    result = run("config", "--config", str(config), env={"CORRELATOR_SERVER_PORT": "7000"})
+    assert "port: 7000" in result.stdout
+
+
+def test_bad_configuration_is_named_precisely(tmp_path: Path) -> None:
+    cases = {
+        "server:\n  port: high\n": "server.port",
+        "server:\n  prot: 80\n": "server.prot",
+        "- a list\n": "mapping",
+        "server: [\n": "not valid YAML",
+        "database:\n  url: mysql://x/y\n": "not supported",
+        "auth:\n  basic_username: only-me\n": "must be set together",
+    }
+    for text, needle in cases.items():
+        config = tmp_path / "bad.yml"
+        config.write_text(text)
+        result = run("config", "--config", str(config))
+        assert result.returncode == 2, text
+        assert needle in result.stderr, (text, result.stderr)
+        assert "Traceback" not in result.stderr
+    missing = run("config", "--config", str(tmp_path / "nope.yml"))
+    assert missing.returncode == 2 and "cannot read config file" in missing.stderr
+    env_error = run("config", env={"CORRELATOR_QUEUE_WORKERS": "-1"})
+    assert env_error.returncode == 2 and "CORRELATOR_QUEUE_WORKERS" in env_error.stderr
+
+
+def test_serve_refuses_an_open_non_loopback_bind(tmp_path: Path) -> None:
+    result = run("serve", "--host", "0.0.0.0", "--port", str(free_port()), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no credential configured" in result.stderr
+    assert "--insecure" in result.stderr
+    assert not (tmp_path / "correlator.db").exists()
+
+
+def test_serve_with_insecure_binds_anyway(tmp_path: Path) -> None:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORRELATOR_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "correlator",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--insecure",
+        ],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200,
+            timeout_s=30,
+            what="serve --insecure",
+        )
+        assert (tmp_path / "correlator.db").exists()  # embedded default: SQLite in the cwd
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=15)[0].decode()
+    assert process.returncode == 0, output
+    assert '"message": "shutting down"' in output
+
+
+def test_serve_explains_a_store_it_cannot_open(tmp_path: Path) -> None:
+    result = run(
+        "serve",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        env={"CORRELATOR_DATABASE_URL": "postgresql://nobody:pw-SECRET@127.0.0.1:1/x"},
+    )
+    assert result.returncode == 69
+    assert "cannot start" in result.stderr and "127.0.0.1:1" in result.stderr
+    assert "pw-SECRET" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_readme_configuration_reference_matches_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text()
+    begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
+    documented = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert documented == reference_markdown(), "run: correlator config --reference"
+    assert run("config", "--reference").stdout == reference_markdown()

@@ -1,0 +1,114 @@
+"""Self-observability: JSON logs with trace ids, OTLP export only when configured, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.payloads import recorded
+from tests.support.processes import Service, wait_until
+
+TOKEN = "log-SECRET-token"
+
+
+class OtlpReceiver:
+    """A minimal OTLP/HTTP trace receiver: records every export request."""
+
+    def __init__(self) -> None:
+        received: list[tuple[str, bytes]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def test_requests_are_traced_exported_and_logged_with_their_trace_id(
+    tmp_path: Path, otlp: OtlpReceiver
+) -> None:
+    service = Service(
+        tmp_path,
+        env={
+            "CORRELATOR_AUTH_BEARER_TOKEN": TOKEN,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_SERVICE_NAME": "correlator-under-test",
+        },
+    ).start()
+    try:
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        response = httpx.post(
+            f"{service.url}/api/v1/alerts",
+            json=recorded("webhook-v4-firing-am0.25.json"),
+            headers={"Authorization": f"Bearer {TOKEN}", "traceparent": traceparent},
+        )
+        assert response.status_code == 200
+        httpx.post(f"{service.url}/api/v1/alerts", json={}, headers={"Authorization": "Bearer x"})
+        wait_until(
+            lambda: any(
+                b"0af7651916cd43dd8448eb211c80319c" in body
+                or bytes.fromhex("0af7651916cd43dd8448eb211c80319c") in body
+                for _, body in otlp.received
+            ),
+            timeout_s=15,
+            what="the request span to be exported",
+        )
+        assert {path for path, _ in otlp.received} == {"/v1/traces"}
+        assert any(b"correlator-under-test" in body for _, body in otlp.received)
+        assert any(b"work_item" in body for _, body in otlp.received)
+    finally:
+        service.stop()
+    lines = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
+    stored = next(line for line in lines if line["message"] == "webhook notification stored")
+    assert stored["trace_id"] == "0af7651916cd43dd8448eb211c80319c"  # continues the caller's trace
+    assert stored["level"] == "INFO" and "time" in stored
+    assert TOKEN not in service.log()
+
+
+def test_nothing_is_exported_without_an_endpoint(tmp_path: Path, otlp: OtlpReceiver) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    code = (
+        "from correlator.telemetry import configure_tracing, _otlp_exporter\n"
+        "provider = configure_tracing()\n"
+        "print(provider is not None, _otlp_exporter())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == "True None"
+    disabled = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "OTEL_SDK_DISABLED": "true"},
+    )
+    assert disabled.stdout.strip() == "False None"
