@@ -15,24 +15,34 @@ PG_ADMIN_DSN = os.environ.get(
 )
 
 
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """Create a database for one test and drop it afterwards; yields its URL."""
+async def create_postgres_database() -> str:
+    """Create an empty database on the real PostgreSQL; returns its URL."""
     name = f"correlator_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
+async def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
-        yield f"{base}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A database for one test, dropped afterwards; yields its URL."""
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
 
 
 def sqlite_url(directory: Path) -> str:
@@ -41,7 +51,7 @@ def sqlite_url(directory: Path) -> str:
 
 @asynccontextmanager
 async def write_lock(url: str) -> AsyncIterator[None]:
-    """Hold a lock that blocks every write to the store, as a busy or stuck database does."""
+    """Hold a lock that blocks every write (not reads) to the store, as a stuck writer does."""
     if url.startswith("sqlite:///"):
         import sqlite3
 
@@ -56,7 +66,7 @@ async def write_lock(url: str) -> AsyncIterator[None]:
     connection = await asyncpg.connect(url)
     transaction = connection.transaction()
     await transaction.start()
-    await connection.execute("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")
+    await connection.execute("LOCK TABLE incidents IN EXCLUSIVE MODE")
     try:
         yield
     finally:
