@@ -1,19 +1,26 @@
 """The store: incidents, alerts, the notification timeline and the work queue.
 
-`Store` is the only door to the database. Database errors are translated here, once, into
-`StoreUnavailable`, which callers answer with 503 (intake) or a later retry (workers).
+`Store` is the only door to the database. The SQL lives in plain functions that take a
+`Connection` (intake.py, queries.py, work.py); the Store runs each as one whole transaction:
+on PostgreSQL through asyncpg, on SQLite in a thread of its own (one writer thread, as SQLite
+has one writer, and a few readers, as WAL lets readers run beside it). Database errors are
+translated here, once, into `StoreUnavailable`, which callers answer with 503 (intake) or a
+later retry (workers).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from correlator.errors import StoreUnavailable
 from correlator.models.incidents import (
@@ -23,10 +30,10 @@ from correlator.models.incidents import (
     IntakeResult,
     ReceivedNotification,
 )
-from correlator.settings import DatabaseSettings, mask_url
+from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
 from correlator.store import queries, work
-from correlator.store.intake import record_notification
+from correlator.store.intake import record_notifications
 from correlator.store.work import WorkItem
 
 __all__ = ["Clock", "Store", "WorkItem", "utc_now"]
@@ -34,6 +41,8 @@ __all__ = ["Clock", "Store", "WorkItem", "utc_now"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Result = TypeVar("Result")
+_DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
 def utc_now() -> datetime:
@@ -43,122 +52,170 @@ def utc_now() -> datetime:
 class Store:
     """Async access to the database; open with `await Store.open(settings)`."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        *,
+        sqlite: Engine | None = None,
+        postgres: AsyncEngine | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        if (sqlite is None) == (postgres is None):
+            raise ValueError("a Store has exactly one engine")
+        self._sqlite = sqlite
+        self._postgres = postgres
         self.clock = clock
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        if sqlite is not None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="correlator-sqlite-writer")
+            self._readers = ThreadPoolExecutor(
+                _engine.SQLITE_READERS, thread_name_prefix="correlator-sqlite-reader"
+            )
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return "sqlite" if self._sqlite is not None else "postgresql"
 
     @classmethod
     async def open(cls, settings: DatabaseSettings, *, clock: Clock = utc_now) -> Store:
         """Connect, migrate the schema, and in embedded mode release orphaned work items."""
-        engine = _engine.create_engine(settings)
-        store = cls(engine, clock=clock)
+        if database_scheme(settings.url) == "sqlite":
+            store = cls(sqlite=_engine.create_sqlite_engine(settings), clock=clock)
+        else:
+            store = cls(postgres=_engine.create_postgres_engine(settings), clock=clock)
         try:
-            await _engine.migrate(engine)
+            await store.write(_engine.upgrade)
             if store.dialect == "sqlite":
                 # One process owns a SQLite store, so anything still "running" belonged to a
                 # previous run of this process that died: make it claimable at once.
-                async with store._write() as connection:
-                    released = await work.release_all(connection, now=clock())
+                now = clock()
+                released = await store.write(lambda c: work.release_all(c, now=now))
                 if released:
                     log.info("released unfinished work items", extra={"count": released})
-        except (SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
+        except StoreUnavailable as exc:
+            await store.close()
             raise StoreUnavailable(
-                f"cannot open the store at {mask_url(settings.url)}: {_reason(exc)}"
+                f"cannot open the store at {mask_url(settings.url)}: {exc}"
             ) from exc
         return store
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        """Finish the transactions under way, then release every connection and thread."""
+        if self._sqlite is not None:
+            for executor in (self._writer, self._readers):
+                if executor is not None:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, functools.partial(executor.shutdown, wait=True)
+                    )
+            self._sqlite.dispose()
+        if self._postgres is not None:
+            await self._postgres.dispose()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, function: Callable[..., Result], *args: Any) -> Result:
+        """Run `function(connection, *args)` as one write transaction, committed on return."""
         try:
-            async with self.engine.begin() as connection:
-                yield connection
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            return await self._run(function, args, write=True)
+        except (IntegrityError, DataError) as exc:
             raise StoreUnavailable(_reason(exc)) from exc
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, function: Callable[..., Result], *args: Any) -> Result:
+        """Run `function(connection, *args)` in a read transaction."""
+        return await self._run(function, args, write=False)
+
+    async def _run(
+        self, function: Callable[..., Result], args: tuple[Any, ...], *, write: bool
+    ) -> Result:
+        """Run one transaction; database errors become StoreUnavailable, except the
+        database's refusals of data (IntegrityError, DataError), which callers may isolate."""
         try:
-            async with self.engine.connect() as connection:
-                yield connection
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            if self._sqlite is not None:
+                executor = self._writer if write else self._readers
+                return await asyncio.get_running_loop().run_in_executor(
+                    executor, _in_transaction, self._sqlite, function, args
+                )
+            assert self._postgres is not None
+            if write:
+                async with self._postgres.begin() as connection:
+                    return await connection.run_sync(function, *args)
+            async with self._postgres.connect() as connection:
+                return await connection.run_sync(function, *args)
+        except (IntegrityError, DataError):
+            raise
+        except _DATABASE_ERRORS as exc:
             raise StoreUnavailable(_reason(exc)) from exc
+        except RuntimeError as exc:  # an executor that was shut down: the service is stopping
+            raise StoreUnavailable(f"the store is closed: {exc}") from exc
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
-        async with self._read() as connection:
-            await connection.execute(text("SELECT 1"))
+        await self.read(_select_one)
 
     async def record_batch(
         self, batch: Sequence[ReceivedNotification]
     ) -> list[IntakeResult | StoreUnavailable]:
-        """Store notifications in one transaction (group commit), one savepoint each.
+        """Store notifications in one transaction (group commit).
 
-        A notification whose own data the database refuses fails alone; a failure of the
-        transaction (lock timeout, lost connection, failed commit) fails them all. Only the
-        results returned after the commit are durable.
+        If the database refuses the data of one of them, the batch is written again one
+        notification per transaction, so that only the refused one fails. A failure of the
+        transaction itself (lock timeout, lost connection, failed commit) fails them all.
+        Only results returned after the commit are durable.
         """
+        try:
+            return list(await self._run(record_notifications, (batch,), write=True))
+        except (IntegrityError, DataError) as exc:
+            if len(batch) == 1:
+                log.error("notification refused by the database", extra={"error": _reason(exc)})
+                return [StoreUnavailable(_reason(exc))]
         results: list[IntakeResult | StoreUnavailable] = []
-        async with self._write() as connection:
-            for received in batch:
-                if len(batch) == 1:
-                    results.append(await record_notification(connection, received))
-                    continue
-                try:
-                    async with connection.begin_nested():
-                        results.append(await record_notification(connection, received))
-                except (IntegrityError, DataError) as exc:
-                    log.error("notification refused by the database", extra={"error": _reason(exc)})
-                    results.append(StoreUnavailable(_reason(exc)))
+        for received in batch:
+            results.extend(await self.record_batch([received]))
         return results
 
     async def list_incidents(
         self, incident_filter: IncidentFilter
     ) -> tuple[list[IncidentSummary], int | None]:
-        async with self._read() as connection:
-            return await queries.list_incidents(connection, incident_filter)
+        return await self.read(queries.list_incidents, incident_filter)
 
     async def get_incident(self, incident_id: int) -> IncidentDetail | None:
-        async with self._read() as connection:
-            return await queries.get_incident(connection, incident_id)
+        return await self.read(queries.get_incident, incident_id)
 
     async def claim_work(self, *, owner: str, lease_s: float) -> WorkItem | None:
-        async with self._write() as connection:
-            return await work.claim(connection, owner=owner, lease_s=lease_s, now=self.clock())
+        now = self.clock()
+        return await self.write(lambda c: work.claim(c, owner=owner, lease_s=lease_s, now=now))
 
     async def heartbeat_work(self, *, item_id: int, owner: str, lease_s: float) -> bool:
-        async with self._write() as connection:
-            return await work.heartbeat(
-                connection, item_id=item_id, owner=owner, lease_s=lease_s, now=self.clock()
-            )
+        now = self.clock()
+        return await self.write(
+            lambda c: work.heartbeat(c, item_id=item_id, owner=owner, lease_s=lease_s, now=now)
+        )
 
     async def complete_work(self, *, item_id: int, owner: str) -> bool:
-        async with self._write() as connection:
-            return await work.complete(connection, item_id=item_id, owner=owner, now=self.clock())
+        now = self.clock()
+        return await self.write(lambda c: work.complete(c, item_id=item_id, owner=owner, now=now))
 
     async def fail_work(
         self, *, item_id: int, owner: str, error: str, retry_at: datetime | None
     ) -> bool:
-        async with self._write() as connection:
-            return await work.fail(
-                connection,
-                item_id=item_id,
-                owner=owner,
-                error=error,
-                now=self.clock(),
-                retry_at=retry_at,
+        now = self.clock()
+        return await self.write(
+            lambda c: work.fail(
+                c, item_id=item_id, owner=owner, error=error, now=now, retry_at=retry_at
             )
+        )
 
     async def queue_depth(self) -> dict[str, int]:
-        async with self._read() as connection:
-            return await work.depth(connection)
+        return await self.read(work.depth)
+
+
+def _select_one(connection: Connection) -> object:
+    return connection.execute(text("SELECT 1")).scalar_one()
+
+
+def _in_transaction(
+    engine: Engine, function: Callable[..., Result], args: tuple[Any, ...]
+) -> Result:
+    with engine.begin() as connection:
+        return function(connection, *args)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,4 +1,9 @@
-"""Opening the database: async drivers, SQLite pragmas, and migrations at start-up."""
+"""Opening the database: drivers, SQLite pragmas, and migrations at start-up.
+
+PostgreSQL is reached through asyncpg (an AsyncEngine). SQLite is a file on this machine:
+it gets a plain pysqlite Engine, and the Store runs each whole transaction in a thread, so a
+transaction costs one hop between threads rather than one per statement.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -15,12 +21,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from correlator.errors import ConfigError
 from correlator.settings import DatabaseSettings, database_scheme
 
+SQLITE_READERS = 2
+
 # Held for the length of a migration so that replicas starting together take turns.
 _MIGRATION_LOCK_ID = 0x636F7272656C  # "correl"
 
 
-def async_url(url: str) -> URL:
-    """The SQLAlchemy URL with the async driver for the store's scheme."""
+def driver_url(url: str) -> URL:
+    """The SQLAlchemy URL with the driver correlator uses for the store's scheme."""
     parsed = make_url(url)
     if database_scheme(url) == "sqlite":
         database = parsed.database or ""
@@ -32,23 +40,29 @@ def async_url(url: str) -> URL:
         parent = Path(database).expanduser().resolve().parent
         if not parent.is_dir():
             raise ConfigError(f"database.url: directory {parent} does not exist")
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername="sqlite+pysqlite")
     return parsed.set(drivername="postgresql+asyncpg")
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """An engine tuned for the store: WAL SQLite or pooled PostgreSQL with lock timeouts."""
-    url = async_url(settings.url)
-    if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": settings.busy_timeout_ms / 1000})
-        _configure_sqlite(engine, settings)
-        return engine
+def create_sqlite_engine(settings: DatabaseSettings) -> Engine:
+    """A pysqlite engine in WAL mode, for a store that one process owns."""
+    engine = sa_create_engine(
+        driver_url(settings.url),
+        connect_args={"timeout": settings.busy_timeout_ms / 1000, "check_same_thread": False},
+        pool_size=SQLITE_READERS + 1,
+    )
+    _configure_sqlite(engine, settings)
+    return engine
+
+
+def create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """A pooled asyncpg engine whose writes give up on a lock after busy_timeout_ms."""
     server_settings = {
         "application_name": "correlator",
         "lock_timeout": str(settings.busy_timeout_ms),
     }
     return create_async_engine(
-        url,
+        driver_url(settings.url),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
@@ -56,11 +70,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, settings: DatabaseSettings) -> None:
+def _configure_sqlite(engine: Engine, settings: DatabaseSettings) -> None:
     synchronous = settings.sqlite_synchronous.upper()
     busy_timeout_ms = int(settings.busy_timeout_ms)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take control
         # of it (the recipe in SQLAlchemy's SQLite dialect documentation).
@@ -72,23 +86,19 @@ def _configure_sqlite(engine: AsyncEngine, settings: DatabaseSettings) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _upgrade(connection: Connection) -> None:
+def upgrade(connection: Connection) -> None:
+    """Bring the schema to the newest revision, in the caller's transaction."""
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together take turns.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _MIGRATION_LOCK_ID}
+        )
     config = Config()
     config.set_main_option("script_location", "correlator.store:migrations")
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision; safe when several replicas start at once."""
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _MIGRATION_LOCK_ID}
-            )
-        await connection.run_sync(_upgrade)

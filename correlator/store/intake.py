@@ -1,21 +1,28 @@
-"""Writing one webhook notification: incident, alerts, timeline entry and work item.
+"""Writing webhook notifications: incidents, alerts, timeline entries and work items.
 
-Called inside a transaction (and a savepoint) that the caller commits. Concurrent writers for
-the same incident are serialised by the incident upsert's row lock, so replicas sharing
-PostgreSQL never create a second incident or alert for the same identity.
+Set-based: a batch of notifications costs a fixed handful of statements (bulk upsert of the
+incidents, one read of their alerts, bulk inserts and updates), not a handful per
+notification, because every statement is a round trip to the database. Notifications for
+the same incident are applied in arrival order, in "waves" in which each incident appears
+once.
+
+Called inside a transaction that the caller commits. Concurrent writers for the same incident
+are serialised by the incident upsert's row lock, so replicas sharing PostgreSQL never create a
+second incident or alert for the same identity.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from correlator.models.alerts import AlertStatus, WebhookAlert
 from correlator.models.incidents import IntakeResult, ReceivedNotification
@@ -24,6 +31,8 @@ from correlator.store.schema import alerts, incidents, notifications, work_items
 # Longest text kept in an indexed label column; PostgreSQL refuses btree entries over ~2.7 kB.
 INDEXED_TEXT_MAX = 256
 WORK_KIND_CORRELATE = "correlate"
+
+AlertKey = tuple[str, datetime]
 
 
 def indexed_text(value: str | None) -> str | None:
@@ -46,10 +55,61 @@ def content_sha(alert: WebhookAlert) -> str:
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 
 
-def _upsert(connection: AsyncConnection) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
+@dataclass
+class _Applied:
+    """What one notification did, gathered while its wave is written."""
+
+    received: ReceivedNotification
+    alerts: list[WebhookAlert]
+    incident_id: int = 0
+    new_incident: bool = False
+    status_before: AlertStatus = AlertStatus.FIRING
+    status_after: AlertStatus = AlertStatus.FIRING
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    changed: int = 0
+
+
+def _incident_upsert(connection: Connection) -> Any:
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(incidents)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[incidents.c.key],
+        set_={
+            "group_labels": excluded.group_labels,
+            "common_labels": excluded.common_labels,
+            "common_annotations": excluded.common_annotations,
+            "external_url": excluded.external_url,
+            "truncated_alerts": excluded.truncated_alerts,
+            "notification_count": incidents.c.notification_count + 1,
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(incidents.c.key, incidents.c.id, incidents.c.notification_count, incidents.c.status)
+
+
+def _incident_row(
+    received: ReceivedNotification, group_alerts: list[WebhookAlert]
+) -> dict[str, Any]:
+    payload = received.payload
+    labels = {**payload.common_labels, **payload.group_labels}
+    return {
+        "key": payload.incident_key,
+        "receiver": payload.receiver,
+        "group_key": payload.group_key,
+        "status": payload.status.value,
+        "alertname": indexed_text(labels.get("alertname")),
+        "namespace": indexed_text(labels.get("namespace")),
+        "group_labels": payload.group_labels,
+        "common_labels": payload.common_labels,
+        "common_annotations": payload.common_annotations,
+        "external_url": payload.external_url,
+        "truncated_alerts": payload.truncated_alerts,
+        "notification_count": 1,
+        "started_at": min(alert.starts_at for alert in group_alerts),
+        "resolved_at": None,
+        "created_at": received.received_at,
+        "updated_at": received.received_at,
+    }
 
 
 def _alert_row(alert: WebhookAlert, incident_id: int, now: datetime) -> dict[str, Any]:
@@ -70,84 +130,152 @@ def _alert_row(alert: WebhookAlert, incident_id: int, now: datetime) -> dict[str
     }
 
 
-async def record_notification(
-    connection: AsyncConnection, received: ReceivedNotification
-) -> IntakeResult:
-    """Store one notification; the caller owns the transaction."""
-    payload = received.payload
-    now = received.received_at
-    group_alerts = payload.unique_alerts()
-    labels = {**payload.common_labels, **payload.group_labels}
+_FULL_CHANGE = (
+    "status",
+    "ends_at",
+    "content_sha",
+    "updated_at",
+    "labels",
+    "annotations",
+    "generator_url",
+)
+_RESOLVE_CHANGE = ("status", "ends_at", "content_sha", "updated_at")
 
-    insert_incident = _upsert(connection)(incidents).values(
-        key=payload.incident_key,
-        receiver=payload.receiver,
-        group_key=payload.group_key,
-        status=payload.status.value,
-        alertname=indexed_text(labels.get("alertname")),
-        namespace=indexed_text(labels.get("namespace")),
-        group_labels=payload.group_labels,
-        common_labels=payload.common_labels,
-        common_annotations=payload.common_annotations,
-        external_url=payload.external_url,
-        truncated_alerts=payload.truncated_alerts,
-        notification_count=1,
-        started_at=min(alert.starts_at for alert in group_alerts),
-        resolved_at=None,
-        created_at=now,
-        updated_at=now,
+
+def _waves(batch: Sequence[ReceivedNotification]) -> list[list[int]]:
+    """Indexes of the batch split so that each incident appears once per wave, in order."""
+    waves: list[list[int]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for index, received in enumerate(batch):
+        key = received.payload.incident_key
+        wave = seen[key]
+        seen[key] += 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    return waves
+
+
+def record_notifications(
+    connection: Connection, batch: Sequence[ReceivedNotification]
+) -> list[IntakeResult]:
+    """Store a batch of notifications in the caller's transaction; results in batch order."""
+    results: list[IntakeResult | None] = [None] * len(batch)
+    for wave in _waves(batch):
+        outcomes = _record_wave(connection, [batch[index] for index in wave])
+        for index, outcome in zip(wave, outcomes, strict=True):
+            results[index] = outcome
+    return [result for result in results if result is not None]
+
+
+def _record_wave(connection: Connection, wave: list[ReceivedNotification]) -> list[IntakeResult]:
+    applied = [_Applied(received, received.payload.unique_alerts()) for received in wave]
+
+    upserted = connection.execute(
+        _incident_upsert(connection), [_incident_row(a.received, a.alerts) for a in applied]
     )
-    excluded = insert_incident.excluded
-    insert_incident = insert_incident.on_conflict_do_update(
-        index_elements=[incidents.c.key],
-        set_={
-            "group_labels": excluded.group_labels,
-            "common_labels": excluded.common_labels,
-            "common_annotations": excluded.common_annotations,
-            "external_url": excluded.external_url,
-            "truncated_alerts": excluded.truncated_alerts,
-            "notification_count": incidents.c.notification_count + 1,
-            "updated_at": excluded.updated_at,
-        },
-    ).returning(incidents.c.id, incidents.c.notification_count, incidents.c.status)
-    incident = (await connection.execute(insert_incident)).one()
-    incident_id = int(incident.id)
-    new_incident = incident.notification_count == 1
-    status_before = AlertStatus(incident.status)
+    by_key = {row.key: row for row in upserted}
+    for item in applied:
+        row = by_key[item.received.payload.incident_key]
+        item.incident_id = int(row.id)
+        item.new_incident = row.notification_count == 1
+        item.status_before = item.status_after = AlertStatus(row.status)
 
-    existing: dict[tuple[str, datetime], Any] = {}
-    if not new_incident:
-        rows = await connection.execute(
+    existing: dict[int, dict[AlertKey, Any]] = defaultdict(dict)
+    known_ids = [item.incident_id for item in applied if not item.new_incident]
+    if known_ids:
+        rows = connection.execute(
             select(
                 alerts.c.id,
+                alerts.c.incident_id,
                 alerts.c.fingerprint,
                 alerts.c.starts_at,
                 alerts.c.status,
                 alerts.c.content_sha,
-            ).where(alerts.c.incident_id == incident_id)
+            ).where(alerts.c.incident_id.in_(known_ids))
         )
-        existing = {(row.fingerprint, row.starts_at): row for row in rows}
+        for row in rows:
+            existing[row.incident_id][(row.fingerprint, row.starts_at)] = row
 
-    new_rows: list[dict[str, Any]] = []
-    changed_rows: list[dict[str, Any]] = []
-    for alert in group_alerts:
-        row = _alert_row(alert, incident_id, now)
+    full_changes: list[dict[str, Any]] = []
+    resolve_changes: list[dict[str, Any]] = []
+    for item in applied:
+        full, resolved = _diff(item, existing[item.incident_id])
+        full_changes += full
+        resolve_changes += resolved
+        item.changed = len(full) + len(resolved)
+
+    new_rows = [row for item in applied for row in item.new_rows]
+    if new_rows:
+        connection.execute(insert(alerts), new_rows)
+    _update_alerts(connection, full_changes, _FULL_CHANGE)
+    _update_alerts(connection, resolve_changes, _RESOLVE_CHANGE)
+    _refresh_incidents(
+        connection, [item for item in applied if item.new_incident or item.new_rows or item.changed]
+    )
+
+    # Within a wave each incident appears once, so ids are matched by incident, not by order
+    # (an ordered bulk RETURNING degrades to one statement per row on SQLite).
+    inserted = connection.execute(
+        insert(notifications).returning(notifications.c.id, notifications.c.incident_id),
+        [_notification_row(item) for item in applied],
+    )
+    notification_of = {int(row.incident_id): int(row.id) for row in inserted}
+    queued = connection.execute(
+        insert(work_items).returning(work_items.c.id, work_items.c.notification_id),
+        [
+            {
+                "kind": WORK_KIND_CORRELATE,
+                "incident_id": item.incident_id,
+                "notification_id": notification_of[item.incident_id],
+                "state": "pending",
+                "attempts": 0,
+                "available_at": item.received.received_at,
+                "created_at": item.received.received_at,
+                "updated_at": item.received.received_at,
+            }
+            for item in applied
+        ],
+    )
+    work_of = {int(row.notification_id): int(row.id) for row in queued}
+    return [
+        IntakeResult(
+            incident_id=item.incident_id,
+            notification_id=notification_of[item.incident_id],
+            work_item_id=work_of[notification_of[item.incident_id]],
+            new_incident=item.new_incident,
+            changed=_changed(item),
+            incident_status=item.status_after,
+        )
+        for item in applied
+    ]
+
+
+def _diff(
+    item: _Applied, existing: dict[AlertKey, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """New alert rows (kept on the item), full updates and inferred resolves."""
+    now = item.received.received_at
+    full: list[dict[str, Any]] = []
+    for alert in item.alerts:
+        row = _alert_row(alert, item.incident_id, now)
         known = existing.get(alert.key)
         if known is None:
-            new_rows.append(row)
+            item.new_rows.append(row)
         elif known.content_sha != row["content_sha"]:
-            changed_rows.append({"b_id": known.id, **_changeable(row)})
+            full.append({"b_id": known.id, **{name: row[name] for name in _FULL_CHANGE}})
 
-    # Alerts we hold as firing that the group no longer carries have ended: Alertmanager
-    # drops an alert from its group once it resolved (and omits it when send_resolved is off),
-    # and a re-fired alert comes back with a new startsAt. A truncated firing group does not
-    # carry every alert, so nothing can be concluded from an absence there.
-    complete = payload.status is AlertStatus.RESOLVED or payload.truncated_alerts == 0
-    if complete:
-        carried = {alert.key for alert in group_alerts}
+    # Alerts held as firing that the group no longer carries have ended: Alertmanager drops
+    # an alert from its group once it resolved (and omits it when send_resolved is off), and
+    # a re-fired alert comes back with a new startsAt. A truncated firing group does not carry
+    # every alert, so nothing can be concluded from an absence there.
+    resolved: list[dict[str, Any]] = []
+    payload = item.received.payload
+    if payload.status is AlertStatus.RESOLVED or payload.truncated_alerts == 0:
+        carried = {alert.key for alert in item.alerts}
         for key, known in existing.items():
             if known.status == AlertStatus.FIRING.value and key not in carried:
-                changed_rows.append(
+                resolved.append(
                     {
                         "b_id": known.id,
                         "status": AlertStatus.RESOLVED.value,
@@ -156,123 +284,92 @@ async def record_notification(
                         "updated_at": now,
                     }
                 )
-
-    if new_rows:
-        await connection.execute(insert(alerts), new_rows)
-    await _apply_changes(connection, changed_rows)
-
-    status_after = status_before
-    if new_rows or changed_rows or new_incident:
-        status_after = await _refresh_incident(connection, incident_id, now)
-
-    changed = bool(new_rows or changed_rows) or status_after is not status_before or new_incident
-    firing = sum(1 for alert in group_alerts if alert.status is AlertStatus.FIRING)
-    notification_id = (
-        await connection.execute(
-            insert(notifications)
-            .values(
-                incident_id=incident_id,
-                received_at=now,
-                status=payload.status.value,
-                alerts_firing=firing,
-                alerts_resolved=len(group_alerts) - firing,
-                truncated_alerts=payload.truncated_alerts,
-                new_alerts=len(new_rows),
-                changed_alerts=len(changed_rows),
-                changed=changed,
-                incident_status=status_after.value,
-                payload_sha256=received.payload_sha256,
-                trace_id=received.trace_id,
-            )
-            .returning(notifications.c.id)
-        )
-    ).scalar_one()
-    work_item_id = (
-        await connection.execute(
-            insert(work_items)
-            .values(
-                kind=WORK_KIND_CORRELATE,
-                incident_id=incident_id,
-                notification_id=notification_id,
-                state="pending",
-                attempts=0,
-                available_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(work_items.c.id)
-        )
-    ).scalar_one()
-    return IntakeResult(
-        incident_id=incident_id,
-        notification_id=int(notification_id),
-        work_item_id=int(work_item_id),
-        new_incident=new_incident,
-        changed=changed,
-        incident_status=status_after,
-    )
+    return full, resolved
 
 
-def _changeable(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": row["status"],
-        "ends_at": row["ends_at"],
-        "content_sha": row["content_sha"],
-        "updated_at": row["updated_at"],
-        "labels": row["labels"],
-        "annotations": row["annotations"],
-        "generator_url": row["generator_url"],
-    }
-
-
-async def _apply_changes(
-    connection: AsyncConnection, changed_rows: Sequence[dict[str, Any]]
+def _update_alerts(
+    connection: Connection, changes: list[dict[str, Any]], columns: tuple[str, ...]
 ) -> None:
-    # Two statement shapes: a full update from the payload, and the short inferred resolve.
-    full = [row for row in changed_rows if "labels" in row]
-    short = [row for row in changed_rows if "labels" not in row]
-    columns = ("status", "ends_at", "content_sha", "updated_at")
-    if full:
-        statement = (
-            update(alerts)
-            .where(alerts.c.id == bindparam("b_id"))
-            .values(
-                {
-                    name: bindparam(name)
-                    for name in (*columns, "labels", "annotations", "generator_url")
-                }
-            )
-        )
-        await connection.execute(statement, list(full))
-    if short:
-        statement = (
-            update(alerts)
-            .where(alerts.c.id == bindparam("b_id"))
-            .values({name: bindparam(name) for name in columns})
-        )
-        await connection.execute(statement, list(short))
-
-
-async def _refresh_incident(
-    connection: AsyncConnection, incident_id: int, now: datetime
-) -> AlertStatus:
-    """Recompute status, start and end from the alerts; returns the new status."""
-    stats = (
-        await connection.execute(
-            select(
-                func.coalesce(
-                    func.sum(case((alerts.c.status == AlertStatus.FIRING.value, 1), else_=0)), 0
-                ).label("firing"),
-                func.min(alerts.c.starts_at).label("started_at"),
-                func.max(alerts.c.ends_at).label("ended_at"),
-            ).where(alerts.c.incident_id == incident_id)
-        )
-    ).one()
-    status = AlertStatus.FIRING if stats.firing else AlertStatus.RESOLVED
-    resolved_at = None if status is AlertStatus.FIRING else (stats.ended_at or now)
-    await connection.execute(
-        update(incidents)
-        .where(incidents.c.id == incident_id)
-        .values(status=status.value, started_at=stats.started_at, resolved_at=resolved_at)
+    if not changes:
+        return
+    statement = (
+        update(alerts)
+        .where(alerts.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in columns})
     )
-    return status
+    connection.execute(statement, changes)
+
+
+def _refresh_incidents(connection: Connection, touched: list[_Applied]) -> None:
+    """Recompute status, start and end of incidents whose alerts changed."""
+    if not touched:
+        return
+    firing = func.coalesce(
+        func.sum(case((alerts.c.status == AlertStatus.FIRING.value, 1), else_=0)), 0
+    )
+    stats = connection.execute(
+        select(
+            alerts.c.incident_id,
+            firing.label("firing"),
+            func.min(alerts.c.starts_at).label("started_at"),
+            func.max(alerts.c.ends_at).label("ended_at"),
+        )
+        .where(alerts.c.incident_id.in_({item.incident_id for item in touched}))
+        .group_by(alerts.c.incident_id)
+    )
+    by_incident = {row.incident_id: row for row in stats}
+    changes = []
+    for item in touched:
+        row = by_incident[item.incident_id]
+        item.status_after = AlertStatus.FIRING if row.firing else AlertStatus.RESOLVED
+        resolved_at = (
+            None
+            if item.status_after is AlertStatus.FIRING
+            else (row.ended_at or item.received.received_at)
+        )
+        changes.append(
+            {
+                "b_id": item.incident_id,
+                "status": item.status_after.value,
+                "started_at": row.started_at,
+                "resolved_at": resolved_at,
+            }
+        )
+    connection.execute(
+        update(incidents)
+        .where(incidents.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("status"),
+            started_at=bindparam("started_at"),
+            resolved_at=bindparam("resolved_at"),
+        ),
+        changes,
+    )
+
+
+def _changed(item: _Applied) -> bool:
+    return (
+        item.new_incident
+        or bool(item.new_rows)
+        or item.changed > 0
+        or item.status_after is not item.status_before
+    )
+
+
+def _notification_row(item: _Applied) -> dict[str, Any]:
+    payload = item.received.payload
+    firing = sum(1 for alert in item.alerts if alert.status is AlertStatus.FIRING)
+    return {
+        "incident_id": item.incident_id,
+        "received_at": item.received.received_at,
+        "status": payload.status.value,
+        "alerts_firing": firing,
+        "alerts_resolved": len(item.alerts) - firing,
+        "truncated_alerts": payload.truncated_alerts,
+        "new_alerts": len(item.new_rows),
+        "changed_alerts": item.changed,
+        "changed": _changed(item),
+        "incident_status": item.status_after.value,
+        "payload_sha256": item.received.payload_sha256,
+        "trace_id": item.received.trace_id,
+    }

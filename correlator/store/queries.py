@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, func, or_, select
 
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import (
@@ -73,8 +72,8 @@ def _conditions(incident_filter: IncidentFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def list_incidents(
-    connection: AsyncConnection, incident_filter: IncidentFilter
+def list_incidents(
+    connection: Connection, incident_filter: IncidentFilter
 ) -> tuple[list[IncidentSummary], int | None]:
     """Newest first; returns the page and the id to continue before, if there is more."""
     query = (
@@ -83,30 +82,28 @@ async def list_incidents(
         .order_by(incidents.c.id.desc())
         .limit(incident_filter.limit + 1)
     )
-    rows = (await connection.execute(query)).all()
+    rows = (connection.execute(query)).all()
     items = [IncidentSummary.model_validate(row._asdict()) for row in rows[: incident_filter.limit]]
     next_before = items[-1].id if len(rows) > incident_filter.limit else None
     return items, next_before
 
 
-async def get_incident(connection: AsyncConnection, incident_id: int) -> IncidentDetail | None:
+def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | None:
     """The incident with its alerts, its notification timeline and its work items."""
-    row = (
-        await connection.execute(_summary_query().where(incidents.c.id == incident_id))
-    ).one_or_none()
+    row = (connection.execute(_summary_query().where(incidents.c.id == incident_id))).one_or_none()
     if row is None:
         return None
-    alert_rows = await connection.execute(
+    alert_rows = connection.execute(
         select(alerts)
         .where(alerts.c.incident_id == incident_id)
         .order_by(alerts.c.starts_at, alerts.c.fingerprint)
     )
-    timeline_rows = await connection.execute(
+    timeline_rows = connection.execute(
         select(notifications)
         .where(notifications.c.incident_id == incident_id)
         .order_by(notifications.c.id)
     )
-    work_rows = await connection.execute(
+    work_rows = connection.execute(
         select(work_items).where(work_items.c.incident_id == incident_id).order_by(work_items.c.id)
     )
     return IncidentDetail(
@@ -117,9 +114,9 @@ async def get_incident(connection: AsyncConnection, incident_id: int) -> Inciden
     )
 
 
-async def count_alerts(connection: AsyncConnection, status: AlertStatus | None = None) -> int:
+def count_alerts(connection: Connection, status: AlertStatus | None = None) -> int:
     """How many alerts are stored (used by tests and the readiness of later features)."""
     query = select(func.count()).select_from(alerts)
     if status is not None:
         query = query.where(alerts.c.status == status.value)
-    return int((await connection.execute(query)).scalar_one())
+    return int((connection.execute(query)).scalar_one())

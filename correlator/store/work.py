@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from correlator.store.schema import work_items
 
@@ -36,9 +35,7 @@ def _claimable(now: datetime) -> object:
     )
 
 
-async def claim(
-    connection: AsyncConnection, *, owner: str, lease_s: float, now: datetime
-) -> WorkItem | None:
+def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) -> WorkItem | None:
     """Take the oldest available item (or one whose lease expired) for `owner`."""
     candidate = (
         select(work_items.c.id)
@@ -49,7 +46,7 @@ async def claim(
         .scalar_subquery()
     )
     row = (
-        await connection.execute(
+        connection.execute(
             update(work_items)
             .where(work_items.c.id == candidate)
             .values(
@@ -87,11 +84,11 @@ def _owned(item_id: int, owner: str) -> object:
     )
 
 
-async def heartbeat(
-    connection: AsyncConnection, *, item_id: int, owner: str, lease_s: float, now: datetime
+def heartbeat(
+    connection: Connection, *, item_id: int, owner: str, lease_s: float, now: datetime
 ) -> bool:
     """Extend the lease; False if the item is no longer ours (it expired and was taken)."""
-    result = await connection.execute(
+    result = connection.execute(
         update(work_items)
         .where(_owned(item_id, owner))  # type: ignore[arg-type]
         .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
@@ -99,8 +96,8 @@ async def heartbeat(
     return bool(result.rowcount)
 
 
-async def complete(connection: AsyncConnection, *, item_id: int, owner: str, now: datetime) -> bool:
-    result = await connection.execute(
+def complete(connection: Connection, *, item_id: int, owner: str, now: datetime) -> bool:
+    result = connection.execute(
         update(work_items)
         .where(_owned(item_id, owner))  # type: ignore[arg-type]
         .values(
@@ -110,8 +107,8 @@ async def complete(connection: AsyncConnection, *, item_id: int, owner: str, now
     return bool(result.rowcount)
 
 
-async def fail(
-    connection: AsyncConnection,
+def fail(
+    connection: Connection,
     *,
     item_id: int,
     owner: str,
@@ -130,15 +127,15 @@ async def fail(
         values["state"] = FAILED
     else:
         values.update(state=PENDING, available_at=retry_at)
-    result = await connection.execute(
+    result = connection.execute(
         update(work_items).where(_owned(item_id, owner)).values(values)  # type: ignore[arg-type]
     )
     return bool(result.rowcount)
 
 
-async def release_all(connection: AsyncConnection, *, now: datetime) -> int:
+def release_all(connection: Connection, *, now: datetime) -> int:
     """Put every running item back to pending (embedded mode: no other process holds one)."""
-    result = await connection.execute(
+    result = connection.execute(
         update(work_items)
         .where(work_items.c.state == RUNNING)
         .values(
@@ -148,9 +145,9 @@ async def release_all(connection: AsyncConnection, *, now: datetime) -> int:
     return int(result.rowcount)
 
 
-async def depth(connection: AsyncConnection) -> dict[str, int]:
+def depth(connection: Connection) -> dict[str, int]:
     """Items per state that is not finished: the queue depth."""
-    rows = await connection.execute(
+    rows = connection.execute(
         select(work_items.c.state, func.count())
         .where(work_items.c.state.in_((PENDING, RUNNING)))
         .group_by(work_items.c.state)

@@ -34,15 +34,13 @@ async def record(store: Store, body: dict[str, Any]) -> IntakeResult:
 
 
 async def count(store: Store, table: Any) -> int:
-    async with store.engine.connect() as connection:
-        return int((await connection.execute(select(func.count()).select_from(table))).scalar_one())
+    return int(
+        await store.read(lambda c: c.execute(select(func.count()).select_from(table)).scalar_one())
+    )
 
 
 async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
-    async with store.engine.connect() as connection:
-        diff = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-        )
+    diff = await store.read(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     assert diff == []
 
 

@@ -132,7 +132,7 @@ async def test_item_claimed_by_a_process_that_died_is_processed_after_restart(
     await enqueue(store, 2)
     orphan = await store.claim_work(owner="crashed", lease_s=0.5)
     assert orphan is not None
-    await store.engine.dispose()  # the process is gone without recording anything
+    await store.close()  # the process is gone without recording anything
 
     reopened = await Store.open(settings)
     try:
