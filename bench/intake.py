@@ -188,6 +188,15 @@ async def main() -> None:
             serve,
             {"CORRELATOR_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{database}"},
         ),
+        # The same without the work-queue consumer: what the intake alone costs.
+        (
+            "  intake only, SQLite",
+            serve,
+            {
+                "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir}/intake-only.db",
+                "CORRELATOR_QUEUE_WORKERS": "0",
+            },
+        ),
     ]
     results = {}
     try:

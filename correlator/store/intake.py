@@ -13,6 +13,7 @@ second incident or alert for the same identity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -69,8 +70,10 @@ class _Applied:
     changed: int = 0
 
 
-def _incident_upsert(connection: Connection) -> Any:
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+@functools.cache
+def _incident_upsert(dialect: str) -> Any:
+    """Built once per dialect: constructing a statement costs more than running a cached one."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = dialect_insert(incidents)
     excluded = statement.excluded
     return statement.on_conflict_do_update(
@@ -172,7 +175,8 @@ def _record_wave(connection: Connection, wave: list[ReceivedNotification]) -> li
     applied = [_Applied(received, received.payload.unique_alerts()) for received in wave]
 
     upserted = connection.execute(
-        _incident_upsert(connection), [_incident_row(a.received, a.alerts) for a in applied]
+        _incident_upsert(connection.dialect.name),
+        [_incident_row(a.received, a.alerts) for a in applied],
     )
     by_key = {row.key: row for row in upserted}
     for item in applied:
@@ -290,14 +294,17 @@ def _diff(
 def _update_alerts(
     connection: Connection, changes: list[dict[str, Any]], columns: tuple[str, ...]
 ) -> None:
-    if not changes:
-        return
-    statement = (
+    if changes:
+        connection.execute(_alert_update(columns), changes)
+
+
+@functools.cache
+def _alert_update(columns: tuple[str, ...]) -> Any:
+    return (
         update(alerts)
         .where(alerts.c.id == bindparam("b_id"))
         .values({name: bindparam(name) for name in columns})
     )
-    connection.execute(statement, changes)
 
 
 def _refresh_incidents(connection: Connection, touched: list[_Applied]) -> None:
