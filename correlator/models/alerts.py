@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 ZERO_TIME_YEAR = 1
+TRUNCATED_ALERTS_MAX = 2**31 - 1  # what a database integer column holds
 
 
 class AlertStatus(StrEnum):
@@ -88,6 +89,13 @@ class WebhookPayload(_Model):
     external_url: str = Field("", alias="externalURL")
     group_key: NonEmpty = Field(alias="groupKey")
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts")
+
+    @field_validator("truncated_alerts")
+    @classmethod
+    def _bounded_count(cls, value: int) -> int:
+        # Alertmanager's count is a uint64; beyond 2**31-1 "at least that many" says it all,
+        # and the group's alerts must not be refused for it.
+        return min(value, TRUNCATED_ALERTS_MAX)
 
     @property
     def incident_key(self) -> str:

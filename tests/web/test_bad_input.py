@@ -107,6 +107,15 @@ async def test_wrong_content_type_is_415(app_client: Any, content_type: str) -> 
     assert "application/json" in (await response.json())["detail"]
 
 
+async def test_huge_truncated_count_is_kept_as_at_least_the_largest_count(app_client: Any) -> None:
+    client = await app_client()
+    response = await client.post("/api/v1/alerts", json={**VALID, "truncatedAlerts": 2**64 - 1})
+    assert response.status == 200
+    incident = await (await client.get((await response.json())["incident_url"])).json()
+    assert incident["truncated_alerts"] == 2**31 - 1
+    assert incident["alerts_total"] == 2
+
+
 async def test_json_with_a_charset_parameter_is_accepted(app_client: Any) -> None:
     client = await app_client()
     response = await client.post(
