@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pythonjsonlogger.json import JsonFormatter
 
 from correlator import __version__
@@ -91,8 +92,13 @@ def configure_tracing() -> TracerProvider | None:
     resource = Resource.create({"service.version": __version__}).merge(
         Resource.create({"service.name": _env("OTEL_SERVICE_NAME") or "correlator"})
     )
-    provider = TracerProvider(resource=resource)
     exporter = _otlp_exporter()
+    sampler = None
+    if exporter is None and _env("OTEL_TRACES_SAMPLER") is None:
+        # Nothing would be exported: unsampled spans still carry valid trace and span ids for
+        # the logs, and skip the cost of recording.
+        sampler = ALWAYS_OFF
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

@@ -96,6 +96,26 @@ def test_requests_are_traced_exported_and_logged_with_their_trace_id(
     assert TOKEN not in service.log()
 
 
+def test_logs_carry_trace_ids_when_nothing_is_exported(tmp_path: Path) -> None:
+    env = {"CORRELATOR_AUTH_BEARER_TOKEN": TOKEN}
+    service = Service(tmp_path, env=env)
+    service.env = {k: v for k, v in service.env.items() if not k.startswith("OTEL_")}
+    service.start()
+    try:
+        response = httpx.post(
+            f"{service.url}/api/v1/alerts",
+            json=recorded("webhook-v4-firing-am0.25.json"),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert response.status_code == 200
+    finally:
+        service.stop()
+    lines = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
+    stored = next(line for line in lines if line["message"] == "webhook notification stored")
+    assert len(stored["trace_id"]) == 32 and int(stored["trace_id"], 16) != 0
+    assert len(stored["span_id"]) == 16
+
+
 def test_nothing_is_exported_without_an_endpoint(tmp_path: Path, otlp: OtlpReceiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     code = (
