@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, func, or_, select
 
-from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import (
     AlertRecord,
     IncidentDetail,
@@ -112,11 +111,3 @@ def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | N
         timeline=[NotificationRecord.model_validate(r._asdict()) for r in timeline_rows],
         work_items=[WorkRecord.model_validate(r._asdict()) for r in work_rows],
     )
-
-
-def count_alerts(connection: Connection, status: AlertStatus | None = None) -> int:
-    """How many alerts are stored (used by tests and the readiness of later features)."""
-    query = select(func.count()).select_from(alerts)
-    if status is not None:
-        query = query.where(alerts.c.status == status.value)
-    return int((connection.execute(query)).scalar_one())

@@ -90,14 +90,12 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return problem_response(exc.status, detail, headers=headers)
     except Exception:
-        log.exception("unhandled error", extra={"route": _route(request)})
+        log.exception("unhandled error", extra={"route": route_template(request)})
         return problem_response(500, "internal error; the server log has the details")
 
 
-def _route(request: web.Request) -> str:
+def route_template(request: web.Request) -> str:
+    """The route's template (`/api/v1/incidents/{id}`): a label of bounded cardinality."""
     route = request.match_info.route
     resource = route.resource if route is not None else None
     return resource.canonical if resource is not None else "unmatched"
-
-
-route_template = _route

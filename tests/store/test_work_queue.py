@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from correlator.models.incidents import IncidentFilter
 from correlator.settings import load_settings
@@ -25,6 +28,22 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def clocked(database_url: str, clock: Clock) -> AsyncIterator[Store]:
+    """A store whose notion of now is `clock`, with one work item queued."""
+    store = await Store.open(load_settings(database={"url": database_url}).database, clock=clock)
+    try:
+        await enqueue(store, 1)
+        yield store
+    finally:
+        await store.close()
 
 
 async def enqueue(store: Store, count: int) -> None:
@@ -58,61 +77,47 @@ async def test_completed_item_is_not_claimed_again(store: Store) -> None:
     assert await states(store) == [DONE]
 
 
-async def test_expired_lease_is_taken_over_and_the_old_owner_loses_it(database_url: str) -> None:
-    clock = Clock()
-    store = await Store.open(load_settings(database={"url": database_url}).database, clock=clock)
-    try:
-        await enqueue(store, 1)
-        item = await store.claim_work(owner="dead", lease_s=10)
-        assert item is not None
-        clock.advance(5)
-        assert await store.claim_work(owner="other", lease_s=10) is None
-        clock.advance(6)
-        taken = await store.claim_work(owner="other", lease_s=10)
-        assert taken is not None and taken.id == item.id and taken.attempts == 2
-        assert not await store.complete_work(item_id=item.id, owner="dead")
-        assert await store.complete_work(item_id=item.id, owner="other")
-    finally:
-        await store.close()
+async def test_expired_lease_is_taken_over_and_the_old_owner_loses_it(
+    clocked: Store, clock: Clock
+) -> None:
+    item = await clocked.claim_work(owner="dead", lease_s=10)
+    assert item is not None
+    clock.advance(5)
+    assert await clocked.claim_work(owner="other", lease_s=10) is None
+    clock.advance(6)
+    taken = await clocked.claim_work(owner="other", lease_s=10)
+    assert taken is not None and taken.id == item.id and taken.attempts == 2
+    assert not await clocked.complete_work(item_id=item.id, owner="dead")
+    assert await clocked.complete_work(item_id=item.id, owner="other")
 
 
-async def test_heartbeat_keeps_the_lease(database_url: str) -> None:
-    clock = Clock()
-    store = await Store.open(load_settings(database={"url": database_url}).database, clock=clock)
-    try:
-        await enqueue(store, 1)
-        item = await store.claim_work(owner="alive", lease_s=10)
-        assert item is not None
-        for _ in range(3):
-            clock.advance(8)
-            assert await store.heartbeat_work(item_id=item.id, owner="alive", lease_s=10)
-        assert await store.claim_work(owner="other", lease_s=10) is None
-    finally:
-        await store.close()
+async def test_heartbeat_keeps_the_lease(clocked: Store, clock: Clock) -> None:
+    item = await clocked.claim_work(owner="alive", lease_s=10)
+    assert item is not None
+    for _ in range(3):
+        clock.advance(8)
+        assert await clocked.heartbeat_work(item_id=item.id, owner="alive", lease_s=10)
+    assert await clocked.claim_work(owner="other", lease_s=10) is None
 
 
-async def test_failed_item_waits_for_its_retry_time_then_gives_up(database_url: str) -> None:
-    clock = Clock()
-    store = await Store.open(load_settings(database={"url": database_url}).database, clock=clock)
-    try:
-        await enqueue(store, 1)
-        item = await store.claim_work(owner="w", lease_s=10)
-        assert item is not None
-        await store.fail_work(
-            item_id=item.id, owner="w", error="boom", retry_at=clock.now + timedelta(seconds=60)
-        )
-        assert await store.claim_work(owner="w", lease_s=10) is None
-        clock.advance(61)
-        retry = await store.claim_work(owner="w", lease_s=10)
-        assert retry is not None and retry.attempts == 2
-        await store.fail_work(item_id=retry.id, owner="w", error="still broken", retry_at=None)
-        clock.advance(3600)
-        assert await store.claim_work(owner="w", lease_s=10) is None
-        detail = await store.get_incident(1)
-        assert detail is not None
-        assert [(w.state, w.last_error) for w in detail.work_items] == [(FAILED, "still broken")]
-    finally:
-        await store.close()
+async def test_failed_item_waits_for_its_retry_time_then_gives_up(
+    clocked: Store, clock: Clock
+) -> None:
+    item = await clocked.claim_work(owner="w", lease_s=10)
+    assert item is not None
+    await clocked.fail_work(
+        item_id=item.id, owner="w", error="boom", retry_at=clock.now + timedelta(seconds=60)
+    )
+    assert await clocked.claim_work(owner="w", lease_s=10) is None
+    clock.advance(61)
+    retry = await clocked.claim_work(owner="w", lease_s=10)
+    assert retry is not None and retry.attempts == 2
+    await clocked.fail_work(item_id=retry.id, owner="w", error="still broken", retry_at=None)
+    clock.advance(3600)
+    assert await clocked.claim_work(owner="w", lease_s=10) is None
+    detail = await clocked.get_incident(1)
+    assert detail is not None
+    assert [(w.state, w.last_error) for w in detail.work_items] == [(FAILED, "still broken")]
 
 
 async def test_concurrent_claimers_never_share_an_item(store: Store) -> None:
