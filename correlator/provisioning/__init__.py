@@ -1,0 +1,1 @@
+"""Dashboards and alert rules for every WebApplication: generated, applied, kept in sync."""

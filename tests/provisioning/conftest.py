@@ -1,0 +1,65 @@
+"""WebApplications to generate for, and promtool, the real one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from correlator.models.webapp import WebApplication
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def webapp(name: str = "checkout", namespace: str = "shop", **spec: Any) -> WebApplication:
+    return WebApplication.model_validate(
+        {
+            "apiVersion": "platform.correlator.dev/v1alpha1",
+            "kind": "WebApplication",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"image": "registry.example/app:1", "team": "payments", **spec},
+        }
+    )
+
+
+# A varied set: strict and loose SLOs, other windows, overrides, long names, no SLO at all.
+EXAMPLE_APPS = {
+    "strict": webapp(
+        slo={"availability": "99.95", "latency": {"thresholdMs": 100, "target": "99.9"}},
+        observability={"runbookUrl": "https://runbooks.example/checkout"},
+    ),
+    "common": webapp(
+        "catalog", slo={"availability": 99.9, "latency": {"thresholdMs": 250, "target": 99}}
+    ),
+    "loose-28d": webapp(
+        "search",
+        "storefront",
+        slo={"availability": 99, "windowDays": 28},
+        alerting={"severity": {"page": "P1", "ticket": "P3"}},
+    ),
+    "no-page-possible": webapp("batch", "back-office", slo={"availability": 90}),
+    "relabelled": webapp(
+        "legacy",
+        slo={"availability": "99.5", "latency": {"thresholdMs": "0.5", "target": 95}},
+        observability={
+            "metricLabels": {"namespace": "dst_ns", "workload": "dst_app", "pod": "pod_name"}
+        },
+    ),
+    "long-name": webapp("a" * 63, "n" * 63, slo={"availability": "99.99"}),
+    "no-slo": webapp("worker", "jobs"),
+}
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    if binary is None:
+        raise RuntimeError("promtool is not installed: apt-get install prometheus (tests/run.sh)")
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(params=sorted(EXAMPLE_APPS))
+def example_app(request: pytest.FixtureRequest) -> WebApplication:
+    return EXAMPLE_APPS[request.param]
