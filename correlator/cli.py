@@ -1,4 +1,4 @@
-"""The command line: `correlator serve | config | version`."""
+"""The command line: `correlator serve | config | validate | version`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "--reference", action="store_true", help="print the configuration reference (Markdown)"
     )
 
+    validate = commands.add_parser(
+        "validate", help="check the WebApplication manifests below a directory"
+    )
+    validate.add_argument("directory", type=Path)
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "config":
             return _config(args)
+        if args.command == "validate":
+            return _validate(args.directory)
         return _serve(args)
     except ConfigError as exc:
         print(f"correlator: {exc}", file=sys.stderr)
@@ -87,6 +94,22 @@ def _config(args: argparse.Namespace) -> int:
     else:
         print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0
+
+
+def _validate(directory: Path) -> int:
+    """Print every problem as FILE: FIELD: MESSAGE; exit 1 if there is any."""
+    from correlator.discovery.files import load_manifests
+
+    manifests = load_manifests(directory)
+    for error in manifests.errors:
+        print(error, file=sys.stderr)
+    for loaded in manifests.apps:
+        print(f"ok: {loaded.app.key} ({loaded.path})")
+    print(
+        f"{len(manifests.apps)} valid WebApplication(s), {len(manifests.errors)} problem(s)",
+        file=sys.stderr,
+    )
+    return 1 if manifests.errors else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
