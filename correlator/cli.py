@@ -1,4 +1,4 @@
-"""The command line: `correlator serve | config | validate | version`."""
+"""The command line: `correlator serve | config | validate | crd | version`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("directory", type=Path)
 
+    commands.add_parser("crd", help="print the WebApplication CustomResourceDefinition (YAML)")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args)
         if args.command == "validate":
             return _validate(args.directory)
+        if args.command == "crd":
+            from correlator.models.crd import webapplication_crd
+
+            print(yaml.safe_dump(webapplication_crd(), sort_keys=False), end="")
+            return 0
         return _serve(args)
     except ConfigError as exc:
         print(f"correlator: {exc}", file=sys.stderr)

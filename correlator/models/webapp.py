@@ -59,9 +59,28 @@ def _percent(value: Decimal) -> Decimal:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-LabelName = Annotated[str, AfterValidator(_label_name)]
-Percent = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_percent)]
+# The json_schema_extra parts are what the CRD's OpenAPI schema (OpenAPI 3.0) checks.
+DnsLabel = Annotated[
+    str,
+    AfterValidator(_dns_label),
+    Field(json_schema_extra={"pattern": _DNS_LABEL.pattern, "maxLength": 63}),
+]
+LabelName = Annotated[
+    str, AfterValidator(_label_name), Field(json_schema_extra={"pattern": _LABEL_NAME.pattern})
+]
+Percent = Annotated[
+    Decimal,
+    Field(
+        allow_inf_nan=False,
+        json_schema_extra={
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": 100,
+            "exclusiveMaximum": True,
+        },
+    ),
+    AfterValidator(_percent),
+]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
@@ -72,7 +91,10 @@ class _Spec(BaseModel):
 
 
 class LatencySLO(_Spec):
-    threshold_ms: Decimal = Field(allow_inf_nan=False)
+    threshold_ms: Decimal = Field(
+        allow_inf_nan=False,
+        json_schema_extra={"enum": [float(b) for b in ISTIO_LATENCY_BUCKETS_MS]},
+    )
     target: Percent
 
     @field_validator("threshold_ms")
