@@ -24,11 +24,10 @@ from typing import Any
 import yaml
 
 from correlator.models.webapp import WebApplication
-from correlator.provisioning.naming import Links, managed_labels
+from correlator.provisioning.naming import Links, managed_labels, series_values
+from correlator.provisioning.templates import REQUIRES_KEY, render
 
 TEMPLATE_NAMES = ("slo-availability", "slo-latency", "workload")
-PLACEHOLDER = re.compile(r"\$\{correlator\.([a-z_][a-z0-9_]*)\}")
-REQUIRES_KEY = "x-correlator-requires"
 
 # The SRE workbook's burn rates for a 30-day window: (budget share, long window hours).
 BURN_RATES = {
@@ -42,10 +41,6 @@ BURN_RATES = {
 HISTORY_MINUTES = 10 * 60
 REQUESTS_PER_MINUTE = Decimal(1000)
 _SIGNIFICANT = Context(prec=10)
-
-
-class TemplateError(Exception):
-    """A template names a placeholder the generator does not know: a bug in alert_rules/."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,55 +77,6 @@ def burn_thresholds(target_percent: Decimal, window_days: int) -> dict[str, Deci
     # Ten significant digits: exact for the usual targets, and a window that is not 30 days
     # (28/30 repeats) gets a threshold a person can still read.
     return {name: _SIGNIFICANT.plus(rate * scale * budget) for name, rate in BURN_RATES.items()}
-
-
-def _render(value: Any, values: dict[str, str]) -> Any:
-    """Fill placeholders inside string values of parsed YAML: no value can inject YAML."""
-    if isinstance(value, str):
-
-        def fill(match: re.Match[str]) -> str:
-            try:
-                return values[match.group(1)]
-            except KeyError:
-                raise TemplateError(
-                    f"unknown placeholder ${{correlator.{match.group(1)}}}"
-                ) from None
-
-        return PLACEHOLDER.sub(fill, value)
-    if isinstance(value, list):
-        return [_render(item, values) for item in value]
-    if isinstance(value, dict):
-        return {_render(key, values): _render(item, values) for key, item in value.items()}
-    return value
-
-
-def _common_values(app: WebApplication) -> dict[str, str]:
-    labels = app.spec.observability.metric_labels
-    severity = app.spec.alerting.severity
-    return {
-        "namespace": app.namespace,
-        "webapp": app.name,
-        "team": app.spec.team,
-        "severity_page": severity.page,
-        "severity_ticket": severity.ticket,
-        "selector": (
-            f'reporter="destination",{labels.namespace}="{app.namespace}",'
-            f'{labels.workload}="{app.name}"'
-        ),
-        "match": f'namespace="{app.namespace}",webapp="{app.name}"',
-        "pod_selector": (
-            f'{labels.pod_namespace}="{app.namespace}",'
-            f'{labels.pod}=~"{app.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"'
-        ),
-        "pod_label": labels.pod,
-        "pod": _test_pod(app),
-        "pod_series": f'{labels.pod_namespace}="{app.namespace}",{labels.pod}="{_test_pod(app)}"',
-    }
-
-
-def _test_pod(app: WebApplication) -> str:
-    """The name of a pod of the app's Deployment, for the generated tests."""
-    return f"{app.name}-5d8f9c7b6d-x2x4q"
 
 
 def _slo_values(app: WebApplication, template: str) -> dict[str, str] | None:
@@ -172,7 +118,7 @@ def rule_groups(app: WebApplication, links: Links) -> list[dict[str, Any]]:
         slo_values = _slo_values(app, name)
         if slo_values is None:
             continue
-        group = _render(template.group, {**_common_values(app), **slo_values})
+        group = render(template.group, {**series_values(app), **slo_values})
         group["name"] = f"{app.namespace}/{app.name}/{template.group['name']}"
         for rule in group["rules"]:
             if "alert" in rule:
@@ -272,8 +218,8 @@ def rule_tests(app: WebApplication, links: Links, rule_file_name: str) -> dict[s
         if slo_values is None:
             continue
         test_values, feasible = _test_values(app, name)
-        values = {**_common_values(app), **slo_values, **test_values, **_link_values(app, links)}
-        for case in _render(template.tests["tests"], values):
+        values = {**series_values(app), **slo_values, **test_values, **_link_values(app, links)}
+        for case in render(template.tests["tests"], values):
             requires = case.pop(REQUIRES_KEY, None)
             if requires is None or requires in feasible:
                 tests.append(case)

@@ -43,3 +43,33 @@ class Links:
 
     def incidents_url(self, app: WebApplication) -> str:
         return f"{self.correlator_url.rstrip('/')}/api/v1/incidents?namespace={app.namespace}"
+
+
+def series_values(app: WebApplication) -> dict[str, str]:
+    """Placeholder values that identify the app's series and ownership, for every template."""
+    labels = app.spec.observability.metric_labels
+    severity = app.spec.alerting.severity
+    return {
+        "namespace": app.namespace,
+        "webapp": app.name,
+        "team": app.spec.team,
+        "severity_page": severity.page,
+        "severity_ticket": severity.ticket,
+        "selector": (
+            f'reporter="destination",{labels.namespace}="{app.namespace}",'
+            f'{labels.workload}="{app.name}"'
+        ),
+        "match": f'namespace="{app.namespace}",webapp="{app.name}"',
+        "pod_selector": (
+            f'{labels.pod_namespace}="{app.namespace}",'
+            f'{labels.pod}=~"{app.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"'
+        ),
+        "pod_label": labels.pod,
+        "pod": _test_pod(app),
+        "pod_series": f'{labels.pod_namespace}="{app.namespace}",{labels.pod}="{_test_pod(app)}"',
+    }
+
+
+def _test_pod(app: WebApplication) -> str:
+    """The name of a pod of the app's Deployment, for the generated tests."""
+    return f"{app.name}-5d8f9c7b6d-x2x4q"
