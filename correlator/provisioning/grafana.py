@@ -1,0 +1,127 @@
+"""Grafana as a provisioning target, through grafana-client's AsyncGrafanaApi.
+
+The only module that talks to Grafana. Its errors are translated here, once: timeouts and 5xx
+become `GrafanaUnavailable` (retry at the next resync), 4xx become `GrafanaRefused` carrying
+Grafana's own message and status (`name-exists`, `version-mismatch`, …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from grafana_client.api import AsyncGrafanaApi
+from grafana_client.client import GrafanaException, GrafanaServerError, GrafanaTimeoutError
+
+from correlator.errors import PermanentError, TemporaryError
+from correlator.provisioning.dashboards import Folder
+
+OWNERSHIP_TAG = "managed-by:correlator"
+SEARCH_PAGE = 1000
+Result = TypeVar("Result")
+
+
+class GrafanaUnavailable(TemporaryError):
+    """Grafana did not answer, or answered 5xx: try again later."""
+
+
+class GrafanaRefused(PermanentError):
+    """Grafana answered 4xx: it will refuse again until something changes."""
+
+    def __init__(self, status_code: int, message: str, grafana_status: str | None) -> None:
+        super().__init__(f"Grafana answered {status_code}: {message}")
+        self.status_code = status_code
+        self.grafana_status = grafana_status
+
+
+@dataclass(frozen=True, slots=True)
+class LiveDashboard:
+    dashboard: dict[str, Any]
+    version: int
+    folder_uid: str
+
+
+class GrafanaTarget:
+    """Folders and dashboards in one Grafana organisation."""
+
+    def __init__(self, url: str, token: str, *, timeout_s: float = 10.0) -> None:
+        self.base_url = url
+        self._api = AsyncGrafanaApi.from_url(url=url, credential=token, timeout=timeout_s)
+
+    async def _call(self, operation: Callable[[], Awaitable[Result]]) -> Result:
+        try:
+            return await operation()
+        except (GrafanaTimeoutError, GrafanaServerError) as exc:
+            raise GrafanaUnavailable(f"Grafana is unavailable: {exc}") from exc
+        except GrafanaException as exc:
+            body = exc.response if isinstance(exc.response, dict) else {}
+            raise GrafanaRefused(
+                exc.status_code, str(body.get("message") or exc.message), body.get("status")
+            ) from exc
+        except OSError as exc:
+            raise GrafanaUnavailable(f"cannot reach Grafana: {exc}") from exc
+
+    async def ensure_folder(self, folder: Folder) -> bool:
+        """Make sure the folder exists; True if it had to be created."""
+        try:
+            await self._call(lambda: self._api.folder.get_folder(folder.uid))
+            return False
+        except GrafanaRefused as exc:
+            if exc.status_code != 404:
+                raise
+        try:
+            await self._call(lambda: self._api.folder.create_folder(folder.title, uid=folder.uid))
+        except GrafanaRefused as exc:
+            if exc.status_code != 409:  # created meanwhile by another replica: fine
+                raise
+        return True
+
+    async def get_dashboard(self, uid: str) -> LiveDashboard | None:
+        try:
+            found = await self._call(lambda: self._api.dashboard.get_dashboard(uid))
+        except GrafanaRefused as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        meta = found.get("meta", {})
+        return LiveDashboard(
+            found["dashboard"], int(meta.get("version", 0)), meta.get("folderUid", "")
+        )
+
+    async def save_dashboard(
+        self, dashboard: dict[str, Any], *, folder_uid: str, message: str
+    ) -> int:
+        """Create or replace; returns the new version."""
+        body = {
+            "dashboard": dashboard,
+            "folderUid": folder_uid,
+            "overwrite": True,
+            "message": message,
+        }
+        saved = await self._call(lambda: self._api.dashboard.update_dashboard(body))
+        return int(saved.get("version", 0))
+
+    async def delete_dashboard(self, uid: str) -> bool:
+        try:
+            await self._call(lambda: self._api.dashboard.delete_dashboard(uid))
+        except GrafanaRefused as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def owned_dashboards(self) -> set[str]:
+        """UIDs of every dashboard that carries correlator's ownership tag."""
+        owned: set[str] = set()
+        page = 1
+        while True:
+            hits = await self._call(
+                lambda page=page: self._api.search.search_dashboards(  # type: ignore[misc]
+                    tag=OWNERSHIP_TAG, type_="dash-db", limit=SEARCH_PAGE, page=page
+                )
+            )
+            owned |= {hit["uid"] for hit in hits if OWNERSHIP_TAG in hit.get("tags", [])}
+            if len(hits) < SEARCH_PAGE:
+                return owned
+            page += 1

@@ -1,0 +1,190 @@
+"""Reconciling Grafana with the WebApplications: write only what differs, collect what is gone.
+
+For each app the desired dashboard is compared with the live one by content hash, so an
+unchanged resync reads but never writes. A live dashboard that differs although its app's spec
+did not change since correlator last wrote it was edited by hand: it is put back, with a
+version message that says so, unless the app sets `revertManualEdits: false`. Dashboards that
+carry correlator's ownership tag but belong to no app any more are deleted; no other dashboard
+is touched. Work runs with bounded concurrency, and one app's failure is reported without
+stopping the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from correlator.errors import CorrelatorError
+from correlator.models.webapp import WebApplication
+from correlator.provisioning.dashboards import Folder, dashboard, team_folder
+from correlator.provisioning.grafana import GrafanaTarget, LiveDashboard
+from correlator.provisioning.naming import Links
+from correlator.provisioning.templates import content_hash
+
+log = logging.getLogger(__name__)
+
+SERVER_FIELDS = ("id", "version")  # what Grafana adds to a dashboard it stores
+_FAILED = object()  # what a guarded call returns when it failed (the failure is reported)
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REVERT = "revert"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+    KEEP_EDIT = "keep-manual-edit"
+
+
+WRITES = {Action.CREATE, Action.UPDATE, Action.REVERT, Action.DELETE}
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    app: WebApplication
+    uid: str
+    folder: Folder
+    dashboard: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: Action
+    uid: str
+    app: str | None  # namespace/name, None for a collected orphan
+    reason: str
+
+
+@dataclass
+class Report:
+    steps: list[Step] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for step in self.steps if step.action in WRITES)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for step in self.steps if step.action is action)
+
+
+@dataclass
+class AppliedState:
+    """What correlator last wrote, per dashboard UID: the desired content's hash."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+
+
+def desired_dashboards(apps: Iterable[WebApplication], links: Links) -> dict[str, Desired]:
+    desired = {}
+    for app in apps:
+        board = dashboard(app, links)
+        desired[board["uid"]] = Desired(
+            app, board["uid"], team_folder(app.spec.team), board, content_hash(board)
+        )
+    return desired
+
+
+def live_hash(live: LiveDashboard) -> str:
+    return content_hash({k: v for k, v in live.dashboard.items() if k not in SERVER_FIELDS})
+
+
+def _decide(want: Desired, live: LiveDashboard | None, applied: AppliedState) -> Step:
+    key = want.app.key
+    if live is None:
+        return Step(Action.CREATE, want.uid, key, f"correlator: created for WebApplication {key}")
+    if live_hash(live) == want.hash and live.folder_uid == want.folder.uid:
+        return Step(Action.UNCHANGED, want.uid, key, "in sync")
+    if applied.hashes.get(want.uid) == want.hash:
+        if not want.app.spec.observability.revert_manual_edits:
+            return Step(
+                Action.KEEP_EDIT, want.uid, key, "edited by hand; the app keeps manual edits"
+            )
+        return Step(
+            Action.REVERT,
+            want.uid,
+            key,
+            f"correlator: reverted a manual edit; WebApplication {key} owns this dashboard "
+            "(set spec.observability.revertManualEdits: false to keep edits)",
+        )
+    return Step(Action.UPDATE, want.uid, key, f"correlator: WebApplication {key} changed")
+
+
+async def reconcile(
+    target: GrafanaTarget,
+    apps: Iterable[WebApplication],
+    links: Links,
+    *,
+    applied: AppliedState,
+    concurrency: int = 8,
+    dry_run: bool = False,
+) -> Report:
+    """Bring Grafana to the desired state (or, with dry_run, only say what that would take)."""
+    report = Report()
+    desired = desired_dashboards(apps, links)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def guarded(what: str, work: Any) -> Any:
+        async with limit:
+            try:
+                return await work
+            except CorrelatorError as exc:
+                report.errors.append((what, str(exc)))
+                log.warning("provisioning failed", extra={"what": what, "error": str(exc)})
+                return _FAILED
+
+    try:
+        owned = await target.owned_dashboards()
+    except CorrelatorError as exc:
+        report.errors.append(("Grafana", str(exc)))
+        return report
+
+    failed_folders: set[str] = set()
+    if not dry_run:
+        folders = {want.folder for want in desired.values()}
+        results = await asyncio.gather(
+            *(guarded(f"folder {f.uid}", target.ensure_folder(f)) for f in folders)
+        )
+        failed_folders = {f.uid for f, ok in zip(folders, results, strict=True) if ok is _FAILED}
+
+    async def one(want: Desired) -> None:
+        if want.folder.uid in failed_folders:
+            report.errors.append((want.app.key, f"folder {want.folder.uid} could not be made"))
+            return
+        live = await guarded(want.app.key, target.get_dashboard(want.uid))
+        if live is _FAILED:
+            return
+        step = _decide(want, live, applied)
+        if step.action in WRITES and not dry_run:
+            saved = await guarded(
+                want.app.key,
+                target.save_dashboard(
+                    want.dashboard, folder_uid=want.folder.uid, message=step.reason
+                ),
+            )
+            if saved is _FAILED:
+                return
+            applied.hashes[want.uid] = want.hash
+        elif step.action is Action.UNCHANGED:
+            applied.hashes[want.uid] = want.hash
+        report.steps.append(step)
+
+    async def collect(uid: str) -> None:
+        step = Step(Action.DELETE, uid, None, "its WebApplication is gone")
+        if not dry_run:
+            if await guarded(f"dashboard {uid}", target.delete_dashboard(uid)) is _FAILED:
+                return
+            applied.hashes.pop(uid, None)
+        report.steps.append(step)
+
+    await asyncio.gather(
+        *(one(want) for want in desired.values()),
+        *(collect(uid) for uid in sorted(owned - desired.keys())),
+    )
+    report.steps.sort(key=lambda step: (step.app or "", step.uid))
+    return report

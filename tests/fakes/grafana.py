@@ -1,0 +1,332 @@
+"""A Grafana test server for the folder, dashboard and search endpoints correlator uses.
+
+It checks every request body against Grafana's own OpenAPI description
+(../shared/contracts/grafana/openapi3.json) and every JSON answer it gives against the same
+document, so it cannot accept what Grafana would refuse nor answer what Grafana would not.
+Semantics follow Grafana: a save without `overwrite` of a changed dashboard is a 412
+`version-mismatch`; another dashboard with the same title in the folder is a 412
+`name-exists`; an existing folder UID is a 409; no or a wrong token is a 401.
+
+Test controls: `fail(status, times)` answers the next requests with an error, `delay_s` adds
+latency to every request, `edit_by_hand(uid)` changes a dashboard as a person in the UI would,
+and `writes` counts the requests that change something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "grafana" / "openapi3.json"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@cache
+def _document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(OPENAPI.read_text())
+    return loaded
+
+
+def _validate(schema: dict[str, Any], instance: Any) -> None:
+    """Draft 4 semantics (OpenAPI 3.0). Every $ref of the document points into
+    #/components, so the schema is given the document's components as its root."""
+    jsonschema.Draft4Validator({**schema, "components": _document()["components"]}).validate(
+        instance
+    )
+
+
+def _operation(method: str, template: str) -> dict[str, Any]:
+    op: dict[str, Any] = _document()["paths"][template.removeprefix("/api")][method.lower()]
+    return op
+
+
+def _response_schema(op: dict[str, Any], status: int) -> dict[str, Any] | None:
+    response = op["responses"].get(str(status))
+    if response is None:
+        raise AssertionError(f"Grafana does not answer {op['operationId']} with {status}")
+    if "$ref" in response:
+        response = _document()["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    schema: dict[str, Any] | None = (
+        response.get("content", {}).get("application/json", {}).get("schema")
+    )
+    return schema
+
+
+@dataclass
+class StoredDashboard:
+    dashboard: dict[str, Any]
+    folder_uid: str
+    version: int
+    id: int
+    created: str
+    messages: list[str] = field(default_factory=list)
+
+
+class FakeGrafana:
+    """State and handlers; `app` is the aiohttp application to serve."""
+
+    def __init__(self, *, token: str = "glsa_test_token") -> None:
+        self.token = token
+        self.folders: dict[str, dict[str, Any]] = {}
+        self.dashboards: dict[str, StoredDashboard] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.delay_s = 0.0
+        self._failures: list[int] = []
+        self._ids = itertools.count(1)
+        self.app = web.Application(middlewares=[self._middleware])
+        self.app.router.add_post("/api/dashboards/db", self.save_dashboard)
+        self.app.router.add_get("/api/dashboards/uid/{uid}", self.get_dashboard)
+        self.app.router.add_delete("/api/dashboards/uid/{uid}", self.delete_dashboard)
+        self.app.router.add_post("/api/folders", self.create_folder)
+        self.app.router.add_get("/api/folders/{folder_uid}", self.get_folder)
+        self.app.router.add_get("/api/search", self.search)
+        self.app.router.add_get("/api/health", self.health)
+
+    # --- test controls -----------------------------------------------------------------
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for method, _ in self.requests if method in WRITE_METHODS)
+
+    def fail(self, status: int, times: int = 1) -> None:
+        self._failures += [status] * times
+
+    def edit_by_hand(self, uid: str, title: str = "edited in the UI") -> None:
+        stored = self.dashboards[uid]
+        stored.dashboard = {**stored.dashboard, "title": title}
+        stored.version += 1
+        stored.messages.append("edited by a person")
+
+    def add_foreign_dashboard(self, uid: str, title: str, tags: list[str]) -> None:
+        """A dashboard someone else made (not through correlator)."""
+        self.dashboards[uid] = StoredDashboard(
+            {"uid": uid, "title": title, "tags": tags, "panels": []}, "", 1, next(self._ids), _now()
+        )
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        if request.path != "/api/health" and not authorized:
+            return self._error(request, 401, "Unauthorized")
+        if self._failures:
+            status = self._failures.pop(0)
+            if status >= 500:
+                return web.json_response({"message": "internal server error"}, status=status)
+            return self._error(request, status, f"injected {status}")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def _op(self, request: web.Request) -> dict[str, Any]:
+        resource = request.match_info.route.resource
+        assert resource is not None
+        return _operation(request.method, resource.canonical)
+
+    def _answer(self, request: web.Request, status: int, body: Any) -> web.Response:
+        schema = _response_schema(self._op(request), status)
+        if schema is not None:
+            _validate(schema, body)
+        return web.json_response(body, status=status)
+
+    def _error(
+        self, request: web.Request, code: int, message: str, *, status: str | None = None
+    ) -> web.Response:
+        """Grafana's error body: a message, and for some errors a machine-readable status."""
+        body = {"message": message, **({"status": status} if status else {})}
+        if request.match_info.route.resource is not None and request.path != "/api/health":
+            return self._answer(request, code, body)
+        return web.json_response(body, status=code)
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_type != "application/json":
+            raise web.HTTPBadRequest(
+                text=json.dumps({"message": "bad request data"}), content_type="application/json"
+            )
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"message": "bad request data"}), content_type="application/json"
+            ) from None
+        request_body = self._op(request).get("requestBody")
+        if request_body is not None:
+            try:
+                _validate(request_body["content"]["application/json"]["schema"], body)
+            except jsonschema.ValidationError as exc:
+                raise web.HTTPBadRequest(
+                    text=json.dumps({"message": f"bad request data: {exc.message}"}),
+                    content_type="application/json",
+                ) from None
+        return body
+
+    # --- endpoints -----------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"database": "ok", "version": "11.5.0"})
+
+    async def create_folder(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        uid = body.get("uid") or f"f{next(self._ids)}"
+        title = body.get("title", "")
+        if uid in self.folders:
+            return self._error(request, 409, "a folder with the same uid already exists")
+        if any(f["title"] == title for f in self.folders.values()):
+            return self._error(request, 409, "a folder with the same name already exists")
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
+            return self._error(request, 400, "uid contains illegal characters or is too long")
+        folder = {
+            "id": next(self._ids),
+            "uid": uid,
+            "title": title,
+            "url": f"/dashboards/f/{uid}/",
+            "version": 1,
+            "created": _now(),
+            "updated": _now(),
+        }
+        self.folders[uid] = folder
+        return self._answer(request, 200, folder)
+
+    async def get_folder(self, request: web.Request) -> web.Response:
+        folder = self.folders.get(request.match_info["folder_uid"])
+        if folder is None:
+            return self._error(request, 404, "folder not found")
+        return self._answer(request, 200, folder)
+
+    async def save_dashboard(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        dashboard = body.get("dashboard")
+        if not isinstance(dashboard, dict) or not dashboard.get("title"):
+            return self._error(request, 400, "Dashboard title cannot be empty")
+        uid = dashboard.get("uid") or f"d{next(self._ids)}"
+        if len(uid) > 40:
+            return self._error(request, 400, "uid too long, max 40 characters")
+        folder_uid = body.get("folderUid", "") or ""
+        if folder_uid and folder_uid not in self.folders:
+            return self._error(request, 400, "folder not found")
+        overwrite = bool(body.get("overwrite"))
+        for other_uid, other in self.dashboards.items():
+            if (
+                other_uid != uid
+                and other.folder_uid == folder_uid
+                and (other.dashboard.get("title") == dashboard["title"])
+            ):
+                return self._error(
+                    request,
+                    412,
+                    "A dashboard with the same name in the folder already exists",
+                    status="name-exists",
+                )
+        existing = self.dashboards.get(uid)
+        if existing is not None and not overwrite and dashboard.get("version") != existing.version:
+            return self._error(
+                request,
+                412,
+                "The dashboard has been changed by someone else",
+                status="version-mismatch",
+            )
+        version = existing.version + 1 if existing else 1
+        stored_id = existing.id if existing else next(self._ids)
+        saved = copy.deepcopy(dashboard)
+        saved.update(uid=uid, id=stored_id, version=version)
+        self.dashboards[uid] = StoredDashboard(
+            saved,
+            folder_uid,
+            version,
+            stored_id,
+            existing.created if existing else _now(),
+            [*(existing.messages if existing else []), body.get("message", "")],
+        )
+        slug = _slug(dashboard["title"])
+        return self._answer(
+            request,
+            200,
+            {
+                "id": stored_id,
+                "uid": uid,
+                "title": dashboard["title"],
+                "url": f"/d/{uid}/{slug}",
+                "status": "success",
+                "version": version,
+                "slug": slug,
+                "folderUid": folder_uid,
+            },
+        )
+
+    async def get_dashboard(self, request: web.Request) -> web.Response:
+        stored = self.dashboards.get(request.match_info["uid"])
+        if stored is None:
+            return self._error(request, 404, "Dashboard not found")
+        folder = self.folders.get(stored.folder_uid, {})
+        meta = {
+            "folderUid": stored.folder_uid,
+            "folderTitle": folder.get("title", "General"),
+            "version": stored.version,
+            "created": stored.created,
+            "updated": _now(),
+            "slug": _slug(stored.dashboard.get("title", "")),
+            "url": f"/d/{stored.dashboard['uid']}",
+            "canSave": True,
+            "canEdit": True,
+            "provisioned": False,
+        }
+        return self._answer(request, 200, {"dashboard": stored.dashboard, "meta": meta})
+
+    async def delete_dashboard(self, request: web.Request) -> web.Response:
+        stored = self.dashboards.pop(request.match_info["uid"], None)
+        if stored is None:
+            return self._error(request, 404, "Dashboard not found")
+        title = stored.dashboard.get("title", "")
+        return self._answer(
+            request, 200, {"title": title, "message": f"Dashboard {title} deleted", "id": stored.id}
+        )
+
+    async def search(self, request: web.Request) -> web.Response:
+        tags = request.query.getall("tag", [])
+        kind = request.query.get("type")
+        limit = int(request.query.get("limit", "1000"))
+        page = int(request.query.get("page", "1"))
+        if kind not in (None, "dash-db", "dash-folder"):
+            return self._error(request, 422, "invalid type")
+        hits = []
+        if kind != "dash-folder":
+            for uid, stored in sorted(self.dashboards.items()):
+                dashboard_tags = stored.dashboard.get("tags", [])
+                if all(tag in dashboard_tags for tag in tags):
+                    hits.append(
+                        {
+                            "id": stored.id,
+                            "uid": uid,
+                            "title": stored.dashboard.get("title", ""),
+                            "uri": f"db/{_slug(stored.dashboard.get('title', ''))}",
+                            "url": f"/d/{uid}",
+                            "type": "dash-db",
+                            "tags": dashboard_tags,
+                            "isStarred": False,
+                            "folderUid": stored.folder_uid,
+                        }
+                    )
+        window = hits[(page - 1) * limit : page * limit]
+        return self._answer(request, 200, window)
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
