@@ -1,9 +1,12 @@
 """Reconciling Grafana with the WebApplications: write only what differs, collect what is gone.
 
 For each app the desired dashboard is compared with the live one by content hash, so an
-unchanged resync reads but never writes. A live dashboard that differs although its app's spec
-did not change since correlator last wrote it was edited by hand: it is put back, with a
-version message that says so, unless the app sets `revertManualEdits: false`. Dashboards that
+unchanged resync reads but never writes. Every dashboard correlator writes carries, under the
+key `correlator`, the hash of the content it was written from; so with no state of its own
+(a one-shot command, a restart, another replica) correlator tells a hand edit (content no
+longer matches the mark, or a save from the UI dropped the mark) from a changed spec (the mark
+is of an older spec). A hand edit is put back, with a version message that says so, unless the
+app sets `revertManualEdits: false`. Dashboards that
 carry correlator's ownership tag but belong to no app any more are deleted; no other dashboard
 is touched. Work runs with bounded concurrency, and one app's failure is reported without
 stopping the others.
@@ -28,6 +31,7 @@ from correlator.provisioning.templates import content_hash
 log = logging.getLogger(__name__)
 
 SERVER_FIELDS = ("id", "version")  # what Grafana adds to a dashboard it stores
+MARK = "correlator"  # {"hash": …}: what correlator wrote this dashboard from
 _FAILED = object()  # what a guarded call returns when it failed (the failure is reported)
 
 
@@ -73,13 +77,6 @@ class Report:
         return sum(1 for step in self.steps if step.action is action)
 
 
-@dataclass
-class AppliedState:
-    """What correlator last wrote, per dashboard UID: the desired content's hash."""
-
-    hashes: dict[str, str] = field(default_factory=dict)
-
-
 def desired_dashboards(apps: Iterable[WebApplication], links: Links) -> dict[str, Desired]:
     desired = {}
     for app in apps:
@@ -91,16 +88,24 @@ def desired_dashboards(apps: Iterable[WebApplication], links: Links) -> dict[str
 
 
 def live_hash(live: LiveDashboard) -> str:
-    return content_hash({k: v for k, v in live.dashboard.items() if k not in SERVER_FIELDS})
+    ignored = (*SERVER_FIELDS, MARK)
+    return content_hash({k: v for k, v in live.dashboard.items() if k not in ignored})
 
 
-def _decide(want: Desired, live: LiveDashboard | None, applied: AppliedState) -> Step:
+def marked(want: Desired) -> dict[str, Any]:
+    """The dashboard as written: the desired content plus the mark of what it came from."""
+    return {**want.dashboard, MARK: {"hash": want.hash}}
+
+
+def _decide(want: Desired, live: LiveDashboard | None) -> Step:
     key = want.app.key
     if live is None:
         return Step(Action.CREATE, want.uid, key, f"correlator: created for WebApplication {key}")
     if live_hash(live) == want.hash and live.folder_uid == want.folder.uid:
         return Step(Action.UNCHANGED, want.uid, key, "in sync")
-    if applied.hashes.get(want.uid) == want.hash:
+    mark = live.dashboard.get(MARK)
+    written_from = mark.get("hash") if isinstance(mark, dict) else None
+    if written_from is None or written_from == want.hash:
         if not want.app.spec.observability.revert_manual_edits:
             return Step(
                 Action.KEEP_EDIT, want.uid, key, "edited by hand; the app keeps manual edits"
@@ -120,7 +125,6 @@ async def reconcile(
     apps: Iterable[WebApplication],
     links: Links,
     *,
-    applied: AppliedState,
     concurrency: int = 8,
     dry_run: bool = False,
 ) -> Report:
@@ -159,28 +163,22 @@ async def reconcile(
         live = await guarded(want.app.key, target.get_dashboard(want.uid))
         if live is _FAILED:
             return
-        step = _decide(want, live, applied)
+        step = _decide(want, live)
         if step.action in WRITES and not dry_run:
             saved = await guarded(
                 want.app.key,
                 target.save_dashboard(
-                    want.dashboard, folder_uid=want.folder.uid, message=step.reason
+                    marked(want), folder_uid=want.folder.uid, message=step.reason
                 ),
             )
             if saved is _FAILED:
                 return
-            applied.hashes[want.uid] = want.hash
-        elif step.action is Action.UNCHANGED:
-            applied.hashes[want.uid] = want.hash
         report.steps.append(step)
 
     async def collect(uid: str) -> None:
-        step = Step(Action.DELETE, uid, None, "its WebApplication is gone")
-        if not dry_run:
-            if await guarded(f"dashboard {uid}", target.delete_dashboard(uid)) is _FAILED:
-                return
-            applied.hashes.pop(uid, None)
-        report.steps.append(step)
+        if not dry_run and await guarded(uid, target.delete_dashboard(uid)) is _FAILED:
+            return
+        report.steps.append(Step(Action.DELETE, uid, None, "its WebApplication is gone"))
 
     await asyncio.gather(
         *(one(want) for want in desired.values()),
