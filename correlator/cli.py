@@ -53,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("directory", type=Path)
 
+    provision = commands.add_parser(
+        "provision", help="generate and apply dashboards and alert rules for WebApplications"
+    )
+    provision.add_argument("--config", type=Path, help="YAML configuration file")
+    provision.add_argument(
+        "--source", required=True, help="a directory of WebApplication manifests (or k8s)"
+    )
+    provision.add_argument("--target", choices=("grafana", "files"), required=True)
+    provision.add_argument("--out", type=Path, help="output directory (--target files)")
+    provision.add_argument(
+        "--dry-run", action="store_true", help="print the plan without applying it"
+    )
+
     commands.add_parser("crd", help="print the WebApplication CustomResourceDefinition (YAML)")
     commands.add_parser("version", help="print the version")
     return parser
@@ -77,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args)
         if args.command == "validate":
             return _validate(args.directory)
+        if args.command == "provision":
+            from correlator.provisioning.command import provision
+
+            return provision(
+                load_settings(args.config),
+                source=args.source,
+                target=args.target,
+                out=args.out,
+                dry_run=args.dry_run,
+            )
         if args.command == "crd":
             from correlator.models.crd import webapplication_crd
 

@@ -133,6 +133,25 @@ class QueueSettings(_Group):
     retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
 
 
+class ProvisioningSettings(_Group):
+    """Grafana dashboards and alert rules for WebApplications."""
+
+    grafana_url: str = Field(
+        "http://127.0.0.1:3000", description="Grafana's API base URL, as correlator reaches it."
+    )
+    grafana_token: SecretStr | None = Field(
+        None, description="Grafana service account token (Editor on the folders it manages)."
+    )
+    grafana_public_url: str | None = Field(
+        None, description="Grafana's URL as people open it, for links (default: grafana_url)."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="correlator's URL as people open it, for links."
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Grafana requests in flight at once.")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of one Grafana request.")
+
+
 class LogSettings(_Group):
     """Logging. Traces are configured with the standard OTEL_* variables."""
 
@@ -158,6 +177,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     intake: IntakeSettings = IntakeSettings()
     queue: QueueSettings = QueueSettings()
+    provisioning: ProvisioningSettings = ProvisioningSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
