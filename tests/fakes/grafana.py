@@ -76,8 +76,9 @@ class StoredDashboard:
 class FakeGrafana:
     """State and handlers; `app` is the aiohttp application to serve."""
 
-    def __init__(self, *, token: str = "glsa_test_token") -> None:
+    def __init__(self, *, token: str = "glsa_test_token", validate: bool = True) -> None:
         self.token = token
+        self.validate = validate  # off only in benchmarks, where the checking would dominate
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
         self.requests: list[tuple[str, str]] = []
@@ -92,6 +93,7 @@ class FakeGrafana:
         self.app.router.add_get("/api/folders/{folder_uid}", self.get_folder)
         self.app.router.add_get("/api/search", self.search)
         self.app.router.add_get("/api/health", self.health)
+        self.app.router.add_get("/_test/stats", self.stats)
 
     # --- test controls -----------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class FakeGrafana:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
-        if request.path != "/api/health" and not authorized:
+        if request.path not in ("/api/health", "/_test/stats") and not authorized:
             return self._error(request, 401, "Unauthorized")
         if self._failures:
             status = self._failures.pop(0)
@@ -138,7 +140,7 @@ class FakeGrafana:
         return _operation(request.method, resource.canonical)
 
     def _answer(self, request: web.Request, status: int, body: Any) -> web.Response:
-        schema = _response_schema(self._op(request), status)
+        schema = _response_schema(self._op(request), status) if self.validate else None
         if schema is not None:
             _validate(schema, body)
         return web.json_response(body, status=status)
@@ -163,7 +165,7 @@ class FakeGrafana:
             raise web.HTTPBadRequest(
                 text=json.dumps({"message": "bad request data"}), content_type="application/json"
             ) from None
-        request_body = self._op(request).get("requestBody")
+        request_body = self._op(request).get("requestBody") if self.validate else None
         if request_body is not None:
             try:
                 _validate(request_body["content"]["application/json"]["schema"], body)
@@ -175,6 +177,16 @@ class FakeGrafana:
         return body
 
     # --- endpoints -----------------------------------------------------------------------
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """Not Grafana's: how many requests and writes this server saw (for benchmarks)."""
+        return web.json_response(
+            {
+                "requests": len(self.requests),
+                "writes": self.writes,
+                "dashboards": len(self.dashboards),
+            }
+        )
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"database": "ok", "version": "11.5.0"})
@@ -330,3 +342,16 @@ def _slug(title: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main() -> None:
+    """Serve the test server on its own: python -m tests.fakes.grafana PORT [DELAY_MS]."""
+    import sys
+
+    fake = FakeGrafana(validate="--validate" in sys.argv)
+    fake.delay_s = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 and sys.argv[2].isdigit() else 0.0
+    web.run_app(fake.app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
