@@ -151,8 +151,9 @@ async def main() -> None:
         f"baseline: {len(uids)} bare GETs; {first.count(Action.CREATE)} created, "
         f"{after_full['writes']} writes, {len(first.errors)} errors"
     )
+    ratio = resync_s / baseline_s
     print(
-        f"{'unchanged resync, s':44} {resync_s:12.2f} {baseline_s:12.2f} {resync_s / baseline_s:7.1f}   "
+        f"{'unchanged resync, s':44} {resync_s:12.2f} {baseline_s:12.2f} {ratio:7.1f}   "
         f"writes: {after_resync['writes'] - after_full['writes']}, "
         f"unchanged: {resync.count(Action.UNCHANGED)}"
     )
