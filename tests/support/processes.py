@@ -172,3 +172,66 @@ class Alertmanager:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+class Prometheus:
+    """Debian's Prometheus over a history backfilled with promtool, evaluating given rules."""
+
+    def __init__(self, workdir: Path, *, rule_files: list[Path], openmetrics: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.data = workdir / "tsdb"
+        self.log_path = workdir / "prometheus.log"
+        (workdir / "history.om").write_text(openmetrics)
+        subprocess.run(
+            [
+                "promtool",
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(workdir / "history.om"),
+                str(self.data),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        config = {
+            "global": {"scrape_interval": "1m", "evaluation_interval": "1s"},
+            "rule_files": [str(path) for path in rule_files],
+        }
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        self.process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=30d",
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
+            timeout_s=30,
+            what="Prometheus to be ready",
+        )
+        return self
+
+    def alerts(self) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.url}/api/v1/alerts", timeout=5).json()
+        result: list[dict[str, Any]] = body["data"]["alerts"]
+        return result
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
