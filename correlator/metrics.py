@@ -67,5 +67,26 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.provisioning_runs = Counter(
+            "correlator_provisioning_runs",
+            "Provisioning passes by outcome: ok, or with_errors (see the log).",
+            ["outcome"],
+            registry=r,
+        )
+        self.provisioning_writes = Counter(
+            "correlator_provisioning_writes",
+            "Artifacts created, updated, reverted or deleted by provisioning.",
+            registry=r,
+        )
+        self.provisioning_invalid = Gauge(
+            "correlator_provisioning_invalid_manifests",
+            "WebApplication manifests that failed validation in the last pass.",
+            registry=r,
+        )
+        self.provisioning_last_success = Gauge(
+            "correlator_provisioning_last_success_timestamp_seconds",
+            "When a provisioning pass last finished without errors.",
+            registry=r,
+        )
         self.build_info = Info("correlator_build", "The running build.", registry=r)
         self.build_info.info({"version": __version__, "python_version": platform.python_version()})

@@ -150,6 +150,36 @@ class ProvisioningSettings(_Group):
     )
     concurrency: int = Field(8, ge=1, le=256, description="Grafana requests in flight at once.")
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one Grafana request.")
+    source_dir: Path | None = Field(
+        None,
+        description="Directory of WebApplication manifests that `serve` keeps provisioned "
+        "(unset: `serve` does not provision).",
+    )
+    target: Literal["grafana", "files"] = Field(
+        "grafana", description="Where `serve` provisions: Grafana's API, or files under out_dir."
+    )
+    out_dir: Path | None = Field(None, description="Output directory of the files target.")
+    resync_interval_s: float = Field(
+        300.0, gt=0, description="How often `serve` reconciles even if nothing changed (drift)."
+    )
+    watch_interval_s: float = Field(
+        5.0, gt=0, description="How often `serve` looks for changed manifests."
+    )
+
+    @model_validator(mode="after")
+    def _target_is_usable(self) -> ProvisioningSettings:
+        if self.source_dir is not None:
+            if self.target == "grafana" and self.grafana_token is None:
+                raise ValueError(
+                    "provisioning.target grafana needs provisioning.grafana_token "
+                    "(CORRELATOR_PROVISIONING_GRAFANA_TOKEN)"
+                )
+            if self.target == "files" and self.out_dir is None:
+                raise ValueError(
+                    "provisioning.target files needs provisioning.out_dir "
+                    "(CORRELATOR_PROVISIONING_OUT_DIR)"
+                )
+        return self
 
 
 class LogSettings(_Group):

@@ -90,6 +90,11 @@ def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
             for _ in range(settings.queue.workers)
         ]
         tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
+        if settings.provisioning.source_dir is not None:
+            from correlator.provisioning.service import Provisioner
+
+            provisioner = Provisioner(settings, app[METRICS])
+            tasks.append(asyncio.create_task(provisioner.run(), name="provisioning"))
         try:
             yield
         finally:
