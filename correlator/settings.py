@@ -148,6 +148,19 @@ class ProvisioningSettings(_Group):
     public_url: str = Field(
         "http://127.0.0.1:8080", description="correlator's URL as people open it, for links."
     )
+    grafana_managed_teams: list[str] = Field(
+        default_factory=list,
+        description="Teams whose SLO alerts are also Grafana-managed alert rules (JSON list in "
+        'the environment: `["payments"]`); an app can ask itself with '
+        "spec.alerting.grafanaManaged.",
+    )
+    prometheus_datasource_uid: str = Field(
+        "prometheus", description="UID of the Prometheus datasource Grafana-managed rules query."
+    )
+    disable_provenance: bool = Field(
+        True,
+        description="Send X-Disable-Provenance so Grafana-managed rules stay editable in the UI.",
+    )
     concurrency: int = Field(8, ge=1, le=256, description="Grafana requests in flight at once.")
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one Grafana request.")
     source_dir: Path | None = Field(

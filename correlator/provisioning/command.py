@@ -8,10 +8,11 @@ from pathlib import Path
 
 from correlator.discovery.files import load_manifests
 from correlator.errors import ConfigError
+from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.naming import Links
-from correlator.provisioning.reconcile import Action, reconcile
+from correlator.provisioning.reconcile import Action, Report, reconcile, reconcile_alert_rules
 from correlator.settings import Settings
 
 EXIT_PROBLEMS = 1
@@ -23,6 +24,27 @@ def links(settings: Settings) -> Links:
         grafana_url=grafana.grafana_public_url or grafana.grafana_url,
         correlator_url=grafana.public_url,
     )
+
+
+async def reconcile_grafana(
+    grafana: GrafanaTarget, apps: list[WebApplication], settings: Settings, *, dry_run: bool = False
+) -> Report:
+    """Dashboards, then the Grafana-managed alert rules, as one report."""
+    options = settings.provisioning
+    report = await reconcile(
+        grafana, apps, links(settings), concurrency=options.concurrency, dry_run=dry_run
+    )
+    rules = await reconcile_alert_rules(
+        grafana,
+        apps,
+        links(settings),
+        teams=frozenset(options.grafana_managed_teams),
+        datasource_uid=options.prometheus_datasource_uid,
+        disable_provenance=options.disable_provenance,
+        concurrency=options.concurrency,
+        dry_run=dry_run,
+    )
+    return Report(steps=report.steps + rules.steps, errors=report.errors + rules.errors)
 
 
 def provision(
@@ -66,22 +88,14 @@ def provision(
         token.get_secret_value(),
         timeout_s=settings.provisioning.timeout_s,
     )
-    report = asyncio.run(
-        reconcile(
-            grafana,
-            apps,
-            links(settings),
-            concurrency=settings.provisioning.concurrency,
-            dry_run=dry_run,
-        )
-    )
+    report = asyncio.run(reconcile_grafana(grafana, apps, settings, dry_run=dry_run))
     for done in report.steps:
         if done.action is not Action.UNCHANGED:
-            print(f"{done.action.value:16} dashboard {done.uid}  {done.app or ''}".rstrip())
+            print(f"{done.action.value:16} {done.kind} {done.uid}  {done.app or ''}".rstrip())
     for what, why in report.errors:
         print(f"failed: {what}: {why}", file=sys.stderr)
     print(
-        f"{len(apps)} app(s): {verb}write {report.writes} dashboard(s), "
+        f"{len(apps)} app(s): {verb}write {report.writes} artifact(s), "
         f"{report.count(Action.UNCHANGED)} unchanged, {len(report.errors)} error(s)",
         file=sys.stderr,
     )

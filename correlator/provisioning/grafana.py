@@ -111,6 +111,36 @@ class GrafanaTarget:
             raise
         return True
 
+    async def owned_alert_rules(self, label: tuple[str, str]) -> dict[str, dict[str, Any]]:
+        """Grafana-managed alert rules carrying the ownership label, by UID."""
+        rules = await self._call(lambda: self._api.alertingprovisioning.get_alertrules_all())
+        return {
+            rule["uid"]: rule for rule in rules if rule.get("labels", {}).get(label[0]) == label[1]
+        }
+
+    async def create_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
+        await self._call(
+            lambda: self._api.alertingprovisioning.create_alertrule(
+                rule, disable_provenance=disable_provenance
+            )
+        )
+
+    async def update_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
+        await self._call(
+            lambda: self._api.alertingprovisioning.update_alertrule(
+                rule["uid"], rule, disable_provenance=disable_provenance
+            )
+        )
+
+    async def delete_alert_rule(self, uid: str) -> bool:
+        try:
+            await self._call(lambda: self._api.alertingprovisioning.delete_alertrule(uid))
+        except GrafanaRefused as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
     async def owned_dashboards(self) -> set[str]:
         """UIDs of every dashboard that carries correlator's ownership tag."""
         owned: set[str] = set()

@@ -25,6 +25,11 @@ from correlator.errors import CorrelatorError
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.dashboards import Folder, dashboard, team_folder
 from correlator.provisioning.grafana import GrafanaTarget, LiveDashboard
+from correlator.provisioning.grafana_rules import (
+    OWNER_LABEL,
+    grafana_alert_rules,
+    wants_grafana_rules,
+)
 from correlator.provisioning.naming import Links
 from correlator.provisioning.templates import content_hash
 
@@ -62,6 +67,7 @@ class Step:
     uid: str
     app: str | None  # namespace/name, None for a collected orphan
     reason: str
+    kind: str = "dashboard"
 
 
 @dataclass
@@ -183,6 +189,112 @@ async def reconcile(
     await asyncio.gather(
         *(one(want) for want in desired.values()),
         *(collect(uid) for uid in sorted(owned - desired.keys())),
+    )
+    report.steps.sort(key=lambda step: (step.app or "", step.uid))
+    return report
+
+
+# --- Grafana-managed alert rules ------------------------------------------------------------
+
+_RULE_FIELDS = (
+    "title",
+    "condition",
+    "for",
+    "noDataState",
+    "execErrState",
+    "folderUID",
+    "ruleGroup",
+)
+
+
+def rule_fingerprint(rule: dict[str, Any]) -> str:
+    """What matters in a rule; Grafana adds defaults to query models, which do not."""
+    queries = [
+        (
+            q.get("refId"),
+            q.get("datasourceUid"),
+            q.get("model", {}).get("expr"),
+            q.get("model", {}).get("expression"),
+            q.get("model", {}).get("type"),
+        )
+        for q in rule.get("data", [])
+    ]
+    return content_hash(
+        {
+            **{name: rule.get(name) for name in _RULE_FIELDS},
+            "labels": rule.get("labels", {}),
+            "annotations": rule.get("annotations", {}),
+            "data": queries,
+        }
+    )
+
+
+async def reconcile_alert_rules(
+    target: GrafanaTarget,
+    apps: Iterable[WebApplication],
+    links: Links,
+    *,
+    teams: frozenset[str],
+    datasource_uid: str,
+    disable_provenance: bool = True,
+    concurrency: int = 8,
+    dry_run: bool = False,
+) -> Report:
+    """Grafana-managed SLO alert rules for the apps of `teams` (or that ask for them)."""
+    report = Report()
+    desired: dict[str, tuple[WebApplication, dict[str, Any]]] = {}
+    for app in apps:
+        if wants_grafana_rules(app, teams):
+            folder = team_folder(app.spec.team)
+            for rule in grafana_alert_rules(
+                app, links, folder_uid=folder.uid, datasource_uid=datasource_uid
+            ):
+                desired[rule["uid"]] = (app, rule)
+    try:
+        live = await target.owned_alert_rules(OWNER_LABEL)
+        if not dry_run:
+            for folder in {team_folder(app.spec.team) for app, _ in desired.values()}:
+                await target.ensure_folder(folder)
+    except CorrelatorError as exc:
+        report.errors.append(("Grafana", str(exc)))
+        return report
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(uid: str, app: WebApplication, rule: dict[str, Any]) -> None:
+        current = live.get(uid)
+        if current is None:
+            action, reason = Action.CREATE, "created"
+        elif rule_fingerprint(current) == rule_fingerprint(rule):
+            report.steps.append(Step(Action.UNCHANGED, uid, app.key, "in sync", "alert-rule"))
+            return
+        else:
+            action, reason = Action.UPDATE, "changed (spec or hand edit)"
+        async with limit:
+            try:
+                if not dry_run and action is Action.CREATE:
+                    await target.create_alert_rule(rule, disable_provenance=disable_provenance)
+                elif not dry_run:
+                    await target.update_alert_rule(rule, disable_provenance=disable_provenance)
+            except CorrelatorError as exc:
+                report.errors.append((f"{app.key} {rule['title']}", str(exc)))
+                return
+        report.steps.append(Step(action, uid, app.key, reason, "alert-rule"))
+
+    async def collect(uid: str) -> None:
+        async with limit:
+            try:
+                if not dry_run:
+                    await target.delete_alert_rule(uid)
+            except CorrelatorError as exc:
+                report.errors.append((f"alert rule {uid}", str(exc)))
+                return
+        report.steps.append(
+            Step(Action.DELETE, uid, None, "its WebApplication is gone", "alert-rule")
+        )
+
+    await asyncio.gather(
+        *(one(uid, app, rule) for uid, (app, rule) in desired.items()),
+        *(collect(uid) for uid in sorted(live.keys() - desired.keys())),
     )
     report.steps.sort(key=lambda step: (step.app or "", step.uid))
     return report

@@ -17,9 +17,8 @@ from correlator.discovery.files import MANIFEST_SUFFIXES, load_manifests
 from correlator.errors import CorrelatorError
 from correlator.metrics import Metrics
 from correlator.provisioning import files
-from correlator.provisioning.command import links
+from correlator.provisioning.command import links, reconcile_grafana
 from correlator.provisioning.grafana import GrafanaTarget
-from correlator.provisioning.reconcile import reconcile
 from correlator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 class Provisioner:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._all_settings = settings
         self._settings = settings.provisioning
         self._links = links(settings)
         self._metrics = metrics
@@ -70,9 +70,7 @@ class Provisioner:
             self._metrics.provisioning_invalid.set(len(manifests.errors))
             apps = [loaded.app for loaded in manifests.apps]
             if self._grafana is not None:
-                report = await reconcile(
-                    self._grafana, apps, self._links, concurrency=self._settings.concurrency
-                )
+                report = await reconcile_grafana(self._grafana, apps, self._all_settings)
                 writes, errors = report.writes, [f"{what}: {why}" for what, why in report.errors]
             else:
                 assert self._settings.out_dir is not None

@@ -35,6 +35,13 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 @cache
 def _document() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(OPENAPI.read_text())
+    # The one place the description and the server disagree: Grafana's OpenAPI types Duration
+    # (an alert rule's `for`) as int64 nanoseconds, but the provisioning API reads and writes
+    # Prometheus durations as strings ("5m"), as its docs and the Terraform provider use.
+    loaded["components"]["schemas"]["Duration"] = {
+        "type": ["integer", "string"],
+        "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$",
+    }
     return loaded
 
 
@@ -47,7 +54,10 @@ def _validate(schema: dict[str, Any], instance: Any) -> None:
 
 
 def _operation(method: str, template: str) -> dict[str, Any]:
-    op: dict[str, Any] = _document()["paths"][template.removeprefix("/api")][method.lower()]
+    paths = _document()["paths"]
+    # Most paths are listed relative to the /api server URL, the provisioning ones in full.
+    path = template if template in paths else template.removeprefix("/api")
+    op: dict[str, Any] = paths[path][method.lower()]
     return op
 
 
@@ -81,6 +91,7 @@ class FakeGrafana:
         self.validate = validate  # off only in benchmarks, where the checking would dominate
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
+        self.rules: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.delay_s = 0.0
         self._failures: list[int] = []
@@ -92,6 +103,11 @@ class FakeGrafana:
         self.app.router.add_post("/api/folders", self.create_folder)
         self.app.router.add_get("/api/folders/{folder_uid}", self.get_folder)
         self.app.router.add_get("/api/search", self.search)
+        self.app.router.add_get("/api/v1/provisioning/alert-rules", self.list_rules)
+        self.app.router.add_post("/api/v1/provisioning/alert-rules", self.create_rule)
+        self.app.router.add_get("/api/v1/provisioning/alert-rules/{UID}", self.get_rule)
+        self.app.router.add_put("/api/v1/provisioning/alert-rules/{UID}", self.update_rule)
+        self.app.router.add_delete("/api/v1/provisioning/alert-rules/{UID}", self.delete_rule)
         self.app.router.add_get("/api/health", self.health)
         self.app.router.add_get("/_test/stats", self.stats)
 
@@ -109,6 +125,24 @@ class FakeGrafana:
         stored.dashboard = {**stored.dashboard, "title": title}
         stored.version += 1
         stored.messages.append("edited by a person")
+
+    def add_foreign_rule(self, uid: str, title: str, labels: dict[str, str]) -> None:
+        """A Grafana-managed alert rule someone else made."""
+        self.rules[uid] = {
+            "uid": uid,
+            "title": title,
+            "labels": labels,
+            "orgID": 1,
+            "folderUID": "",
+            "ruleGroup": "theirs",
+            "condition": "A",
+            "noDataState": "OK",
+            "execErrState": "Error",
+            "for": "5m",
+            "id": next(self._ids),
+            "provenance": "",
+            "data": [{"refId": "A", "datasourceUid": "p", "model": {"expr": "vector(1)"}}],
+        }
 
     def add_foreign_dashboard(self, uid: str, title: str, tags: list[str]) -> None:
         """A dashboard someone else made (not through correlator)."""
@@ -177,6 +211,46 @@ class FakeGrafana:
         return body
 
     # --- endpoints -----------------------------------------------------------------------
+
+    def _stored_rule(
+        self, request: web.Request, body: dict[str, Any], rule_id: int
+    ) -> dict[str, Any]:
+        disabled = request.headers.get("X-Disable-Provenance", "").lower() == "true"
+        return {**body, "id": rule_id, "updated": _now(), "provenance": "" if disabled else "api"}
+
+    async def list_rules(self, request: web.Request) -> web.Response:
+        return self._answer(request, 200, list(self.rules.values()))
+
+    async def create_rule(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        uid = body.get("uid") or f"r{next(self._ids)}"
+        if uid in self.rules:
+            return web.json_response({"message": "conflict: rule with this uid exists"}, status=409)
+        if body["folderUID"] not in self.folders:
+            return self._answer(
+                request, 400, {"message": "folder does not exist", "msg": "folder does not exist"}
+            )
+        self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, next(self._ids))
+        return self._answer(request, 201, self.rules[uid])
+
+    async def get_rule(self, request: web.Request) -> web.Response:
+        rule = self.rules.get(request.match_info["UID"])
+        if rule is None:
+            return web.Response(status=404)
+        return self._answer(request, 200, rule)
+
+    async def update_rule(self, request: web.Request) -> web.Response:
+        uid = request.match_info["UID"]
+        body = await self._body(request)
+        if uid not in self.rules:
+            return web.Response(status=404)
+        self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, self.rules[uid]["id"])
+        return self._answer(request, 200, self.rules[uid])
+
+    async def delete_rule(self, request: web.Request) -> web.Response:
+        if self.rules.pop(request.match_info["UID"], None) is None:
+            return web.Response(status=404)
+        return web.Response(status=204)
 
     async def stats(self, request: web.Request) -> web.Response:
         """Not Grafana's: how many requests and writes this server saw (for benchmarks)."""

@@ -130,7 +130,7 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
             "provision", "--source", str(ROOT / "examples"), "--target", "grafana", env=env
         )
         assert code == 0 and fake.writes == writes
-        assert "write 0 dashboard(s), 3 unchanged, 0 error(s)" in err
+        assert "write 0 artifact(s), 3 unchanged, 0 error(s)" in err
     finally:
         await server.close()
 
