@@ -1,0 +1,305 @@
+"""A Kubernetes API test server for WebApplications and PrometheusRules.
+
+It speaks the API's list/watch contract as a reflector relies on it: lists carry
+`metadata.resourceVersion`; `?watch=true&resourceVersion=N` streams newline-delimited JSON
+events after N (`ADDED`, `MODIFIED`, `DELETED`, and `BOOKMARK` when `allowWatchBookmarks`);
+a resourceVersion older than the retained history is answered with an `ERROR` event carrying a
+`410 Gone` Status; `timeoutSeconds` ends a watch cleanly. Writing `/status` bumps the
+resourceVersion but not `metadata.generation`. Errors are `Status` objects. A bearer token is
+required.
+
+Test controls: `apply(obj)`, `delete(namespace, name)`, `compact()` (forget history so old
+resourceVersions are gone), `break_watches()` (drop every open watch), `bookmark_every_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import json
+from typing import Any
+
+from aiohttp import web
+
+WEBAPPS = ("platform.correlator.dev", "v1alpha1", "webapplications")
+RULES = ("monitoring.coreos.com", "v1", "prometheusrules")
+
+
+def go_bool(value: str | None) -> bool:
+    """Query booleans as the API server parses them (Go's strconv.ParseBool)."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
+
+
+def status(code: int, reason: str, message: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    return web.json_response(body, status=code)
+
+
+class FakeKubernetes:
+    def __init__(self, *, token: str = "k8s-test-token") -> None:
+        self.token = token
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
+        self.history: list[tuple[int, str, dict[str, Any]]] = []  # (rv, type, object)
+        self.oldest_rv = 0
+        self.bookmark_every_s = 0.2
+        self.status_writes: list[tuple[str, str, dict[str, Any]]] = []
+        self._rv = itertools.count(100)
+        self._current_rv = 99
+        self._changed = asyncio.Condition()
+        self._watches: list[web.Request] = []
+        self.app = web.Application(middlewares=[self._auth])
+        group, version, plural = WEBAPPS
+        base = f"/apis/{group}/{version}"
+        self.app.router.add_get(f"{base}/{plural}", self.list_or_watch)
+        self.app.router.add_get(f"{base}/namespaces/{{ns}}/{plural}", self.list_or_watch)
+        self.app.router.add_route(
+            "PATCH", f"{base}/namespaces/{{ns}}/{plural}/{{name}}/status", self.patch_status
+        )
+        rgroup, rversion, rplural = RULES
+        rbase = f"/apis/{rgroup}/{rversion}/namespaces/{{ns}}/{rplural}"
+        self.app.router.add_get(rbase, self.list_rules)
+        self.app.router.add_post(rbase, self.create_rule)
+        self.app.router.add_get(f"{rbase}/{{name}}", self.get_rule)
+        self.app.router.add_put(f"{rbase}/{{name}}", self.replace_rule)
+        self.app.router.add_delete(f"{rbase}/{{name}}", self.delete_rule)
+
+    # --- test controls -----------------------------------------------------------------
+
+    def _next_rv(self) -> str:
+        self._current_rv = next(self._rv)
+        return str(self._current_rv)
+
+    def _record(self, kind: str, obj: dict[str, Any]) -> None:
+        self.history.append((int(obj["metadata"]["resourceVersion"]), kind, copy.deepcopy(obj)))
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(notify())
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a WebApplication as kubectl apply would (spec change: generation+1)."""
+        meta = obj["metadata"]
+        key = (WEBAPPS[2], meta.get("namespace", "default"), meta["name"])
+        existing = self.objects.get(key)
+        stored = copy.deepcopy(obj)
+        stored["metadata"] = {**meta, "namespace": key[1], "uid": f"uid-{key[1]}-{key[2]}"}
+        if existing is None:
+            stored["metadata"]["generation"] = 1
+        else:
+            changed = existing.get("spec") != stored.get("spec")
+            stored["metadata"]["generation"] = existing["metadata"]["generation"] + int(changed)
+            stored["status"] = existing.get("status", {})
+        stored["metadata"]["resourceVersion"] = self._next_rv()
+        self.objects[key] = stored
+        self._record("MODIFIED" if existing else "ADDED", stored)
+        return stored
+
+    def delete(self, namespace: str, name: str) -> None:
+        stored = self.objects.pop((WEBAPPS[2], namespace, name))
+        stored["metadata"]["resourceVersion"] = self._next_rv()
+        self._record("DELETED", stored)
+
+    def compact(self) -> None:
+        self.oldest_rv = self._current_rv
+        self.history.clear()
+
+    def break_watches(self) -> None:
+        """Drop every open watch connection, as a restarting API server or a proxy does."""
+        for request in self._watches:
+            if request.transport is not None:
+                request.transport.close()
+        self._watches.clear()
+
+    def webapps(self) -> list[dict[str, Any]]:
+        return [obj for (plural, _, _), obj in sorted(self.objects.items()) if plural == WEBAPPS[2]]
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return status(401, "Unauthorized", "Unauthorized")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def _selected(self, request: web.Request) -> list[dict[str, Any]]:
+        namespace = request.match_info.get("ns")
+        return [
+            obj
+            for obj in self.webapps()
+            if namespace is None or obj["metadata"]["namespace"] == namespace
+        ]
+
+    async def list_or_watch(self, request: web.Request) -> web.StreamResponse:
+        if go_bool(request.query.get("watch")):
+            return await self._watch(request)
+        group, version, _ = WEBAPPS
+        return web.json_response(
+            {
+                "apiVersion": f"{group}/{version}",
+                "kind": "WebApplicationList",
+                "metadata": {"resourceVersion": str(self._current_rv)},
+                "items": self._selected(request),
+            }
+        )
+
+    async def _watch(self, request: web.Request) -> web.StreamResponse:
+        namespace = request.match_info.get("ns")
+        since = int(request.query.get("resourceVersion") or self._current_rv)
+        bookmarks = go_bool(request.query.get("allowWatchBookmarks"))
+        timeout_s = float(request.query.get("timeoutSeconds", "300"))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        self._watches.append(request)
+
+        async def send(kind: str, obj: dict[str, Any]) -> None:
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        if since < self.oldest_rv:
+            gone = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {since} ({self.oldest_rv})",
+                "reason": "Expired",
+                "code": 410,
+            }
+            await send("ERROR", gone)
+            return response
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        sent_up_to = since
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                for rv, kind, obj in list(self.history):
+                    if rv > sent_up_to and (
+                        namespace is None or obj["metadata"]["namespace"] == namespace
+                    ):
+                        await send(kind, obj)
+                    sent_up_to = max(sent_up_to, rv)
+                if bookmarks:
+                    group, version, _ = WEBAPPS
+                    await send(
+                        "BOOKMARK",
+                        {
+                            "kind": "WebApplication",
+                            "apiVersion": f"{group}/{version}",
+                            "metadata": {"resourceVersion": str(self._current_rv)},
+                        },
+                    )
+                    sent_up_to = max(sent_up_to, self._current_rv)
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), self.bookmark_every_s)
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
+    async def patch_status(self, request: web.Request) -> web.Response:
+        key = (WEBAPPS[2], request.match_info["ns"], request.match_info["name"])
+        stored = self.objects.get(key)
+        if stored is None:
+            return status(404, "NotFound", f'webapplications "{key[2]}" not found')
+        if request.content_type not in (
+            "application/merge-patch+json",
+            "application/json-patch+json",
+            "application/strategic-merge-patch+json",
+        ):
+            return status(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format: {request.content_type}",
+            )
+        patch = await request.json()
+        stored["status"] = {**stored.get("status", {}), **patch.get("status", {})}
+        stored["metadata"]["resourceVersion"] = self._next_rv()
+        self.status_writes.append((key[1], key[2], copy.deepcopy(stored["status"])))
+        self._record("MODIFIED", stored)
+        return web.json_response(stored)
+
+    # --- PrometheusRule ------------------------------------------------------------------
+
+    def _rule_key(self, request: web.Request, name: str | None = None) -> tuple[str, str, str]:
+        return (RULES[2], request.match_info["ns"], name or request.match_info["name"])
+
+    async def list_rules(self, request: web.Request) -> web.Response:
+        selector = request.query.get("labelSelector")
+        items = [
+            obj
+            for (plural, ns, _), obj in sorted(self.objects.items())
+            if plural == RULES[2] and ns == request.match_info["ns"]
+        ]
+        if selector:
+            wanted = dict(part.split("=", 1) for part in selector.split(","))
+            items = [
+                o
+                for o in items
+                if all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+            ]
+        return web.json_response(
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PrometheusRuleList",
+                "metadata": {"resourceVersion": str(self._current_rv)},
+                "items": items,
+            }
+        )
+
+    async def create_rule(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key = self._rule_key(request, body["metadata"]["name"])
+        if key in self.objects:
+            return status(409, "AlreadyExists", f'prometheusrules "{key[2]}" already exists')
+        body["metadata"] = {
+            **body["metadata"],
+            "namespace": key[1],
+            "resourceVersion": self._next_rv(),
+        }
+        self.objects[key] = body
+        return web.json_response(body, status=201)
+
+    async def get_rule(self, request: web.Request) -> web.Response:
+        stored = self.objects.get(self._rule_key(request))
+        if stored is None:
+            return status(
+                404, "NotFound", f'prometheusrules "{request.match_info["name"]}" not found'
+            )
+        return web.json_response(stored)
+
+    async def replace_rule(self, request: web.Request) -> web.Response:
+        key = self._rule_key(request)
+        if key not in self.objects:
+            return status(404, "NotFound", f'prometheusrules "{key[2]}" not found')
+        body = await request.json()
+        if (
+            body["metadata"].get("resourceVersion")
+            != self.objects[key]["metadata"]["resourceVersion"]
+        ):
+            return status(
+                409,
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest version",
+            )
+        body["metadata"] = {**body["metadata"], "resourceVersion": self._next_rv()}
+        self.objects[key] = body
+        return web.json_response(body)
+
+    async def delete_rule(self, request: web.Request) -> web.Response:
+        if self.objects.pop(self._rule_key(request), None) is None:
+            return status(
+                404, "NotFound", f'prometheusrules "{request.match_info["name"]}" not found'
+            )
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
