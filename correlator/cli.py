@@ -58,9 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--config", type=Path, help="YAML configuration file")
     provision.add_argument(
-        "--source", required=True, help="a directory of WebApplication manifests (or k8s)"
+        "--source",
+        required=True,
+        help="a directory of WebApplication manifests, or k8s for the Kubernetes API",
     )
-    provision.add_argument("--target", choices=("grafana", "files"), required=True)
+    provision.add_argument(
+        "--target",
+        choices=("grafana", "files", "kubernetes"),
+        required=True,
+        help="grafana: dashboards and Grafana-managed rules; files: provisioning files; "
+        "kubernetes: PrometheusRule objects",
+    )
     provision.add_argument("--out", type=Path, help="output directory (--target files)")
     provision.add_argument(
         "--dry-run", action="store_true", help="print the plan without applying it"

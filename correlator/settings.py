@@ -179,20 +179,30 @@ class ProvisioningSettings(_Group):
         5.0, gt=0, description="How often `serve` looks for changed manifests."
     )
 
-    @model_validator(mode="after")
-    def _target_is_usable(self) -> ProvisioningSettings:
-        if self.source_dir is not None:
-            if self.target == "grafana" and self.grafana_token is None:
-                raise ValueError(
-                    "provisioning.target grafana needs provisioning.grafana_token "
-                    "(CORRELATOR_PROVISIONING_GRAFANA_TOKEN)"
-                )
-            if self.target == "files" and self.out_dir is None:
-                raise ValueError(
-                    "provisioning.target files needs provisioning.out_dir "
-                    "(CORRELATOR_PROVISIONING_OUT_DIR)"
-                )
-        return self
+
+class KubernetesSettings(_Group):
+    """The Kubernetes API: where WebApplications are discovered and PrometheusRules applied."""
+
+    discovery: bool = Field(
+        False, description="`serve` follows WebApplications through the Kubernetes API."
+    )
+    prometheus_rules: bool = Field(
+        False, description="`serve` applies each app's PrometheusRule through the API."
+    )
+    kubeconfig: Path | None = Field(
+        None,
+        description="kubeconfig file; unset: the in-cluster service account, else $KUBECONFIG "
+        "or ~/.kube/config.",
+    )
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description='Namespaces to watch (JSON list in the environment: `["shop"]`); empty: all.',
+    )
+    api_group: str = Field("platform.correlator.dev", description="WebApplication API group.")
+    api_version: str = Field("v1alpha1", description="WebApplication API version.")
+    write_status: bool = Field(
+        True, description="Record each app's provisioning result in status.conditions."
+    )
 
 
 class LogSettings(_Group):
@@ -221,11 +231,29 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     queue: QueueSettings = QueueSettings()
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
     def _database_url_is_supported(self) -> Settings:
         database_scheme(self.database.url)
+        return self
+
+    @model_validator(mode="after")
+    def _provisioning_target_is_usable(self) -> Settings:
+        options = self.provisioning
+        if options.source_dir is None and not self.kubernetes.discovery:
+            return self  # serve does not provision
+        if options.target == "grafana" and options.grafana_token is None:
+            raise ValueError(
+                "provisioning.target grafana needs provisioning.grafana_token "
+                "(CORRELATOR_PROVISIONING_GRAFANA_TOKEN)"
+            )
+        if options.target == "files" and options.out_dir is None:
+            raise ValueError(
+                "provisioning.target files needs provisioning.out_dir "
+                "(CORRELATOR_PROVISIONING_OUT_DIR)"
+            )
         return self
 
 

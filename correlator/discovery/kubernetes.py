@@ -85,6 +85,12 @@ class KubernetesSource:
     async def run(self) -> None:
         await asyncio.gather(*(self._follow(namespace) for namespace in self._namespaces))
 
+    async def list_once(self) -> Snapshot:
+        """List (no watch): the picture a one-shot command works from."""
+        for namespace in self._namespaces:
+            await self._list(namespace)
+        return self.snapshot()
+
     async def _follow(self, namespace: str | None) -> None:
         failures = 0
         while True:
@@ -174,9 +180,13 @@ class KubernetesSource:
                 return  # a status or metadata-only update, such as our own condition
         await self._on_change(self.snapshot())
 
-    async def write_condition(self, app: WebApplication, *, ok: bool, message: str) -> None:
-        """Record the provisioning result on the resource (status.conditions)."""
-        generation = app.metadata.generation
+    async def write_condition(self, key: str, *, ok: bool, message: str) -> None:
+        """Record the provisioning result on the resource namespace/name (status.conditions)."""
+        obj = self._objects.get(key)
+        if obj is None:
+            return  # deleted meanwhile
+        namespace, name = key.split("/", 1)
+        generation = obj.get("metadata", {}).get("generation")
         condition = {
             "type": CONDITION,
             "status": "True" if ok else "False",
@@ -185,7 +195,7 @@ class KubernetesSource:
             "observedGeneration": generation,
             "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        current = self._objects.get(app.key, {}).get("status", {}).get("conditions", [])
+        current = obj.get("status", {}).get("conditions", [])
         existing = next((c for c in current if c.get("type") == CONDITION), None)
         if existing is not None and all(
             existing.get(k) == condition[k]
@@ -198,9 +208,9 @@ class KubernetesSource:
         await patch(
             self._group,
             self._version,
-            app.namespace,
+            namespace,
             PLURAL,
-            app.name,
+            name,
             body,
             _content_type="application/merge-patch+json",
         )
@@ -229,3 +239,22 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ApiException):
         return f"{exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+async def api_client(kubeconfig: Any | None) -> client.ApiClient:
+    """Credentials from a kubeconfig file, else the in-cluster service account, else
+    $KUBECONFIG or ~/.kube/config."""
+    from kubernetes_asyncio import config
+    from kubernetes_asyncio.config.config_exception import ConfigException
+
+    configuration = client.Configuration()
+    if kubeconfig is not None:
+        await config.load_kube_config(
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except ConfigException:
+            await config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)

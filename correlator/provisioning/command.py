@@ -6,7 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from correlator.discovery.files import load_manifests
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from correlator.discovery.files import ManifestError, load_manifests
+from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import ConfigError
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
@@ -51,20 +54,27 @@ def provision(
     settings: Settings, *, source: str, target: str, out: Path | None, dry_run: bool
 ) -> int:
     """Print one line per artifact (action, what, app) and a summary; 1 if anything failed."""
-    if source == "k8s":
+    if target == "grafana" and settings.provisioning.grafana_token is None:
         raise ConfigError(
-            "--source k8s: Kubernetes discovery is not available in this release; "
-            "give a directory of WebApplication manifests"
+            "--target grafana needs a Grafana token: set CORRELATOR_PROVISIONING_GRAFANA_TOKEN"
         )
-    manifests = load_manifests(Path(source))
-    for error in manifests.errors:
+    if target == "files" and out is None:
+        raise ConfigError("--target files needs --out DIRECTORY")
+    if source == "k8s":
+        apps, invalid = asyncio.run(_from_kubernetes(settings))
+    else:
+        manifests = load_manifests(Path(source))
+        apps, invalid = [loaded.app for loaded in manifests.apps], manifests.errors
+    for error in invalid:
         print(f"invalid: {error}", file=sys.stderr)
-    apps = [loaded.app for loaded in manifests.apps]
     verb = "would " if dry_run else ""
 
+    if target == "kubernetes":
+        report = asyncio.run(_prometheus_rules(settings, apps, dry_run=dry_run))
+        return _print_report(report, apps, verb, bool(invalid))
+
     if target == "files":
-        if out is None:
-            raise ConfigError("--target files needs --out DIRECTORY")
+        assert out is not None
         steps, contents = files.plan(out, apps, links(settings))
         for step in steps:
             if step.action is not Action.UNCHANGED:
@@ -76,19 +86,20 @@ def provision(
             f"file(s), {unchanged} unchanged",
             file=sys.stderr,
         )
-        return EXIT_PROBLEMS if manifests.errors else 0
+        return EXIT_PROBLEMS if invalid else 0
 
     token = settings.provisioning.grafana_token
-    if token is None:
-        raise ConfigError(
-            "--target grafana needs a Grafana token: set CORRELATOR_PROVISIONING_GRAFANA_TOKEN"
-        )
+    assert token is not None
     grafana = GrafanaTarget(
         settings.provisioning.grafana_url,
         token.get_secret_value(),
         timeout_s=settings.provisioning.timeout_s,
     )
     report = asyncio.run(reconcile_grafana(grafana, apps, settings, dry_run=dry_run))
+    return _print_report(report, apps, verb, bool(invalid))
+
+
+def _print_report(report: Report, apps: list[WebApplication], verb: str, invalid: bool) -> int:
     for done in report.steps:
         if done.action is not Action.UNCHANGED:
             print(f"{done.action.value:16} {done.kind} {done.uid}  {done.app or ''}".rstrip())
@@ -99,4 +110,41 @@ def provision(
         f"{report.count(Action.UNCHANGED)} unchanged, {len(report.errors)} error(s)",
         file=sys.stderr,
     )
-    return EXIT_PROBLEMS if manifests.errors or report.errors else 0
+    return EXIT_PROBLEMS if invalid or report.errors else 0
+
+
+async def _from_kubernetes(settings: Settings) -> tuple[list[WebApplication], list[ManifestError]]:
+    k8s = settings.kubernetes
+    api = await api_client(k8s.kubeconfig)
+    try:
+        source = KubernetesSource(
+            api,
+            group=k8s.api_group,
+            version=k8s.api_version,
+            namespaces=k8s.namespaces,
+            on_change=_ignore,
+        )
+        snapshot = await source.list_once()
+    except ApiException as exc:
+        raise ConfigError(
+            f"--source k8s: the Kubernetes API answered {exc.status} {exc.reason}"
+        ) from None
+    finally:
+        await api.close()
+    return snapshot.apps, snapshot.errors
+
+
+async def _ignore(snapshot: Snapshot) -> None:
+    """A one-shot list needs no change notifications."""
+
+
+async def _prometheus_rules(
+    settings: Settings, apps: list[WebApplication], *, dry_run: bool
+) -> Report:
+    from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
+
+    api = await api_client(settings.kubernetes.kubeconfig)
+    try:
+        return await reconcile_prometheus_rules(api, apps, links(settings), dry_run=dry_run)
+    finally:
+        await api.close()

@@ -1,27 +1,37 @@
-"""Provisioning inside `correlator serve`: reconcile when manifests change, and periodically.
+"""Provisioning inside `correlator serve`: follow the WebApplications, reconcile on change.
 
-The manifests directory is watched by fingerprint (path, size and modification time of every
-manifest), so an edit, a new file or a removal starts a pass within `watch_interval_s`; a pass
-also runs every `resync_interval_s`, which puts back dashboards edited by hand. A pass that
-fails is logged and counted, and the loop goes on.
+Apps come from a manifests directory, watched by fingerprint (path, size and modification
+time of every manifest), or from the Kubernetes API, followed by a reflector. A pass runs when
+they change and every `resync_interval_s` (which puts back dashboards edited by hand). With
+the Kubernetes API, each resource's `Provisioned` condition records its own result, and an
+invalid resource's condition says which field is wrong. A failed pass is logged and counted,
+and the loop goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
 
-from correlator.discovery.files import MANIFEST_SUFFIXES, load_manifests
+from kubernetes_asyncio import client
+
+from correlator.discovery.files import MANIFEST_SUFFIXES, ManifestError, load_manifests
+from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import CorrelatorError
 from correlator.metrics import Metrics
+from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
 from correlator.provisioning.command import links, reconcile_grafana
 from correlator.provisioning.grafana import GrafanaTarget
+from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
+from correlator.provisioning.reconcile import Report
 from correlator.settings import Settings
 
 log = logging.getLogger(__name__)
+GLOBAL = ("Grafana", "Kubernetes")
 
 
 def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
@@ -34,56 +44,139 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(entries)
 
 
+def problems_by_app(report: Report, apps: list[WebApplication]) -> dict[str, list[str]]:
+    """Each app's own errors, plus those that concern every app (Grafana or the API down)."""
+    common = [why for what, why in report.errors if what in GLOBAL]
+    return {
+        app.key: common
+        + [why for what, why in report.errors if what == app.key or what.startswith(f"{app.key} ")]
+        for app in apps
+    }
+
+
 class Provisioner:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self._all_settings = settings
-        self._settings = settings.provisioning
+        self._settings = settings
+        self._options = settings.provisioning
         self._links = links(settings)
         self._metrics = metrics
-        assert self._settings.source_dir is not None
-        self._source = self._settings.source_dir
         self._grafana: GrafanaTarget | None = None
-        if self._settings.target == "grafana" and self._settings.grafana_token is not None:
+        if self._options.target == "grafana" and self._options.grafana_token is not None:
             self._grafana = GrafanaTarget(
-                self._settings.grafana_url,
-                self._settings.grafana_token.get_secret_value(),
-                timeout_s=self._settings.timeout_s,
+                self._options.grafana_url,
+                self._options.grafana_token.get_secret_value(),
+                timeout_s=self._options.timeout_s,
             )
 
     async def run(self) -> None:
+        if self._settings.kubernetes.discovery:
+            await self._follow_kubernetes()
+        else:
+            await self._follow_directory()
+
+    async def _follow_directory(self) -> None:
+        source = self._options.source_dir
+        assert source is not None
         seen: tuple[tuple[str, int, int], ...] | None = None
         last_pass = 0.0
         while True:
-            current = await asyncio.to_thread(fingerprint, self._source)
-            due = time.monotonic() - last_pass >= self._settings.resync_interval_s
+            current = await asyncio.to_thread(fingerprint, source)
+            due = time.monotonic() - last_pass >= self._options.resync_interval_s
             if current != seen or due:
-                await self.run_once()
+                manifests = await asyncio.to_thread(load_manifests, source)
+                apps = [loaded.app for loaded in manifests.apps]
+                await self.run_once(apps, manifests.errors)
                 seen, last_pass = current, time.monotonic()
-            await asyncio.sleep(self._settings.watch_interval_s)
+            await asyncio.sleep(self._options.watch_interval_s)
 
-    async def run_once(self) -> None:
-        """One pass; never raises for a provisioning problem (it is logged and counted)."""
+    async def _follow_kubernetes(self) -> None:
+        k8s = self._settings.kubernetes
+        api = await api_client(k8s.kubeconfig)
+        changed = asyncio.Event()
+        latest: list[Snapshot] = []
+
+        async def on_change(snapshot: Snapshot) -> None:
+            latest[:] = [snapshot]
+            changed.set()
+
+        source = KubernetesSource(
+            api,
+            group=k8s.api_group,
+            version=k8s.api_version,
+            namespaces=k8s.namespaces,
+            on_change=on_change,
+        )
+        watcher = asyncio.create_task(source.run(), name="kubernetes-discovery")
         try:
-            manifests = await asyncio.to_thread(load_manifests, self._source)
-            for invalid in manifests.errors:
-                log.warning("invalid WebApplication manifest", extra={"problem": str(invalid)})
-            self._metrics.provisioning_invalid.set(len(manifests.errors))
-            apps = [loaded.app for loaded in manifests.apps]
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self._options.resync_interval_s)
+                changed.clear()
+                if not latest:
+                    continue
+                snapshot = latest[0]
+                problems = await self.run_once(snapshot.apps, snapshot.errors, api=api)
+                if k8s.write_status:
+                    await self._write_conditions(source, snapshot, problems)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await api.close()
+
+    async def _write_conditions(
+        self, source: KubernetesSource, snapshot: Snapshot, problems: dict[str, list[str]]
+    ) -> None:
+        results = {
+            key: (not errors, "; ".join(errors) or "dashboards and alert rules in sync")
+            for key, errors in problems.items()
+        }
+        for invalid in snapshot.errors:
+            key = str(invalid.path).removeprefix("webapplications/")
+            results[key] = (False, f"invalid: {invalid.field}: {invalid.message}")
+        for key, (ok, message) in results.items():
+            try:
+                await source.write_condition(key, ok=ok, message=message)
+            except Exception as exc:  # status is best effort; provisioning already happened
+                log.warning("cannot write status", extra={"app": key, "error": str(exc)})
+
+    async def run_once(
+        self,
+        apps: list[WebApplication],
+        invalid: list[ManifestError],
+        *,
+        api: client.ApiClient | None = None,
+    ) -> dict[str, list[str]]:
+        """One pass; returns each app's problems. Never raises for a provisioning problem."""
+        for problem in invalid:
+            log.warning("invalid WebApplication", extra={"problem": str(problem)})
+        self._metrics.provisioning_invalid.set(len(invalid))
+        report = Report()
+        try:
             if self._grafana is not None:
-                report = await reconcile_grafana(self._grafana, apps, self._all_settings)
-                writes, errors = report.writes, [f"{what}: {why}" for what, why in report.errors]
-            else:
-                assert self._settings.out_dir is not None
-                out_dir = self._settings.out_dir
-                steps, contents = await asyncio.to_thread(files.plan, out_dir, apps, self._links)
-                writes, errors = await asyncio.to_thread(files.apply, steps, contents), []
+                report = await reconcile_grafana(self._grafana, apps, self._settings)
+            elif self._options.out_dir is not None:
+                steps, contents = await asyncio.to_thread(
+                    files.plan, self._options.out_dir, apps, self._links
+                )
+                written = await asyncio.to_thread(files.apply, steps, contents)
+                self._metrics.provisioning_writes.inc(written)
+            if api is not None and self._settings.kubernetes.prometheus_rules:
+                rules = await reconcile_prometheus_rules(api, apps, self._links)
+                report = Report(
+                    steps=report.steps + rules.steps, errors=report.errors + rules.errors
+                )
         except (CorrelatorError, OSError) as exc:
-            writes, errors = 0, [str(exc)]
-        self._metrics.provisioning_writes.inc(writes)
-        for error in errors:
-            log.warning("provisioning failed", extra={"problem": error})
-        outcome = "with_errors" if errors else "ok"
+            report.errors.append(("Grafana" if self._grafana else "Kubernetes", str(exc)))
+        self._metrics.provisioning_writes.inc(report.writes)
+        for what, why in report.errors:
+            log.warning("provisioning failed", extra={"what": what, "problem": why})
+        outcome = "with_errors" if report.errors else "ok"
         self._metrics.provisioning_runs.labels(outcome).inc()
-        if not errors:
+        if not report.errors:
             self._metrics.provisioning_last_success.set(time.time())
-        log.info("provisioning pass", extra={"writes": writes, "errors": len(errors)})
+        log.info(
+            "provisioning pass",
+            extra={"apps": len(apps), "writes": report.writes, "errors": len(report.errors)},
+        )
+        return problems_by_app(report, apps)

@@ -90,7 +90,7 @@ def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
             for _ in range(settings.queue.workers)
         ]
         tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
-        if settings.provisioning.source_dir is not None:
+        if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner
 
             provisioner = Provisioner(settings, app[METRICS])

@@ -115,7 +115,7 @@ async def test_status_updates_are_not_changes(kube: Any) -> None:
     fake.apply(webapp("checkout"))
     async with running(kube) as run:
         snapshot = await run.next_change()
-        await run.source.write_condition(snapshot.apps[0], ok=True, message="2 dashboards")
+        await run.source.write_condition(snapshot.apps[0].key, ok=True, message="2 dashboards")
         assert await run.quiet_for(0.8)
         assert len(fake.status_writes) == 1
         status = fake.webapps()[0]["status"]
@@ -129,9 +129,9 @@ async def test_the_same_condition_is_written_once(kube: Any) -> None:
     fake.apply(webapp("checkout"))
     async with running(kube) as run:
         app = (await run.next_change()).apps[0]
-        await run.source.write_condition(app, ok=False, message="Grafana answered 412")
+        await run.source.write_condition(app.key, ok=False, message="Grafana answered 412")
         await asyncio.sleep(0.3)  # the MODIFIED event of the status write reaches the source
-        await run.source.write_condition(app, ok=False, message="Grafana answered 412")
+        await run.source.write_condition(app.key, ok=False, message="Grafana answered 412")
         assert len(fake.status_writes) == 1
 
 

@@ -68,6 +68,7 @@ class FakeKubernetes:
         rgroup, rversion, rplural = RULES
         rbase = f"/apis/{rgroup}/{rversion}/namespaces/{{ns}}/{rplural}"
         self.app.router.add_get(rbase, self.list_rules)
+        self.app.router.add_get(f"/apis/{rgroup}/{rversion}/{rplural}", self.list_rules)
         self.app.router.add_post(rbase, self.create_rule)
         self.app.router.add_get(f"{rbase}/{{name}}", self.get_rule)
         self.app.router.add_put(f"{rbase}/{{name}}", self.replace_rule)
@@ -237,10 +238,11 @@ class FakeKubernetes:
 
     async def list_rules(self, request: web.Request) -> web.Response:
         selector = request.query.get("labelSelector")
+        namespace = request.match_info.get("ns")  # None: all namespaces
         items = [
             obj
             for (plural, ns, _), obj in sorted(self.objects.items())
-            if plural == RULES[2] and ns == request.match_info["ns"]
+            if plural == RULES[2] and namespace in (None, ns)
         ]
         if selector:
             wanted = dict(part.split("=", 1) for part in selector.split(","))
