@@ -108,7 +108,7 @@ async def test_one_shot_from_the_kubernetes_api_to_grafana(cluster: Any, grafana
 async def test_prometheus_rules_are_applied_kept_and_collected(cluster: Any) -> None:
     k8s, kubeconfig = cluster
     env = {"CORRELATOR_KUBERNETES_KUBECONFIG": str(kubeconfig)}
-    code, out, err = await run(
+    code, _, err = await run(
         "provision", "--source", str(ROOT / "examples"), "--target", "kubernetes", env=env
     )
     assert code == 0, err
