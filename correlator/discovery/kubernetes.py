@@ -243,18 +243,26 @@ def _describe(exc: Exception) -> str:
 
 async def api_client(kubeconfig: Any | None) -> client.ApiClient:
     """Credentials from a kubeconfig file, else the in-cluster service account, else
-    $KUBECONFIG or ~/.kube/config."""
+    $KUBECONFIG or ~/.kube/config; ConfigError saying so when there are none."""
     from kubernetes_asyncio import config
     from kubernetes_asyncio.config.config_exception import ConfigException
 
+    from correlator.errors import ConfigError
+
     configuration = client.Configuration()
-    if kubeconfig is not None:
-        await config.load_kube_config(
-            config_file=str(kubeconfig), client_configuration=configuration
-        )
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except ConfigException:
-            await config.load_kube_config(client_configuration=configuration)
+    try:
+        if kubeconfig is not None:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except ConfigException:
+                await config.load_kube_config(client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        raise ConfigError(
+            f"no usable Kubernetes credentials ({exc}): run inside a cluster, or set "
+            "CORRELATOR_KUBERNETES_KUBECONFIG or KUBECONFIG"
+        ) from None
     return client.ApiClient(configuration)

@@ -111,6 +111,15 @@ def _alert_annotations(app: WebApplication, links: Links) -> dict[str, str]:
     return annotations
 
 
+def _route_label(app: WebApplication, severity: str) -> dict[str, str]:
+    """The Alertmanager receiver the app asks for, per kind of alert, as a label to route on."""
+    alerting = app.spec.alerting
+    receiver = (
+        alerting.page_receiver if severity == alerting.severity.page else alerting.ticket_receiver
+    )
+    return {"receiver": receiver} if receiver else {}
+
+
 def rule_groups(app: WebApplication, links: Links) -> list[dict[str, Any]]:
     """The rule groups of one app, in Prometheus rule-file form."""
     groups = []
@@ -123,6 +132,7 @@ def rule_groups(app: WebApplication, links: Links) -> list[dict[str, Any]]:
         for rule in group["rules"]:
             if "alert" in rule:
                 rule["annotations"] = {**rule["annotations"], **_alert_annotations(app, links)}
+                rule["labels"] = {**rule["labels"], **_route_label(app, rule["labels"]["severity"])}
         groups.append(group)
     return groups
 
@@ -232,6 +242,8 @@ def rule_tests(app: WebApplication, links: Links, rule_file_name: str) -> dict[s
     for case in tests:
         for check in case.get("alert_rule_test", []):
             for expected in check.get("exp_alerts") or []:
+                labels = expected.setdefault("exp_labels", {})
+                labels.update(_route_label(app, labels.get("severity", "")))
                 expected.setdefault(
                     "exp_annotations",
                     {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -19,6 +20,14 @@ from correlator.provisioning.reconcile import Action, Report, reconcile, reconci
 from correlator.settings import Settings
 
 EXIT_PROBLEMS = 1
+
+
+def file_options(settings: Settings) -> dict[str, Any]:
+    """What the files target needs to write Grafana-managed rules."""
+    return {
+        "grafana_managed_teams": frozenset(settings.provisioning.grafana_managed_teams),
+        "datasource_uid": settings.provisioning.prometheus_datasource_uid,
+    }
 
 
 def links(settings: Settings) -> Links:
@@ -75,7 +84,7 @@ def provision(
 
     if target == "files":
         assert out is not None
-        steps, contents = files.plan(out, apps, links(settings))
+        steps, contents = files.plan(out, apps, links(settings), **file_options(settings))
         for step in steps:
             if step.action is not Action.UNCHANGED:
                 print(f"{step.action.value:9} {step.path}  {step.app or ''}".rstrip())

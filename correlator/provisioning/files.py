@@ -4,6 +4,10 @@ Under the output directory:
 
     grafana/dashboards/<team folder>/<uid>.json      dashboards, one folder per team
     grafana/provisioning/dashboards/correlator.yaml  the provider that loads them
+    grafana/provisioning/alerting/<namespace>.<name>.yaml  Grafana-managed SLO rules (teams
+                                                     that chose them), and correlator-deleted.yaml
+                                                     with `deleteRules` for the rules of apps that
+                                                     are gone (Grafana keeps them otherwise)
     prometheus/rules/<namespace>.<name>.rules.yaml   rule files for `rule_files:`
     prometheus/tests/<namespace>.<name>.test.yaml    their `promtool test rules` files
     kubernetes/<namespace>.<name>.prometheusrule.yaml  the same rules as PrometheusRule objects
@@ -25,6 +29,7 @@ from correlator.models.webapp import WebApplication
 from correlator.provisioning.alert_rules import prometheus_rule, rule_file, rule_tests, to_yaml
 from correlator.provisioning.dashboards import dashboard, team_folder
 from correlator.provisioning.grafana import OWNERSHIP_TAG
+from correlator.provisioning.grafana_rules import grafana_alert_rules, wants_grafana_rules
 from correlator.provisioning.naming import Links
 from correlator.provisioning.reconcile import Action
 
@@ -64,7 +69,39 @@ class Desired:
     app: str | None  # namespace/name; None for the shared provider file
 
 
-def desired_files(out: Path, apps: Iterable[WebApplication], links: Links) -> dict[Path, Desired]:
+def _alerting_file(app: WebApplication, links: Links, datasource_uid: str) -> str:
+    folder = team_folder(app.spec.team)
+    rules = grafana_alert_rules(app, links, folder_uid=folder.uid, datasource_uid=datasource_uid)
+    keep = (
+        "uid",
+        "title",
+        "condition",
+        "data",
+        "noDataState",
+        "execErrState",
+        "for",
+        "labels",
+        "annotations",
+        "isPaused",
+    )
+    group = {
+        "orgId": 1,
+        "name": rules[0]["ruleGroup"],
+        "folder": folder.title,
+        "interval": "1m",
+        "rules": [{key: rule[key] for key in keep} for rule in rules],
+    }
+    return GENERATED.format(key=app.key) + to_yaml({"apiVersion": 1, "groups": [group]})
+
+
+def desired_files(
+    out: Path,
+    apps: Iterable[WebApplication],
+    links: Links,
+    *,
+    grafana_managed_teams: frozenset[str] = frozenset(),
+    datasource_uid: str = "prometheus",
+) -> dict[Path, Desired]:
     """Every file the apps need: its content and the app it belongs to."""
     dashboards_dir = out / "grafana" / "dashboards"
     provider = out / "grafana" / "provisioning" / "dashboards" / "correlator.yaml"
@@ -84,8 +121,31 @@ def desired_files(out: Path, apps: Iterable[WebApplication], links: Links) -> di
             out / "kubernetes" / f"{stem}.prometheusrule.yaml": header
             + to_yaml(prometheus_rule(app, links)),
         }
+        if wants_grafana_rules(app, grafana_managed_teams) and (
+            app.spec.slo.availability is not None or app.spec.slo.latency is not None
+        ):
+            contents[out / "grafana" / "provisioning" / "alerting" / f"{stem}.yaml"] = (
+                _alerting_file(app, links, datasource_uid)
+            )
         desired.update((path, Desired(content, app.key)) for path, content in contents.items())
     return desired
+
+
+def _rule_uids(path: Path) -> set[str]:
+    """UIDs of the Grafana rules an alerting file provisions or deletes."""
+    try:
+        return _rule_uids_in_text(path.read_text(encoding="utf-8"))
+    except OSError:
+        return set()
+
+
+def _rule_uids_in_text(text: str) -> set[str]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return set()
+    uids = {rule["uid"] for group in data.get("groups", []) for rule in group.get("rules", [])}
+    return uids | {entry["uid"] for entry in data.get("deleteRules", [])}
 
 
 def _generated_by_us(path: Path) -> bool:
@@ -102,10 +162,43 @@ def _generated_by_us(path: Path) -> bool:
 
 
 def plan(
-    out: Path, apps: Iterable[WebApplication], links: Links
+    out: Path,
+    apps: Iterable[WebApplication],
+    links: Links,
+    *,
+    grafana_managed_teams: frozenset[str] = frozenset(),
+    datasource_uid: str = "prometheus",
 ) -> tuple[list[FileStep], dict[Path, str]]:
     """What writing the apps' files would change, and the contents to write."""
-    desired = desired_files(out, apps, links)
+    desired = desired_files(
+        out, apps, links, grafana_managed_teams=grafana_managed_teams, datasource_uid=datasource_uid
+    )
+    alerting = out / "grafana" / "provisioning" / "alerting"
+    tombstone = alerting / "correlator-deleted.yaml"
+    removed: list[Path] = []
+    for root in (out / "grafana" / "dashboards", alerting, out / "prometheus", out / "kubernetes"):
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and path not in desired and _generated_by_us(path):
+                    removed.append(path)
+    # Grafana keeps file-provisioned rules whose file is gone: list them for deletion until
+    # they are wanted again.
+    wanted: set[str] = set()
+    for path, want in desired.items():
+        if path.parent == alerting:
+            wanted |= _rule_uids_in_text(want.content)
+    gone = _rule_uids(tombstone) if tombstone.exists() else set()
+    for path in removed:
+        if path.parent == alerting:
+            gone |= _rule_uids(path)
+    to_delete = sorted(gone - wanted)
+    if to_delete:
+        body = {"apiVersion": 1, "deleteRules": [{"orgId": 1, "uid": uid} for uid in to_delete]}
+        desired[tombstone] = Desired(
+            "# Generated by correlator: Grafana rules of apps that are gone.\n" + to_yaml(body),
+            None,
+        )
+        removed = [path for path in removed if path != tombstone]
     steps = []
     for path, want in sorted(desired.items()):
         if not path.exists():
@@ -115,11 +208,7 @@ def plan(
         else:
             action = Action.UNCHANGED
         steps.append(FileStep(action, path, want.app))
-    for root in (out / "grafana" / "dashboards", out / "prometheus", out / "kubernetes"):
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and path not in desired and _generated_by_us(path):
-                    steps.append(FileStep(Action.DELETE, path, None))
+    steps += [FileStep(Action.DELETE, path, None) for path in removed]
     return steps, {path: want.content for path, want in desired.items()}
 
 

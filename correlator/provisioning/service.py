@@ -24,7 +24,7 @@ from correlator.errors import CorrelatorError
 from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
-from correlator.provisioning.command import links, reconcile_grafana
+from correlator.provisioning.command import file_options, links, reconcile_grafana
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.reconcile import Report
@@ -156,8 +156,10 @@ class Provisioner:
             if self._grafana is not None:
                 report = await reconcile_grafana(self._grafana, apps, self._settings)
             elif self._options.out_dir is not None:
+                out_dir = self._options.out_dir
+                options = file_options(self._settings)
                 steps, contents = await asyncio.to_thread(
-                    files.plan, self._options.out_dir, apps, self._links
+                    lambda: files.plan(out_dir, apps, self._links, **options)
                 )
                 written = await asyncio.to_thread(files.apply, steps, contents)
                 self._metrics.provisioning_writes.inc(written)

@@ -38,7 +38,11 @@ EXAMPLE_APPS = {
         "search",
         "storefront",
         slo={"availability": 99, "windowDays": 28},
-        alerting={"severity": {"page": "P1", "ticket": "P3"}},
+        alerting={
+            "severity": {"page": "P1", "ticket": "P3"},
+            "pageReceiver": "pagerduty-storefront",
+            "ticketReceiver": "jira-storefront",
+        },
     ),
     "no-page-possible": webapp("batch", "back-office", slo={"availability": 90}),
     "relabelled": webapp(

@@ -147,6 +147,12 @@ def test_page_and_ticket_alerts_carry_what_routing_needs() -> None:
     }
     assert severities["WebAppAvailabilityBudgetBurnPage"] == "P1"
     assert severities["WebAppCPUThrottled"] == "P3"
+    receivers = {
+        r["alert"]: r["labels"].get("receiver") for g in loose for r in g["rules"] if "alert" in r
+    }
+    assert receivers["WebAppAvailabilityBudgetBurnPage"] == "pagerduty-storefront"
+    assert receivers["WebAppAvailabilityBudgetBurnTicket"] == "jira-storefront"
+    assert "receiver" not in by_name["WebAppAvailabilityBudgetBurnPage"]["labels"]  # none asked
 
 
 def test_only_declared_slos_get_rules() -> None:

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from aiohttp.test_utils import TestServer
 
 from correlator.provisioning import files
@@ -136,9 +137,44 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
 
 
 async def test_provision_explains_what_it_cannot_do(tmp_path: Path) -> None:
-    code, _, err = await run("provision", "--source", "k8s", "--target", "grafana")
-    assert code == 2 and "give a directory" in err
+    code, _, err = await run(
+        "provision",
+        "--source",
+        "k8s",
+        "--target",
+        "files",
+        "--out",
+        str(tmp_path),
+        env={"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")},
+    )
+    assert code == 2 and "no usable Kubernetes credentials" in err and "Traceback" not in err
     code, _, err = await run("provision", "--source", str(ROOT / "examples"), "--target", "grafana")
     assert code == 2 and "CORRELATOR_PROVISIONING_GRAFANA_TOKEN" in err
     code, _, err = await run("provision", "--source", str(ROOT / "examples"), "--target", "files")
     assert code == 2 and "--out" in err
+
+
+def test_grafana_managed_rules_are_written_as_alerting_files_and_deleted_properly(
+    tmp_path: Path,
+) -> None:
+    teams = frozenset({"payments"})
+    apps = [
+        webapp("checkout", slo={"availability": 99.9}),
+        webapp("catalog", team="storefront", slo={"availability": 99.5}),
+    ]
+    files.apply(*files.plan(tmp_path, apps, LINKS, grafana_managed_teams=teams))
+    alerting = tmp_path / "grafana" / "provisioning" / "alerting"
+    assert sorted(p.name for p in alerting.iterdir()) == ["shop.checkout.yaml"]
+    written = yaml.safe_load((alerting / "shop.checkout.yaml").read_text())
+    group = written["groups"][0]
+    assert written["apiVersion"] == 1 and group["folder"] == "Team payments"
+    uids = sorted(rule["uid"] for rule in group["rules"])
+    assert len(uids) == 2 and group["rules"][0]["for"] in ("2m", "15m")
+
+    files.apply(*files.plan(tmp_path, apps[1:], LINKS, grafana_managed_teams=teams))
+    assert not (alerting / "shop.checkout.yaml").exists()
+    tombstone = yaml.safe_load((alerting / "correlator-deleted.yaml").read_text())
+    assert sorted(entry["uid"] for entry in tombstone["deleteRules"]) == uids
+
+    files.apply(*files.plan(tmp_path, apps, LINKS, grafana_managed_teams=teams))
+    assert sorted(p.name for p in alerting.iterdir()) == ["shop.checkout.yaml"]
