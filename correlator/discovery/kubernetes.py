@@ -29,6 +29,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from correlator.discovery.files import ManifestError, parse_document
 from correlator.models.webapp import WebApplication
+from correlator.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,21 @@ class KubernetesSource:
         self._objects: dict[str, dict[str, Any]] = {}  # namespace/name -> object
         self.resource_versions: dict[str | None, str] = {}
         self.relists = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        api: client.ApiClient,
+        settings: KubernetesSettings,
+        on_change: Callable[[Snapshot], Awaitable[None]],
+    ) -> KubernetesSource:
+        return cls(
+            api,
+            group=settings.api_group,
+            version=settings.api_version,
+            namespaces=settings.namespaces,
+            on_change=on_change,
+        )
 
     def snapshot(self) -> Snapshot:
         apps, errors = [], []

@@ -126,13 +126,7 @@ async def _from_kubernetes(settings: Settings) -> tuple[list[WebApplication], li
     k8s = settings.kubernetes
     api = await api_client(k8s.kubeconfig)
     try:
-        source = KubernetesSource(
-            api,
-            group=k8s.api_group,
-            version=k8s.api_version,
-            namespaces=k8s.namespaces,
-            on_change=_ignore,
-        )
+        source = KubernetesSource.from_settings(api, k8s, _ignore)
         snapshot = await source.list_once()
     except ApiException as exc:
         raise ConfigError(

@@ -99,13 +99,7 @@ class Provisioner:
             latest[:] = [snapshot]
             changed.set()
 
-        source = KubernetesSource(
-            api,
-            group=k8s.api_group,
-            version=k8s.api_version,
-            namespaces=k8s.namespaces,
-            on_change=on_change,
-        )
+        source = KubernetesSource.from_settings(api, k8s, on_change)
         watcher = asyncio.create_task(source.run(), name="kubernetes-discovery")
         try:
             while True:

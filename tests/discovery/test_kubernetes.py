@@ -9,11 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client
 
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot
 from tests.fakes.kubernetes import FakeKubernetes
+from tests.support.servers import served
 
 
 def webapp(name: str, namespace: str = "shop", **spec: Any) -> dict[str, Any]:
@@ -59,13 +59,11 @@ class Running:
 @pytest.fixture
 async def kube() -> AsyncIterator[tuple[FakeKubernetes, str]]:
     fake = FakeKubernetes()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield fake, str(server.make_url("")).rstrip("/")
-    finally:
-        fake.break_watches()
-        await server.close()
+    async with served(fake.app) as url:
+        try:
+            yield fake, url
+        finally:
+            fake.break_watches()
 
 
 @contextlib.asynccontextmanager

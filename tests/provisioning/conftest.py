@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from correlator.models.webapp import WebApplication
+from correlator.provisioning.grafana import GrafanaTarget
+from tests.fakes.grafana import FakeGrafana
+from tests.support.servers import served
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,3 +71,11 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(params=sorted(EXAMPLE_APPS))
 def example_app(request: pytest.FixtureRequest) -> WebApplication:
     return EXAMPLE_APPS[request.param]
+
+
+@pytest.fixture
+async def grafana() -> AsyncIterator[tuple[FakeGrafana, GrafanaTarget]]:
+    """The Grafana test server, and a target pointed at it."""
+    fake = FakeGrafana()
+    async with served(fake.app) as url:
+        yield fake, GrafanaTarget(url, fake.token)

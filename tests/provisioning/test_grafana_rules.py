@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from aiohttp.test_utils import TestServer
 
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.grafana_rules import grafana_alert_rules, rule_uid
 from correlator.provisioning.naming import Links
 from correlator.provisioning.reconcile import Action, reconcile_alert_rules
-from tests.fakes.grafana import FakeGrafana
 from tests.provisioning.conftest import EXAMPLE_APPS, promtool, webapp
 
 LINKS = Links()
 TEAMS = frozenset({"payments"})
-
-
-@pytest.fixture
-async def grafana() -> AsyncIterator[tuple[FakeGrafana, GrafanaTarget]]:
-    fake = FakeGrafana()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield fake, GrafanaTarget(str(server.make_url("")), fake.token)
-    finally:
-        await server.close()
 
 
 def apps() -> list[Any]:

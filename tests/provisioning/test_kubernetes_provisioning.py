@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestServer
 
 from correlator.provisioning.naming import dashboard_uid
 from tests.fakes.grafana import FakeGrafana
 from tests.fakes.kubernetes import RULES, FakeKubernetes
 from tests.provisioning.conftest import ROOT
 from tests.support.processes import Service
+from tests.support.servers import eventually, served
 
 
 def webapp(name: str, namespace: str = "shop", **spec: Any) -> dict[str, Any]:
@@ -37,39 +37,32 @@ def webapp(name: str, namespace: str = "shop", **spec: Any) -> dict[str, Any]:
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[FakeKubernetes, Path]]:
     fake = FakeKubernetes()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "test",
-                "clusters": [
-                    {"name": "test", "cluster": {"server": str(server.make_url("")).rstrip("/")}}
-                ],
-                "users": [{"name": "test", "user": {"token": fake.token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-            }
+    async with served(fake.app) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
+                    "clusters": [{"name": "test", "cluster": {"server": url}}],
+                    "users": [{"name": "test", "user": {"token": fake.token}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                }
+            )
         )
-    )
-    try:
-        yield fake, kubeconfig
-    finally:
-        fake.break_watches()
-        await server.close()
+        try:
+            yield fake, kubeconfig
+        finally:
+            fake.break_watches()
 
 
 @pytest.fixture
 async def grafana() -> AsyncIterator[tuple[FakeGrafana, str]]:
+    """The Grafana test server and its URL (the service under test runs in another process)."""
     fake = FakeGrafana()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield fake, str(server.make_url(""))
-    finally:
-        await server.close()
+    async with served(fake.app) as url:
+        yield fake, url
 
 
 async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -158,14 +151,6 @@ async def test_the_kubernetes_api_refusing_is_a_clear_error(cluster: Any, tmp_pa
         env={"CORRELATOR_KUBERNETES_KUBECONFIG": str(broken)},
     )
     assert code == 2 and "answered 401" in err and "Traceback" not in err
-
-
-async def eventually(predicate: Any, what: str, timeout_s: float = 30) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_serve_follows_the_cluster_and_records_results_in_status(

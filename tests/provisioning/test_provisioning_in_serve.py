@@ -7,25 +7,17 @@ import shutil
 from pathlib import Path
 
 import httpx
-from aiohttp.test_utils import TestServer
 
 from correlator.provisioning.naming import dashboard_uid
 from tests.fakes.grafana import FakeGrafana
 from tests.provisioning.conftest import ROOT
 from tests.support.processes import Service
+from tests.support.servers import eventually, served
 
 BROKEN = (
     "apiVersion: platform.correlator.dev/v1alpha1\nkind: WebApplication\n"
     "metadata: {name: x}\nspec: {team: t}\n"
 )
-
-
-async def eventually(predicate: object, what: str, timeout_s: float = 30) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        if await asyncio.to_thread(predicate):  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_serve_provisions_files_and_follows_manifest_changes(tmp_path: Path) -> None:
@@ -58,8 +50,11 @@ async def test_serve_provisions_files_and_follows_manifest_changes(tmp_path: Pat
 
 async def test_serve_provisions_grafana_and_survives_its_failures(tmp_path: Path) -> None:
     fake = FakeGrafana()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
+    async with served(fake.app) as url:
+        await _provision_grafana(fake, url, tmp_path)
+
+
+async def _provision_grafana(fake: FakeGrafana, url: str, tmp_path: Path) -> None:
     source = tmp_path / "manifests"
     shutil.copytree(ROOT / "examples", source)
     fake.fail(503, times=3)  # Grafana is down when correlator starts
@@ -67,7 +62,7 @@ async def test_serve_provisions_grafana_and_survives_its_failures(tmp_path: Path
         tmp_path,
         env={
             "CORRELATOR_PROVISIONING_SOURCE_DIR": str(source),
-            "CORRELATOR_PROVISIONING_GRAFANA_URL": str(server.make_url("")),
+            "CORRELATOR_PROVISIONING_GRAFANA_URL": url,
             "CORRELATOR_PROVISIONING_GRAFANA_TOKEN": fake.token,
             "CORRELATOR_PROVISIONING_WATCH_INTERVAL_S": "0.2",
             "CORRELATOR_PROVISIONING_RESYNC_INTERVAL_S": "0.5",
@@ -87,7 +82,6 @@ async def test_serve_provisions_grafana_and_survives_its_failures(tmp_path: Path
         assert fake.token not in service.log()
     finally:
         await asyncio.to_thread(service.stop)
-        await server.close()
 
 
 def test_serve_refuses_a_grafana_target_without_a_token(tmp_path: Path) -> None:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from aiohttp.test_utils import TestServer
 
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.dashboards import team_folder
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.naming import Links, dashboard_uid
 from correlator.provisioning.reconcile import Action, reconcile
-from tests.fakes.grafana import FakeGrafana
 from tests.provisioning.conftest import webapp
 from tests.support.processes import free_port
 
 LINKS = Links(grafana_url="https://grafana.example")
-
-
-@pytest.fixture
-async def grafana() -> AsyncIterator[tuple[FakeGrafana, GrafanaTarget]]:
-    fake = FakeGrafana()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield fake, GrafanaTarget(str(server.make_url("")), fake.token)
-    finally:
-        await server.close()
 
 
 def apps() -> list[WebApplication]:
