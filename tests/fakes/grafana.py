@@ -205,7 +205,9 @@ class FakeGrafana:
                 _validate(request_body["content"]["application/json"]["schema"], body)
             except jsonschema.ValidationError as exc:
                 raise web.HTTPBadRequest(
-                    text=json.dumps({"message": f"bad request data: {exc.message}"}),
+                    text=json.dumps(
+                        {"message": f"bad request data: {exc.json_path}: {exc.message}"}
+                    ),
                     content_type="application/json",
                 ) from None
         return body

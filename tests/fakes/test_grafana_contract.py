@@ -1,0 +1,56 @@
+"""The Grafana test server refuses and answers as Grafana does (so reconcile tests mean it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.fakes.grafana import FakeGrafana
+from tests.support.servers import served
+
+
+async def test_grafana_test_server_keeps_grafanas_contract() -> None:
+    fake = FakeGrafana()
+    async with served(fake.app) as url, httpx.AsyncClient(base_url=url) as http:
+        auth = {"Authorization": f"Bearer {fake.token}"}
+
+        async def save(body: dict[str, Any], headers: dict[str, str] = auth) -> httpx.Response:
+            return await http.post("/api/dashboards/db", json=body, headers=headers)
+
+        assert (await save({"dashboard": {"title": "x"}}, headers={})).status_code == 401
+        first = await save({"dashboard": {"uid": "a", "title": "A"}, "overwrite": True})
+        assert first.status_code == 200 and first.json()["version"] == 1
+        stale = await save({"dashboard": {"uid": "a", "title": "A", "version": 0}})
+        assert stale.status_code == 412 and stale.json()["status"] == "version-mismatch"
+        taken = await save({"dashboard": {"uid": "b", "title": "A"}})
+        assert taken.status_code == 412 and taken.json()["status"] == "name-exists"
+        wrong_type = await save({"dashboard": {"uid": "a", "title": "A"}, "message": 5})
+        assert wrong_type.status_code == 400 and "message" in wrong_type.json()["message"]
+        assert (
+            await http.post("/api/folders", json={"uid": "f", "title": "F"}, headers=auth)
+        ).status_code == 200
+        again = await http.post("/api/folders", json={"uid": "f", "title": "G"}, headers=auth)
+        assert again.status_code == 409
+        missing = await http.get("/api/dashboards/uid/nope", headers=auth)
+        assert missing.status_code == 404 and missing.json() == {"message": "Dashboard not found"}
+        rule = {
+            "title": "r",
+            "orgID": 1,
+            "folderUID": "f",
+            "ruleGroup": "g",
+            "condition": "A",
+            "noDataState": "OK",
+            "execErrState": "Error",
+            "for": "5m",
+            "data": [{"refId": "A", "datasourceUid": "p", "model": {"expr": "vector(1)"}}],
+        }
+        created = await http.post("/api/v1/provisioning/alert-rules", json=rule, headers=auth)
+        assert created.status_code == 201 and created.json()["provenance"] == "api"
+        incomplete = {k: v for k, v in rule.items() if k != "condition"}
+        refused = await http.post("/api/v1/provisioning/alert-rules", json=incomplete, headers=auth)
+        assert refused.status_code == 400
+        uid = created.json()["uid"]
+        assert (
+            await http.delete(f"/api/v1/provisioning/alert-rules/{uid}", headers=auth)
+        ).status_code == 204
