@@ -1,0 +1,135 @@
+"""One httpx client per backend: auth, TLS, limits, and retries of idempotent GETs.
+
+Errors are translated here, once: a connection failure, a timeout or a 5xx (after retries) is
+BackendUnavailable; a 4xx is BackendRefused with the backend's own message; a body that is too
+large or not what the API promises is BackendGarbage. Nobody else catches httpx errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from correlator.errors import PermanentError, TemporaryError
+
+RETRY_STATUSES = {502, 503, 504}
+
+
+class BackendUnavailable(TemporaryError):
+    """Down, slow or failing: the report says it is missing; a later run may succeed."""
+
+
+class BackendRefused(PermanentError):
+    """The backend refused the query (4xx); its message says why."""
+
+
+class BackendGarbage(PermanentError):
+    """The answer is too large or not what the backend's API promises."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """How to reach one backend."""
+
+    name: str
+    url: str
+    timeout_s: float = 5.0
+    bearer_token: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    org_id: str | None = None  # X-Scope-OrgID, for multi-tenant Loki, Mimir, Tempo
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    max_connections: int = 20
+    max_body_bytes: int = 64 * 1024 * 1024
+    retries: int = 2
+
+
+class BackendClient:
+    """GETs that return parsed JSON, with the translation of every failure."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        headers = dict(config.headers)
+        if config.bearer_token:
+            headers["Authorization"] = f"Bearer {config.bearer_token}"
+        if config.org_id:
+            headers["X-Scope-OrgID"] = config.org_id
+        verify: bool | str = False if config.insecure_skip_verify else (config.ca_file or True)
+        self._http = httpx.AsyncClient(
+            base_url=config.url.rstrip("/"),
+            headers=headers,
+            auth=httpx.BasicAuth(*config.basic_auth) if config.basic_auth else None,
+            timeout=httpx.Timeout(config.timeout_s),
+            limits=httpx.Limits(max_connections=config.max_connections),
+            verify=verify,
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def get_json(self, path: str, params: dict[str, Any] | list[tuple[str, Any]]) -> Any:
+        """GET and parse JSON; retried on connection failures, timeouts and 502/503/504."""
+        attempt = 0
+        while True:
+            try:
+                return await self._get_once(path, params)
+            except BackendUnavailable:
+                attempt += 1
+                if attempt > self.config.retries:
+                    raise
+                await asyncio.sleep(0.1 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
+
+    async def _get_once(self, path: str, params: Any) -> Any:
+        name = self.config.name
+        try:
+            async with self._http.stream("GET", path, params=params) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.config.max_body_bytes:
+                        raise BackendGarbage(
+                            f"{name} answered more than {self.config.max_body_bytes} bytes"
+                        )
+        except httpx.TimeoutException:
+            raise BackendUnavailable(
+                f"{name} did not answer within {self.config.timeout_s} s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"{name} is unreachable: {type(exc).__name__}") from None
+        if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+            raise BackendUnavailable(f"{name} answered {response.status_code}: {_snippet(body)}")
+        if response.status_code >= 400:
+            raise BackendRefused(
+                f"{name} refused the query ({response.status_code}): {_message(body)}"
+            )
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BackendGarbage(
+                f"{name} answered something that is not JSON: {_snippet(body)}"
+            ) from None
+
+
+def _snippet(body: bytes | bytearray, limit: int = 200) -> str:
+    return body[:limit].decode("utf-8", "replace").strip()
+
+
+def _message(body: bytes | bytearray) -> str:
+    """Prometheus says {"error": …}; Loki answers plain text; Jaeger {"error": {"message"}}."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _snippet(body)
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message", error))
+        if error:
+            return str(error)
+    return _snippet(body)

@@ -1,0 +1,68 @@
+"""Building PromQL from untrusted values (pure).
+
+Label values in alerts are untrusted: a value such as `"} or vector(1) or {x="` must select
+the series whose label has exactly that value, never change the query. Values are emitted as
+PromQL string literals with every character that could end or bend the literal escaped;
+label names are checked, never escaped, since PromQL has no quoting for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class UnsafeName(ValueError):
+    """A label or metric name that PromQL cannot express literally."""
+
+
+def string_literal(value: str) -> str:
+    """A double-quoted PromQL string that denotes exactly `value`."""
+    out = []
+    for char in value:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def regex_literal(value: str) -> str:
+    """A PromQL string for `=~` that matches exactly `value` (RE2 metacharacters escaped)."""
+    return string_literal(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value))
+
+
+def label_name(name: str) -> str:
+    if not _LABEL_NAME.match(name):
+        raise UnsafeName(f"{name!r} is not a Prometheus label name")
+    return name
+
+
+def matchers(equal: Mapping[str, str], *, regex: Mapping[str, str] | None = None) -> str:
+    """`a="…",b=~"…"` from label values taken literally (regex values are literal too)."""
+    parts = [f"{label_name(name)}={string_literal(value)}" for name, value in sorted(equal.items())]
+    parts += [
+        f"{label_name(name)}=~{regex_literal(value)}"
+        for name, value in sorted((regex or {}).items())
+    ]
+    return ",".join(parts)
+
+
+def selector(metric: str, equal: Mapping[str, str], **options: Mapping[str, str]) -> str:
+    """`metric{…}` with literal label values."""
+    if not _METRIC_NAME.match(metric):
+        raise UnsafeName(f"{metric!r} is not a Prometheus metric name")
+    return f"{metric}{{{matchers(equal, regex=options.get('regex'))}}}"

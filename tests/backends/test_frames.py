@@ -1,0 +1,43 @@
+"""Matrix answers to frames (pure): alignment, gaps, special values, broken answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from correlator.backends.http import BackendGarbage
+from correlator.backends.prometheus import range_frame
+
+
+def test_series_are_aligned_on_the_union_of_timestamps_with_gaps_left_empty() -> None:
+    frame = range_frame(
+        [
+            {"metric": {"app": "a"}, "values": [[100, "1"], [115, "2"], [130, "3"]]},
+            {"metric": {"app": "b"}, "values": [[115, "NaN"], [130, "+Inf"], [145, "-Inf"]]},
+            {"metric": {"app": "c"}, "values": []},  # no samples: no column
+        ]
+    )
+    assert [ts.timestamp() for ts in frame.index] == [100, 115, 130, 145]
+    assert list(frame.columns) == [(("app", "a"),), (("app", "b"),)]
+    a, b = frame.iloc[:, 0].tolist(), frame.iloc[:, 1].tolist()
+    assert a[:3] == [1, 2, 3] and math.isnan(a[3])
+    assert math.isnan(b[0]) and math.isnan(b[1]) and b[2] == math.inf and b[3] == -math.inf
+
+
+def test_nothing_gives_an_empty_frame() -> None:
+    assert range_frame([]).empty
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        [{"metric": {}, "values": [["x", "1"]]}],
+        [{"metric": {}, "values": [[1, "one"]]}],
+        [{"metric": {}}],
+        [{"metric": {}, "values": [[1]]}],
+    ],
+)
+def test_a_broken_matrix_is_garbage(result: list[dict[str, object]]) -> None:
+    with pytest.raises(BackendGarbage, match="malformed matrix"):
+        range_frame(result)
