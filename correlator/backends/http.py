@@ -73,22 +73,28 @@ class BackendClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def get_json(self, path: str, params: dict[str, Any] | list[tuple[str, Any]]) -> Any:
-        """GET and parse JSON; retried on connection failures, timeouts and 502/503/504."""
+    async def get_json(
+        self,
+        path: str,
+        params: dict[str, Any] | list[tuple[str, Any]],
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """GET and parse JSON; retried on connection failures, timeouts and 5xx."""
         attempt = 0
         while True:
             try:
-                return await self._get_once(path, params)
+                return await self._get_once(path, params, headers)
             except BackendUnavailable:
                 attempt += 1
                 if attempt > self.config.retries:
                     raise
                 await asyncio.sleep(0.1 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
 
-    async def _get_once(self, path: str, params: Any) -> Any:
+    async def _get_once(self, path: str, params: Any, headers: dict[str, str] | None) -> Any:
         name = self.config.name
         try:
-            async with self._http.stream("GET", path, params=params) as response:
+            async with self._http.stream("GET", path, params=params, headers=headers) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
