@@ -27,6 +27,11 @@ class BackendUnavailable(TemporaryError):
 class BackendRefused(PermanentError):
     """The backend refused the query (4xx); its message says why."""
 
+    def __init__(self, message: str, *, status: int = 400, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
 
 class BackendGarbage(PermanentError):
     """The answer is too large or not what the backend's API promises."""
@@ -112,7 +117,9 @@ class BackendClient:
             raise BackendUnavailable(f"{name} answered {response.status_code}: {_snippet(body)}")
         if response.status_code >= 400:
             raise BackendRefused(
-                f"{name} refused the query ({response.status_code}): {_message(body)}"
+                f"{name} refused the query ({response.status_code}): {_message(body)}",
+                status=response.status_code,
+                body=_snippet(body, 2000),
             )
         try:
             return json.loads(body)
