@@ -54,16 +54,14 @@ def test_neighbours_walk_both_ways_to_a_bounded_depth() -> None:
         ("checkout", "checkout"),
     ]
     found = [(n.service, n.relation, n.distance) for n in neighbours("checkout", edges, depth=2)]
+    # Nearest first; at the same distance dependencies (where causes come from) before callers.
     assert found == [
-        ("frontend", "caller", 1),
         ("payments", "callee", 1),
         ("postgres", "callee", 1),
-        ("mobile", "caller", 2),
+        ("frontend", "caller", 1),
         ("bank", "callee", 2),
+        ("mobile", "caller", 2),
     ]
-    assert [n.service for n in neighbours("checkout", edges, depth=1)] == [
-        "frontend",
-        "payments",
-        "postgres",
-    ]
+    depth_one = [n.service for n in neighbours("checkout", edges, depth=1)]
+    assert depth_one == ["payments", "postgres", "frontend"]
     assert neighbours("isolated", edges) == []
