@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from correlator.provisioning.naming import dashboard_uid
 from tests.fakes.grafana import FakeGrafana
 from tests.fakes.kubernetes import RULES, FakeKubernetes
 from tests.provisioning.conftest import ROOT
-from tests.support.processes import Service
+from tests.support.processes import Service, run_cli
 from tests.support.servers import eventually, served
 
 
@@ -65,21 +63,6 @@ async def grafana() -> AsyncIterator[tuple[FakeGrafana, str]]:
         yield fake, url
 
 
-async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORRELATOR_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "correlator",
-        *args,
-        env={**clean, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 async def test_one_shot_from_the_kubernetes_api_to_grafana(cluster: Any, grafana: Any) -> None:
     k8s, kubeconfig = cluster
     fake_grafana, url = grafana
@@ -90,7 +73,7 @@ async def test_one_shot_from_the_kubernetes_api_to_grafana(cluster: Any, grafana
         "CORRELATOR_PROVISIONING_GRAFANA_URL": url,
         "CORRELATOR_PROVISIONING_GRAFANA_TOKEN": fake_grafana.token,
     }
-    code, _out, err = await run("provision", "--source", "k8s", "--target", "grafana", env=env)
+    code, _out, err = await run_cli("provision", "--source", "k8s", "--target", "grafana", env=env)
     assert code == 0, err
     assert set(fake_grafana.dashboards) == {
         dashboard_uid("shop", "checkout"),
@@ -101,7 +84,7 @@ async def test_one_shot_from_the_kubernetes_api_to_grafana(cluster: Any, grafana
 async def test_prometheus_rules_are_applied_kept_and_collected(cluster: Any) -> None:
     k8s, kubeconfig = cluster
     env = {"CORRELATOR_KUBERNETES_KUBECONFIG": str(kubeconfig)}
-    code, _, err = await run(
+    code, _, err = await run_cli(
         "provision", "--source", str(ROOT / "examples"), "--target", "kubernetes", env=env
     )
     assert code == 0, err
@@ -121,14 +104,14 @@ async def test_prometheus_rules_are_applied_kept_and_collected(cluster: Any) -> 
         "metadata": {"name": "hand-made", "namespace": "shop", "resourceVersion": "1"},
         "spec": {"groups": []},
     }
-    code, _, err = await run(
+    code, _, err = await run_cli(
         "provision", "--source", str(ROOT / "examples"), "--target", "kubernetes", env=env
     )
     assert code == 0 and "write 0 artifact(s), 3 unchanged" in err
     only_checkout = Path(kubeconfig).parent / "one"
     only_checkout.mkdir()
     (only_checkout / "checkout.yaml").write_text((ROOT / "examples" / "checkout.yaml").read_text())
-    code, _out, err = await run(
+    code, _out, err = await run_cli(
         "provision", "--source", str(only_checkout), "--target", "kubernetes", env=env
     )
     assert code == 0, err
@@ -140,7 +123,7 @@ async def test_the_kubernetes_api_refusing_is_a_clear_error(cluster: Any, tmp_pa
     _, kubeconfig = cluster
     broken = tmp_path / "wrong-token"
     broken.write_text(kubeconfig.read_text().replace("k8s-test-token", "nope"))
-    code, _, err = await run(
+    code, _, err = await run_cli(
         "provision",
         "--source",
         "k8s",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import yaml
@@ -16,23 +13,9 @@ from correlator.provisioning.naming import Links, dashboard_uid
 from correlator.provisioning.reconcile import Action
 from tests.fakes.grafana import FakeGrafana
 from tests.provisioning.conftest import ROOT, promtool, webapp
+from tests.support.processes import run_cli
 
 LINKS = Links()
-
-
-async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORRELATOR_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "correlator",
-        *args,
-        env={**clean, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 def test_files_target_writes_once_then_only_what_changed(tmp_path: Path) -> None:
@@ -79,7 +62,7 @@ def test_generated_rule_tests_pass_where_they_are_written(tmp_path: Path) -> Non
 
 
 async def test_provision_files_from_a_directory_prints_the_plan(tmp_path: Path) -> None:
-    code, out, err = await run(
+    code, out, err = await run_cli(
         "provision",
         "--source",
         str(ROOT / "examples"),
@@ -92,11 +75,11 @@ async def test_provision_files_from_a_directory_prints_the_plan(tmp_path: Path) 
     assert code == 0, err
     assert out.count("create") == 13 and "shop/checkout" in out
     assert "would write 13 file(s)" in err and not any(tmp_path.iterdir())
-    code, out, err = await run(
+    code, out, err = await run_cli(
         "provision", "--source", str(ROOT / "examples"), "--target", "files", "--out", str(tmp_path)
     )
     assert code == 0 and "write 13 file(s), 0 unchanged" in err
-    code, out, err = await run(
+    code, out, err = await run_cli(
         "provision", "--source", str(ROOT / "examples"), "--target", "files", "--out", str(tmp_path)
     )
     assert code == 0 and out == "" and "write 0 file(s), 13 unchanged" in err
@@ -119,7 +102,7 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
             "CORRELATOR_PROVISIONING_GRAFANA_URL": str(server.make_url("")),
             "CORRELATOR_PROVISIONING_GRAFANA_TOKEN": fake.token,
         }
-        code, out, err = await run(
+        code, out, err = await run_cli(
             "provision", "--source", str(source), "--target", "grafana", env=env
         )
         assert code == 1
@@ -127,7 +110,7 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
         assert out.count("create") == 3 and len(fake.dashboards) == 3
         assert fake.token not in out + err
         writes = fake.writes
-        code, out, err = await run(
+        code, out, err = await run_cli(
             "provision", "--source", str(ROOT / "examples"), "--target", "grafana", env=env
         )
         assert code == 0 and fake.writes == writes
@@ -137,7 +120,7 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
 
 
 async def test_provision_explains_what_it_cannot_do(tmp_path: Path) -> None:
-    code, _, err = await run(
+    code, _, err = await run_cli(
         "provision",
         "--source",
         "k8s",
@@ -148,9 +131,13 @@ async def test_provision_explains_what_it_cannot_do(tmp_path: Path) -> None:
         env={"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")},
     )
     assert code == 2 and "no usable Kubernetes credentials" in err and "Traceback" not in err
-    code, _, err = await run("provision", "--source", str(ROOT / "examples"), "--target", "grafana")
+    code, _, err = await run_cli(
+        "provision", "--source", str(ROOT / "examples"), "--target", "grafana"
+    )
     assert code == 2 and "CORRELATOR_PROVISIONING_GRAFANA_TOKEN" in err
-    code, _, err = await run("provision", "--source", str(ROOT / "examples"), "--target", "files")
+    code, _, err = await run_cli(
+        "provision", "--source", str(ROOT / "examples"), "--target", "files"
+    )
     assert code == 2 and "--out" in err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -235,3 +236,20 @@ class Prometheus:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=15)
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`correlator ARGS` in a subprocess, without the caller's CORRELATOR_* variables;
+    (exit code, stdout, stderr). Async, so a test server in the caller's loop keeps serving."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORRELATOR_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "correlator",
+        *args,
+        env={**clean, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
