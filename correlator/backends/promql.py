@@ -40,9 +40,15 @@ def string_literal(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def regex_escape(value: str) -> str:
+    """`value` as an RE2 pattern matching only itself: metacharacters escaped, nothing else
+    (RE2, which Prometheus and Loki use, refuses escapes such as `\\ ` that Python emits)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
+
+
 def regex_literal(value: str) -> str:
-    """A PromQL string for `=~` that matches exactly `value` (RE2 metacharacters escaped)."""
-    return string_literal(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value))
+    """A PromQL string for `=~` that matches exactly `value`."""
+    return string_literal(regex_escape(value))
 
 
 def label_name(name: str) -> str:
