@@ -57,9 +57,16 @@ class Worker:
         self._handler = handler
         self.owner = owner or worker_identity()
         self.wake = wake or asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the current step, then return from run(). Cancelling instead could cut a
+        database operation in half and leave its connection unusable."""
+        self._stopping = True
+        self.wake.set()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 item = await self._store.claim_work(
                     owner=self.owner, lease_s=self._settings.lease_s
@@ -68,7 +75,8 @@ class Worker:
                 log.warning("cannot claim work", extra={"error": str(exc)})
                 item = None
             if item is None:
-                await self._idle()
+                if not self._stopping:
+                    await self._idle()
                 continue
             await self.process(item)
 

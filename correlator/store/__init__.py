@@ -99,8 +99,15 @@ class Store:
             ) from exc
         return store
 
-    async def close(self) -> None:
-        """Finish the transactions under way, then release every connection and thread."""
+    async def close(self, *, timeout_s: float = 10.0) -> None:
+        """Finish the transactions under way, then release every connection and thread;
+        give up waiting after `timeout_s` (a connection cut mid-operation can hang)."""
+        try:
+            await asyncio.wait_for(self._close(), timeout_s)
+        except TimeoutError:
+            log.warning("the store did not close within %.0f s; leaving it to the exit", timeout_s)
+
+    async def _close(self) -> None:
         if self._sqlite is not None:
             for executor in (self._writer, self._readers):
                 if executor is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from correlator.web.routes import routes
 from correlator.web.state import INTAKE, METRICS, SETTINGS, STORE
 from correlator.worker import Worker, WorkHandler, acknowledge
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
@@ -98,13 +100,23 @@ def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
         try:
             yield
         finally:
-            await intake.close()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Every step is bounded: a stuck dependency must never keep the process from
+            # exiting (Kubernetes would SIGKILL it, and the durable store makes that safe).
+            limit = settings.server.shutdown_timeout_s
+            try:
+                await asyncio.wait_for(intake.close(), limit)
+            except TimeoutError:
+                log.warning("intake did not drain before the shutdown timeout")
+            for worker in workers:
+                worker.stop()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=limit)
+                for task in pending:  # the provisioner, and any worker still busy
+                    task.cancel()
+                for task in pending:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if given_store is None:
-                await store.close()
+                await store.close(timeout_s=limit)
 
     return lifecycle
