@@ -59,3 +59,16 @@ def app_client(
         return client
 
     return start
+
+
+@pytest.fixture
+async def backend(prometheus: Any) -> AsyncIterator[Any]:
+    """A PrometheusBackend on the module's own `prometheus` (each module backfills its data)."""
+    from correlator.backends.http import BackendConfig
+    from correlator.backends.prometheus import PrometheusBackend
+
+    client = PrometheusBackend(BackendConfig(name="Prometheus", url=prometheus.url))
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from correlator.backends.http import BackendConfig
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, signal_query
 from tests.provisioning.conftest import promtool
@@ -82,13 +81,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-async def backend(prometheus: Prometheus) -> AsyncIterator[PrometheusBackend]:
-    client = PrometheusBackend(BackendConfig(name="Prometheus", url=prometheus.url))
-    yield client
-    await client.close()
 
 
 async def test_one_query_gives_one_series_per_service(backend: PrometheusBackend) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -48,24 +48,13 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             )
     lines += ["# TYPE requests counter"]
     for minute in range(60, -1, -1):
-        lines.append(
-            f'requests_total{{app="api"}} {minute * 0 + (60 - minute) * 100} {now - minute * 60}'
-        )
+        lines.append(f'requests_total{{app="api"}} {(60 - minute) * 100} {now - minute * 60}')
     text = "\n".join(lines) + "\n# EOF\n"
     server = Prometheus(tmp_path_factory.mktemp("prom"), rule_files=[], openmetrics=text).start()
     try:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-async def backend(prometheus: Prometheus) -> AsyncIterator[PrometheusBackend]:
-    client = PrometheusBackend(BackendConfig(name="Prometheus", url=prometheus.url))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_hostile_label_values_select_exactly_their_series(backend: PrometheusBackend) -> None:

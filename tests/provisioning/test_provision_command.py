@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import yaml
-from aiohttp.test_utils import TestServer
 
 from correlator.provisioning import files
 from correlator.provisioning.naming import Links, dashboard_uid
@@ -14,6 +13,7 @@ from correlator.provisioning.reconcile import Action
 from tests.fakes.grafana import FakeGrafana
 from tests.provisioning.conftest import ROOT, promtool, webapp
 from tests.support.processes import run_cli
+from tests.support.servers import served
 
 LINKS = Links()
 
@@ -95,11 +95,9 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
         "metadata: {name: Bad_Name}\nspec: {image: x, team: t}\n"
     )
     fake = FakeGrafana()
-    server = TestServer(fake.app, host="127.0.0.1")
-    await server.start_server()
-    try:
+    async with served(fake.app) as url:
         env = {
-            "CORRELATOR_PROVISIONING_GRAFANA_URL": str(server.make_url("")),
+            "CORRELATOR_PROVISIONING_GRAFANA_URL": url,
             "CORRELATOR_PROVISIONING_GRAFANA_TOKEN": fake.token,
         }
         code, out, err = await run_cli(
@@ -115,8 +113,6 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
         )
         assert code == 0 and fake.writes == writes
         assert "write 0 artifact(s), 3 unchanged, 0 error(s)" in err
-    finally:
-        await server.close()
 
 
 async def test_provision_explains_what_it_cannot_do(tmp_path: Path) -> None:
