@@ -1,0 +1,152 @@
+"""Log evidence: error-level lines and log templates that are new or surging (pure).
+
+Templates are mined with drain3 (the Drain algorithm: a fixed-depth parse tree over tokens),
+after masking what varies between occurrences of one statement — ids, numbers, addresses — so
+"Order 42 not found" and "Order 43 not found" are one template. The baseline's lines are mined
+first; an incident line then either matches a template the baseline knew or starts a new one.
+A template counts as evidence when its rate in the incident window is surprising against its
+baseline rate (a new template has a baseline rate of zero). Error-level templates weigh fully;
+others a little, since a quiet service's rare INFO lines are not news.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import pandas as pd
+from drain3 import TemplateMiner
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+
+from correlator.analysis.findings import Finding, poisson_surge
+from correlator.analysis.windows import Windows
+
+ERROR_LEVEL = re.compile(
+    r"\b(ERROR|ERR|FATAL|CRITICAL|CRIT|SEVERE|PANIC|EXCEPTION|Exception|Traceback|error)\b"
+)
+_LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel")
+_MESSAGE_FIELDS = ("msg", "message", "log", "MESSAGE")
+_ERROR_LEVELS = {"error", "err", "fatal", "critical", "crit", "panic", "severe", "alert", "emerg"}
+# Leading timestamps ("19:19:08.554", "2023-01-29T11:19:08Z") differ on every line.
+_LEADING_TIME = re.compile(r"^\s*(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d([.,]\d+)?(Z|[+-]\d\d:?\d\d)?\s*")
+MASKS = (
+    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
+    (r"\b[0-9a-fA-F]{12,}\b", "HEX"),
+    (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
+    (r"(?<![A-Za-z])[-+]?\d+(\.\d+)?(?![A-Za-z])", "NUM"),
+)
+NON_ERROR_WEIGHT = 0.1
+MAX_SAMPLES = 3
+
+
+def normalise(line: str) -> tuple[str, bool]:
+    """The message of a log line (unwrapping JSON), and whether it is error-level."""
+    text = line.strip()
+    level: str | None = None
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            level = next((str(document[f]) for f in _LEVEL_FIELDS if f in document), None)
+            text = next((str(document[f]) for f in _MESSAGE_FIELDS if f in document), text)
+    text = _LEADING_TIME.sub("", text.strip())
+    if level is not None:
+        is_error = level.lower() in _ERROR_LEVELS
+    else:
+        is_error = ERROR_LEVEL.search(text[:200]) is not None
+    return text, is_error
+
+
+def _miner() -> TemplateMiner:
+    config = TemplateMinerConfig()
+    config.profiling_enabled = False
+    config.masking_instructions = [MaskingInstruction(p, name) for p, name in MASKS]
+    # Bracketed fields ("[getOrderById][Order not found]") are tokens of their own, and two
+    # lines share a template only when most of their tokens agree.
+    config.drain_extra_delimiters = ["[", "]", "=", ","]
+    config.drain_sim_th = 0.6
+    logging.getLogger("drain3").setLevel(logging.WARNING)
+    return TemplateMiner(config=config)
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds() / 60.0, 1 / 60)
+
+
+def covered_minutes(times: pd.Series, start: datetime, end: datetime) -> float:
+    """The part of a baseline window that data actually covers: a capped query or a sparse
+    recording holds less than the window, and rates must be taken over what was seen."""
+    if times.empty:
+        return _minutes(start, end)
+    first = max(times.min().floor("min"), start)
+    last = min(times.max().ceil("min"), end)
+    return _minutes(first, max(last, first + pd.Timedelta(minutes=1)))
+
+
+def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0) -> list[Finding]:
+    if logs.empty:
+        return []
+    t = logs["time"]
+    baseline = logs[(t >= windows.baseline_start) & (t < windows.baseline_end)]
+    incident = logs[(t >= windows.incident_start) & (t <= windows.incident_end)].sort_values("time")
+    if incident.empty:
+        return []
+    miner = _miner()
+    base_counts: Counter[tuple[str, int]] = Counter()
+    for service, line in zip(baseline["service"], baseline["line"], strict=True):
+        text, _ = normalise(line)
+        base_counts[(service, miner.add_log_message(text)["cluster_id"])] += 1
+    counts: Counter[tuple[str, int]] = Counter()
+    errors: dict[tuple[str, int], bool] = {}
+    samples: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+    traces: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+    first: dict[tuple[str, int], datetime] = {}
+    for service, line, trace_id, moment in zip(
+        incident["service"], incident["line"], incident["trace_id"], incident["time"], strict=True
+    ):
+        text, is_error = normalise(line)
+        key = (service, miner.add_log_message(text)["cluster_id"])
+        counts[key] += 1
+        errors[key] = errors.get(key, False) or is_error
+        first.setdefault(key, moment)
+        if len(samples[key]) < MAX_SAMPLES:
+            samples[key].append(line[:500])
+        if trace_id and len(traces[key]) < MAX_SAMPLES and trace_id not in traces[key]:
+            traces[key].append(trace_id)
+    baseline_minutes = covered_minutes(baseline["time"], windows.baseline_start, windows.baseline_end)
+    incident_minutes = _minutes(windows.incident_start, windows.incident_end)
+    ratio = incident_minutes / baseline_minutes
+    templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+    findings = []
+    for key, count in counts.items():
+        service, cluster = key
+        seen_before = base_counts.get(key, 0)
+        score = poisson_surge(count, seen_before, ratio)
+        if not errors[key]:
+            score *= NON_ERROR_WEIGHT
+        if score < threshold:
+            continue
+        novelty = "new" if seen_before == 0 else f"{count / max(seen_before * ratio, 1e-9):.3g}× more"
+        level = "error" if errors[key] else "log"
+        findings.append(
+            Finding(
+                service=service,
+                kind="log",
+                signal=templates.get(cluster, "")[:300],
+                score=score,
+                before=seen_before / baseline_minutes,
+                after=count / incident_minutes,
+                unit="lines/min",
+                change_time=first[key],
+                detail=f"{novelty} {level} template ({count} lines): {templates.get(cluster, '')[:120]}",
+                samples=samples[key],
+                trace_ids=traces[key],
+            )
+        )
+    return findings

@@ -1,0 +1,121 @@
+"""Ranking suspects: combine metric, log and trace evidence with the call graph (pure).
+
+Per service, the strongest finding of each kind gives a strength in (0, 1); kinds combine as a
+noisy-OR, so agreeing evidence from logs and traces outweighs one loud metric. Then the call
+graph: failures travel from callee to caller. A service with an anomalous callee that changed
+no later than it did is probably a victim and is discounted by that callee's strength; a service
+whose callers degraded after it gains a little. So the service whose own signals changed first,
+with its callers following, ranks above the services that merely felt it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from correlator.analysis.findings import Finding
+
+VICTIM_DISCOUNT = 0.6
+CALLER_BONUS = 0.2
+MAX_EVIDENCE = 8
+
+
+@dataclass(slots=True)
+class Suspect:
+    service: str
+    score: float
+    own_score: float
+    change_time: datetime | None
+    reason: str
+    evidence: list[Finding] = field(default_factory=list)
+    caused_by: list[str] = field(default_factory=list)  # anomalous callees that changed first
+    affects: list[str] = field(default_factory=list)  # anomalous callers that changed after
+
+
+def _own(findings: list[Finding]) -> float:
+    best: dict[str, float] = {}
+    for f in findings:
+        best[f.kind] = max(best.get(f.kind, 0.0), f.strength)
+    remaining = 1.0
+    for value in best.values():
+        remaining *= 1.0 - value
+    return 1.0 - remaining
+
+
+def _changed(findings: list[Finding]) -> datetime | None:
+    strongest = max(f.strength for f in findings)
+    times = [f.change_time for f in findings if f.change_time and f.strength >= 0.5 * strongest]
+    return min(times) if times else None
+
+
+def _no_later(a: datetime | None, b: datetime | None, slack: timedelta) -> bool:
+    """a changed no later than b (unknown times do not order anything, so they count as yes)."""
+    return a is None or b is None or a <= b + slack
+
+
+def rank(
+    findings: Iterable[Finding],
+    edges: Iterable[tuple[str, str]],
+    *,
+    slack: timedelta = timedelta(seconds=30),
+) -> list[Suspect]:
+    by_service: defaultdict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_service[finding.service].append(finding)
+    own = {s: _own(fs) for s, fs in by_service.items()}
+    changed = {s: _changed(fs) for s, fs in by_service.items()}
+    callees: defaultdict[str, set[str]] = defaultdict(set)
+    callers: defaultdict[str, set[str]] = defaultdict(set)
+    for caller, callee in edges:
+        if caller != callee:
+            callees[caller].add(callee)
+            callers[callee].add(caller)
+    suspects = []
+    for service, mine in by_service.items():
+        causes = sorted(
+            (c for c in callees[service] if c in own and _no_later(changed[c], changed[service], slack)),
+            key=lambda c: -own[c],
+        )
+        affected = sorted(
+            (c for c in callers[service] if c in own and _no_later(changed[service], changed[c], slack)),
+            key=lambda c: -own[c],
+        )
+        discount = max((own[c] for c in causes), default=0.0)
+        bonus = max((own[c] for c in affected), default=0.0)
+        score = own[service] * (1 - VICTIM_DISCOUNT * discount) * (1 + CALLER_BONUS * bonus)
+        evidence = sorted(mine, key=lambda f: -f.score)[:MAX_EVIDENCE]
+        suspects.append(
+            Suspect(
+                service=service,
+                score=score,
+                own_score=own[service],
+                change_time=changed[service],
+                reason="",
+                evidence=evidence,
+                caused_by=causes,
+                affects=affected,
+            )
+        )
+    suspects.sort(key=lambda s: (-s.score, s.service))
+    for suspect in suspects:
+        suspect.reason = reason(suspect)
+    return suspects
+
+
+def reason(suspect: Suspect) -> str:
+    """One plain-language line: what changed, since when, and how it relates to its neighbours."""
+    kinds = []
+    for kind in ("trace", "log", "metric"):
+        best = next((f for f in suspect.evidence if f.kind == kind), None)
+        if best is not None:
+            kinds.append(best.detail)
+    text = "; ".join(kinds[:2]) or "no evidence"
+    if suspect.change_time is not None:
+        text += f", since {suspect.change_time:%H:%M:%S}"
+    if suspect.caused_by:
+        text += f"; may be a victim of {', '.join(suspect.caused_by[:2])}, which changed first"
+    elif suspect.affects:
+        text += f"; then its callers {', '.join(suspect.affects[:3])} degraded"
+    return text

@@ -1,0 +1,118 @@
+"""What the analysis reads: the telemetry of the services in scope, as three tidy frames (pure).
+
+Whatever the source (Prometheus/Loki/Jaeger answers online, an incident bundle offline, the
+Nezha adapter in the benchmark), the analysis sees the same columns, so the online and offline
+paths run exactly the same code:
+
+- metrics: one row per sample — `time` (UTC), `service`, `signal`, `value`;
+- logs: one row per line — `time`, `service`, `line`, `trace_id` (empty when none);
+- spans: one row per span — `trace_id`, `span_id`, `parent_id` (empty for a root), `service`,
+  `operation`, `start` (UTC), `duration_ms`, `error`.
+
+Each signal has a `SignalMeta`: its unit, the direction that is worse, and the query that
+fetched it (shown as evidence).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+METRIC_COLUMNS = ("time", "service", "signal", "value")
+LOG_COLUMNS = ("time", "service", "line", "trace_id")
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "service",
+    "operation",
+    "start",
+    "duration_ms",
+    "error",
+)
+_HEX_TRACE = re.compile(r"\b([0-9a-f]{32}|[0-9a-f]{16})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalMeta:
+    unit: str = ""
+    worse_when: str = "higher"  # "higher", "lower" or "either"
+    query: str = ""
+    # A rise to a level this small is not evidence of anything (e.g. 0.001 cores).
+    floor: float = 0.0
+
+
+@dataclass(slots=True)
+class Telemetry:
+    metrics: pd.DataFrame = field(default_factory=lambda: empty(METRIC_COLUMNS))
+    logs: pd.DataFrame = field(default_factory=lambda: empty(LOG_COLUMNS))
+    spans: pd.DataFrame = field(default_factory=lambda: empty(SPAN_COLUMNS))
+    signals: dict[str, SignalMeta] = field(default_factory=dict)
+    # caller → callee, from a dependency graph (Jaeger, Istio); spans add their own.
+    edges: set[tuple[str, str]] = field(default_factory=set)
+
+    def services(self) -> set[str]:
+        found: set[str] = set()
+        for frame in (self.metrics, self.logs, self.spans):
+            if len(frame):
+                found |= set(frame["service"].astype(str))
+        for caller, callee in self.edges:
+            found |= {caller, callee}
+        found.discard("")
+        return found
+
+
+def empty(columns: Iterable[str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+
+
+def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(METRIC_COLUMNS))
+    if frame.empty:
+        return empty(METRIC_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame.dropna(subset=["value"])
+
+
+def wide_to_metrics(wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]) -> pd.DataFrame:
+    """A range frame (rows: time, columns: series) → metric rows of `signal`, one service per
+    column through `service_of` (columns it does not name are dropped)."""
+    if wide.empty:
+        return empty(METRIC_COLUMNS)
+    kept = [c for c in wide.columns if c in service_of]
+    long = wide[kept].rename(columns=lambda c: service_of[c]).T.groupby(level=0).max().T
+    long.index.name = "time"
+    stacked = long.stack(future_stack=True).dropna().reset_index()
+    stacked.columns = ["time", "service", "value"]
+    stacked["signal"] = signal
+    return stacked[list(METRIC_COLUMNS)]
+
+
+def log_frame(rows: Iterable[tuple[object, str, str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(LOG_COLUMNS))
+    if frame.empty:
+        return empty(LOG_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["line"] = frame["line"].astype(str)
+    # A line without a trace id field may still print one ("TraceID: 4bf9…"): use it.
+    missing = frame["trace_id"].isna() | (frame["trace_id"].astype(str) == "")
+    if missing.any():
+        found = frame.loc[missing, "line"].str.extract(_HEX_TRACE, expand=False)
+        frame.loc[missing, "trace_id"] = found
+    frame["trace_id"] = frame["trace_id"].fillna("").astype(str)
+    return frame
+
+
+def span_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(SPAN_COLUMNS))
+    if frame.empty:
+        return empty(SPAN_COLUMNS)
+    frame["start"] = pd.to_datetime(frame["start"], utc=True)
+    frame["duration_ms"] = pd.to_numeric(frame["duration_ms"], errors="coerce").fillna(0.0)
+    frame["parent_id"] = frame["parent_id"].fillna("").astype(str)
+    frame["error"] = frame["error"].fillna(False).astype(bool)
+    return frame

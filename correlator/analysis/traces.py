@@ -1,0 +1,274 @@
+"""Trace evidence: where the time and the errors of slow and failing requests come from (pure).
+
+A slow dependency makes every caller above it slow too, so span durations blame everyone on the
+path. A span's *exclusive* time — its duration minus the time covered by its children — is the
+time spent in that service itself (or on the wire to its children), and it is compared per
+(service, operation) against the baseline. Errors propagate upwards the same way, so an error
+span counts as an origin only when none of its children failed. Spans also yield the call graph.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from correlator.analysis.findings import Finding, poisson_surge, robust_scale
+from correlator.analysis.logs import _minutes, covered_minutes
+from correlator.analysis.windows import Windows
+
+MIN_SPANS = 3
+MAX_TRACE_IDS = 3
+
+
+def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
+    """Each span's duration minus the union of its children's intervals (clipped to it)."""
+    start = spans["start"].astype("int64").to_numpy() / 1e6  # ms
+    end = start + spans["duration_ms"].to_numpy(float)
+    index = {(t, s): i for i, (t, s) in enumerate(zip(spans["trace_id"], spans["span_id"], strict=True))}
+    children: defaultdict[int, list[int]] = defaultdict(list)
+    for i, (trace, parent) in enumerate(zip(spans["trace_id"], spans["parent_id"], strict=True)):
+        j = index.get((trace, parent))
+        if parent and j is not None and j != i:
+            children[j].append(i)
+    own = spans["duration_ms"].to_numpy(float).copy()
+    for parent, kids in children.items():
+        lo, hi = start[parent], end[parent]
+        intervals = sorted((max(start[k], lo), min(end[k], hi)) for k in kids)
+        covered, cursor = 0.0, lo
+        for a, b in intervals:
+            a = max(a, cursor)
+            if b > a:
+                covered += b - a
+                cursor = b
+        own[parent] = max(own[parent] - covered, 0.0)
+    return pd.Series(own, index=spans.index)
+
+
+def call_edges(spans: pd.DataFrame) -> set[tuple[str, str]]:
+    """caller → callee pairs of services, from parent/child spans of different services."""
+    if spans.empty:
+        return set()
+    by_id = spans.set_index(["trace_id", "span_id"])["service"]
+    by_id = by_id[~by_id.index.duplicated()]
+    keys = pd.MultiIndex.from_arrays([spans["trace_id"], spans["parent_id"]])
+    parents = by_id.reindex(keys).to_numpy()
+    edges = set()
+    for parent, child in zip(parents, spans["service"], strict=True):
+        if isinstance(parent, str) and parent != child:
+            edges.add((parent, str(child)))
+    return edges
+
+
+def _failing_origins(spans: pd.DataFrame) -> pd.Series:
+    """Error spans none of whose children are error spans."""
+    failing_parents = set(
+        zip(spans.loc[spans["error"], "trace_id"], spans.loc[spans["error"], "parent_id"], strict=True)
+    )
+    own = [(t, s) not in failing_parents for t, s in zip(spans["trace_id"], spans["span_id"], strict=True)]
+    return spans["error"] & pd.Series(own, index=spans.index)
+
+
+def trace_findings(spans: pd.DataFrame, windows: Windows, *, threshold: float = 3.0) -> list[Finding]:
+    if spans.empty:
+        return []
+    spans = spans.assign(own_ms=exclusive_ms(spans), origin=_failing_origins(spans))
+    t = spans["start"]
+    baseline = spans[(t >= windows.baseline_start) & (t < windows.baseline_end)]
+    incident = spans[(t >= windows.incident_start) & (t <= windows.incident_end)]
+    if incident.empty:
+        return []
+    findings = _latency(baseline, incident, threshold) + _errors(baseline, incident, windows, threshold)
+    findings += _patterns(baseline, incident, threshold)
+    findings += _wire(baseline, incident, threshold)
+    return findings
+
+
+def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
+    before = {k: g["own_ms"].to_numpy(float) for k, g in baseline.groupby(["service", "operation"])}
+    findings = []
+    for (service, operation), group in incident.groupby(["service", "operation"]):
+        history = before.get((service, operation))
+        if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
+            continue
+        # A shift of the typical request, or of the slow tail (a fault hitting some requests).
+        scale = robust_scale(history, relative=0.1, floor=0.5)
+        own = group["own_ms"].to_numpy(float)
+        typical = (np.median(own) - np.median(history)) / scale
+        tail = (np.quantile(own, 0.9) - np.quantile(history, 0.9)) / max(
+            scale, 0.1 * float(np.quantile(history, 0.9))
+        )
+        score = max(typical, 0.5 * tail, -typical)
+        if score < threshold:
+            continue
+        slow = group[own > np.median(history) + threshold * scale].sort_values("start")
+        slowest = group.sort_values("own_ms", ascending=False)["trace_id"].drop_duplicates()
+        b, a = float(np.median(history)), float(np.median(own))
+        findings.append(
+            Finding(
+                service=str(service),
+                kind="trace",
+                signal=f"own time of {operation}",
+                score=float(score),
+                before=b,
+                after=a,
+                unit="ms",
+                change_time=(slow if len(slow) else group)["start"].min(),
+                detail=(
+                    f"own time of {operation} went from {b:.3g} ms to {a:.3g} ms "
+                    f"(p90 {np.quantile(history, 0.9):.3g} → {np.quantile(own, 0.9):.3g} ms)"
+                ),
+                trace_ids=list(slowest[:MAX_TRACE_IDS]),
+            )
+        )
+    return findings
+
+
+def _errors(
+    baseline: pd.DataFrame, incident: pd.DataFrame, windows: Windows, threshold: float
+) -> list[Finding]:
+    ratio = _minutes(windows.incident_start, windows.incident_end) / covered_minutes(
+        baseline["start"], windows.baseline_start, windows.baseline_end
+    )
+    before = baseline[baseline["origin"]].groupby("service").size()
+    findings = []
+    for service, group in incident[incident["origin"]].groupby("service"):
+        seen = int(before.get(service, 0))
+        score = poisson_surge(len(group), seen, ratio)
+        if score < threshold:
+            continue
+        operations = group["operation"].value_counts()
+        findings.append(
+            Finding(
+                service=str(service),
+                kind="trace",
+                signal="error spans",
+                score=score,
+                before=float(seen),
+                after=float(len(group)),
+                unit="spans",
+                change_time=group["start"].min(),
+                detail=(
+                    f"{len(group)} failing spans that start the failure here "
+                    f"(baseline {seen}), mostly {operations.index[0]}"
+                ),
+                trace_ids=list(group["trace_id"].drop_duplicates()[:MAX_TRACE_IDS]),
+            )
+        )
+    return findings
+
+
+def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
+    """Operations whose calls changed: a child call that (nearly) always happened and stopped,
+    or a new one — an operation that fails fast, or takes another path, changes its calls."""
+    findings = []
+    frames = {"before": baseline, "after": incident}
+    shares: dict[str, pd.DataFrame] = {}
+    totals: dict[str, pd.Series] = {}
+    for name, frame in frames.items():
+        parent = frame.set_index(["trace_id", "span_id"])[["service", "operation"]]
+        parent = parent[~parent.index.duplicated()]
+        keys = pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]])
+        joined = parent.reindex(keys)
+        children = pd.DataFrame(
+            {
+                "service": joined["service"].to_numpy(),
+                "operation": joined["operation"].to_numpy(),
+                "parent": frame["parent_id"].to_numpy(),
+                "trace": frame["trace_id"].to_numpy(),
+                "child": (frame["service"] + " " + frame["operation"]).to_numpy(),
+            }
+        ).dropna(subset=["service"])
+        per_parent = children.drop_duplicates(["trace", "parent", "child"])
+        shares[name] = per_parent.groupby(["service", "operation", "child"]).size()
+        totals[name] = frame.groupby(["service", "operation"]).size()
+    keys = shares["before"].index.union(shares["after"].index)
+    for service, operation, child in keys:
+        n_b = int(totals["before"].get((service, operation), 0))
+        n_a = int(totals["after"].get((service, operation), 0))
+        if n_b < MIN_SPANS or n_a < MIN_SPANS:
+            continue
+        p_b = min(shares["before"].get((service, operation, child), 0) / n_b, 1.0)
+        p_a = min(shares["after"].get((service, operation, child), 0) / n_a, 1.0)
+        pooled = (p_b * n_b + p_a * n_a) / (n_b + n_a)
+        spread = (pooled * (1 - pooled) * (1 / n_b + 1 / n_a)) ** 0.5
+        score = abs(p_a - p_b) / max(spread, 1e-9)
+        if score < threshold or abs(p_a - p_b) < 0.3:
+            continue
+        verb = "stopped calling" if p_a < p_b else "started calling"
+        findings.append(
+            Finding(
+                service=str(service),
+                kind="trace",
+                signal=f"calls of {operation}",
+                score=float(score),
+                before=p_b,
+                after=p_a,
+                unit="ratio",
+                change_time=None,
+                detail=f"{operation} {verb} {child} ({p_b:.0%} of requests before, {p_a:.0%} now)",
+            )
+        )
+    return findings
+
+
+def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
+    """Time between services: a caller's span minus its child's span in another service is the
+    network (and queueing) between them. A slow network at one service slows most edges that
+    touch it, so each service is scored by its edges that slowed, weighted by their share."""
+
+    def gaps(frame: pd.DataFrame) -> pd.DataFrame:
+        parent = frame.set_index(["trace_id", "span_id"])[["service", "duration_ms"]]
+        parent = parent[~parent.index.duplicated()]
+        joined = parent.reindex(pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]]))
+        out = pd.DataFrame(
+            {
+                "caller": joined["service"].to_numpy(),
+                "callee": frame["service"].to_numpy(),
+                "gap": joined["duration_ms"].to_numpy() - frame["duration_ms"].to_numpy(),
+                "start": frame["start"].to_numpy(),
+            }
+        ).dropna(subset=["caller"])
+        return out[(out["caller"] != out["callee"]) & (out["gap"] >= 0)]
+
+    before = {k: g["gap"].to_numpy(float) for k, g in gaps(baseline).groupby(["caller", "callee"])}
+    slowed: defaultdict[str, list[tuple[float, str, float, float]]] = defaultdict(list)
+    edges: defaultdict[str, int] = defaultdict(int)
+    for (caller, callee), group in gaps(incident).groupby(["caller", "callee"]):
+        history = before.get((caller, callee))
+        if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
+            continue
+        edges[caller] += 1
+        edges[callee] += 1
+        scale = robust_scale(history, relative=0.1, floor=0.5)
+        b, a = float(np.median(history)), float(np.median(group["gap"]))
+        score = (a - b) / scale
+        if score >= threshold:
+            slowed[caller].append((score, callee, b, a))
+            slowed[callee].append((score, caller, b, a))
+    findings = []
+    for service, items in slowed.items():
+        share = len(items) / edges[service]
+        score = share * float(np.median([i[0] for i in items]))
+        if score < threshold or len(items) < 2:
+            continue
+        items.sort(reverse=True)
+        _, other, b, a = items[0]
+        findings.append(
+            Finding(
+                service=service,
+                kind="network",
+                signal="time between services",
+                score=score,
+                before=b,
+                after=a,
+                unit="ms",
+                change_time=None,
+                detail=(
+                    f"{len(items)} of its {edges[service]} call edges slowed on the wire, "
+                    f"e.g. with {other}: {b:.3g} ms → {a:.3g} ms"
+                ),
+            )
+        )
+    return findings

@@ -1,0 +1,1 @@
+"""Root-cause analysis benchmarks: dataset adapters and accuracy scoring."""
