@@ -1,4 +1,5 @@
-"""The command line: `correlator serve | config | validate | crd | version`."""
+"""The command line: `correlator serve | config | validate | provision | analyze | bench | crd |
+version`."""
 
 from __future__ import annotations
 
@@ -74,9 +75,76 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the plan without applying it"
     )
 
+    analyze = commands.add_parser(
+        "analyze", help="rank the likely causes of an incident bundle, offline"
+    )
+    analyze.add_argument("bundle", type=Path, help="an incident bundle directory")
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    rca = bench_kinds.add_parser(
+        "rca", help="root-cause accuracy (AC@k, Avg@5) on a dataset in the Nezha layout"
+    )
+    rca.add_argument("dataset", type=Path, help="directory holding rca_data/ (and construct_data/)")
+    rca.add_argument("--json", action="store_true", help="print the results as JSON")
+
     commands.add_parser("crd", help="print the WebApplication CustomResourceDefinition (YAML)")
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _analyze(path: Path, *, as_json: bool) -> int:
+    from correlator.analysis.report import analyse, suspect_json, windows_json
+    from correlator.rca.bundle import BundleError, load
+
+    try:
+        bundle = load(path)
+    except BundleError as exc:
+        print(f"correlator: {exc}", file=sys.stderr)
+        return 1
+    analysis = analyse(bundle.telemetry, bundle.windows)
+    report: dict[str, Any] = {
+        "bundle": str(path),
+        "windows": windows_json(analysis.windows),
+        "suspects": [suspect_json(s, i) for i, s in enumerate(analysis.suspects[:10], 1)],
+        "notes": analysis.notes,
+    }
+    if bundle.truth is not None:
+        report["truth"] = bundle.truth
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(
+        f"incident window {report['windows']['incident_start']} .. "
+        f"{report['windows']['incident_end']} (baseline from {report['windows']['baseline_start']})"
+    )
+    if not analysis.suspects:
+        print("no service's telemetry left its baseline")
+    for item in report["suspects"]:
+        print(f"{item['rank']:>2}. {item['service']}  score {item['score']:.3f}")
+        print(f"    {item['reason']}")
+    for note in analysis.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _bench_rca(dataset: Path, *, as_json: bool) -> int:
+    from correlator.rca import benchmark
+
+    if not (dataset / "rca_data").is_dir():
+        print(f"correlator: {dataset}: no rca_data/ directory (the Nezha layout)", file=sys.stderr)
+        return 1
+    try:
+        result = benchmark.report(benchmark.run(dataset))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"correlator: {dataset}: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(benchmark.table(result)))
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.out,
                 dry_run=args.dry_run,
             )
+        if args.command == "analyze":
+            return _analyze(args.bundle, as_json=args.json)
+        if args.command == "bench":
+            return _bench_rca(args.dataset, as_json=args.json)
         if args.command == "crd":
             from correlator.models.crd import webapplication_crd
 

@@ -27,6 +27,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from correlator.backends.http import BackendConfig
 from correlator.errors import ConfigError
 
 ENV_PREFIX = "CORRELATOR_"
@@ -205,6 +206,91 @@ class KubernetesSettings(_Group):
     )
 
 
+class _BackendSettings(_Group):
+    url: str | None = Field(None, description="Base URL; unset: not queried, and reports say so.")
+    timeout_s: float = Field(3.0, gt=0, description="Timeout of one request.")
+    bearer_token: SecretStr | None = Field(None, description="Bearer token sent with each request.")
+    basic_username: str | None = Field(None, description="HTTP basic auth user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP basic auth password.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    org_id: str | None = Field(None, description="X-Scope-OrgID of a multi-tenant backend.")
+    ca_file: str | None = Field(
+        None, description="CA bundle that signs the backend's TLS certificate."
+    )
+    insecure_skip_verify: bool = Field(False, description="Do not verify the TLS certificate.")
+
+    def config(self, name: str) -> BackendConfig | None:
+        if self.url is None:
+            return None
+        basic = None
+        if self.basic_username is not None:
+            password = self.basic_password.get_secret_value() if self.basic_password else ""
+            basic = (self.basic_username, password)
+        return BackendConfig(
+            name=name,
+            url=self.url,
+            timeout_s=self.timeout_s,
+            bearer_token=self.bearer_token.get_secret_value() if self.bearer_token else None,
+            basic_auth=basic,
+            headers=dict(self.headers),
+            org_id=self.org_id,
+            ca_file=self.ca_file,
+            insecure_skip_verify=self.insecure_skip_verify,
+        )
+
+
+class PrometheusSettings(_BackendSettings):
+    """Prometheus (or a compatible API: Thanos, Mimir, VictoriaMetrics): metric signals."""
+
+
+class LokiSettings(_BackendSettings):
+    """Loki: log lines of the services in scope."""
+
+    service_label: str = Field("app", description="Stream label naming the service.")
+    namespace_label: str = Field("namespace", description="Stream label naming the namespace.")
+    max_lines: int = Field(5000, ge=10, description="Lines read per window (baseline, incident).")
+
+
+class JaegerSettings(_BackendSettings):
+    """Jaeger query service: traces and the service dependency graph."""
+
+    max_traces: int = Field(100, ge=1, le=1500, description="Traces read per window and service.")
+
+
+class CorrelationSettings(_Group):
+    """The correlation of an alert group with metrics, logs and traces."""
+
+    deadline_s: float = Field(
+        8.0, gt=0, description="Overall deadline of one correlation; missing parts are named."
+    )
+    lead_min: float = Field(15, gt=0, description="Minutes before the onset the incident starts.")
+    baseline_min: float = Field(60, gt=0, description="Length of the baseline window (minutes).")
+    max_incident_min: float = Field(
+        120, gt=0, description="Longest incident window after the onset (minutes)."
+    )
+    neighbour_depth: int = Field(2, ge=0, le=5, description="Call-graph hops around the app.")
+    step_s: float = Field(15.0, gt=0, description="Resolution of metric range queries.")
+    grafana_url: str | None = Field(
+        None, description="Grafana base URL for Explore links in reports (unset: no links)."
+    )
+    grafana_prometheus_uid: str = Field("prometheus", description="Prometheus datasource UID.")
+    grafana_loki_uid: str = Field("loki", description="Loki datasource UID.")
+    jaeger_ui_url: str | None = Field(
+        None, description="Jaeger UI base URL for trace links (unset: the Jaeger API URL)."
+    )
+    metric_link: str = Field(
+        "{grafana}/explore?schemaVersion=1&orgId=1&panes={prometheus_pane}",
+        description="Link of a metric: {grafana}, {prometheus_pane}, {query}, {from}, {to}.",
+    )
+    log_link: str = Field(
+        "{grafana}/explore?schemaVersion=1&orgId=1&panes={loki_pane}",
+        description="Link of a log template: {grafana}, {loki_pane}, {query}, {from}, {to}.",
+    )
+    trace_link: str = Field(
+        "{jaeger}/trace/{trace_id}", description="Link of a trace: {jaeger}, {trace_id}."
+    )
+
+
 class LogSettings(_Group):
     """Logging. Traces are configured with the standard OTEL_* variables."""
 
@@ -232,6 +318,10 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     provisioning: ProvisioningSettings = ProvisioningSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    loki: LokiSettings = LokiSettings()
+    jaeger: JaegerSettings = JaegerSettings()
+    correlation: CorrelationSettings = CorrelationSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

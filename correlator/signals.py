@@ -108,7 +108,8 @@ def signal_query(
         "$pod_by": f"{label_name(labels.pod_namespace)}, {label_name(labels.pod)}",
         "$pod": label_name(labels.pod),
         "$by": f"{labels.istio_namespace}, {labels.istio_workload}",
-        "$ns": alternation(namespaces),
+        # No namespace known (an alert without one): any namespace.
+        "$ns": alternation(namespaces) if namespaces else string_literal(".+"),
         "$names": alternation(services),
         "$pods": string_literal("|".join(pods)),
         "$window": window,

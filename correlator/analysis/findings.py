@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-# 1.4826 × MAD estimates σ for normal data, without letting the outliers we look for inflate it.
+# 1.4826 x MAD estimates sigma for normal data, without letting the outliers we look for inflate it.
 MAD_TO_SIGMA = 1.4826
 
 
@@ -34,7 +34,7 @@ class Finding:
 
 
 def strength(score: float) -> float:
-    """A z-like score → (0, 1): 3σ is weak evidence (≈0.45), 10σ strong (≈0.86)."""
+    """A z-like score → (0, 1): 3sigma is weak evidence (≈0.45), 10sigma strong (≈0.86)."""
     return 1.0 - math.exp(-max(score, 0.0) / 5.0)
 
 
@@ -53,9 +53,7 @@ def poisson_surge(count: int, baseline_count: int, ratio: float) -> float:
     return max(0.0, 2.0 * (math.sqrt(count + 3 / 8) - math.sqrt(expected + 3 / 8)))
 
 
-def sustained_change(
-    times: pd.Series, z: np.ndarray, threshold: float
-) -> tuple[int | None, float]:
+def sustained_change(times: pd.Series, z: np.ndarray, threshold: float) -> tuple[int | None, float]:
     """The first point from which the change holds (at least half of the later points are
     beyond `threshold`), and the median z from there; a single spike is not a change."""
     beyond = z > threshold

@@ -32,7 +32,9 @@ _LEVEL_FIELDS = ("level", "severity", "lvl", "loglevel")
 _MESSAGE_FIELDS = ("msg", "message", "log", "MESSAGE")
 _ERROR_LEVELS = {"error", "err", "fatal", "critical", "crit", "panic", "severe", "alert", "emerg"}
 # Leading timestamps ("19:19:08.554", "2023-01-29T11:19:08Z") differ on every line.
-_LEADING_TIME = re.compile(r"^\s*(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d([.,]\d+)?(Z|[+-]\d\d:?\d\d)?\s*")
+_LEADING_TIME = re.compile(
+    r"^\s*(\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d([.,]\d+)?(Z|[+-]\d\d:?\d\d)?\s*"
+)
 MASKS = (
     (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
     (r"\b[0-9a-fA-F]{12,}\b", "HEX"),
@@ -119,7 +121,9 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
             samples[key].append(line[:500])
         if trace_id and len(traces[key]) < MAX_SAMPLES and trace_id not in traces[key]:
             traces[key].append(trace_id)
-    baseline_minutes = covered_minutes(baseline["time"], windows.baseline_start, windows.baseline_end)
+    baseline_minutes = covered_minutes(
+        baseline["time"], windows.baseline_start, windows.baseline_end
+    )
     incident_minutes = _minutes(windows.incident_start, windows.incident_end)
     ratio = incident_minutes / baseline_minutes
     templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
@@ -132,7 +136,9 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
             score *= NON_ERROR_WEIGHT
         if score < threshold:
             continue
-        novelty = "new" if seen_before == 0 else f"{count / max(seen_before * ratio, 1e-9):.3g}× more"
+        novelty = (
+            "new" if seen_before == 0 else f"{count / max(seen_before * ratio, 1e-9):.3g}x more"
+        )
         level = "error" if errors[key] else "log"
         findings.append(
             Finding(
@@ -144,7 +150,10 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
                 after=count / incident_minutes,
                 unit="lines/min",
                 change_time=first[key],
-                detail=f"{novelty} {level} template ({count} lines): {templates.get(cluster, '')[:120]}",
+                detail=(
+                    f"{novelty} {level} template ({count} lines): "
+                    f"{templates.get(cluster, '')[:120]}"
+                ),
                 samples=samples[key],
                 trace_ids=traces[key],
             )

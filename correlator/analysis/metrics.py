@@ -32,7 +32,10 @@ def metric_findings(
     t = metrics["time"]
     baseline = metrics[(t >= windows.baseline_start) & (t < windows.baseline_end)]
     incident = metrics[(t >= windows.incident_start) & (t <= windows.incident_end)]
-    before = {key: group["value"].to_numpy(float) for key, group in baseline.groupby(["service", "signal"])}
+    before = {
+        key: group["value"].to_numpy(float)
+        for key, group in baseline.groupby(["service", "signal"])
+    }
     findings = []
     for (service, signal), group in incident.sort_values("time").groupby(["service", "signal"]):
         history = before.get((service, signal))
@@ -70,7 +73,9 @@ def metric_findings(
                 after=after,
                 unit=meta.unit,
                 change_time=changed_at,
-                detail=f"{signal} {verb} from {_fmt(median, meta.unit)} to {_fmt(after, meta.unit)}",
+                detail=(
+                    f"{signal} {verb} from {_fmt(median, meta.unit)} to {_fmt(after, meta.unit)}"
+                ),
                 query=meta.query,
             )
         )

@@ -75,11 +75,19 @@ def rank(
     suspects = []
     for service, mine in by_service.items():
         causes = sorted(
-            (c for c in callees[service] if c in own and _no_later(changed[c], changed[service], slack)),
+            (
+                c
+                for c in callees[service]
+                if c in own and _no_later(changed[c], changed[service], slack)
+            ),
             key=lambda c: -own[c],
         )
         affected = sorted(
-            (c for c in callers[service] if c in own and _no_later(changed[service], changed[c], slack)),
+            (
+                c
+                for c in callers[service]
+                if c in own and _no_later(changed[service], changed[c], slack)
+            ),
             key=lambda c: -own[c],
         )
         discount = max((own[c] for c in causes), default=0.0)

@@ -33,7 +33,11 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
     findings += trace_findings(telemetry.spans, windows)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
     notes = []
-    for name, frame in (("metrics", telemetry.metrics), ("logs", telemetry.logs), ("traces", telemetry.spans)):
+    for name, frame in (
+        ("metrics", telemetry.metrics),
+        ("logs", telemetry.logs),
+        ("traces", telemetry.spans),
+    ):
         if frame.empty:
             notes.append(f"no {name} in the analysed windows")
     return Analysis(windows, rank(findings, edges), sorted(telemetry.services()), notes)

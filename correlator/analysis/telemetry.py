@@ -78,7 +78,9 @@ def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame
     return frame.dropna(subset=["value"])
 
 
-def wide_to_metrics(wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]) -> pd.DataFrame:
+def wide_to_metrics(
+    wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]
+) -> pd.DataFrame:
     """A range frame (rows: time, columns: series) → metric rows of `signal`, one service per
     column through `service_of` (columns it does not name are dropped)."""
     if wide.empty:

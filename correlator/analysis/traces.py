@@ -26,7 +26,9 @@ def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
     """Each span's duration minus the union of its children's intervals (clipped to it)."""
     start = spans["start"].astype("int64").to_numpy() / 1e6  # ms
     end = start + spans["duration_ms"].to_numpy(float)
-    index = {(t, s): i for i, (t, s) in enumerate(zip(spans["trace_id"], spans["span_id"], strict=True))}
+    index = {
+        (t, s): i for i, (t, s) in enumerate(zip(spans["trace_id"], spans["span_id"], strict=True))
+    }
     children: defaultdict[int, list[int]] = defaultdict(list)
     for i, (trace, parent) in enumerate(zip(spans["trace_id"], spans["parent_id"], strict=True)):
         j = index.get((trace, parent))
@@ -64,13 +66,22 @@ def call_edges(spans: pd.DataFrame) -> set[tuple[str, str]]:
 def _failing_origins(spans: pd.DataFrame) -> pd.Series:
     """Error spans none of whose children are error spans."""
     failing_parents = set(
-        zip(spans.loc[spans["error"], "trace_id"], spans.loc[spans["error"], "parent_id"], strict=True)
+        zip(
+            spans.loc[spans["error"], "trace_id"],
+            spans.loc[spans["error"], "parent_id"],
+            strict=True,
+        )
     )
-    own = [(t, s) not in failing_parents for t, s in zip(spans["trace_id"], spans["span_id"], strict=True)]
+    own = [
+        (t, s) not in failing_parents
+        for t, s in zip(spans["trace_id"], spans["span_id"], strict=True)
+    ]
     return spans["error"] & pd.Series(own, index=spans.index)
 
 
-def trace_findings(spans: pd.DataFrame, windows: Windows, *, threshold: float = 3.0) -> list[Finding]:
+def trace_findings(
+    spans: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
+) -> list[Finding]:
     if spans.empty:
         return []
     spans = spans.assign(own_ms=exclusive_ms(spans), origin=_failing_origins(spans))
@@ -79,7 +90,9 @@ def trace_findings(spans: pd.DataFrame, windows: Windows, *, threshold: float = 
     incident = spans[(t >= windows.incident_start) & (t <= windows.incident_end)]
     if incident.empty:
         return []
-    findings = _latency(baseline, incident, threshold) + _errors(baseline, incident, windows, threshold)
+    findings = _latency(baseline, incident, threshold) + _errors(
+        baseline, incident, windows, threshold
+    )
     findings += _patterns(baseline, incident, threshold)
     findings += _wire(baseline, incident, threshold)
     return findings
@@ -164,13 +177,12 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
     or a new one — an operation that fails fast, or takes another path, changes its calls."""
     findings = []
     frames = {"before": baseline, "after": incident}
-    shares: dict[str, pd.DataFrame] = {}
+    shares: dict[str, pd.Series] = {}
     totals: dict[str, pd.Series] = {}
     for name, frame in frames.items():
         parent = frame.set_index(["trace_id", "span_id"])[["service", "operation"]]
         parent = parent[~parent.index.duplicated()]
-        keys = pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]])
-        joined = parent.reindex(keys)
+        joined = parent.reindex(pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]]))
         children = pd.DataFrame(
             {
                 "service": joined["service"].to_numpy(),
@@ -239,6 +251,7 @@ def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> l
         history = before.get((caller, callee))
         if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
             continue
+        caller, callee = str(caller), str(callee)
         edges[caller] += 1
         edges[callee] += 1
         scale = robust_scale(history, relative=0.1, floor=0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -99,6 +100,8 @@ class IncidentDetail(IncidentSummary):
     alerts: list[AlertRecord]
     timeline: list[NotificationRecord]
     work_items: list[WorkRecord]
+    # The latest correlation report (ranked suspects with evidence), None until analysed.
+    report: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,9 @@ def report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return {
         "cases": len(outcomes),
         "overall": summary(outcomes),
-        "by_fault": {fault: {"cases": len(os), **summary(os)} for fault, os in sorted(by_fault.items())},
+        "by_fault": {
+            fault: {"cases": len(os), **summary(os)} for fault, os in sorted(by_fault.items())
+        },
         "per_case": [
             {"case": o.case, "fault": o.fault, "truth": o.truth, "ranking": o.ranking[:10]}
             for o in outcomes
@@ -64,7 +66,10 @@ def report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> Iterable[str]:
     yield f"{'fault':<16} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'AC@5':>7} {'Avg@5':>7}"
-    rows = [*result["by_fault"].items(), ("overall", {"cases": result["cases"], **result["overall"]})]
+    rows = [
+        *result["by_fault"].items(),
+        ("overall", {"cases": result["cases"], **result["overall"]}),
+    ]
     for name, row in rows:
         yield (
             f"{name:<16} {row['cases']:>5} {row['AC@1']:>7.1f} {row['AC@3']:>7.1f} "

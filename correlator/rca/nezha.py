@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from correlator.analysis.findings import robust_scale
-from correlator.analysis.telemetry import SignalMeta, Telemetry, empty, LOG_COLUMNS, SPAN_COLUMNS
+from correlator.analysis.telemetry import LOG_COLUMNS, SPAN_COLUMNS, SignalMeta, Telemetry, empty
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 
 # Pod metric columns → the platform's signal names (scale to the signal's unit).
@@ -75,7 +75,9 @@ def _utc(text: str) -> datetime:
 
 
 def _days(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "rca_data").iterdir() if p.is_dir() and any(p.glob("*fault_list.json")))
+    return sorted(
+        p for p in (root / "rca_data").iterdir() if p.is_dir() and any(p.glob("*fault_list.json"))
+    )
 
 
 def _read_metrics(day: Path) -> pd.DataFrame:
@@ -159,13 +161,18 @@ def read_spans(paths: list[Path], shift: timedelta = timedelta(0)) -> pd.DataFra
 
 def alert_onset(front: pd.DataFrame, injected: datetime) -> tuple[datetime, str]:
     """When a front-end rule fires: success rate below, or latency above, its previous hour's
-    normal range (median ± max(3 robust σ, 20%)), first in the minutes around the injection."""
+    normal range (median ± max(3 robust sigma, 20%)), first in the minutes around the injection."""
     if front.empty:
         return injected, "injection time (no front-end metrics)"
     time = pd.to_datetime(front["TimeStamp"], unit="s", utc=True)
-    before = front[(time >= injected - timedelta(hours=1)) & (time < injected - timedelta(minutes=1))]
+    before = front[
+        (time >= injected - timedelta(hours=1)) & (time < injected - timedelta(minutes=1))
+    ]
     around = front[(time >= injected + ALERT_SEARCH[0]) & (time <= injected + ALERT_SEARCH[1])]
-    rules = [("LatencyP90(s)", "higher", "FrontendLatencyHigh"), ("SuccessRate(%)", "lower", "FrontendErrorsHigh")]
+    rules = [
+        ("LatencyP90(s)", "higher", "FrontendLatencyHigh"),
+        ("SuccessRate(%)", "lower", "FrontendErrorsHigh"),
+    ]
     fired: list[tuple[datetime, str]] = []
     for column, worse, name in rules:
         if column not in front.columns or len(before) < 5:
@@ -201,7 +208,18 @@ def cases(root: Path) -> Iterator[Case]:
                 injected = _utc(fault["inject_time"])
                 onset, alert = alert_onset(front, injected)
                 windows = incident_windows(onset, onset + POLICY.tail_min, POLICY)
-                yield _case(day, fault, injected, onset, alert, windows, metrics, signals, normal_logs, normal_traces)
+                yield _case(
+                    day,
+                    fault,
+                    injected,
+                    onset,
+                    alert,
+                    windows,
+                    metrics,
+                    signals,
+                    normal_logs,
+                    normal_traces,
+                )
 
 
 def _case(

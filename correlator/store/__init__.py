@@ -186,6 +186,17 @@ class Store:
     async def get_incident(self, incident_id: int) -> IncidentDetail | None:
         return await self.read(queries.get_incident, incident_id)
 
+    async def save_report(
+        self, incident_id: int, notification_id: int | None, status: str, body: dict[str, Any]
+    ) -> bool:
+        now = self.clock()
+        return await self.write(
+            queries.save_report, incident_id, notification_id, status, body, now
+        )
+
+    async def get_report(self, incident_id: int) -> dict[str, Any] | None:
+        return await self.read(queries.get_report, incident_id)
+
     async def claim_work(self, *, owner: str, lease_s: float) -> WorkItem | None:
         now = self.clock()
         return await self.write(lambda c: work.claim(c, owner=owner, lease_s=lease_s, now=now))

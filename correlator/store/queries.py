@@ -1,10 +1,24 @@
-"""Reading incidents back: the filtered, paginated listing and one incident in full."""
+"""Reading incidents back (the filtered, paginated listing and one incident in full), and their
+correlation reports."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from correlator.models.incidents import (
     AlertRecord,
@@ -15,7 +29,7 @@ from correlator.models.incidents import (
     WorkRecord,
 )
 from correlator.store.intake import indexed_text
-from correlator.store.schema import alerts, incidents, notifications, work_items
+from correlator.store.schema import alerts, incidents, notifications, reports, work_items
 
 _SUMMARY_COLUMNS = [column for column in incidents.c if column.name != "key"]
 
@@ -110,4 +124,47 @@ def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | N
         alerts=[AlertRecord.model_validate(r._asdict()) for r in alert_rows],
         timeline=[NotificationRecord.model_validate(r._asdict()) for r in timeline_rows],
         work_items=[WorkRecord.model_validate(r._asdict()) for r in work_rows],
+        report=get_report(connection, incident_id),
     )
+
+
+def save_report(
+    connection: Connection,
+    incident_id: int,
+    notification_id: int | None,
+    status: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Store the incident's report unless one built from a newer notification is already
+    there (two workers analysing one incident: the newest state wins). True if stored."""
+    newer = reports.c.notification_id > notification_id if notification_id is not None else None
+    existing = connection.execute(
+        select(reports.c.notification_id).where(reports.c.incident_id == incident_id)
+    ).one_or_none()
+    if existing is None:
+        connection.execute(
+            insert(reports).values(
+                incident_id=incident_id,
+                notification_id=notification_id,
+                status=status,
+                body=body,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return True
+    query = update(reports).where(reports.c.incident_id == incident_id)
+    if newer is not None:
+        query = query.where(or_(reports.c.notification_id.is_(None), ~newer))
+    result = connection.execute(
+        query.values(notification_id=notification_id, status=status, body=body, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def get_report(connection: Connection, incident_id: int) -> dict[str, Any] | None:
+    row = connection.execute(
+        select(reports.c.body).where(reports.c.incident_id == incident_id)
+    ).one_or_none()
+    return dict(row.body) if row is not None else None

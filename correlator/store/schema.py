@@ -163,3 +163,16 @@ work_items = Table(
     Index(None, "state", "available_at"),
     Index(None, "incident_id"),
 )
+
+# The latest correlation report of an incident, replaced when a new notification of its group
+# is analysed again. `status` is "complete" or "partial" (a backend was missing).
+reports = Table(
+    "reports",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("body", JSONText, nullable=False),
+    Column("notification_id", Id, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

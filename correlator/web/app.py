@@ -21,7 +21,7 @@ from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.problems import problems_middleware, route_template
 from correlator.web.routes import routes
 from correlator.web.state import INTAKE, METRICS, SETTINGS, STORE
-from correlator.worker import Worker, WorkHandler, acknowledge
+from correlator.worker import Worker, WorkHandler
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -59,7 +59,7 @@ def create_app(
     *,
     store: Store | None = None,
     metrics: Metrics | None = None,
-    handler: WorkHandler = acknowledge,
+    handler: WorkHandler | None = None,
 ) -> web.Application:
     """Build the application; the store is opened (and migrated) at start-up unless given."""
     app = web.Application(
@@ -77,7 +77,7 @@ def create_app(
     return app
 
 
-def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
+def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> Any:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         store = given_store or await Store.open(settings.database)
@@ -87,6 +87,13 @@ def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
         intake.start()
         wake = asyncio.Event()
         intake.on_stored.append(wake)
+        pipeline = None
+        handler = given_handler
+        if handler is None:  # the correlation pipeline consumes the work items
+            from correlator.pipeline import Pipeline
+
+            pipeline = Pipeline(settings, store=store)
+            handler = pipeline.handle
         workers = [
             Worker(store, settings.queue, app[METRICS], handler, wake=wake)
             for _ in range(settings.queue.workers)
@@ -116,6 +123,8 @@ def _lifecycle(given_store: Store | None, handler: WorkHandler) -> Any:
                 for task in pending:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if pipeline is not None:
+                await pipeline.close()
             if given_store is None:
                 await store.close(timeout_s=limit)
 

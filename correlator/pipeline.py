@@ -1,0 +1,480 @@
+"""Alert group → scope → fan-out to the backends → analysis → report stored with the incident.
+
+One correlation runs under one overall deadline. The call graph is read first (Jaeger's
+dependencies, Istio's source/destination metrics) to widen the scope to neighbours; then every
+metric signal, both log windows and both trace windows are fetched concurrently. Whatever does
+not answer in time, or answers with an error or garbage, is named in the report's `missing`
+list and the analysis runs on the rest: a report always comes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+from opentelemetry import trace
+
+from correlator.analysis.findings import Finding
+from correlator.analysis.report import Analysis, analyse, suspect_json, windows_json
+from correlator.analysis.scope import ScopeRules, candidate_names, neighbours
+from correlator.analysis.telemetry import (
+    METRIC_COLUMNS,
+    SignalMeta,
+    Telemetry,
+    empty,
+    log_frame,
+    span_frame,
+    wide_to_metrics,
+)
+from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
+from correlator.backends.http import BackendGarbage, BackendRefused, BackendUnavailable
+from correlator.backends.jaeger import JaegerBackend, Span
+from correlator.backends.loki import LogLine, LokiBackend
+from correlator.backends.prometheus import PrometheusBackend
+from correlator.backends.promql import label_name, regex_escape, string_literal
+from correlator.models.alerts import AlertStatus
+from correlator.models.incidents import IncidentDetail
+from correlator.settings import Settings
+from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal, signal_query
+from correlator.store import Store, WorkItem
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+T = TypeVar("T")
+BACKENDS = ("prometheus", "loki", "jaeger")
+DEFAULT_LABELS = ServiceLabels()
+DEFAULT_SCOPE = ScopeRules()
+_POD_SUFFIX = r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"
+
+
+@dataclass(slots=True)
+class Fetch:
+    """What one correlation gathered, and what it could not."""
+
+    missing: list[dict[str, str]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def miss(self, backend: str, what: str, reason: str) -> None:
+        self.missing.append({"backend": backend, "what": what, "reason": reason})
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        signals: Sequence[Signal] = DEFAULT_SIGNALS,
+        labels: ServiceLabels = DEFAULT_LABELS,
+        scope_rules: ScopeRules = DEFAULT_SCOPE,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.signals = tuple(signals)
+        self.labels = labels
+        self.scope_rules = scope_rules
+        prometheus = settings.prometheus.config("prometheus")
+        loki = settings.loki.config("loki")
+        jaeger = settings.jaeger.config("jaeger")
+        self.prometheus = PrometheusBackend(prometheus) if prometheus else None
+        self.loki = LokiBackend(loki) if loki else None
+        self.jaeger = JaegerBackend(jaeger) if jaeger else None
+        c = settings.correlation
+        self.policy = WindowPolicy(
+            lead=timedelta(minutes=c.lead_min),
+            max_incident=timedelta(minutes=c.max_incident_min),
+            baseline=timedelta(minutes=c.baseline_min),
+        )
+
+    async def close(self) -> None:
+        for backend in (self.prometheus, self.loki, self.jaeger):
+            if backend is not None:
+                await backend.close()
+
+    async def handle(self, item: WorkItem) -> None:
+        """The work-queue handler: correlate the incident and store its report."""
+        assert self.store is not None
+        incident = await self.store.get_incident(item.incident_id)
+        if incident is None:
+            return
+        body = await self.correlate(incident, now=self.store.clock())
+        stored = await self.store.save_report(
+            incident.id, item.notification_id, "partial" if body["missing"] else "complete", body
+        )
+        if not stored:
+            log.info("a newer report of incident %s is already stored", incident.id)
+
+    async def correlate(self, incident: IncidentDetail, *, now: datetime) -> dict[str, Any]:
+        started = time.perf_counter()
+        firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
+        onset = min((a.starts_at for a in firing), default=incident.started_at)
+        windows = incident_windows(onset, now, self.policy)
+        alert_services, namespaces = self._scope(firing)
+        with tracer.start_as_current_span("correlate") as span:
+            span.set_attribute("correlator.incident_id", incident.id)
+            telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
+        analysis_started = time.perf_counter()
+        analysis = await asyncio.to_thread(analyse, telemetry, windows)
+        fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
+        fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
+        return self.report(incident.id, analysis, fetch, alert_services, services, now)
+
+    def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
+        services: list[str] = []
+        namespaces: list[str] = []
+        for alert in alerts:
+            labels = alert.labels
+            for name in candidate_names(labels, self.scope_rules)[:1]:
+                if name not in services:
+                    services.append(name)
+            for label in self.scope_rules.namespace_labels:
+                if labels.get(label) and labels[label] not in namespaces:
+                    namespaces.append(labels[label])
+                    break
+        return services, namespaces
+
+    async def gather(
+        self, alert_services: list[str], namespaces: list[str], windows: Windows
+    ) -> tuple[Telemetry, Fetch, list[str]]:
+        """Everything about the services in scope, within the overall deadline."""
+        fetch = Fetch()
+        deadline = time.monotonic() + self.settings.correlation.deadline_s
+        for name in BACKENDS:
+            if getattr(self, name) is None:
+                fetch.miss(name, "everything", "not configured")
+        if not alert_services:
+            fetch.miss("scope", "services", "no alert label names an app")
+            return Telemetry(), fetch, []
+        edges: set[tuple[str, str]] = set()
+        graph = await self._bounded(
+            deadline, fetch, "graph", self._graph(alert_services, namespaces, windows, fetch)
+        )
+        if graph:
+            edges = graph
+        depth = self.settings.correlation.neighbour_depth
+        services = list(alert_services)
+        for service in alert_services:
+            for neighbour in neighbours(service, edges, depth=depth):
+                if neighbour.service not in services:
+                    services.append(neighbour.service)
+        metrics, logs, spans = await asyncio.gather(
+            self._bounded(
+                deadline, fetch, "metrics", self._metrics(services, namespaces, windows, fetch)
+            ),
+            self._bounded(
+                deadline, fetch, "logs", self._logs(services, namespaces, windows, fetch)
+            ),
+            self._bounded(deadline, fetch, "traces", self._traces(alert_services, windows, fetch)),
+        )
+        signals = {
+            s.name: SignalMeta(
+                s.unit,
+                s.worse_when,
+                signal_query(s, namespaces=namespaces, services=services, labels=self.labels),
+            )
+            for s in self.signals
+        }
+        telemetry = Telemetry(
+            metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
+            logs=logs if logs is not None else log_frame([]),
+            spans=spans if spans is not None else span_frame([]),
+            signals=signals,
+            edges=edges,
+        )
+        return telemetry, fetch, services
+
+    async def _bounded(
+        self, deadline: float, fetch: Fetch, part: str, work: Awaitable[T]
+    ) -> T | None:
+        """Run one part until the overall deadline; on timeout, name what it was waiting for."""
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(work, max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            fetch.miss(_backend_of(part), part, "the correlation deadline passed first")
+            return None
+        finally:
+            fetch.timings_ms[part] = (time.perf_counter() - started) * 1e3
+
+    async def _call(
+        self, fetch: Fetch, backend: str, what: str, call: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        started = time.perf_counter()
+        try:
+            return await call()
+        except BackendUnavailable as exc:
+            fetch.miss(backend, what, f"unavailable: {exc}")
+        except BackendRefused as exc:
+            fetch.miss(backend, what, f"refused: {exc}")
+        except BackendGarbage as exc:
+            fetch.miss(backend, what, f"unusable answer: {exc}")
+        finally:
+            elapsed = (time.perf_counter() - started) * 1e3
+            key = f"slowest_query_{backend}"
+            fetch.timings_ms[key] = max(fetch.timings_ms.get(key, 0.0), elapsed)
+        return None
+
+    async def _graph(
+        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+    ) -> set[tuple[str, str]]:
+        edges: set[tuple[str, str]] = set()
+        calls: list[Awaitable[Any]] = []
+        if self.jaeger is not None:
+            jaeger = self.jaeger
+            lookback = windows.incident_end - windows.baseline_start
+            calls.append(
+                self._call(
+                    fetch,
+                    "jaeger",
+                    "dependencies",
+                    lambda: jaeger.dependencies(windows.incident_end, lookback),
+                )
+            )
+        if self.prometheus is not None:
+            prometheus = self.prometheus
+            query = (
+                "sum by (source_workload, destination_workload) "
+                f'(rate(istio_requests_total{{reporter="destination"}}[{_range(windows)}]))'
+            )
+            calls.append(
+                self._call(
+                    fetch,
+                    "prometheus",
+                    "istio call graph",
+                    lambda: prometheus.query(query, windows.incident_end),
+                )
+            )
+        for answer in await asyncio.gather(*calls):
+            for item in answer or []:
+                if hasattr(item, "parent"):
+                    edges.add((item.parent, item.child))
+                else:
+                    caller = item.labels.get("source_workload")
+                    callee = item.labels.get("destination_workload")
+                    if caller and callee and caller != "unknown":
+                        edges.add((caller, callee))
+        return edges
+
+    async def _metrics(
+        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+    ) -> pd.DataFrame | None:
+        if self.prometheus is None:
+            return None
+        prometheus = self.prometheus
+        step = max(
+            self.settings.correlation.step_s,
+            (windows.incident_end - windows.start).total_seconds() / 10_000,
+        )
+
+        async def one(signal: Signal) -> pd.DataFrame:
+            query = signal_query(
+                signal, namespaces=namespaces, services=services, labels=self.labels, window="1m"
+            )
+            wide = await self._call(
+                fetch,
+                "prometheus",
+                signal.name,
+                lambda: prometheus.query_range(query, windows.start, windows.incident_end, step),
+            )
+            if wide is None or wide.empty:
+                return empty(METRIC_COLUMNS)
+            return wide_to_metrics(wide, signal.name, self._series_services(wide.columns, services))
+
+        frames = await asyncio.gather(*(one(s) for s in self.signals))
+        frames = [f for f in frames if not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else empty(METRIC_COLUMNS)
+
+    def _series_services(self, columns: Any, services: list[str]) -> dict[object, str]:
+        mapping: dict[object, str] = {}
+        for column in columns:
+            labels = dict(column) if isinstance(column, tuple) else {}
+            name = labels.get(self.labels.istio_workload)
+            if name is None and (pod := labels.get(self.labels.pod)):
+                name = re.sub(_POD_SUFFIX, "", pod)
+            if name in services:
+                mapping[column] = name
+        return mapping
+
+    async def _logs(
+        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+    ) -> pd.DataFrame | None:
+        if self.loki is None:
+            return None
+        loki = self.loki
+        settings = self.settings.loki
+        matchers = {settings.service_label: "|".join(sorted(services))}
+        if namespaces:
+            matchers[settings.namespace_label] = "|".join(namespaces)
+        selector = _regex_selector(matchers)
+
+        async def window(start: datetime, end: datetime, what: str) -> list[LogLine]:
+            lines = await self._call(
+                fetch,
+                "loki",
+                what,
+                lambda: loki.logs(selector, start, end, max_lines=settings.max_lines),
+            )
+            return lines or []
+
+        baseline, incident = await asyncio.gather(
+            window(windows.baseline_start, windows.baseline_end, "baseline logs"),
+            window(windows.incident_start, windows.incident_end, "incident logs"),
+        )
+        return log_frame(
+            (
+                line.timestamp,
+                line.labels.get(settings.service_label, ""),
+                line.line,
+                line.trace_id or "",
+            )
+            for line in [*baseline, *incident]
+        )
+
+    async def _traces(
+        self, services: list[str], windows: Windows, fetch: Fetch
+    ) -> pd.DataFrame | None:
+        if self.jaeger is None:
+            return None
+        jaeger = self.jaeger
+        limit = self.settings.jaeger.max_traces
+
+        async def window(service: str, start: datetime, end: datetime, what: str) -> list[Span]:
+            spans = await self._call(
+                fetch, "jaeger", what, lambda: jaeger.find_traces(service, start, end, limit=limit)
+            )
+            return spans or []
+
+        # The traces through the alerting apps carry their callees' spans too.
+        answers = await asyncio.gather(
+            *(
+                window(s, start, end, f"{what} traces of {s}")
+                for s in services
+                for start, end, what in (
+                    (windows.baseline_start, windows.baseline_end, "baseline"),
+                    (windows.incident_start, windows.incident_end, "incident"),
+                )
+            )
+        )
+        seen: set[tuple[str, str]] = set()
+        rows = []
+        for spans in answers:
+            for s in spans:
+                if (s.trace_id, s.span_id) in seen:
+                    continue
+                seen.add((s.trace_id, s.span_id))
+                rows.append(
+                    {
+                        "trace_id": s.trace_id,
+                        "span_id": s.span_id,
+                        "parent_id": s.parent_span_id or "",
+                        "service": s.service,
+                        "operation": s.operation,
+                        "start": s.start,
+                        "duration_ms": s.duration_ms,
+                        "error": s.error,
+                    }
+                )
+        return span_frame(rows)
+
+    def report(
+        self,
+        incident_id: int,
+        analysis: Analysis,
+        fetch: Fetch,
+        alert_services: list[str],
+        services: list[str],
+        now: datetime,
+    ) -> dict[str, Any]:
+        links = Links(self.settings, analysis.windows)
+        return {
+            "incident_id": incident_id,
+            "generated_at": now.isoformat().replace("+00:00", "Z"),
+            "status": "partial" if fetch.missing else "complete",
+            "windows": windows_json(analysis.windows),
+            "scope": {"alerting": alert_services, "services": services},
+            "suspects": [
+                suspect_json(s, i, links.for_finding)
+                for i, s in enumerate(analysis.suspects[:10], 1)
+            ],
+            "missing": fetch.missing,
+            "notes": analysis.notes,
+            "timings_ms": {k: round(v, 1) for k, v in fetch.timings_ms.items()},
+        }
+
+
+def _backend_of(part: str) -> str:
+    return {
+        "metrics": "prometheus",
+        "logs": "loki",
+        "traces": "jaeger",
+        "graph": "jaeger+prometheus",
+    }[part]
+
+
+def _range(windows: Windows) -> str:
+    return f"{max(int((windows.incident_end - windows.baseline_start).total_seconds()), 60)}s"
+
+
+def _regex_selector(matchers: Mapping[str, str]) -> str:
+    """`{label=~"a|b"}` where each `|`-separated value is matched literally."""
+    parts = []
+    for name, alternatives in sorted(matchers.items()):
+        pattern = "|".join(regex_escape(v) for v in alternatives.split("|"))
+        parts.append(f"{label_name(name)}=~{string_literal(pattern)}")
+    return "{" + ",".join(parts) + "}"
+
+
+class Links:
+    """Grafana Explore and Jaeger UI links of each piece of evidence (templates in settings)."""
+
+    def __init__(self, settings: Settings, windows: Windows) -> None:
+        self.c = settings.correlation
+        self.service_label = settings.loki.service_label
+        self.jaeger = (self.c.jaeger_ui_url or settings.jaeger.url or "").rstrip("/")
+        self.start_ms = int(windows.baseline_start.timestamp() * 1000)
+        self.end_ms = int(windows.incident_end.timestamp() * 1000)
+
+    def _pane(self, uid: str, query: str) -> str:
+        pane = {
+            "a": {
+                "datasource": uid,
+                "queries": [{"refId": "A", "expr": query, "datasource": {"uid": uid}}],
+                "range": {"from": str(self.start_ms), "to": str(self.end_ms)},
+            }
+        }
+        return quote(json.dumps(pane, separators=(",", ":")), safe="")
+
+    def for_finding(self, service: str, finding: Finding) -> dict[str, str]:
+        links: dict[str, str] = {}
+        grafana = (self.c.grafana_url or "").rstrip("/")
+        values = {
+            "grafana": grafana,
+            "query": quote(finding.query, safe=""),
+            "from": str(self.start_ms),
+            "to": str(self.end_ms),
+            "jaeger": self.jaeger,
+        }
+        if grafana and finding.kind == "metric" and finding.query:
+            links["explore"] = self.c.metric_link.format(
+                prometheus_pane=self._pane(self.c.grafana_prometheus_uid, finding.query), **values
+            )
+        if grafana and finding.kind == "log":
+            query = _regex_selector({self.service_label: service})
+            links["explore"] = self.c.log_link.format(
+                loki_pane=self._pane(self.c.grafana_loki_uid, query), **values
+            )
+        if self.jaeger:
+            for i, trace_id in enumerate(finding.trace_ids):
+                links[f"trace_{i + 1}"] = self.c.trace_link.format(
+                    trace_id=quote(trace_id, safe=""), **values
+                )
+        return links

@@ -1,0 +1,163 @@
+"""The correlation pipeline, end to end through the real app: webhook → work item → report.
+
+The Loki and Jaeger test servers answer as the real ones do; failing backends are real HTTP
+servers that fail (500, garbage, too slow) or a port nobody listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.fakes.jaeger import FakeJaeger, FakeSpan
+from tests.fakes.loki import FakeLoki
+from tests.support.payloads import alert, payload
+from tests.support.servers import served
+
+MS = 1_000_000
+LABELS = {"alertname": "ApiLatencyHigh", "namespace": "shop", "destination_workload": "api"}
+
+
+def _trace(trace_id: str, start: datetime, *, db_ms: float) -> list[FakeSpan]:
+    ns = int(start.timestamp() * 1e9)
+    return [
+        FakeSpan(trace_id, "1" * 16, "frontend", "GET /", ns, int((db_ms + 30) * MS)),
+        FakeSpan(
+            trace_id,
+            "2" * 16,
+            "api",
+            "GET /orders",
+            ns + MS,
+            int((db_ms + 20) * MS),
+            parent_span_id="1" * 16,
+        ),
+        FakeSpan(
+            trace_id,
+            "3" * 16,
+            "postgres",
+            "SELECT orders",
+            ns + 5 * MS,
+            int(db_ms * MS),
+            parent_span_id="2" * 16,
+            kind="client",
+        ),
+    ]
+
+
+def slow_database(now: datetime) -> tuple[FakeJaeger, FakeLoki]:
+    """A slow database call behind a healthy API: only the database's own time grows."""
+    jaeger = FakeJaeger()
+    loki = FakeLoki()
+    lines = []
+    for i in range(30):
+        before = now - timedelta(minutes=50) + timedelta(seconds=20 * i)
+        during = now - timedelta(minutes=3) + timedelta(seconds=5 * i)
+        jaeger.add(*_trace(f"{i:032x}", before, db_ms=4 + i % 3))
+        jaeger.add(*_trace(f"{i + 100:032x}", during, db_ms=240 + i % 7))
+        lines += [
+            (before.timestamp(), f"INFO served GET /orders in {10 + i} ms"),
+            (during.timestamp(), f"INFO served GET /orders in {250 + i} ms"),
+        ]
+    loki.add({"app": "api", "namespace": "shop"}, lines)
+    return jaeger, loki
+
+
+async def _report(client: Any, starts_at: datetime) -> dict[str, Any]:
+    body = payload(
+        [alert("f1", labels=LABELS, starts_at=starts_at.isoformat())],
+        group_key='{}:{alertname="ApiLatencyHigh"}',
+    )
+    answer = await client.post("/api/v1/alerts", json=body)
+    assert answer.status == 200, await answer.text()
+    incident_id = (await answer.json())["incident_id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+        if detail.get("report") is not None:
+            return dict(detail["report"])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no report stored for incident {incident_id}: {detail}")
+
+
+async def test_slow_database_behind_healthy_api_is_named_first(app_client: Any) -> None:
+    now = datetime.now(UTC)
+    jaeger, loki = slow_database(now)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        client = await app_client(
+            jaeger={"url": jaeger_url},
+            loki={"url": loki_url},
+            correlation={"grafana_url": "http://grafana.example"},
+        )
+        report = await _report(client, now - timedelta(minutes=2))
+    assert report["suspects"], report
+    first = report["suspects"][0]
+    assert first["service"] == "postgres", [s["service"] for s in report["suspects"]]
+    evidence = first["evidence"][0]
+    assert evidence["kind"] == "trace" and "SELECT orders" in evidence["signal"]
+    assert evidence["after"] > 10 * evidence["before"]
+    assert evidence["trace_ids"] and evidence["links"]["trace_1"].startswith(f"{jaeger_url}/trace/")
+    # api and frontend only felt it: postgres changed first and is their callee.
+    victims = {s["service"]: s for s in report["suspects"][1:]}
+    for victim in victims.values():
+        assert "postgres" in victim["caused_by"] or victim["score"] < first["score"] / 2
+    assert report["status"] == "partial"
+    assert {"backend": "prometheus", "what": "everything", "reason": "not configured"} in report[
+        "missing"
+    ]
+    assert report["scope"]["alerting"] == ["api"]
+
+
+def _failing(kind: str) -> web.Application:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if kind == "500":
+            return web.Response(status=500, text="internal server error\n")
+        if kind == "garbage":
+            return web.Response(text="<html>proxy login</html>", content_type="application/json")
+        await asyncio.sleep(30)  # slower than any deadline
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("loki_kind", "jaeger_kind"), [("500", "slow"), ("garbage", "500"), ("slow", "garbage")]
+)
+async def test_failing_backends_yield_a_partial_report_within_the_deadline(
+    app_client: Any, loki_kind: str, jaeger_kind: str, unused_tcp_port: int
+) -> None:
+    now = datetime.now(UTC)
+    async with served(_failing(loki_kind)) as loki_url, served(_failing(jaeger_kind)) as jaeger_url:
+        client = await app_client(
+            prometheus={"url": f"http://127.0.0.1:{unused_tcp_port}", "timeout_s": 1},
+            loki={"url": loki_url, "timeout_s": 5},
+            jaeger={"url": jaeger_url, "timeout_s": 5},
+            correlation={"deadline_s": 1.5},
+        )
+        started = time.monotonic()
+        report = await _report(client, now - timedelta(minutes=2))
+        elapsed = time.monotonic() - started
+    assert report["status"] == "partial"
+    missing = {m["backend"] for m in report["missing"]}
+    assert {"prometheus", "loki", "jaeger"} <= {b for m in missing for b in m.split("+")}
+    reasons = " ".join(m["reason"] for m in report["missing"])
+    expected = {"500": "unavailable", "garbage": "unusable answer", "slow": "deadline"}
+    assert expected[loki_kind] in reasons and expected[jaeger_kind] in reasons
+    assert report["timings_ms"]["total"] < 2500, report["timings_ms"]
+    assert elapsed < 10
+    assert report["suspects"] == []
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
