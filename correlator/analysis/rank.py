@@ -51,8 +51,8 @@ def _changed(findings: list[Finding]) -> datetime | None:
 
 
 def _no_later(a: datetime | None, b: datetime | None, slack: timedelta) -> bool:
-    """a changed no later than b (unknown times do not order anything, so they count as yes)."""
-    return a is None or b is None or a <= b + slack
+    """a changed no later than b; unknown times order nothing (no discount, no bonus)."""
+    return a is not None and b is not None and a <= b + slack
 
 
 def rank(

@@ -24,7 +24,8 @@ MAX_TRACE_IDS = 3
 
 def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
     """Each span's duration minus the union of its children's intervals (clipped to it)."""
-    start = spans["start"].astype("int64").to_numpy() / 1e6  # ms
+    # Milliseconds from the first span (precise in a float), whatever the datetime resolution.
+    start = ((spans["start"] - spans["start"].min()) / pd.Timedelta(milliseconds=1)).to_numpy(float)
     end = start + spans["duration_ms"].to_numpy(float)
     index = {
         (t, s): i for i, (t, s) in enumerate(zip(spans["trace_id"], spans["span_id"], strict=True))
@@ -46,6 +47,15 @@ def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
                 cursor = b
         own[parent] = max(own[parent] - covered, 0.0)
     return pd.Series(own, index=spans.index)
+
+
+def onset_of(times: pd.Series) -> pd.Timestamp | None:
+    """When a change began, from the times of its anomalous events: the 10th percentile, so
+    that one early outlier (there is always one) does not date it."""
+    if times.empty:
+        return None
+    ordered = times.sort_values()
+    return pd.Timestamp(ordered.iloc[int(0.1 * (len(ordered) - 1))])
 
 
 def call_edges(spans: pd.DataFrame) -> set[tuple[str, str]]:
@@ -105,14 +115,15 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         history = before.get((service, operation))
         if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
             continue
-        # A shift of the typical request, or of the slow tail (a fault hitting some requests).
+        # A shift of the typical request (up, or down: failing fast is a change too), or a slow
+        # tail: more requests beyond anything the baseline saw than chance allows (a new
+        # sample exceeds the largest of n with probability 1/(n+1)).
         scale = robust_scale(history, relative=0.1, floor=0.5)
         own = group["own_ms"].to_numpy(float)
         typical = (np.median(own) - np.median(history)) / scale
-        tail = (np.quantile(own, 0.9) - np.quantile(history, 0.9)) / max(
-            scale, 0.1 * float(np.quantile(history, 0.9))
-        )
-        score = max(typical, 0.5 * tail, -typical)
+        beyond = int(np.sum(own > history.max() + threshold * scale))
+        tail = poisson_surge(beyond, 1, len(own) / (len(history) + 1))
+        score = max(typical, tail, -typical)
         if score < threshold:
             continue
         slow = group[own > np.median(history) + threshold * scale].sort_values("start")
@@ -127,7 +138,7 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
                 before=b,
                 after=a,
                 unit="ms",
-                change_time=(slow if len(slow) else group)["start"].min(),
+                change_time=onset_of((slow if len(slow) else group)["start"]),
                 detail=(
                     f"own time of {operation} went from {b:.3g} ms to {a:.3g} ms "
                     f"(p90 {np.quantile(history, 0.9):.3g} → {np.quantile(own, 0.9):.3g} ms)"
@@ -161,7 +172,7 @@ def _errors(
                 before=float(seen),
                 after=float(len(group)),
                 unit="spans",
-                change_time=group["start"].min(),
+                change_time=onset_of(group["start"]),
                 detail=(
                     f"{len(group)} failing spans that start the failure here "
                     f"(baseline {seen}), mostly {operations.index[0]}"
@@ -226,11 +237,13 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
 
 
 def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
-    """Time between services: a caller's span minus its child's span in another service is the
-    network (and queueing) between them. A slow network at one service slows most edges that
-    touch it, so each service is scored by its edges that slowed, weighted by their share."""
+    """Calls between services. An edge (caller → callee) slowed when the callee's spans, as
+    called from that caller, or the gap around them (network, queueing) grew. A slow network or
+    a starved process at one service slows most edges that touch it, while a neighbour sees
+    one slow edge among its healthy ones; so each service is scored by its slowed edges,
+    weighted by their share of its edges."""
 
-    def gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    def calls(frame: pd.DataFrame) -> pd.DataFrame:
         parent = frame.set_index(["trace_id", "span_id"])[["service", "duration_ms"]]
         parent = parent[~parent.index.duplicated()]
         joined = parent.reindex(pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]]))
@@ -238,28 +251,40 @@ def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> l
             {
                 "caller": joined["service"].to_numpy(),
                 "callee": frame["service"].to_numpy(),
-                "gap": joined["duration_ms"].to_numpy() - frame["duration_ms"].to_numpy(),
+                "call": frame["duration_ms"].to_numpy(float),
+                "gap": joined["duration_ms"].to_numpy(float) - frame["duration_ms"].to_numpy(float),
                 "start": frame["start"].to_numpy(),
             }
         ).dropna(subset=["caller"])
-        return out[(out["caller"] != out["callee"]) & (out["gap"] >= 0)]
+        return out[out["caller"] != out["callee"]]
 
-    before = {k: g["gap"].to_numpy(float) for k, g in gaps(baseline).groupby(["caller", "callee"])}
+    before = {k: g for k, g in calls(baseline).groupby(["caller", "callee"])}
     slowed: defaultdict[str, list[tuple[float, str, float, float]]] = defaultdict(list)
+    since: dict[str, pd.Timestamp] = {}
     edges: defaultdict[str, int] = defaultdict(int)
-    for (caller, callee), group in gaps(incident).groupby(["caller", "callee"]):
+    for (caller, callee), group in calls(incident).groupby(["caller", "callee"]):
         history = before.get((caller, callee))
         if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
             continue
         caller, callee = str(caller), str(callee)
         edges[caller] += 1
         edges[callee] += 1
-        scale = robust_scale(history, relative=0.1, floor=0.5)
-        b, a = float(np.median(history)), float(np.median(group["gap"]))
-        score = (a - b) / scale
-        if score >= threshold:
-            slowed[caller].append((score, callee, b, a))
-            slowed[callee].append((score, caller, b, a))
+        best = (0.0, 0.0, 0.0)
+        first = None
+        for column in ("call", "gap"):
+            past = history[column].clip(lower=0).to_numpy(float)
+            now = group[column].clip(lower=0).to_numpy(float)
+            scale = robust_scale(past, relative=0.1, floor=0.5)
+            b, a = float(np.median(past)), float(np.median(now))
+            if (a - b) / scale > best[0]:
+                best = ((a - b) / scale, b, a)
+                first = onset_of(group["start"][now > b + threshold * scale])
+        if best[0] >= threshold:
+            slowed[caller].append((best[0], callee, best[1], best[2]))
+            slowed[callee].append((best[0], caller, best[1], best[2]))
+            for end in (caller, callee):
+                if first is not None and (end not in since or first < since[end]):
+                    since[end] = first
     findings = []
     for service, items in slowed.items():
         share = len(items) / edges[service]
@@ -272,14 +297,14 @@ def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> l
             Finding(
                 service=service,
                 kind="network",
-                signal="time between services",
+                signal="calls to and from other services",
                 score=score,
                 before=b,
                 after=a,
                 unit="ms",
-                change_time=None,
+                change_time=since.get(service),
                 detail=(
-                    f"{len(items)} of its {edges[service]} call edges slowed on the wire, "
+                    f"{len(items)} of its {edges[service]} call edges slowed, "
                     f"e.g. with {other}: {b:.3g} ms → {a:.3g} ms"
                 ),
             )
