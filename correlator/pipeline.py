@@ -106,7 +106,12 @@ class Pipeline:
         incident = await self.store.get_incident(item.incident_id)
         if incident is None:
             return
-        body = await self.correlate(incident, now=self.store.clock())
+        now = self.store.clock()
+        try:
+            body = await self.correlate(incident, now=now)
+        except Exception as exc:  # a bug must still leave a report that says what happened
+            log.exception("correlation of incident %s failed", incident.id)
+            body = failed_report(incident.id, now, exc)
         stored = await self.store.save_report(
             incident.id, item.notification_id, "partial" if body["missing"] else "complete", body
         )
@@ -241,9 +246,13 @@ class Pipeline:
             )
         if self.prometheus is not None:
             prometheus = self.prometheus
+            matchers = 'reporter="destination"'
+            if namespaces:  # workload names repeat across namespaces
+                pattern = "|".join(regex_escape(n) for n in namespaces)
+                matchers += f",destination_workload_namespace=~{string_literal(pattern)}"
             query = (
                 "sum by (source_workload, destination_workload) "
-                f'(rate(istio_requests_total{{reporter="destination"}}[{_range(windows)}]))'
+                f"(rate(istio_requests_total{{{matchers}}}[{_range(windows)}]))"
             )
             calls.append(
                 self._call(
@@ -409,6 +418,22 @@ class Pipeline:
             "notes": analysis.notes,
             "timings_ms": {k: round(v, 1) for k, v in fetch.timings_ms.items()},
         }
+
+
+def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "status": "partial",
+        "windows": None,
+        "scope": {"alerting": [], "services": []},
+        "suspects": [],
+        "missing": [
+            {"backend": "analysis", "what": "everything", "reason": f"{type(exc).__name__}: {exc}"}
+        ],
+        "notes": ["the correlation failed; see the service log for the stack trace"],
+        "timings_ms": {},
+    }
 
 
 def _backend_of(part: str) -> str:

@@ -82,16 +82,30 @@ def wide_to_metrics(
     wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]
 ) -> pd.DataFrame:
     """A range frame (rows: time, columns: series) → metric rows of `signal`, one service per
-    column through `service_of` (columns it does not name are dropped)."""
-    if wide.empty:
+    column through `service_of` (columns it does not name are dropped; several series of one
+    service keep the largest value at each time)."""
+    frames = []
+    for position, column in enumerate(wide.columns):
+        service = service_of.get(column)
+        if service is None:
+            continue
+        values = wide.iloc[:, position]
+        kept = values.notna().to_numpy()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "time": wide.index[kept],
+                    "service": service,
+                    "signal": signal,
+                    "value": values.to_numpy(float)[kept],
+                }
+            )
+        )
+    if not frames:
         return empty(METRIC_COLUMNS)
-    kept = [c for c in wide.columns if c in service_of]
-    long = wide[kept].rename(columns=lambda c: service_of[c]).T.groupby(level=0).max().T
-    long.index.name = "time"
-    stacked = long.stack(future_stack=True).dropna().reset_index()
-    stacked.columns = ["time", "service", "value"]
-    stacked["signal"] = signal
-    return stacked[list(METRIC_COLUMNS)]
+    long = pd.concat(frames, ignore_index=True)
+    merged = long.groupby(["time", "service", "signal"], as_index=False).agg(value=("value", "max"))
+    return merged[list(METRIC_COLUMNS)]
 
 
 def log_frame(rows: Iterable[tuple[object, str, str, str]]) -> pd.DataFrame:

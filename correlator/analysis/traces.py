@@ -140,8 +140,11 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
                 unit="ms",
                 change_time=onset_of((slow if len(slow) else group)["start"]),
                 detail=(
-                    f"own time of {operation} went from {b:.3g} ms to {a:.3g} ms "
-                    f"(p90 {np.quantile(history, 0.9):.3g} → {np.quantile(own, 0.9):.3g} ms)"
+                    f"own time of {operation} went from {b:.3g} ms to {a:.3g} ms"
+                    if typical >= tail
+                    else f"{beyond} of {len(own)} calls of {operation} spent longer in it "
+                    f"than any of {len(history)} before (up to {own.max():.3g} ms, "
+                    f"was at most {history.max():.3g} ms)"
                 ),
                 trace_ids=list(slowest[:MAX_TRACE_IDS]),
             )

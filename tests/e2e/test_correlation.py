@@ -1,0 +1,128 @@
+"""End to end: a real Alertmanager fires → intake → pipeline → a stored report that names the
+injected service first, for hand-made incidents (not Nezha cases).
+
+Real Prometheus holds each scenario's Istio and cAdvisor history (promtool backfill); the
+Loki and Jaeger test servers hold its logs and spans; `correlator serve` runs as a process.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.jaeger import FakeJaeger
+from tests.fakes.loki import FakeLoki
+from tests.support.processes import Alertmanager, Prometheus, Service, wait_until
+from tests.support.scenarios import Scenario, openmetrics, scenarios
+from tests.support.servers import InThread
+
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+SCENARIOS = scenarios(NOW)
+
+
+class Stack:
+    def __init__(self, service: Service, alertmanager: Alertmanager) -> None:
+        self.service = service
+        self.alertmanager = alertmanager
+
+    def fire(self, scenario: Scenario) -> str:
+        """Post the alert a front-end rule would raise to Alertmanager, as Prometheus does."""
+        alertname = f"LatencyOrErrors{uuid.uuid4().hex[:8]}"
+        alert = {
+            "labels": {
+                "alertname": alertname,
+                "destination_workload": scenario.alerting,
+                "destination_workload_namespace": scenario.namespace,
+                "severity": "page",
+            },
+            "annotations": {"summary": f"{scenario.alerting} is failing its SLO"},
+            "startsAt": (scenario.fault_at + timedelta(minutes=1)).isoformat(),
+            "generatorURL": "http://prometheus/graph",
+        }
+        answer = httpx.post(f"{self.alertmanager.url}/api/v2/alerts", json=[alert], timeout=10)
+        answer.raise_for_status()
+        return alertname
+
+    def report(self, alertname: str) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            items = httpx.get(
+                f"{self.service.url}/api/v1/incidents", params={"alertname": alertname}, timeout=10
+            ).json()["items"]
+            if not items:
+                return None
+            detail = httpx.get(
+                f"{self.service.url}/api/v1/incidents/{items[0]['id']}", timeout=10
+            ).json()
+            report: dict[str, Any] | None = detail.get("report")
+            return report
+
+        try:
+            result: dict[str, Any] = wait_until(found, timeout_s=60, what=f"report for {alertname}")
+        except AssertionError as exc:
+            Path("/tmp/e2e-service.log").write_text(self.service.log())
+            raise AssertionError(f"{exc}\n{self.service.log()[-3000:]}") from None
+        return result
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir: Path = tmp_path_factory.mktemp("correlation")
+    prometheus = Prometheus(workdir, rule_files=[], openmetrics=openmetrics(SCENARIOS, NOW)).start()
+    loki, jaeger = FakeLoki(), FakeJaeger()
+    for scenario in SCENARIOS:
+        for labels, lines in scenario.log_streams(NOW):
+            loki.add(labels, list(lines))
+        jaeger.add(*scenario.spans(NOW))
+    with InThread(loki.app) as loki_url, InThread(jaeger.app) as jaeger_url:
+        service = Service(
+            workdir,
+            env={
+                "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir / 'correlator.db'}",
+                "CORRELATOR_PROMETHEUS_URL": prometheus.url,
+                "CORRELATOR_LOKI_URL": loki_url,
+                "CORRELATOR_JAEGER_URL": jaeger_url,
+                "CORRELATOR_CORRELATION_DEADLINE_S": "20",
+            },
+        )
+        hook = {"url": f"{service.url}/api/v1/alerts", "send_resolved": True}
+        alertmanager = Alertmanager(
+            workdir,
+            {
+                "route": {
+                    "receiver": "correlator",
+                    "group_by": ["alertname"],
+                    "group_wait": "1s",
+                    "group_interval": "1s",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [{"name": "correlator", "webhook_configs": [hook]}],
+            },
+        )
+        service.start()
+        alertmanager.start()
+        try:
+            yield Stack(service, alertmanager)
+        finally:
+            alertmanager.stop()
+            service.stop()
+            prometheus.stop()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_the_injected_service_is_named_first(stack: Stack, scenario: Scenario) -> None:
+    report = stack.report(stack.fire(scenario))
+    ranking = [s["service"] for s in report["suspects"]]
+    assert ranking and ranking[0] == scenario.culprit, (ranking, report["missing"])
+    assert report["status"] == "complete", report["missing"]
+    first = report["suspects"][0]
+    assert first["reason"] and first["evidence"]
+    assert all(e["detail"] for e in first["evidence"])
+    # The scope was widened from the alerting app to its neighbours through the call graph.
+    assert scenario.culprit in report["scope"]["services"]
+    assert report["scope"]["alerting"] == [scenario.alerting]
