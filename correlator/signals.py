@@ -118,3 +118,26 @@ def signal_query(
     for placeholder in sorted(values, key=len, reverse=True):  # $pod_by before $pod
         query = query.replace(placeholder, values[placeholder])
     return query
+
+
+# Incident bundles record signals, not raw series: one gauge family per signal, labelled by
+# `namespace` and `service`. Loaded into Prometheus, this catalogue reads them back, so the
+# online pipeline and the offline analysis of a bundle see the same data.
+RECORDED_LABELS = ServiceLabels(istio_namespace="namespace", istio_workload="service")
+
+
+def recorded_signals(names: Sequence[str]) -> tuple[Signal, ...]:
+    known = {s.name: s for s in DEFAULT_SIGNALS}
+    catalogue = []
+    for name in names:
+        label_name(name)  # a family name is a label-name-shaped identifier
+        meta = known.get(name)
+        catalogue.append(
+            Signal(
+                name,
+                meta.unit if meta else "",
+                f"max by ($by) ({name}{{$istio_ns=~$ns,$istio_workload=~$names}})",
+                meta.worse_when if meta else "higher",
+            )
+        )
+    return tuple(catalogue)
