@@ -161,3 +161,80 @@ def unused_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_a_new_notification_of_the_group_updates_the_report(app_client: Any) -> None:
+    now = datetime.now(UTC)
+    jaeger, loki = slow_database(now)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        client = await app_client(jaeger={"url": jaeger_url}, loki={"url": loki_url})
+        first = await _report(client, now - timedelta(minutes=2))
+        frontend = {**LABELS, "destination_workload": "frontend"}
+        body = payload(
+            [
+                alert("f1", labels=LABELS, starts_at=(now - timedelta(minutes=2)).isoformat()),
+                alert("f2", labels=frontend, starts_at=(now - timedelta(minutes=1)).isoformat()),
+            ],
+            group_key='{}:{alertname="ApiLatencyHigh"}',
+        )
+        answer = await client.post("/api/v1/alerts", json=body)
+        incident_id = (await answer.json())["incident_id"]
+        deadline = time.monotonic() + 30
+        report = first
+        while time.monotonic() < deadline and report["scope"]["alerting"] == ["api"]:
+            await asyncio.sleep(0.05)
+            detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+            report = detail["report"]
+    assert report["scope"]["alerting"] == ["api", "frontend"]
+    assert report["generated_at"] >= first["generated_at"]
+    assert report["suspects"][0]["service"] == "postgres"
+
+
+async def test_hostile_alert_labels_cannot_change_any_query(app_client: Any, tmp_path: Any) -> None:
+    """Label values from alerts go into PromQL, LogQL and Jaeger parameters as literals: every
+    backend accepts every query (nothing refused), and nothing outside the values matches."""
+    from tests.support.processes import Prometheus
+
+    now = datetime.now(UTC)
+    hostile = 'x"} or vector(1) or {a="\n|= "boom" \\'
+    history = (
+        "# TYPE istio_requests counter\n"
+        'istio_requests_total{reporter="destination",destination_workload="other",'
+        'destination_workload_namespace="shop",response_code="200"}'
+        f" 1 {now.timestamp() - 60:.0f}\n"
+        "# EOF\n"
+    )
+    prometheus = Prometheus(tmp_path, rule_files=[], openmetrics=history).start()
+    jaeger, loki = slow_database(now)
+    loki.add({"app": "other", "namespace": "shop"}, [(now.timestamp() - 30, "ERROR boom")])
+    try:
+        async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+            client = await app_client(
+                prometheus={"url": prometheus.url},
+                jaeger={"url": jaeger_url},
+                loki={"url": loki_url},
+            )
+            labels = {
+                "alertname": "Hostile",
+                "destination_workload": hostile,
+                "destination_workload_namespace": 'shop|.*"}',
+            }
+            body = payload(
+                [alert("h1", labels=labels, starts_at=(now - timedelta(minutes=2)).isoformat())],
+                group_key='{}:{alertname="Hostile"}',
+            )
+            answer = await client.post("/api/v1/alerts", json=body)
+            assert answer.status == 200
+            incident_id = (await answer.json())["incident_id"]
+            deadline = time.monotonic() + 30
+            report = None
+            while report is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+                report = detail["report"]
+    finally:
+        prometheus.stop()
+    assert report is not None
+    assert report["missing"] == [], report["missing"]  # every query was valid
+    assert report["suspects"] == []  # and matched nothing: not "other", not everything
+    assert report["scope"]["alerting"] == [hostile]
