@@ -86,7 +86,10 @@ class Pipeline:
         loki = settings.loki.config("loki")
         jaeger = settings.jaeger.config("jaeger")
         self.prometheus = PrometheusBackend(prometheus) if prometheus else None
-        self.loki = LokiBackend(loki) if loki else None
+        # Pages as large as Loki's default entry limit: fewer round trips in a row (the
+        # client learns a smaller server limit from the first refusal).
+        page = min(settings.loki.max_lines, 5000)
+        self.loki = LokiBackend(loki, page_size=page) if loki else None
         self.jaeger = JaegerBackend(jaeger) if jaeger else None
         c = settings.correlation
         self.policy = WindowPolicy(

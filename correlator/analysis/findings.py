@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 
 # 1.4826 x MAD estimates sigma for normal data, without letting the outliers we look for inflate it.
 MAD_TO_SIGMA = 1.4826
@@ -53,7 +52,7 @@ def poisson_surge(count: int, baseline_count: int, ratio: float) -> float:
     return max(0.0, 2.0 * (math.sqrt(count + 3 / 8) - math.sqrt(expected + 3 / 8)))
 
 
-def sustained_change(times: pd.Series, z: np.ndarray, threshold: float) -> tuple[int | None, float]:
+def sustained_change(z: np.ndarray, threshold: float) -> tuple[int | None, float]:
     """The first point from which the change holds (at least half of the later points are
     beyond `threshold`), and the median z from there; a single spike is not a change."""
     beyond = z > threshold

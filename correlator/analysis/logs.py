@@ -100,20 +100,33 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
     if incident.empty:
         return []
     miner = _miner()
+    # Repeated messages are common: mine each distinct text once (a cluster keeps its id as
+    # its template generalises, so a cached id stays right).
+    known: dict[str, tuple[int, bool]] = {}
+
+    def mine(line: str) -> tuple[int, bool]:
+        if line not in known:
+            text, is_error = normalise(line)
+            known[line] = (miner.add_log_message(text)["cluster_id"], is_error)
+        return known[line]
+
     base_counts: Counter[tuple[str, int]] = Counter()
-    for service, line in zip(baseline["service"], baseline["line"], strict=True):
-        text, _ = normalise(line)
-        base_counts[(service, miner.add_log_message(text)["cluster_id"])] += 1
+    for service, line in zip(baseline["service"].tolist(), baseline["line"].tolist(), strict=True):
+        base_counts[(service, mine(line)[0])] += 1
     counts: Counter[tuple[str, int]] = Counter()
     errors: dict[tuple[str, int], bool] = {}
     samples: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
     traces: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
     first: dict[tuple[str, int], datetime] = {}
     for service, line, trace_id, moment in zip(
-        incident["service"], incident["line"], incident["trace_id"], incident["time"], strict=True
+        incident["service"].tolist(),
+        incident["line"].tolist(),
+        incident["trace_id"].tolist(),
+        incident["time"].tolist(),
+        strict=True,
     ):
-        text, is_error = normalise(line)
-        key = (service, miner.add_log_message(text)["cluster_id"])
+        cluster, is_error = mine(line)
+        key = (service, cluster)
         counts[key] += 1
         errors[key] = errors.get(key, False) or is_error
         first.setdefault(key, moment)

@@ -58,7 +58,7 @@ class Telemetry:
         found: set[str] = set()
         for frame in (self.metrics, self.logs, self.spans):
             if len(frame):
-                found |= set(frame["service"].astype(str))
+                found |= {str(name) for name in frame["service"].unique()}
         for caller, callee in self.edges:
             found |= {caller, callee}
         found.discard("")

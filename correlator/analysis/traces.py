@@ -27,11 +27,12 @@ def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
     # Milliseconds from the first span (precise in a float), whatever the datetime resolution.
     start = ((spans["start"] - spans["start"].min()) / pd.Timedelta(milliseconds=1)).to_numpy(float)
     end = start + spans["duration_ms"].to_numpy(float)
-    index = {
-        (t, s): i for i, (t, s) in enumerate(zip(spans["trace_id"], spans["span_id"], strict=True))
-    }
+    ids = zip(spans["trace_id"].tolist(), spans["span_id"].tolist(), strict=True)
+    index = {key: i for i, key in enumerate(ids)}
     children: defaultdict[int, list[int]] = defaultdict(list)
-    for i, (trace, parent) in enumerate(zip(spans["trace_id"], spans["parent_id"], strict=True)):
+    for i, (trace, parent) in enumerate(
+        zip(spans["trace_id"].tolist(), spans["parent_id"].tolist(), strict=True)
+    ):
         j = index.get((trace, parent))
         if parent and j is not None and j != i:
             children[j].append(i)
@@ -275,8 +276,8 @@ def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> l
         best = (0.0, 0.0, 0.0)
         first = None
         for column in ("call", "gap"):
-            past = history[column].clip(lower=0).to_numpy(float)
-            now = group[column].clip(lower=0).to_numpy(float)
+            past = np.maximum(history[column].to_numpy(float), 0.0)
+            now = np.maximum(group[column].to_numpy(float), 0.0)
             scale = robust_scale(past, relative=0.1, floor=0.5)
             b, a = float(np.median(past)), float(np.median(now))
             if (a - b) / scale > best[0]:

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from correlator.analysis.findings import poisson_surge, sustained_change
@@ -96,7 +95,7 @@ def test_metric_change_time_and_values() -> None:
     ],
 )
 def test_sustained_change(z: list[float], expected_start: int | None) -> None:
-    start, _ = sustained_change(pd.Series(range(len(z))), np.array(z, dtype=float), 3.0)
+    start, _ = sustained_change(np.array(z, dtype=float), 3.0)
     assert start == expected_start
 
 

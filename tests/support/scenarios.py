@@ -44,6 +44,7 @@ class Scenario:
     fault_at: datetime
     mesh: set[str] = field(default_factory=set)  # services with Istio sidecars (default all)
     error_line: str = "ERROR request failed: {n}"
+    history: timedelta = HISTORY
 
     @property
     def services(self) -> list[str]:
@@ -78,7 +79,7 @@ class Scenario:
         """Sample lines per metric family, from now - HISTORY to now."""
         families: defaultdict[str, list[str]] = defaultdict(list)
         times = []
-        moment = now - HISTORY
+        moment = now - self.history
         while moment <= now:
             times.append(moment)
             moment += timedelta(seconds=STEP_S)
@@ -150,7 +151,7 @@ class Scenario:
         streams = []
         for service in self.services:
             lines: list[tuple[float, str]] = []
-            moment = now - HISTORY
+            moment = now - self.history
             n = 0
             while moment <= now:
                 b = self.behaviour(service, moment)
@@ -166,7 +167,7 @@ class Scenario:
 
     def spans(self, now: datetime, *, every: timedelta = timedelta(seconds=20)) -> list[FakeSpan]:
         spans: list[FakeSpan] = []
-        moment = now - HISTORY
+        moment = now - self.history
         number = 0
         root = self.services[0]
         while moment <= now:

@@ -1,0 +1,208 @@
+"""From work item to report: one correlation over 50 services x 1 h of telemetry at 15 s.
+
+Real Prometheus (Debian package) holds the Istio and cAdvisor history of 50 services
+(promtool backfill); the Loki and Jaeger test servers run in a child process with the logs and
+spans of the same services. The pipeline (scope → call graph → fan-out → analysis) runs
+against them several times. Its figures are printed beside the baseline measured in the same
+run: the slowest single backend query it made. The pipeline's own overhead is the total minus
+the time it waited on backends (the call graph, then the slowest of the concurrent fetches).
+
+    .venv/bin/python bench/correlate.py [--runs 5] [--services 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from correlator.analysis.report import analyse  # noqa: E402
+from correlator.analysis.windows import incident_windows  # noqa: E402
+from correlator.pipeline import Pipeline  # noqa: E402
+from correlator.settings import load_settings  # noqa: E402
+from tests.support.processes import Prometheus  # noqa: E402
+from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
+
+NAMESPACE = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scenario(services: int, now: datetime) -> Scenario:
+    """A root calling 7 services that call 6 each (50 services within two hops)."""
+    names = [f"svc-{i:02d}" for i in range(services)]
+    calls = []
+    fan_out = 7
+    for i, name in enumerate(names[1:], 1):
+        parent = names[0] if i <= fan_out else names[1 + (i - fan_out - 1) // 6]
+        calls.append((parent, name))
+
+    def fault(_: str, b: Behaviour) -> Behaviour:
+        b.error_ratio, b.log_errors, b.latency_ms = 0.3, 2, 150.0
+        return b
+
+    return Scenario(
+        "bench",
+        NAMESPACE,
+        calls,
+        culprit=names[-1],
+        alerting=names[0],
+        fault=fault,
+        fault_at=now - timedelta(minutes=5),
+        history=timedelta(hours=1),
+    )
+
+
+def serve_fakes(
+    loki_port: int, jaeger_port: int, services: int, now: datetime, history: Path
+) -> None:
+    """The child process: writes the metric history for promtool, then serves the Loki and
+    Jaeger test servers with the scenario's logs and spans (so that the measuring process holds
+    nothing but the pipeline, and its peak RSS is the pipeline's)."""
+    from aiohttp import web
+
+    from tests.fakes.jaeger import FakeJaeger
+    from tests.fakes.loki import FakeLoki
+
+    chosen = scenario(services, now)
+    history.write_text(openmetrics([chosen], now))
+    loki, jaeger = FakeLoki(), FakeJaeger()
+    for labels, lines in chosen.log_streams(now):
+        loki.add(labels, list(lines))
+    jaeger.add(*chosen.spans(now))
+
+    async def run() -> None:
+        runners = []
+        for app, port in ((loki.app, loki_port), (jaeger.app, jaeger_port)):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            runners.append(runner)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+async def measure(args: argparse.Namespace) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20)
+    chosen = scenario(args.services, now)
+    loki_port, jaeger_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.perf_counter()
+        history = Path(workdir) / "scenario.om"
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve-fakes", str(loki_port), str(jaeger_port),
+             "--services", str(args.services), "--now", now.isoformat(),
+             "--history", str(history)],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        prometheus = Prometheus(Path(workdir), rule_files=[], openmetrics=history.read_text())
+        prometheus.start()
+        print(f"setup (backfill, servers): {time.perf_counter() - started:.1f} s")
+        try:
+            settings = load_settings(
+                prometheus={"url": prometheus.url},
+                loki={"url": f"http://127.0.0.1:{loki_port}"},
+                jaeger={"url": f"http://127.0.0.1:{jaeger_port}"},
+                correlation={"deadline_s": 30, "lead_min": 10, "baseline_min": 40},
+            )
+            pipeline = Pipeline(settings)
+            windows = incident_windows(chosen.fault_at + timedelta(minutes=1), now, pipeline.policy)
+            rows = []
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            for _ in range(args.runs):
+                begin = time.perf_counter()
+                telemetry, fetch, services = await pipeline.gather(
+                    [chosen.alerting], [NAMESPACE], windows
+                )
+                analysed = time.perf_counter()
+                result = analyse(telemetry, windows)
+                end = time.perf_counter()
+                t = fetch.timings_ms
+                slowest = max(v for k, v in t.items() if k.startswith("slowest_query_"))
+                waited = t["graph"] + max(t["metrics"], t["logs"], t["traces"])
+                total = (end - begin) * 1e3
+                rows.append(
+                    {
+                        "by_backend": {
+                            k.removeprefix("slowest_query_"): round(v)
+                            for k, v in t.items()
+                            if k.startswith("slowest_query_")
+                        },
+                        "total": total,
+                        "slowest": slowest,
+                        "waited": waited,
+                        "own": total - waited,
+                        "analysis": (end - analysed) * 1e3,
+                        "services": len(services),
+                        "first": result.ranking()[0] if result.suspects else "-",
+                        "missing": len(fetch.missing),
+                        "rows": (len(telemetry.metrics), len(telemetry.logs), len(telemetry.spans)),
+                    }
+                )
+            await pipeline.close()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        finally:
+            prometheus.stop()
+            child.terminate()
+    med = {
+        k: statistics.median(r[k] for r in rows)
+        for k in ("total", "slowest", "waited", "own", "analysis")
+    }
+    last = rows[-1]
+    print(
+        f"scope {last['services']} services; metric rows {last['rows'][0]}, log lines "
+        f"{last['rows'][1]}, spans {last['rows'][2]}; missing parts {last['missing']}; "
+        f"first suspect {last['first']} (injected {chosen.culprit})"
+    )
+    print(f"slowest query per backend, last run (ms): {last['by_backend']}")
+    print(f"{'median of ' + str(args.runs) + ' runs':<34} {'ms':>8} {'x slowest query':>16}")
+    for label, key in (
+        ("slowest single backend query", "slowest"),
+        ("waiting on backends", "waited"),
+        ("pipeline's own overhead", "own"),
+        ("  of which analysis", "analysis"),
+        ("total, work item to report", "total"),
+    ):
+        print(f"{label:<34} {med[key]:>8.1f} {med[key] / med['slowest']:>15.2f}x")
+    print(
+        f"peak RSS of the measuring process {peak / 1024:.0f} MiB "
+        f"({rss_before / 1024:.0f} MiB before the first run)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--services", type=int, default=50)
+    parser.add_argument("--serve-fakes", nargs=2, type=int, metavar=("LOKI", "JAEGER"))
+    parser.add_argument("--now")
+    parser.add_argument("--history", type=Path)
+    args = parser.parse_args()
+    if args.serve_fakes:
+        serve_fakes(
+            *args.serve_fakes, args.services, datetime.fromisoformat(args.now), args.history
+        )
+        return
+    asyncio.run(measure(args))
+
+
+if __name__ == "__main__":
+    main()
