@@ -53,6 +53,7 @@ T = TypeVar("T")
 BACKENDS = ("prometheus", "loki", "jaeger")
 DEFAULT_LABELS = ServiceLabels()
 DEFAULT_SCOPE = ScopeRules()
+GRAPH_SHARE = 1 / 3
 _POD_SUFFIX = r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"
 
 
@@ -79,8 +80,12 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.signals = tuple(signals)
+        c = settings.correlation
+        configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
+        self.signals = configured or tuple(signals)
         self.labels = labels
+        if scope_rules is DEFAULT_SCOPE:
+            scope_rules = ScopeRules(c.namespace_labels, c.app_labels)
         self.scope_rules = scope_rules
         prometheus = settings.prometheus.config("prometheus")
         loki = settings.loki.config("loki")
@@ -162,12 +167,12 @@ class Pipeline:
         if not alert_services:
             fetch.miss("scope", "services", "no alert label names an app")
             return Telemetry(), fetch, []
-        edges: set[tuple[str, str]] = set()
-        graph = await self._bounded(
-            deadline, fetch, "graph", self._graph(alert_services, namespaces, windows, fetch)
-        )
-        if graph:
-            edges = graph
+        # The call graph gets a third of the deadline: a slow graph source must leave time for
+        # the signals themselves (the scope is then the alerting apps and what answered).
+        graph_deadline = time.monotonic() + self.settings.correlation.deadline_s * GRAPH_SHARE
+        started = time.perf_counter()
+        edges = await self._graph(alert_services, namespaces, windows, fetch, graph_deadline)
+        fetch.timings_ms["graph"] = (time.perf_counter() - started) * 1e3
         depth = self.settings.correlation.neighbour_depth
         services = list(alert_services)
         for service in alert_services:
@@ -232,20 +237,23 @@ class Pipeline:
         return None
 
     async def _graph(
-        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+        self,
+        services: list[str],
+        namespaces: list[str],
+        windows: Windows,
+        fetch: Fetch,
+        deadline: float,
     ) -> set[tuple[str, str]]:
         edges: set[tuple[str, str]] = set()
-        calls: list[Awaitable[Any]] = []
+        calls: dict[str, Awaitable[Any]] = {}
         if self.jaeger is not None:
             jaeger = self.jaeger
             lookback = windows.incident_end - windows.baseline_start
-            calls.append(
-                self._call(
-                    fetch,
-                    "jaeger",
-                    "dependencies",
-                    lambda: jaeger.dependencies(windows.incident_end, lookback),
-                )
+            calls["jaeger"] = self._call(
+                fetch,
+                "jaeger",
+                "dependencies",
+                lambda: jaeger.dependencies(windows.incident_end, lookback),
             )
         if self.prometheus is not None:
             prometheus = self.prometheus
@@ -257,16 +265,21 @@ class Pipeline:
                 "sum by (source_workload, destination_workload) "
                 f"(rate(istio_requests_total{{{matchers}}}[{_range(windows)}]))"
             )
-            calls.append(
-                self._call(
-                    fetch,
-                    "prometheus",
-                    "istio call graph",
-                    lambda: prometheus.query(query, windows.incident_end),
-                )
+            calls["prometheus"] = self._call(
+                fetch,
+                "prometheus",
+                "istio call graph",
+                lambda: prometheus.query(query, windows.incident_end),
             )
-        for answer in await asyncio.gather(*calls):
-            for item in answer or []:
+        tasks = {asyncio.ensure_future(call): name for name, call in calls.items()}
+        if not tasks:
+            return edges
+        done, pending = await asyncio.wait(tasks, timeout=max(deadline - time.monotonic(), 0.001))
+        for task in pending:
+            task.cancel()
+            fetch.miss(tasks[task], "call graph", "its share of the correlation deadline passed")
+        for task in done:
+            for item in task.result() or []:
                 if hasattr(item, "parent"):
                     edges.add((item.parent, item.child))
                 else:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from correlator.analysis.scope import APP_LABELS, NAMESPACE_LABELS
 from correlator.backends.http import BackendConfig
 from correlator.errors import ConfigError
 
@@ -218,6 +219,9 @@ class _BackendSettings(_Group):
         None, description="CA bundle that signs the backend's TLS certificate."
     )
     insecure_skip_verify: bool = Field(False, description="Do not verify the TLS certificate.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest answer read; a larger one is garbage."
+    )
 
     def config(self, name: str) -> BackendConfig | None:
         if self.url is None:
@@ -236,6 +240,7 @@ class _BackendSettings(_Group):
             org_id=self.org_id,
             ca_file=self.ca_file,
             insecure_skip_verify=self.insecure_skip_verify,
+            max_body_bytes=self.max_body_bytes,
         )
 
 
@@ -257,8 +262,39 @@ class JaegerSettings(_BackendSettings):
     max_traces: int = Field(100, ge=1, le=1500, description="Traces read per window and service.")
 
 
+class SignalSettings(_Group):
+    """One metric signal of the catalogue: a PromQL template with $ns, $names, $pods, $by,
+    $pod_by and $window placeholders (see correlator/signals.py)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    unit: str = ""
+    query: str
+    worse_when: Literal["higher", "lower", "either"] = "higher"
+
+    @model_validator(mode="after")
+    def _selects_services(self) -> SignalSettings:
+        if "$names" not in self.query and "$pods" not in self.query:
+            raise ValueError(f"signal {self.name}: the query must select $names or $pods")
+        return self
+
+
 class CorrelationSettings(_Group):
     """The correlation of an alert group with metrics, logs and traces."""
+
+    app_labels: list[str] = Field(
+        default_factory=lambda: list(APP_LABELS),
+        description="Alert labels naming the app, tried in order (a pod is reduced to its "
+        "Deployment).",
+    )
+    namespace_labels: list[str] = Field(
+        default_factory=lambda: list(NAMESPACE_LABELS),
+        description="Alert labels naming the namespace, tried in order.",
+    )
+    signals: list[SignalSettings] = Field(
+        default_factory=list,
+        description="The metric signal catalogue; empty: the Istio/cAdvisor/kube-state-metrics "
+        "defaults.",
+    )
 
     deadline_s: float = Field(
         8.0, gt=0, description="Overall deadline of one correlation; missing parts are named."

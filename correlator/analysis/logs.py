@@ -140,6 +140,76 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
     incident_minutes = _minutes(windows.incident_start, windows.incident_end)
     ratio = incident_minutes / baseline_minutes
     templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+    findings = _error_rates(counts, errors, base_counts, known, ratio, incident_minutes, threshold)
+    findings += _templates(
+        counts,
+        errors,
+        base_counts,
+        templates,
+        samples,
+        traces,
+        first,
+        (baseline_minutes, incident_minutes),
+        threshold,
+    )
+    findings.sort(key=lambda f: -f.score)
+    return findings
+
+
+def _error_rates(
+    counts: Counter[tuple[str, int]],
+    errors: dict[tuple[str, int], bool],
+    base_counts: Counter[tuple[str, int]],
+    known: dict[str, tuple[int, bool]],
+    ratio: float,
+    incident_minutes: float,
+    threshold: float,
+) -> list[Finding]:
+    """Each service's error-level line rate, whatever the templates."""
+    error_clusters = {cluster for cluster, is_error in known.values() if is_error}
+    now: Counter[str] = Counter()
+    before: Counter[str] = Counter()
+    for (service, cluster), count in counts.items():
+        if errors[(service, cluster)]:
+            now[service] += count
+    for (service, cluster), count in base_counts.items():
+        if cluster in error_clusters:
+            before[service] += count
+    findings = []
+    for service, count in now.items():
+        score = poisson_surge(count, before[service], ratio)
+        if score < threshold:
+            continue
+        rate, was = count / incident_minutes, before[service] * ratio / incident_minutes
+        findings.append(
+            Finding(
+                service=service,
+                kind="log",
+                signal="error-level lines",
+                score=score,
+                before=was,
+                after=rate,
+                unit="lines/min",
+                change_time=None,
+                detail=f"error-level lines at {rate:.3g}/min (baseline {was:.3g}/min)",
+            )
+        )
+    return findings
+
+
+def _templates(
+    counts: Counter[tuple[str, int]],
+    errors: dict[tuple[str, int], bool],
+    base_counts: Counter[tuple[str, int]],
+    templates: dict[int, str],
+    samples: defaultdict[tuple[str, int], list[str]],
+    traces: defaultdict[tuple[str, int], list[str]],
+    first: dict[tuple[str, int], datetime],
+    minutes: tuple[float, float],
+    threshold: float,
+) -> list[Finding]:
+    """Templates new or surging against the baseline (`minutes`: baseline, incident)."""
+    ratio = minutes[1] / minutes[0]
     findings = []
     for key, count in counts.items():
         service, cluster = key
@@ -159,8 +229,8 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
                 kind="log",
                 signal=templates.get(cluster, "")[:300],
                 score=score,
-                before=seen_before / baseline_minutes,
-                after=count / incident_minutes,
+                before=seen_before / minutes[0],
+                after=count / minutes[1],
                 unit="lines/min",
                 change_time=first[key],
                 detail=(

@@ -129,10 +129,12 @@ def test_new_error_template_is_evidence_and_steady_info_is_not() -> None:
         "db", "ERROR connection {i} refused by 10.0.0.{i}", 40, WINDOWS.incident_start, 1000
     )
     found = log_findings(log_frame(rows), WINDOWS)
-    assert [f.service for f in found] == ["db"]
-    (finding,) = found
+    assert {f.service for f in found} == {"db"}
+    (finding,) = [f for f in found if f.signal != "error-level lines"]
     assert "new error template" in finding.detail and "<NUM>" in finding.signal
     assert finding.samples and finding.trace_ids and finding.before == 0
+    (rate,) = [f for f in found if f.signal == "error-level lines"]
+    assert rate.before == 0 and rate.after == pytest.approx(40 / 20, rel=0.01)
 
 
 def test_poisson_surge_grows_with_the_surprise() -> None:
