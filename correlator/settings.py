@@ -481,6 +481,10 @@ def effective_config(settings: Settings) -> dict[str, Any]:
     """The settings as plain data with every secret masked (for `correlator config`)."""
     data = settings.model_dump(mode="json")
     data["database"]["url"] = mask_url(settings.database.url)
+    for backend in ("prometheus", "loki", "jaeger"):
+        url = getattr(settings, backend).url
+        if url is not None:
+            data[backend]["url"] = mask_url(url)
     return data
 
 
@@ -503,7 +507,7 @@ def reference_markdown() -> str:
 
 
 def _default_text(field: FieldInfo) -> str:
-    default = field.get_default()
+    default = field.get_default(call_default_factory=True)
     if default is None:
         return "unset"
     if isinstance(default, bool):

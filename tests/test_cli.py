@@ -20,6 +20,10 @@ SECRETS = {
     "CORRELATOR_AUTH_BASIC_USERNAME": "am",
     "CORRELATOR_AUTH_BASIC_PASSWORD": "basic-SECRET-2",
     "CORRELATOR_DATABASE_URL": "postgresql://app:db-SECRET-3@db.example:5432/correlator",
+    "CORRELATOR_LOKI_URL": "https://tenant:loki-SECRET-4@loki.example",
+    "CORRELATOR_LOKI_BEARER_TOKEN": "loki-SECRET-5",
+    "CORRELATOR_JAEGER_BASIC_USERNAME": "jaeger",
+    "CORRELATOR_JAEGER_BASIC_PASSWORD": "jaeger-SECRET-6",
 }
 
 
@@ -53,7 +57,15 @@ def test_config_shows_effective_values_with_every_secret_masked(tmp_path: Path) 
     assert data["queue"]["workers"] == 3
     assert data["auth"]["basic_username"] == "am"  # from the environment
     assert data["database"]["url"] == "postgresql://app:***@db.example:5432/correlator"
-    for secret in ("bearer-SECRET-1", "basic-SECRET-2", "db-SECRET-3"):
+    assert data["loki"]["url"] == "https://tenant:***@loki.example"
+    for secret in (
+        "bearer-SECRET-1",
+        "basic-SECRET-2",
+        "db-SECRET-3",
+        "loki-SECRET-4",
+        "loki-SECRET-5",
+        "jaeger-SECRET-6",
+    ):
         assert secret not in result.stdout + result.stderr
 
 
@@ -72,6 +84,10 @@ def test_bad_configuration_is_named_precisely(tmp_path: Path) -> None:
         "server: [\n": "not valid YAML",
         "database:\n  url: mysql://x/y\n": "not supported",
         "auth:\n  basic_username: only-me\n": "must be set together",
+        "correlation:\n  signals:\n  - {name: x, query: up}\n": "must select $names or $pods",
+        "correlation:\n  signals:\n  - {name: 'a b', query: $names}\n": "correlation.signals.0",
+        "correlation:\n  deadline_s: 0\n": "correlation.deadline_s",
+        "loki:\n  max_body_bytes: 10\n": "loki.max_body_bytes",
     }
     for text, needle in cases.items():
         config = tmp_path / "bad.yml"
