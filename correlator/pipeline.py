@@ -420,6 +420,11 @@ class Pipeline:
         now: datetime,
     ) -> dict[str, Any]:
         links = Links(self.settings, analysis.windows)
+        label = self.settings.loki.service_label
+        for suspect in analysis.suspects:
+            for finding in suspect.evidence:
+                if finding.kind == "log" and not finding.query:  # the stream it came from
+                    finding.query = _regex_selector({label: suspect.service})
         return {
             "incident_id": incident_id,
             "generated_at": now.isoformat().replace("+00:00", "Z"),

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import log_findings
 from correlator.analysis.metrics import metric_findings
@@ -31,6 +33,7 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
     findings += metric_findings(telemetry.metrics, telemetry.signals, windows)
     findings += log_findings(telemetry.logs, windows)
     findings += trace_findings(telemetry.spans, windows)
+    link_traces_to_logs(findings, telemetry.logs)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
     notes = []
     for name, frame in (
@@ -41,6 +44,20 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
         if frame.empty:
             notes.append(f"no {name} in the analysed windows")
     return Analysis(windows, rank(findings, edges), sorted(telemetry.services()), notes)
+
+
+def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding: int = 3) -> None:
+    """A trace finding's sample lines are the logs its example traces wrote (same trace id):
+    the slow or failing request, told by the service itself."""
+    if logs.empty:
+        return
+    by_trace = logs[logs["trace_id"] != ""].groupby("trace_id")["line"]
+    lines = {trace: list(group[:per_finding]) for trace, group in by_trace}
+    for finding in findings:
+        if finding.kind != "trace" or finding.samples:
+            continue
+        for trace_id in finding.trace_ids:
+            finding.samples += lines.get(trace_id, [])[: per_finding - len(finding.samples)]
 
 
 def _time(moment: datetime | None) -> str | None:

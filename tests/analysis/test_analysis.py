@@ -229,3 +229,19 @@ def test_analyse_names_missing_kinds_and_ranks() -> None:
 def test_analyse_of_nothing_is_an_empty_report() -> None:
     result = analyse(Telemetry(), WINDOWS)
     assert result.suspects == [] and len(result.notes) == 3
+
+
+def test_trace_evidence_carries_the_log_lines_of_its_traces() -> None:
+    rows = []
+    for i in range(30):
+        rows += _spans(f"b{i}", WINDOWS.baseline_start + timedelta(minutes=i), 5 + i % 3)
+        rows += _spans(f"i{i}", WINDOWS.incident_start + timedelta(seconds=20 * i), 200 + i % 5)
+    logs = [
+        (WINDOWS.incident_start + timedelta(seconds=20 * i), "db", f"slow query {i}", f"i{i}")
+        for i in range(30)
+    ]
+    result = analyse(Telemetry(logs=log_frame(logs), spans=span_frame(rows)), WINDOWS)
+    db = next(s for s in result.suspects if s.service == "db")
+    trace = next(f for f in db.evidence if f.kind == "trace" and f.signal.startswith("own time"))
+    assert trace.samples and all(line.startswith("slow query") for line in trace.samples)
+    assert {f"slow query {t[1:]}" for t in trace.trace_ids} >= set(trace.samples)

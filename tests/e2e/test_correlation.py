@@ -123,6 +123,14 @@ def test_the_injected_service_is_named_first(stack: Stack, scenario: Scenario) -
     first = report["suspects"][0]
     assert first["reason"] and first["evidence"]
     assert all(e["detail"] for e in first["evidence"])
+    # Every piece of evidence says where it came from: its PromQL, its LogQL stream, its traces.
+    for evidence in first["evidence"]:
+        if evidence["kind"] == "metric":
+            assert scenario.namespace in evidence["query"], evidence
+        if evidence["kind"] == "log":
+            assert evidence["query"] == f'{{app=~"{scenario.culprit}"}}', evidence
+        if evidence["kind"] == "trace" and evidence["signal"] != "error spans":
+            assert evidence["trace_ids"], evidence
     # The scope was widened from the alerting app to its neighbours through the call graph.
     assert scenario.culprit in report["scope"]["services"]
     assert report["scope"]["alerting"] == [scenario.alerting]
