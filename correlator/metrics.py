@@ -67,6 +67,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.sink_deliveries = Counter(
+            "correlator_sink_deliveries",
+            "Messages to sinks, by sink and outcome: delivered, retried, given_up.",
+            ["sink", "outcome"],
+            registry=r,
+        )
         self.provisioning_runs = Counter(
             "correlator_provisioning_runs",
             "Provisioning passes by outcome: ok, or with_errors (see the log).",

@@ -45,6 +45,7 @@ from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
 from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal, signal_query
+from correlator.sinks.deliver import Notifier
 from correlator.store import Store, WorkItem
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ class Pipeline:
         signals: Sequence[Signal] = DEFAULT_SIGNALS,
         labels: ServiceLabels = DEFAULT_LABELS,
         scope_rules: ScopeRules = DEFAULT_SCOPE,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.notifier = notifier
         c = settings.correlation
         configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
         self.signals = configured or tuple(signals)
@@ -125,6 +128,12 @@ class Pipeline:
         )
         if not stored:
             log.info("a newer report of incident %s is already stored", incident.id)
+            return
+        if self.notifier is not None:
+            # Read back: the incident may have changed (resolved) while it was analysed.
+            latest = await self.store.get_incident(incident.id)
+            if latest is not None:
+                await self.notifier.enqueue(latest, latest.report)
 
     async def correlate(self, incident: IncidentDetail, *, now: datetime) -> dict[str, Any]:
         started = time.perf_counter()

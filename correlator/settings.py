@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -327,6 +327,59 @@ class CorrelationSettings(_Group):
     )
 
 
+class SlackSinkSettings(_Group):
+    type: Literal["slack"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-…), with channel.")
+    channel: str | None = None
+    webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL (a secret).")
+    api_url: str = "https://slack.com/api"
+    severities: list[str] = Field(default_factory=list, description="Only these (empty: all).")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackSinkSettings:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError(f"sink {self.name}: set exactly one of token and webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError(f"sink {self.name}: a bot token needs a channel")
+        return self
+
+
+class WebhookSinkSettings(_Group):
+    type: Literal["webhook"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    severities: list[str] = Field(default_factory=list)
+
+
+SinkSettings = Annotated[SlackSinkSettings | WebhookSinkSettings, Field(discriminator="type")]
+
+
+class NotifySettings(_Group):
+    """Where developers hear about incidents: chat and webhooks, through a durable outbox."""
+
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="This service's URL as readers reach it (links)."
+    )
+    sinks: list[SinkSettings] = Field(
+        default_factory=list, description="Sinks (YAML list; see README → Notifications)."
+    )
+    deliverers: int = Field(1, ge=0, le=16, description="Concurrent outbox consumers (0: none).")
+    max_attempts: int = Field(12, ge=1, description="Attempts before a delivery is given up.")
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles, with jitter.")
+    retry_max_s: float = Field(600.0, gt=0, description="Longest retry delay.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotifySettings:
+        names = [sink.name for sink in self.sinks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sink names must be unique: {', '.join(duplicates)}")
+        return self
+
+
 class LogSettings(_Group):
     """Logging. Traces are configured with the standard OTEL_* variables."""
 
@@ -358,6 +411,7 @@ class Settings(BaseSettings):
     loki: LokiSettings = LokiSettings()
     jaeger: JaegerSettings = JaegerSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    notify: NotifySettings = NotifySettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

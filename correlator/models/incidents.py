@@ -102,6 +102,8 @@ class IncidentDetail(IncidentSummary):
     work_items: list[WorkRecord]
     # The latest correlation report (ranked suspects with evidence), None until analysed.
     report: dict[str, Any] | None = None
+    # Messages to sinks: per sink, delivered / pending / failed, attempts and the last error.
+    deliveries: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from correlator.models.incidents import (
     NotificationRecord,
     WorkRecord,
 )
+from correlator.store import outbox
 from correlator.store.intake import indexed_text
 from correlator.store.schema import alerts, incidents, notifications, reports, work_items
 
@@ -125,6 +126,7 @@ def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | N
         timeline=[NotificationRecord.model_validate(r._asdict()) for r in timeline_rows],
         work_items=[WorkRecord.model_validate(r._asdict()) for r in work_rows],
         report=get_report(connection, incident_id),
+        deliveries=outbox.for_incident(connection, incident_id),
     )
 
 

@@ -176,3 +176,28 @@ reports = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The outbox: one row per (incident, sink). `desired` is the message the sink should show now;
+# `delivered_sha` the version it shows. A row is due while they differ. `remote` is what the
+# sink needs to edit its message later (Slack channel and ts, a comment id…).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("sink", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("desired", JSONText, nullable=False),
+    Column("desired_sha", String(64), nullable=False),
+    Column("delivered_sha", String(64), nullable=True),
+    Column("remote", JSONText, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("incident_id", "sink"),
+    Index(None, "state", "available_at"),
+)

@@ -87,17 +87,27 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         intake.start()
         wake = asyncio.Event()
         intake.on_stored.append(wake)
+        from correlator.sinks import build_sinks
+        from correlator.sinks.deliver import Deliverer, Notifier
+
+        sinks = build_sinks(settings)
+        notifier = Notifier(store, settings.notify, sinks)
         pipeline = None
         handler = given_handler
         if handler is None:  # the correlation pipeline consumes the work items
             from correlator.pipeline import Pipeline
 
-            pipeline = Pipeline(settings, store=store)
+            pipeline = Pipeline(settings, store=store, notifier=notifier)
             handler = pipeline.handle
         workers = [
             Worker(store, settings.queue, app[METRICS], handler, wake=wake)
             for _ in range(settings.queue.workers)
         ]
+        deliverers = [
+            Deliverer(store, settings.notify, sinks, app[METRICS], wake=notifier.wake)
+            for _ in range(settings.notify.deliverers if sinks else 0)
+        ]
+        workers += deliverers  # type: ignore[arg-type]
         tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
         if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner
@@ -125,6 +135,8 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
                         await task
             if pipeline is not None:
                 await pipeline.close()
+            for sink in sinks.values():
+                await sink.close()
             if given_store is None:
                 await store.close(timeout_s=limit)
 

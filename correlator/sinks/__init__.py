@@ -1,0 +1,35 @@
+"""Sinks: where developers hear about an incident. One module per platform, registered here."""
+
+from __future__ import annotations
+
+from correlator.settings import Settings, SlackSinkSettings, WebhookSinkSettings
+from correlator.sinks.base import Sink, SinkRejected, SinkRetry
+from correlator.sinks.slack import SlackSink
+from correlator.sinks.webhook import WebhookSink
+
+__all__ = ["Sink", "SinkRejected", "SinkRetry", "build_sinks"]
+
+
+def build_sinks(settings: Settings) -> dict[str, Sink]:
+    """The configured sinks by name (settings validation already named any misconfiguration)."""
+    sinks: dict[str, Sink] = {}
+    for spec in settings.notify.sinks:
+        severities = frozenset(spec.severities)
+        if isinstance(spec, SlackSinkSettings):
+            sinks[spec.name] = SlackSink(
+                spec.name,
+                token=spec.token.get_secret_value() if spec.token else None,
+                channel=spec.channel,
+                webhook_url=spec.webhook_url.get_secret_value() if spec.webhook_url else None,
+                api_url=spec.api_url,
+                severities=severities,
+            )
+        elif isinstance(spec, WebhookSinkSettings):
+            sinks[spec.name] = WebhookSink(
+                spec.name,
+                url=spec.url,
+                secret=spec.secret.get_secret_value() if spec.secret else None,
+                headers=spec.headers,
+                severities=severities,
+            )
+    return sinks

@@ -1,0 +1,172 @@
+"""The outbox's two ends: `Notifier.enqueue` records what each sink should show after a
+report is stored; `Deliverer` sends it, retries with exponential backoff and jitter, honours
+Retry-After, and gives up on permanent refusals (recorded with the incident and counted).
+
+The guarantee, precisely:
+- an incident's message reaches each sink at least once, and is edited rather than repeated
+  for every later version: the sink's handle on its message (a Slack ts, a comment id) is
+  stored the moment the platform returns it, before anything else can fail;
+- if the process dies after the platform accepted a *first* message but before that handle
+  was stored (a window of one database write), the delivery is retried after its lease expires
+  and the platform shows a second message. Edits and the generic webhook's retries (which
+  carry the same X-Correlator-Delivery id) never duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from correlator.errors import StoreUnavailable
+from correlator.metrics import Metrics
+from correlator.models.incidents import IncidentDetail
+from correlator.settings import NotifySettings
+from correlator.sinks.base import Sink, SinkRejected, SinkRetry
+from correlator.sinks.message import incident_message, material
+from correlator.store import Store, outbox
+from correlator.worker import worker_identity
+
+log = logging.getLogger(__name__)
+LEASE_S = 60.0
+
+
+class Notifier:
+    def __init__(self, store: Store, settings: NotifySettings, sinks: dict[str, Sink]) -> None:
+        self.store = store
+        self.settings = settings
+        self.sinks = sinks
+        self.wake = asyncio.Event()
+
+    async def enqueue(self, incident: IncidentDetail, report: dict[str, Any] | None) -> int:
+        """Record the incident's message for every sink routed to it; returns how many are news."""
+        if not self.sinks:
+            return 0
+        message = incident_message(incident, report, public_url=self.settings.public_url)
+        key = material(message)
+        now = self.store.clock()
+        severity = message["severity"]
+        news = 0
+        for name, sink in self.sinks.items():
+            if sink.severities and severity not in sink.severities:
+                continue
+            changed = await self.store.write(
+                lambda c, name=name: outbox.want(
+                    c,
+                    incident_id=incident.id,
+                    sink=name,
+                    message=message,
+                    material=key,
+                    now=now,
+                )
+            )
+            news += int(changed)
+        if news:
+            self.wake.set()
+        return news
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        settings: NotifySettings,
+        sinks: dict[str, Sink],
+        metrics: Metrics,
+        *,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.sinks = sinks
+        self.metrics = metrics
+        self.owner = worker_identity()
+        self.wake = wake or asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                delivery = await self.store.write(
+                    outbox.claim, self.owner, LEASE_S, self.store.clock()
+                )
+            except StoreUnavailable as exc:
+                log.warning("cannot claim a delivery", extra={"error": str(exc)})
+                delivery = None
+            if delivery is None:
+                if not self._stopping:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    self.wake.clear()
+                continue
+            await self.deliver(delivery)
+
+    async def deliver(self, delivery: outbox.Delivery) -> None:
+        sink = self.sinks.get(delivery.sink)
+        if sink is None:
+            await self._failed(delivery, "the sink is no longer configured", give_up=True)
+            return
+
+        async def remember(remote: dict[str, Any]) -> None:
+            now = self.store.clock()
+            await self.store.write(
+                lambda c: outbox.remember(
+                    c, delivery=delivery, owner=self.owner, remote=remote, now=now
+                )
+            )
+
+        try:
+            remote = await sink.send(delivery.desired, delivery.remote, remember)
+        except SinkRejected as exc:
+            await self._failed(delivery, str(exc), give_up=True)
+        except SinkRetry as exc:
+            await self._failed(delivery, str(exc), give_up=False, at_least_s=exc.retry_after_s)
+        except Exception as exc:  # a bug in a sink: retried like a transient failure, logged
+            log.exception("sink %s failed", delivery.sink)
+            await self._failed(delivery, f"{type(exc).__name__}: {exc}", give_up=False)
+        else:
+            now = self.store.clock()
+            await self.store.write(
+                lambda c: outbox.delivered(
+                    c, delivery=delivery, owner=self.owner, remote=remote, now=now
+                )
+            )
+            self.metrics.sink_deliveries.labels(delivery.sink, "delivered").inc()
+
+    async def _failed(
+        self,
+        delivery: outbox.Delivery,
+        error: str,
+        *,
+        give_up: bool,
+        at_least_s: float | None = None,
+    ) -> None:
+        give_up = give_up or delivery.attempts >= self.settings.max_attempts
+        # Exponential backoff with full jitter, never sooner than the platform asked.
+        ceiling = min(
+            self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (delivery.attempts - 1)
+        )
+        delay = max(random.uniform(ceiling / 2, ceiling), at_least_s or 0.0)  # noqa: S311
+        now = self.store.clock()
+        retry_at = None if give_up else now + timedelta(seconds=delay)
+        log.warning(
+            "delivery failed",
+            extra={"sink": delivery.sink, "incident": delivery.incident_id, "give_up": give_up,
+                   "attempt": delivery.attempts, "error": error},
+        )  # fmt: skip
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.write(
+                lambda c: outbox.failed(
+                    c, delivery=delivery, owner=self.owner, error=error, now=now, retry_at=retry_at
+                )
+            )
+        self.metrics.sink_deliveries.labels(
+            delivery.sink, "given_up" if give_up else "retried"
+        ).inc()

@@ -1,0 +1,87 @@
+"""The platform-neutral message of an incident: what every sink renders (pure).
+
+It holds only what a reader needs and what changes meaningfully: a re-notification with
+nothing new yields the same message (so nothing is sent), a new alert, a new ranking or the
+resolve yields a different one (so the message is edited). The duration is part of it only
+once resolved; a running clock would make every notification "new".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from correlator.models.alerts import AlertStatus
+from correlator.models.incidents import IncidentDetail
+
+TOP_SUSPECTS = 3
+EVIDENCE_PER_SUSPECT = 2
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def duration_text(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def incident_message(
+    incident: IncidentDetail, report: dict[str, Any] | None, *, public_url: str
+) -> dict[str, Any]:
+    labels = incident.common_labels
+    firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
+    resolved = incident.status == AlertStatus.RESOLVED
+    suspects = []
+    for suspect in (report or {}).get("suspects", [])[:TOP_SUSPECTS]:
+        suspects.append(
+            {
+                "service": suspect["service"],
+                "reason": suspect["reason"],
+                "evidence": [
+                    {"detail": e["detail"], "links": e.get("links", {})}
+                    for e in suspect.get("evidence", [])[:EVIDENCE_PER_SUSPECT]
+                ],
+            }
+        )
+    message: dict[str, Any] = {
+        "incident_id": incident.id,
+        "title": incident.alertname or labels.get("alertname") or "alert group",
+        "status": "resolved" if resolved else "firing",
+        "severity": labels.get("severity", ""),
+        "namespace": incident.namespace or "",
+        "summary": incident.common_annotations.get("summary")
+        or incident.common_annotations.get("description", ""),
+        "runbook_url": incident.common_annotations.get("runbook_url", ""),
+        "alerts_firing": len(firing),
+        "alerts_total": len(incident.alerts),
+        "started_at": _time(incident.started_at),
+        "resolved_at": _time(incident.resolved_at) if resolved else None,
+        "duration": (
+            duration_text((incident.resolved_at - incident.started_at).total_seconds())
+            if resolved and incident.resolved_at
+            else None
+        ),
+        "suspects": suspects,
+        "missing": [f"{m['backend']}: {m['reason']}" for m in (report or {}).get("missing", [])],
+        "analysed": report is not None,
+        "incident_url": f"{public_url.rstrip('/')}/incidents/{incident.id}",
+    }
+    return message
+
+
+def material(message: dict[str, Any]) -> dict[str, Any]:
+    """What makes a message news: its status, its alerts, which services are suspected, what is
+    missing. A re-analysis that only moves numbers in the reasons edits nothing."""
+    return {
+        "status": message["status"],
+        "title": message["title"],
+        "alerts": [message["alerts_firing"], message["alerts_total"]],
+        "suspects": [s["service"] for s in message["suspects"]],
+        "missing": sorted(m.split(":", 1)[0] for m in message["missing"]),
+        "analysed": message["analysed"],
+    }

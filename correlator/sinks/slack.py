@@ -1,0 +1,213 @@
+"""Slack: a bot token (chat.postMessage, then chat.update in place and a thread reply on
+resolve) or an incoming webhook (one message per incident, and one when it resolves: a
+webhook cannot edit).
+
+Block Kit limits are kept: at most 50 blocks, at most 3,000 characters in a section's text,
+the notification `text` short. Every piece of text from an alert or a report goes through
+`escape.slack`. 429 answers carry Retry-After, which the outbox honours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from correlator.sinks import escape
+from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_TEXT = 3000
+_RETRY_CODES = {
+    "ratelimited",
+    "rate_limited",
+    "request_timeout",
+    "fatal_error",
+    "service_unavailable",
+}
+_GONE_CODES = {"message_not_found", "cant_update_message", "edit_window_closed"}
+ICONS = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
+
+
+def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    e = escape.slack
+    status = message["status"]
+    title = f"{ICONS[status]} *{status.upper()}* {e(message['title'])}"
+    if message["severity"]:
+        title += f" ({e(message['severity'])})"
+    facts = [f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"]
+    if message["namespace"]:
+        facts.append(f"namespace {e(message['namespace'])}")
+    if message["duration"]:
+        facts.append(f"resolved after {message['duration']}")
+    out: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": escape.truncate(title, MAX_SECTION)},
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},
+    ]
+    if message["summary"]:
+        text = escape.truncate(e(message["summary"]), MAX_SECTION)
+        out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if message["suspects"]:
+        out.append({"type": "divider"})
+        for rank, suspect in enumerate(message["suspects"], 1):
+            lines = [f"*{rank}. {e(suspect['service'])}*: {e(suspect['reason'])}"]
+            for evidence in suspect["evidence"]:
+                link = next(iter(evidence["links"].values()), None)
+                detail = e(evidence["detail"])
+                lines.append(f"• <{_url(link)}|{detail}>" if link else f"• {detail}")
+            text = escape.truncate("\n".join(lines), MAX_SECTION)
+            out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    elif message["analysed"]:
+        out.append(_plain("No service's telemetry left its baseline."))
+    else:
+        out.append(_plain("Correlating metrics, logs and traces…"))
+    if message["missing"]:
+        missing = "Missing: " + "; ".join(e(m) for m in message["missing"])
+        out.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": escape.truncate(missing, MAX_SECTION)}],
+            }
+        )
+    links = [f"<{_url(message['incident_url'])}|Incident page>"]
+    if message["runbook_url"].startswith(("https://", "http://")):
+        links.append(f"<{_url(message['runbook_url'])}|Runbook>")
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    return out[:MAX_BLOCKS]
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": escape.slack(text)}}
+
+
+def _url(url: str) -> str:
+    """A URL inside <url|label>: only `|`, `<`, `>` would break out of it."""
+    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+
+
+def fallback(message: dict[str, Any]) -> str:
+    """The notification text (shown where blocks are not)."""
+    text = f"{message['status'].upper()}: {escape.slack(message['title'])}"
+    if message["suspects"]:
+        text += f" · likely cause: {escape.slack(message['suspects'][0]['service'])}"
+    return escape.truncate(text, MAX_TEXT)
+
+
+class SlackSink:
+    def __init__(
+        self,
+        name: str,
+        *,
+        token: str | None = None,
+        channel: str | None = None,
+        webhook_url: str | None = None,
+        api_url: str = "https://slack.com/api",
+        severities: frozenset[str] = frozenset(),
+        timeout_s: float = 10.0,
+    ) -> None:
+        if (token is None) == (webhook_url is None):
+            raise ValueError("set exactly one of token (with channel) and webhook_url")
+        if token is not None and not channel:
+            raise ValueError("a bot token needs a channel")
+        self.name = name
+        self.severities = severities
+        self._token = token
+        self._channel = channel
+        self._webhook_url = webhook_url
+        self._api_url = api_url.rstrip("/")
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def send(
+        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+    ) -> dict[str, Any]:
+        if self._webhook_url is not None:
+            return await self._send_webhook(message, remote)
+        return await self._send_bot(message, remote, remember)
+
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        try:
+            response = await self._http.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise status_error(
+                self.name, response.status_code, response.text, response.headers.get("Retry-After")
+            )
+        return response
+
+    async def _send_webhook(
+        self, message: dict[str, Any], remote: dict[str, Any]
+    ) -> dict[str, Any]:
+        posted = set(remote.get("posted", []))
+        status = message["status"]
+        # A webhook cannot edit: the incident's first message, then one when it resolves.
+        if posted and (status in posted or status != "resolved"):
+            return remote
+        assert self._webhook_url is not None
+        await self._post(
+            self._webhook_url, {"text": fallback(message), "blocks": blocks(message)}, {}
+        )
+        return {"posted": sorted(posted | {status})}
+
+    async def _api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._post(
+            f"{self._api_url}/{method}",
+            body,
+            {
+                "Authorization": f"Bearer {self._token}",
+                "Content-Type": "application/json; charset=utf-8",
+            },
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise SinkRetry(f"{self.name}: {method} answered non-JSON") from None
+        if not isinstance(answer, dict):
+            raise SinkRetry(f"{self.name}: {method} answered {type(answer).__name__}")
+        if not answer.get("ok"):
+            code = str(answer.get("error", "unknown_error"))
+            if code in _RETRY_CODES:
+                raise SinkRetry(f"{self.name}: {method}: {code}")
+            if code in _GONE_CODES:
+                raise _Gone(f"{self.name}: {method}: {code}")
+            raise SinkRejected(f"{self.name}: {method}: {code}")
+        return answer
+
+    async def _send_bot(
+        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+    ) -> dict[str, Any]:
+        body = {"channel": self._channel, "text": fallback(message), "blocks": blocks(message)}
+        if remote.get("ts"):
+            try:
+                await self._api(
+                    "chat.update", {**body, "channel": remote["channel"], "ts": remote["ts"]}
+                )
+            except _Gone:
+                remote = {}  # deleted or too old to edit: post it again
+        if not remote.get("ts"):
+            answer = await self._api(
+                "chat.postMessage", {**body, "unfurl_links": False, "unfurl_media": False}
+            )
+            remote = {"channel": str(answer.get("channel", self._channel)), "ts": str(answer["ts"])}
+            await remember(remote)
+        if message["status"] == "resolved" and not remote.get("resolved_reply"):
+            reply = f"Resolved after {message['duration'] or 'a while'}."
+            await self._api(
+                "chat.postMessage",
+                {"channel": remote["channel"], "thread_ts": remote["ts"], "text": reply},
+            )
+            remote = {**remote, "resolved_reply": True}
+        return remote
+
+
+class _Gone(SinkRejected):
+    """The message to edit is gone or can no longer be edited."""
