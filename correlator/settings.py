@@ -354,7 +354,24 @@ class WebhookSinkSettings(_Group):
     severities: list[str] = Field(default_factory=list)
 
 
-SinkSettings = Annotated[SlackSinkSettings | WebhookSinkSettings, Field(discriminator="type")]
+class TeamsSinkSettings(_Group):
+    type: Literal["teams"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    url: SecretStr = Field(description="Workflows webhook URL (a secret).")
+    severities: list[str] = Field(default_factory=list)
+
+
+class MattermostSinkSettings(_Group):
+    type: Literal["mattermost"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    url: SecretStr = Field(description="Incoming webhook URL (a secret).")
+    severities: list[str] = Field(default_factory=list)
+
+
+SinkSettings = Annotated[
+    SlackSinkSettings | WebhookSinkSettings | TeamsSinkSettings | MattermostSinkSettings,
+    Field(discriminator="type"),
+]
 
 
 class NotifySettings(_Group):

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from correlator.settings import Settings, SlackSinkSettings, WebhookSinkSettings
+from correlator.settings import (
+    MattermostSinkSettings,
+    Settings,
+    SlackSinkSettings,
+    TeamsSinkSettings,
+    WebhookSinkSettings,
+)
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
+from correlator.sinks.posted import PostOnceSink, mattermost_post, teams_card
 from correlator.sinks.slack import SlackSink
 from correlator.sinks.webhook import WebhookSink
 
@@ -31,5 +38,10 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
                 secret=spec.secret.get_secret_value() if spec.secret else None,
                 headers=spec.headers,
                 severities=severities,
+            )
+        elif isinstance(spec, TeamsSinkSettings | MattermostSinkSettings):
+            render = teams_card if isinstance(spec, TeamsSinkSettings) else mattermost_post
+            sinks[spec.name] = PostOnceSink(
+                spec.name, url=spec.url.get_secret_value(), render=render, severities=severities
             )
     return sinks

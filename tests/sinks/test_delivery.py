@@ -86,7 +86,9 @@ async def _settled(client: Any, incident_id: int) -> dict[str, Any]:
     async def fetch() -> bool:
         detail.update(await (await client.get(f"/api/v1/incidents/{incident_id}")).json())
         work_done = all(w["state"] == "done" for w in detail["work_items"])
-        return work_done and all(d["state"] != "pending" for d in detail["deliveries"])
+        return work_done and all(
+            d["state"] in ("delivered", "failed") for d in detail["deliveries"]
+        )
 
     deadline = time.monotonic() + 20
     while not await fetch():
