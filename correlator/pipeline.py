@@ -148,7 +148,9 @@ class Pipeline:
         analysis = await asyncio.to_thread(analyse, telemetry, windows)
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
-        return self.report(incident.id, analysis, fetch, alert_services, services, now)
+        body = self.report(incident.id, analysis, fetch, alert_services, services, now)
+        body["series"] = evidence_series(analysis, telemetry.metrics)
+        return body
 
     def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
         services: list[str] = []
@@ -450,6 +452,48 @@ class Pipeline:
         }
 
 
+MAX_GRAPHS = 3
+MAX_POINTS = 240
+
+
+def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[dict[str, Any]]:
+    """The series behind the top suspects' strongest metric evidence, for the graphs of the
+    report (at most MAX_POINTS points each, over both windows)."""
+    series: list[dict[str, Any]] = []
+    if metrics.empty:
+        return series
+    for suspect in analysis.suspects:
+        finding = next((f for f in suspect.evidence if f.kind == "metric"), None)
+        if finding is None:
+            continue
+        rows = metrics[
+            (metrics["service"] == suspect.service) & (metrics["signal"] == finding.signal)
+        ]
+        rows = rows.sort_values("time")
+        if rows.empty:
+            continue
+        step = max(1, len(rows) // MAX_POINTS)
+        points = [
+            [t.isoformat().replace("+00:00", "Z"), float(v)]
+            for t, v in zip(rows["time"][::step], rows["value"][::step], strict=True)
+        ]
+        series.append(
+            {
+                "title": f"{suspect.service}: {finding.signal}",
+                "service": suspect.service,
+                "signal": finding.signal,
+                "unit": finding.unit,
+                "change_time": finding.change_time.isoformat().replace("+00:00", "Z")
+                if finding.change_time
+                else None,
+                "points": points,
+            }
+        )
+        if len(series) == MAX_GRAPHS:
+            break
+    return series
+
+
 def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[str, Any]:
     return {
         "incident_id": incident_id,
@@ -462,6 +506,7 @@ def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[s
             {"backend": "analysis", "what": "everything", "reason": f"{type(exc).__name__}: {exc}"}
         ],
         "notes": ["the correlation failed; see the service log for the stack trace"],
+        "series": [],
         "timings_ms": {},
     }
 

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Real Prometheus, promtool, Alertmanager and amtool are test dependencies, not mocks.
+# Real Prometheus, promtool, Alertmanager and amtool are test dependencies, not mocks; Chromium
+# renders the incident page headless.
 as_root apt-get update -qq
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    prometheus prometheus-alertmanager python3-venv postgresql-client >/dev/null
+    prometheus prometheus-alertmanager python3-venv postgresql-client chromium >/dev/null
 
 # PostgreSQL is expected on 127.0.0.1:5432 (trust auth); start the local cluster if it is down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -115,7 +115,7 @@ def rank(
 def reason(suspect: Suspect) -> str:
     """One plain-language line: what changed, since when, and how it relates to its neighbours."""
     kinds = []
-    for kind in ("trace", "log", "metric"):
+    for kind in ("trace", "log", "metric", "network"):
         best = next((f for f in suspect.evidence if f.kind == kind), None)
         if best is not None:
             kinds.append(best.detail)

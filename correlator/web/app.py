@@ -18,6 +18,7 @@ from correlator.metrics import Metrics
 from correlator.settings import Settings
 from correlator.store import Store
 from correlator.web.auth import Authenticator, auth_middleware
+from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
 from correlator.web.routes import routes
 from correlator.web.state import INTAKE, METRICS, SETTINGS, STORE
@@ -73,6 +74,7 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     app.add_routes(routes)
+    app.add_routes(pages)
     app.cleanup_ctx.append(_lifecycle(store, handler))
     return app
 

@@ -17,7 +17,8 @@ from aiohttp import web
 from correlator.settings import AuthSettings
 from correlator.web.problems import problem_response
 
-PROTECTED_PREFIX = "/api/"
+# The API and the incident pages (which show alert content) need credentials.
+PROTECTED_PREFIXES = ("/api/", "/incidents")
 REALM = "correlator"
 
 
@@ -72,7 +73,7 @@ class Authenticator:
 def auth_middleware(authenticator: Authenticator) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if authenticator.enabled and request.path.startswith(PROTECTED_PREFIX):
+        if authenticator.enabled and request.path.startswith(PROTECTED_PREFIXES):
             header = request.headers.get("Authorization")
             if not authenticator.accepts(header):
                 schemes = " or ".join(c.split()[0] for c in authenticator.challenges)
