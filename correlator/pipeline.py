@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -41,6 +41,7 @@ from correlator.backends.jaeger import JaegerBackend, Span
 from correlator.backends.loki import LogLine, LokiBackend
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
+from correlator.catalogue import Catalogue, deployed
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
 from correlator.settings import Settings
@@ -64,6 +65,8 @@ class Fetch:
 
     missing: list[dict[str, str]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Deploys of services in scope: service, revision, deployed_at, source.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     def miss(self, backend: str, what: str, reason: str) -> None:
         self.missing.append({"backend": backend, "what": what, "reason": reason})
@@ -79,10 +82,12 @@ class Pipeline:
         labels: ServiceLabels = DEFAULT_LABELS,
         scope_rules: ScopeRules = DEFAULT_SCOPE,
         notifier: Notifier | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier
+        self.catalogue = catalogue or Catalogue()
         c = settings.correlation
         configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
         self.signals = configured or tuple(signals)
@@ -190,7 +195,7 @@ class Pipeline:
             for neighbour in neighbours(service, edges, depth=depth):
                 if neighbour.service not in services:
                     services.append(neighbour.service)
-        metrics, logs, spans = await asyncio.gather(
+        metrics, logs, spans, _ = await asyncio.gather(
             self._bounded(
                 deadline, fetch, "metrics", self._metrics(services, namespaces, windows, fetch)
             ),
@@ -198,6 +203,9 @@ class Pipeline:
                 deadline, fetch, "logs", self._logs(services, namespaces, windows, fetch)
             ),
             self._bounded(deadline, fetch, "traces", self._traces(alert_services, windows, fetch)),
+            self._bounded(
+                deadline, fetch, "changes", self._changes(services, namespaces, windows, fetch)
+            ),
         )
         signals = {
             s.name: SignalMeta(
@@ -299,6 +307,54 @@ class Pipeline:
                     if caller and callee and caller != "unknown":
                         edges.add((caller, callee))
         return edges
+
+    async def _changes(
+        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+    ) -> None:
+        """Deploys of the services in scope: the revision and time the WebApplication records
+        (annotations set by the delivery pipeline), else the creation of its newest ReplicaSet
+        (kube-state-metrics) as the deploy time."""
+        found: dict[str, dict[str, Any]] = {}
+        for service in services:
+            app = self.catalogue.named(service, namespaces[0] if len(namespaces) == 1 else None)
+            if app is None:
+                continue
+            state = deployed(app)
+            found[service] = {
+                "service": service,
+                "revision": state.revision,
+                "deployed_at": state.deployed_at,
+                "source": state.source,
+                "repo": app.spec.repo,
+            }
+        if self.prometheus is not None:
+            prometheus = self.prometheus
+            pattern = "|".join(f"{regex_escape(s)}-[a-z0-9]{{5,10}}" for s in sorted(services))
+            matchers = f"replicaset=~{string_literal(pattern)}"
+            if namespaces:
+                spaces = "|".join(regex_escape(n) for n in namespaces)
+                matchers += f",namespace=~{string_literal(spaces)}"
+            query = f"max by (replicaset) (kube_replicaset_created{{{matchers}}})"
+            samples = await self._call(
+                fetch,
+                "prometheus",
+                "deploys",
+                lambda: prometheus.query(query, windows.incident_end),
+            )
+            for sample in samples or []:
+                name = re.sub(r"-[a-z0-9]{5,10}$", "", sample.labels.get("replicaset", ""))
+                created = datetime.fromtimestamp(sample.value, UTC)
+                if name not in services or created > windows.incident_end:
+                    continue
+                entry = found.setdefault(
+                    name, {"service": name, "revision": None, "deployed_at": None,
+                           "source": "ReplicaSet", "repo": None}
+                )  # fmt: skip
+                if entry["deployed_at"] is None or (
+                    entry["source"] == "ReplicaSet" and created > entry["deployed_at"]
+                ):
+                    entry["deployed_at"] = created
+        fetch.changes = list(found.values())
 
     async def _metrics(
         self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
@@ -431,6 +487,7 @@ class Pipeline:
         now: datetime,
     ) -> dict[str, Any]:
         links = Links(self.settings, analysis.windows)
+        changes = change_evidence(fetch.changes, analysis)
         label = self.settings.loki.service_label
         for suspect in analysis.suspects:
             for finding in suspect.evidence:
@@ -447,9 +504,54 @@ class Pipeline:
                 for i, s in enumerate(analysis.suspects[:10], 1)
             ],
             "missing": fetch.missing,
+            "changes": changes,
             "notes": analysis.notes,
             "timings_ms": {k: round(v, 1) for k, v in fetch.timings_ms.items()},
         }
+
+
+RECENT_DEPLOY = timedelta(hours=2)
+
+
+def change_evidence(changes: list[dict[str, Any]], analysis: Analysis) -> list[dict[str, Any]]:
+    """Deploys as evidence: each suspect deployed shortly before the alert says so in its
+    reason and evidence ("deployed 7 min before the alert: abc1234"). Returns the changes as
+    JSON, nearest to the alert first."""
+    onset = analysis.windows.onset
+    out = []
+    for change in changes:
+        when = change["deployed_at"]
+        before = (onset - when).total_seconds() / 60 if when else None
+        item = {
+            **change,
+            "deployed_at": when.isoformat().replace("+00:00", "Z") if when else None,
+            "minutes_before_alert": round(before, 1) if before is not None else None,
+        }
+        out.append(item)
+        recent = when is not None and timedelta(0) <= onset - when <= RECENT_DEPLOY
+        suspect = next((s for s in analysis.suspects if s.service == change["service"]), None)
+        if suspect is None or not recent:
+            continue
+        revision = f": {change['revision'][:12]}" if change["revision"] else ""
+        text = f"deployed {before:.0f} min before the alert{revision}"
+        suspect.reason = f"{text}; {suspect.reason}"
+        suspect.evidence.insert(
+            0,
+            Finding(
+                service=suspect.service,
+                kind="change",
+                signal="deploy",
+                score=0.0,
+                before=None,
+                after=None,
+                unit="",
+                change_time=when,
+                detail=text,
+                query=change["source"],
+            ),
+        )
+    out.sort(key=lambda c: (c["minutes_before_alert"] is None, c["minutes_before_alert"] or 0))
+    return out
 
 
 MAX_GRAPHS = 3
@@ -505,6 +607,7 @@ def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[s
         "missing": [
             {"backend": "analysis", "what": "everything", "reason": f"{type(exc).__name__}: {exc}"}
         ],
+        "changes": [],
         "notes": ["the correlation failed; see the service log for the stack trace"],
         "series": [],
         "timings_ms": {},
@@ -516,7 +619,7 @@ def _backend_of(part: str) -> str:
         "metrics": "prometheus",
         "logs": "loki",
         "traces": "jaeger",
-        "graph": "jaeger+prometheus",
+        "changes": "prometheus",
     }[part]
 
 

@@ -368,8 +368,24 @@ class MattermostSinkSettings(_Group):
     severities: list[str] = Field(default_factory=list)
 
 
+class GitHubSinkSettings(_Group):
+    type: Literal["github"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    token: SecretStr = Field(description="A token that may comment (fine-grained: pull requests "
+                             "and contents, read and write).")  # fmt: skip
+    api_url: str = Field(
+        "https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3"
+    )
+    web_host: str = Field("github.com", description="Host of the repository URLs it handles.")
+    severities: list[str] = Field(default_factory=list)
+
+
 SinkSettings = Annotated[
-    SlackSinkSettings | WebhookSinkSettings | TeamsSinkSettings | MattermostSinkSettings,
+    SlackSinkSettings
+    | WebhookSinkSettings
+    | TeamsSinkSettings
+    | MattermostSinkSettings
+    | GitHubSinkSettings,
     Field(discriminator="type"),
 ]
 

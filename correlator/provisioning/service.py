@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import client
 
+from correlator.catalogue import Catalogue
 from correlator.discovery.files import MANIFEST_SUFFIXES, ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import CorrelatorError
@@ -55,8 +56,11 @@ def problems_by_app(report: Report, apps: list[WebApplication]) -> dict[str, lis
 
 
 class Provisioner:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, catalogue: Catalogue | None = None
+    ) -> None:
         self._settings = settings
+        self._catalogue = catalogue
         self._options = settings.provisioning
         self._links = links(settings)
         self._metrics = metrics
@@ -142,6 +146,8 @@ class Provisioner:
         api: client.ApiClient | None = None,
     ) -> dict[str, list[str]]:
         """One pass; returns each app's problems. Never raises for a provisioning problem."""
+        if self._catalogue is not None:
+            self._catalogue.update(apps)
         for problem in invalid:
             log.warning("invalid WebApplication", extra={"problem": str(problem)})
         self._metrics.provisioning_invalid.set(len(invalid))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from correlator.settings import (
+    GitHubSinkSettings,
     MattermostSinkSettings,
     Settings,
     SlackSinkSettings,
@@ -10,6 +11,7 @@ from correlator.settings import (
     WebhookSinkSettings,
 )
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
+from correlator.sinks.github import GitHubSink
 from correlator.sinks.posted import PostOnceSink, mattermost_post, teams_card
 from correlator.sinks.slack import SlackSink
 from correlator.sinks.webhook import WebhookSink
@@ -43,5 +45,13 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
             render = teams_card if isinstance(spec, TeamsSinkSettings) else mattermost_post
             sinks[spec.name] = PostOnceSink(
                 spec.name, url=spec.url.get_secret_value(), render=render, severities=severities
+            )
+        elif isinstance(spec, GitHubSinkSettings):
+            sinks[spec.name] = GitHubSink(
+                spec.name,
+                token=spec.token.get_secret_value(),
+                api_url=spec.api_url,
+                web_host=spec.web_host,
+                severities=severities,
             )
     return sinks

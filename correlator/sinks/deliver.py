@@ -21,6 +21,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+from correlator.catalogue import Catalogue
 from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
@@ -35,17 +36,26 @@ LEASE_S = 60.0
 
 
 class Notifier:
-    def __init__(self, store: Store, settings: NotifySettings, sinks: dict[str, Sink]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: NotifySettings,
+        sinks: dict[str, Sink],
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.sinks = sinks
+        self.catalogue = catalogue or Catalogue()
         self.wake = asyncio.Event()
 
     async def enqueue(self, incident: IncidentDetail, report: dict[str, Any] | None) -> int:
         """Record the incident's message for every sink routed to it; returns how many are news."""
         if not self.sinks:
             return 0
-        message = incident_message(incident, report, public_url=self.settings.public_url)
+        labels = incident.alerts[0].labels if incident.alerts else incident.common_labels
+        app = self.catalogue.for_labels({**labels, **incident.common_labels})
+        message = incident_message(incident, report, public_url=self.settings.public_url, app=app)
         key = material(message)
         now = self.store.clock()
         severity = message["severity"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from correlator.catalogue import deployed
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
+from correlator.models.webapp import WebApplication
 
 TOP_SUSPECTS = 3
 EVIDENCE_PER_SUSPECT = 2
@@ -31,7 +33,11 @@ def duration_text(seconds: float) -> str:
 
 
 def incident_message(
-    incident: IncidentDetail, report: dict[str, Any] | None, *, public_url: str
+    incident: IncidentDetail,
+    report: dict[str, Any] | None,
+    *,
+    public_url: str,
+    app: WebApplication | None = None,
 ) -> dict[str, Any]:
     labels = incident.common_labels
     firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
@@ -70,8 +76,37 @@ def incident_message(
         "missing": [f"{m['backend']}: {m['reason']}" for m in (report or {}).get("missing", [])],
         "analysed": report is not None,
         "incident_url": f"{public_url.rstrip('/')}/incidents/{incident.id}",
+        "graphs": [
+            f"{public_url.rstrip('/')}/api/v1/incidents/{incident.id}/graphs/{n}.png"
+            for n in range(len((report or {}).get("series", [])))
+        ],
+        # Who owns it (from the WebApplication), and what was deployed before the incident.
+        "app": _app(app, report),
     }
     return message
+
+
+def _app(app: WebApplication | None, report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if app is None:
+        return None
+    change = next(
+        (
+            c
+            for c in (report or {}).get("changes", [])
+            if c["service"] == app.name and c["revision"]
+        ),
+        None,
+    )
+    return {
+        "name": app.name,
+        "namespace": app.namespace,
+        "team": app.spec.team,
+        "chat_channel": app.spec.alerting.chat_channel,
+        "repo": app.spec.repo,
+        "revision": change["revision"] if change else deployed(app).revision,
+        "deployed_minutes_before_alert": change["minutes_before_alert"] if change else None,
+        "runbook_url": app.spec.observability.runbook_url,
+    }
 
 
 def material(message: dict[str, Any]) -> dict[str, Any]:
@@ -84,4 +119,5 @@ def material(message: dict[str, Any]) -> dict[str, Any]:
         "suspects": [s["service"] for s in message["suspects"]],
         "missing": sorted(m.split(":", 1)[0] for m in message["missing"]),
         "analysed": message["analysed"],
+        "revision": (message.get("app") or {}).get("revision"),
     }

@@ -13,6 +13,7 @@ from aiohttp import web
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from correlator.catalogue import Catalogue
 from correlator.intake import IntakeWriter
 from correlator.metrics import Metrics
 from correlator.settings import Settings
@@ -93,13 +94,14 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         from correlator.sinks.deliver import Deliverer, Notifier
 
         sinks = build_sinks(settings)
-        notifier = Notifier(store, settings.notify, sinks)
+        catalogue = Catalogue()
+        notifier = Notifier(store, settings.notify, sinks, catalogue)
         pipeline = None
         handler = given_handler
         if handler is None:  # the correlation pipeline consumes the work items
             from correlator.pipeline import Pipeline
 
-            pipeline = Pipeline(settings, store=store, notifier=notifier)
+            pipeline = Pipeline(settings, store=store, notifier=notifier, catalogue=catalogue)
             handler = pipeline.handle
         workers = [
             Worker(store, settings.queue, app[METRICS], handler, wake=wake)
@@ -111,11 +113,12 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         ]
         workers += deliverers  # type: ignore[arg-type]
         tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
+        background: list[asyncio.Task[None]] = []  # loops with nothing to finish: cancelled
         if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner
 
-            provisioner = Provisioner(settings, app[METRICS])
-            tasks.append(asyncio.create_task(provisioner.run(), name="provisioning"))
+            provisioner = Provisioner(settings, app[METRICS], catalogue)
+            background.append(asyncio.create_task(provisioner.run(), name="provisioning"))
         try:
             yield
         finally:
@@ -128,9 +131,14 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
                 log.warning("intake did not drain before the shutdown timeout")
             for worker in workers:
                 worker.stop()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if tasks:
                 _, pending = await asyncio.wait(tasks, timeout=limit)
-                for task in pending:  # the provisioner, and any worker still busy
+                for task in pending:  # any worker still busy
                     task.cancel()
                 for task in pending:
                     with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,79 @@
+"""The WebApplications the service knows (from the manifests directory or the Kubernetes API),
+shared by provisioning (which discovers them), the pipeline (deploys as evidence) and the
+sinks (who to tell: team, chat channel, repository)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from correlator.analysis.scope import ScopeRules, apps_for_alert
+from correlator.models.webapp import WebApplication
+
+REVISION_ANNOTATION = "correlator.dev/revision"
+DEPLOYED_AT_ANNOTATION = "correlator.dev/deployed-at"
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """What runs: the revision (a commit) and when it was deployed, when known."""
+
+    revision: str | None
+    deployed_at: datetime | None
+    source: str
+
+
+class Catalogue:
+    def __init__(self, apps: Iterable[WebApplication] = ()) -> None:
+        self._apps = list(apps)
+
+    def update(self, apps: Iterable[WebApplication]) -> None:
+        self._apps = list(apps)
+
+    def apps(self) -> list[WebApplication]:
+        return list(self._apps)
+
+    def for_labels(
+        self, labels: Mapping[str, str], rules: ScopeRules | None = None
+    ) -> WebApplication | None:
+        found = apps_for_alert(labels, self._apps, rules or ScopeRules())
+        return found[0] if found else None
+
+    def named(self, name: str, namespace: str | None = None) -> WebApplication | None:
+        for app in self._apps:
+            if app.name == name and namespace in (None, app.namespace):
+                return app
+        return None
+
+
+def deployed(app: WebApplication) -> Deployed:
+    """The app's deployed revision: an annotation set by the delivery pipeline (ArgoCD, CI),
+    else its status, else an image tag that is a commit id."""
+    annotations = app.metadata.annotations
+    status = app.status or {}
+    revision = annotations.get(REVISION_ANNOTATION) or status.get("revision")
+    source = "annotation" if annotations.get(REVISION_ANNOTATION) else "status"
+    if not revision:
+        tag = app.spec.image.rsplit(":", 1)[-1] if ":" in app.spec.image.split("/")[-1] else ""
+        revision = tag if _SHA.match(tag) else None
+        source = "image tag"
+    when = annotations.get(DEPLOYED_AT_ANNOTATION) or status.get("deployedAt")
+    moment = None
+    if isinstance(when, str):
+        try:
+            moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except ValueError:
+            moment = None
+    return Deployed(str(revision) if revision else None, moment, source)
+
+
+def github_repo(url: str | None) -> tuple[str, str, str] | None:
+    """(host, owner, name) of a repository URL (https://host/owner/name[.git])."""
+    if not url:
+        return None
+    match = re.match(r"^https://([^/]+)/([^/]+)/([^/]+?)(?:\.git)?/?$", url)
+    return (match.group(1), match.group(2), match.group(3)) if match else None

@@ -1,0 +1,173 @@
+"""GitHub: one comment per incident on the change that was deployed before it.
+
+The WebApplication names the repository (`spec.repo`) and the deployed revision (an annotation
+set by the delivery pipeline, its status, or a commit-id image tag). The comment goes on the
+pull request that brought that commit (GitHub's commit → pulls lookup), else on the commit
+itself, and is edited as the incident evolves and resolves. Each comment carries an invisible
+marker; before creating one, existing comments are searched for it, so a retry after a crash
+edits the comment it already made instead of posting a second one. GitHub Enterprise: set
+`api_url` (https://HOST/api/v3) and `web_host` (HOST).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from correlator.catalogue import github_repo
+from correlator.sinks import escape
+from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+
+MAX_BODY = 65_536
+API_VERSION = "2022-11-28"
+
+
+def marker(incident_id: int) -> str:
+    return f"<!-- correlator:incident:{incident_id} -->"
+
+
+def markdown(message: dict[str, Any]) -> str:
+    e = escape.markdown
+    icon = "🔴" if message["status"] == "firing" else "🟢"
+    lines = [f"### {icon} {message['status'].upper()}: {e(message['title'])}", ""]
+    app = message.get("app") or {}
+    if app.get("revision"):
+        when = app.get("deployed_minutes_before_alert")
+        lead = f" {when:.0f} min before the alert" if isinstance(when, int | float) else ""
+        lines.append(f"This revision (`{e(app['revision'][:12])}`) was deployed{lead}.")
+    facts = f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
+    if message["duration"]:
+        facts += f", resolved after {message['duration']}"
+    lines += [facts, ""]
+    if message["summary"]:
+        lines += [f"> {e(message['summary'])}", ""]
+    if message["suspects"]:
+        lines.append("**Likely causes**")
+        for rank, suspect in enumerate(message["suspects"], 1):
+            lines.append(f"{rank}. **{e(suspect['service'])}**: {e(suspect['reason'])}")
+            lines += [f"    - {e(ev['detail'])}" for ev in suspect["evidence"]]
+        lines.append("")
+    if message["missing"]:
+        lines += ["Missing: " + "; ".join(e(m) for m in message["missing"]), ""]
+    lines.append(f"[Incident page]({message['incident_url']})")
+    lines.append(marker(message["incident_id"]))
+    body = "\n".join(lines)
+    if len(body) > MAX_BODY:  # keep the marker: it is how a retry finds the comment
+        body = escape.truncate(body, MAX_BODY - 200) + "\n\n" + marker(message["incident_id"])
+    return body
+
+
+class GitHubSink:
+    def __init__(
+        self,
+        name: str,
+        *,
+        token: str,
+        api_url: str = "https://api.github.com",
+        web_host: str = "github.com",
+        severities: frozenset[str] = frozenset(),
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.severities = severities
+        self._web_host = web_host
+        self._http = httpx.AsyncClient(
+            base_url=api_url.rstrip("/"),
+            timeout=timeout_s,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+            },
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if response.status_code == 403 and (
+            response.headers.get("x-ratelimit-remaining") == "0"
+            or "rate limit" in response.text.lower()
+        ):
+            reset = response.headers.get("retry-after")
+            raise SinkRetry(
+                f"{self.name}: rate limited", retry_after_s=float(reset) if reset else 60.0
+            )
+        if response.status_code == 404 and method == "PATCH":
+            raise _Gone(f"{self.name}: {path} is gone")
+        if not 200 <= response.status_code < 300:
+            raise status_error(
+                self.name, response.status_code, response.text, response.headers.get("retry-after")
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise SinkRetry(f"{self.name}: {method} {path} answered non-JSON") from None
+
+    async def send(
+        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+    ) -> dict[str, Any]:
+        app = message.get("app") or {}
+        repo = github_repo(app.get("repo"))
+        revision = app.get("revision")
+        if repo is None or repo[0] != self._web_host or not revision:
+            return {"skipped": "no GitHub repository or deployed revision known"}
+        _, owner, name = repo
+        body = {"body": markdown(message)}
+        if remote.get("edit_path"):
+            try:
+                await self._request("PATCH", remote["edit_path"], json=body)
+                return remote
+            except _Gone:
+                remote = {}  # deleted by someone: post it again
+        base = f"/repos/{owner}/{name}"
+        pulls = await self._request("GET", f"{base}/commits/{revision}/pulls")
+        if isinstance(pulls, list) and pulls:
+            chosen = next((p for p in pulls if p.get("merged_at")), pulls[0])
+            number = int(chosen["number"])
+            listing, create = f"{base}/issues/{number}/comments", f"{base}/issues/{number}/comments"
+            edit = f"{base}/issues/comments/{{id}}"
+            target = f"pull request #{number}"
+        else:
+            listing = create = f"{base}/commits/{revision}/comments"
+            edit = f"{base}/comments/{{id}}"
+            target = f"commit {revision[:12]}"
+        existing = await self._find(listing, marker(message["incident_id"]))
+        if existing is not None:
+            remote = _remote(edit.format(id=existing["id"]), existing, target)
+            await remember(remote)
+            await self._request("PATCH", remote["edit_path"], json=body)
+            return remote
+        created = await self._request("POST", create, json=body)
+        if not isinstance(created, dict) or "id" not in created:
+            raise SinkRetry(f"{self.name}: the created comment has no id")
+        remote = _remote(edit.format(id=created["id"]), created, target)
+        await remember(remote)
+        return remote
+
+    async def _find(self, listing: str, mark: str) -> dict[str, Any] | None:
+        page = 1
+        while page <= 10:
+            comments = await self._request("GET", listing, params={"per_page": 100, "page": page})
+            if not isinstance(comments, list):
+                raise SinkRejected(f"{self.name}: {listing} did not answer a list")
+            for comment in comments:
+                if mark in str(comment.get("body", "")):
+                    return dict(comment)
+            if len(comments) < 100:
+                return None
+            page += 1
+        return None
+
+
+def _remote(edit_path: str, comment: dict[str, Any], target: str) -> dict[str, Any]:
+    return {"edit_path": edit_path, "html_url": comment.get("html_url"), "target": target}
+
+
+class _Gone(SinkRejected):
+    """The comment to edit was deleted."""
