@@ -380,12 +380,21 @@ class GitHubSinkSettings(_Group):
     severities: list[str] = Field(default_factory=list)
 
 
+class GrafanaSinkSettings(_Group):
+    type: Literal["grafana"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    url: str = Field(pattern=r"^https?://", description="Grafana base URL.")
+    token: SecretStr = Field(description="Service account token (annotations:write).")
+    severities: list[str] = Field(default_factory=list)
+
+
 SinkSettings = Annotated[
     SlackSinkSettings
     | WebhookSinkSettings
     | TeamsSinkSettings
     | MattermostSinkSettings
-    | GitHubSinkSettings,
+    | GitHubSinkSettings
+    | GrafanaSinkSettings,
     Field(discriminator="type"),
 ]
 

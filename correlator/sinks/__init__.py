@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from correlator.settings import (
     GitHubSinkSettings,
+    GrafanaSinkSettings,
     MattermostSinkSettings,
     Settings,
     SlackSinkSettings,
     TeamsSinkSettings,
     WebhookSinkSettings,
 )
+from correlator.sinks.annotations import GrafanaAnnotationSink
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.github import GitHubSink
 from correlator.sinks.posted import PostOnceSink, mattermost_post, teams_card
@@ -53,5 +55,9 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
                 api_url=spec.api_url,
                 web_host=spec.web_host,
                 severities=severities,
+            )
+        elif isinstance(spec, GrafanaSinkSettings):
+            sinks[spec.name] = GrafanaAnnotationSink(
+                spec.name, url=spec.url, token=spec.token.get_secret_value(), severities=severities
             )
     return sinks

@@ -92,6 +92,7 @@ class FakeGrafana:
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
         self.rules: dict[str, dict[str, Any]] = {}
+        self.annotations: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.delay_s = 0.0
         self._failures: list[int] = []
@@ -109,6 +110,9 @@ class FakeGrafana:
         self.app.router.add_put("/api/v1/provisioning/alert-rules/{UID}", self.update_rule)
         self.app.router.add_delete("/api/v1/provisioning/alert-rules/{UID}", self.delete_rule)
         self.app.router.add_get("/api/health", self.health)
+        self.app.router.add_post("/api/annotations", self.create_annotation)
+        self.app.router.add_patch("/api/annotations/{annotation_id}", self.patch_annotation)
+        self.app.router.add_get("/api/annotations", self.find_annotations)
         self.app.router.add_get("/_test/stats", self.stats)
 
     # --- test controls -----------------------------------------------------------------
@@ -263,6 +267,40 @@ class FakeGrafana:
                 "dashboards": len(self.dashboards),
             }
         )
+
+    async def create_annotation(self, request: web.Request) -> web.Response:
+        """POST /api/annotations: `text` required, `time`/`timeEnd` in epoch ms, tags strings;
+        a dashboardUID must name a dashboard that exists."""
+        body = await self._body(request)
+        try:
+            _validate({"$ref": "#/components/schemas/PostAnnotationsCmd"}, body)
+        except jsonschema.ValidationError as exc:
+            return self._error(request, 400, f"bad request data: {exc.message}")
+        if not body["text"]:
+            return self._error(request, 400, "text field should not be empty")
+        uid = body.get("dashboardUID")
+        if uid is not None and uid not in self.dashboards:
+            return self._error(request, 400, "Dashboard not found")
+        annotation_id = next(self._ids)
+        self.annotations[annotation_id] = {"id": annotation_id, **body}
+        return self._answer(request, 200, {"message": "Annotation added", "id": annotation_id})
+
+    async def patch_annotation(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        stored = self.annotations.get(int(request.match_info["annotation_id"]))
+        if stored is None:
+            return self._error(request, 404, "Could not find annotation to update")
+        try:
+            _validate({"$ref": "#/components/schemas/PatchAnnotationsCmd"}, body)
+        except jsonschema.ValidationError as exc:
+            return self._error(request, 404, f"bad request data: {exc.message}")
+        stored.update({k: v for k, v in body.items() if k in ("time", "timeEnd", "tags", "text")})
+        return self._answer(request, 200, {"message": "Annotation patched"})
+
+    async def find_annotations(self, request: web.Request) -> web.Response:
+        tags = request.query.getall("tags", [])
+        found = [a for a in self.annotations.values() if all(t in a.get("tags", []) for t in tags)]
+        return web.json_response(found)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"database": "ok", "version": "11.5.0"})

@@ -1,0 +1,97 @@
+"""Grafana annotations: the incident's time range on its app's dashboard (the one correlator
+provisions), tagged, added when it starts and given its end time when it resolves.
+
+    POST  /api/annotations        {"dashboardUID", "time", "timeEnd", "tags", "text"} → {"id"}
+    PATCH /api/annotations/{id}   {"time", "timeEnd", "tags", "text"}
+
+Without a known app the annotation is an organization annotation, found by its tags.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from correlator.provisioning.naming import dashboard_uid
+from correlator.sinks import escape
+from correlator.sinks.base import Remember, SinkRetry, status_error
+
+
+def _ms(text: str | None) -> int | None:
+    if not text:
+        return None
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def annotation(message: dict[str, Any]) -> dict[str, Any]:
+    start = _ms(message["started_at"]) or 0
+    end = _ms(message["resolved_at"]) or start
+    text = f"{message['status'].upper()}: {message['title']}"
+    if message["suspects"]:
+        text += f" · likely cause: {message['suspects'][0]['service']}"
+    # Grafana shows annotation text as HTML in its tooltip: escape it, and defuse links.
+    safe = escape.defang(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body: dict[str, Any] = {
+        "time": start,
+        "timeEnd": max(end, start),
+        "tags": ["correlator", f"incident-{message['incident_id']}", message["status"]],
+        "text": escape.truncate(safe, 2000) + f' <a href="{message["incident_url"]}">incident</a>',
+    }
+    app = message.get("app")
+    if app:
+        body["dashboardUID"] = dashboard_uid(app["namespace"], app["name"])
+        body["tags"].append(f"app-{app['namespace']}-{app['name']}")
+    return body
+
+
+class GrafanaAnnotationSink:
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        token: str,
+        severities: frozenset[str] = frozenset(),
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.severities = severities
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        try:
+            response = await self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if not 200 <= response.status_code < 300:
+            raise status_error(
+                self.name, response.status_code, response.text, response.headers.get("Retry-After")
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise SinkRetry(f"{self.name}: {method} {path} answered non-JSON") from None
+
+    async def send(
+        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+    ) -> dict[str, Any]:
+        body = annotation(message)
+        if remote.get("id"):
+            update = {k: v for k, v in body.items() if k != "dashboardUID"}
+            await self._call("PATCH", f"/api/annotations/{int(remote['id'])}", update)
+            return remote
+        answer = await self._call("POST", "/api/annotations", body)
+        if not isinstance(answer, dict) or "id" not in answer:
+            raise SinkRetry(f"{self.name}: the annotation has no id")
+        remote = {"id": int(answer["id"])}
+        await remember(remote)
+        return remote
