@@ -332,6 +332,9 @@ class SlackSinkSettings(_Group):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     token: SecretStr | None = Field(None, description="Bot token (xoxb-…), with channel.")
     channel: str | None = None
+    channel_from_app: bool = Field(
+        True, description="Post to the app's spec.alerting.chatChannel when it has one."
+    )
     webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL (a secret).")
     api_url: str = "https://slack.com/api"
     severities: list[str] = Field(default_factory=list, description="Only these (empty: all).")
@@ -402,9 +405,6 @@ SinkSettings = Annotated[
 class NotifySettings(_Group):
     """Where developers hear about incidents: chat and webhooks, through a durable outbox."""
 
-    public_url: str = Field(
-        "http://127.0.0.1:8080", description="This service's URL as readers reach it (links)."
-    )
     sinks: list[SinkSettings] = Field(
         default_factory=list, description="Sinks (YAML list; see README → Notifications)."
     )

@@ -34,6 +34,7 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
                 webhook_url=spec.webhook_url.get_secret_value() if spec.webhook_url else None,
                 api_url=spec.api_url,
                 severities=severities,
+                channel_from_app=spec.channel_from_app,
             )
         elif isinstance(spec, WebhookSinkSettings):
             sinks[spec.name] = WebhookSink(

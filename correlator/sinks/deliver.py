@@ -25,6 +25,7 @@ from correlator.catalogue import Catalogue
 from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
+from correlator.provisioning.naming import Links
 from correlator.settings import NotifySettings
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.message import incident_message, material
@@ -42,11 +43,13 @@ class Notifier:
         settings: NotifySettings,
         sinks: dict[str, Sink],
         catalogue: Catalogue | None = None,
+        links: Links | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.sinks = sinks
         self.catalogue = catalogue or Catalogue()
+        self.links = links or Links()
         self.wake = asyncio.Event()
 
     async def enqueue(self, incident: IncidentDetail, report: dict[str, Any] | None) -> int:
@@ -55,7 +58,13 @@ class Notifier:
             return 0
         labels = incident.alerts[0].labels if incident.alerts else incident.common_labels
         app = self.catalogue.for_labels({**labels, **incident.common_labels})
-        message = incident_message(incident, report, public_url=self.settings.public_url, app=app)
+        message = incident_message(
+            incident,
+            report,
+            public_url=self.links.correlator_url,
+            app=app,
+            dashboard_url=self.links.dashboard_url(app) if app else None,
+        )
         key = material(message)
         now = self.store.clock()
         severity = message["severity"]

@@ -50,7 +50,10 @@ def markdown(message: dict[str, Any]) -> str:
         lines.append("")
     if message["missing"]:
         lines += ["Missing: " + "; ".join(e(m) for m in message["missing"]), ""]
-    lines.append(f"[Incident page]({message['incident_url']})")
+    links = [f"[Incident page]({message['incident_url']})"]
+    if message.get("dashboard_url"):
+        links.append(f"[Dashboard]({message['dashboard_url']})")
+    lines.append(" · ".join(links))
     lines.append(marker(message["incident_id"]))
     body = "\n".join(lines)
     if len(body) > MAX_BODY:  # keep the marker: it is how a retry finds the comment

@@ -38,6 +38,7 @@ def incident_message(
     *,
     public_url: str,
     app: WebApplication | None = None,
+    dashboard_url: str | None = None,
 ) -> dict[str, Any]:
     labels = incident.common_labels
     firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
@@ -76,6 +77,8 @@ def incident_message(
         "missing": [f"{m['backend']}: {m['reason']}" for m in (report or {}).get("missing", [])],
         "analysed": report is not None,
         "incident_url": f"{public_url.rstrip('/')}/incidents/{incident.id}",
+        # The app's dashboard over the incident: from 30 min before it began to its end.
+        "dashboard_url": _time_range(dashboard_url, incident) if dashboard_url else None,
         "graphs": [
             f"{public_url.rstrip('/')}/api/v1/incidents/{incident.id}/graphs/{n}.png"
             for n in range(len((report or {}).get("series", [])))
@@ -84,6 +87,12 @@ def incident_message(
         "app": _app(app, report),
     }
     return message
+
+
+def _time_range(url: str, incident: IncidentDetail) -> str:
+    start = int((incident.started_at.timestamp() - 1800) * 1000)
+    end = f"{int(incident.resolved_at.timestamp() * 1000)}" if incident.resolved_at else "now"
+    return f"{url}?from={start}&to={end}"
 
 
 def _app(app: WebApplication | None, report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -103,7 +103,7 @@ def teams_card(message: dict[str, Any], *, max_bytes: int = TEAMS_MAX_BYTES) -> 
                         "type": "AdaptiveCard",
                         "version": "1.4",
                         "body": body,
-                        "actions": [_open_url(message["incident_url"])],
+                        "actions": _actions(message),
                     },
                 }
             ],
@@ -113,8 +113,13 @@ def teams_card(message: dict[str, Any], *, max_bytes: int = TEAMS_MAX_BYTES) -> 
     raise SinkRejected("the Teams card does not fit 28 KB even without evidence")
 
 
-def _open_url(url: str) -> dict[str, str]:
-    return {"type": "Action.OpenUrl", "title": "Incident page", "url": url}
+def _actions(message: dict[str, Any]) -> list[dict[str, str]]:
+    actions = [{"type": "Action.OpenUrl", "title": "Incident page", "url": message["incident_url"]}]
+    if message.get("dashboard_url"):
+        actions.append(
+            {"type": "Action.OpenUrl", "title": "Dashboard", "url": message["dashboard_url"]}
+        )
+    return actions
 
 
 def mattermost_post(message: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +146,9 @@ def mattermost_post(message: dict[str, Any]) -> dict[str, Any]:
                 "fields": fields,
                 "title": "Incident page",
                 "title_link": message["incident_url"],
+                "footer": f"Dashboard: {message['dashboard_url']}"
+                if message.get("dashboard_url")
+                else "",
             }
         ],
     }

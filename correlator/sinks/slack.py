@@ -74,6 +74,10 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     links = [f"<{_url(message['incident_url'])}|Incident page>"]
+    if message.get("dashboard_url"):
+        links.append(f"<{_url(message['dashboard_url'])}|Dashboard>")
+    for number, graph in enumerate(message.get("graphs", []), 1):
+        links.append(f"<{_url(graph)}|Graph {number}>")
     if message["runbook_url"].startswith(("https://", "http://")):
         links.append(f"<{_url(message['runbook_url'])}|Runbook>")
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
@@ -107,6 +111,7 @@ class SlackSink:
         webhook_url: str | None = None,
         api_url: str = "https://slack.com/api",
         severities: frozenset[str] = frozenset(),
+        channel_from_app: bool = True,
         timeout_s: float = 10.0,
     ) -> None:
         if (token is None) == (webhook_url is None):
@@ -117,6 +122,7 @@ class SlackSink:
         self.severities = severities
         self._token = token
         self._channel = channel
+        self._channel_from_app = channel_from_app
         self._webhook_url = webhook_url
         self._api_url = api_url.rstrip("/")
         self._http = httpx.AsyncClient(timeout=timeout_s)
@@ -185,7 +191,10 @@ class SlackSink:
     async def _send_bot(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
-        body = {"channel": self._channel, "text": fallback(message), "blocks": blocks(message)}
+        # The app's own channel (WebApplication spec.alerting.chatChannel), else the sink's.
+        app_channel = (message.get("app") or {}).get("chat_channel")
+        channel = app_channel if self._channel_from_app and app_channel else self._channel
+        body = {"channel": channel, "text": fallback(message), "blocks": blocks(message)}
         if remote.get("ts"):
             try:
                 await self._api(
@@ -197,7 +206,7 @@ class SlackSink:
             answer = await self._api(
                 "chat.postMessage", {**body, "unfurl_links": False, "unfurl_media": False}
             )
-            remote = {"channel": str(answer.get("channel", self._channel)), "ts": str(answer["ts"])}
+            remote = {"channel": str(answer.get("channel", channel)), "ts": str(answer["ts"])}
             await remember(remote)
         if message["status"] == "resolved" and not remote.get("resolved_reply"):
             reply = f"Resolved after {message['duration'] or 'a while'}."

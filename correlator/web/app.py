@@ -95,7 +95,9 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
 
         sinks = build_sinks(settings)
         catalogue = Catalogue()
-        notifier = Notifier(store, settings.notify, sinks, catalogue)
+        from correlator.provisioning.command import links
+
+        notifier = Notifier(store, settings.notify, sinks, catalogue, links(settings))
         pipeline = None
         handler = given_handler
         if handler is None:  # the correlation pipeline consumes the work items

@@ -21,7 +21,9 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 GROUP = '{}:{alertname="ApiLatencyHigh"}'
 
 
-def manifests(directory: Path, *, deployed_at: datetime, revision: str = SHA) -> Path:
+def manifests(
+    directory: Path, *, deployed_at: datetime, revision: str = SHA, channel: str | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     app = {
         "apiVersion": "platform.correlator.dev/v1alpha1",
@@ -38,6 +40,7 @@ def manifests(directory: Path, *, deployed_at: datetime, revision: str = SHA) ->
             "image": "registry.example/shop/api:1.2.3",
             "team": "orders",
             "repo": "https://github.com/example/checkout",
+            **({"alerting": {"chatChannel": channel}} if channel else {}),
         },
     }
     (directory / "api.yaml").write_text(yaml.safe_dump(app))
@@ -53,8 +56,9 @@ async def _start(app_client: Any, tmp_path: Path, github_url: str, **extra: Any)
             "source_dir": str(source),
             "target": "files",
             "out_dir": str(tmp_path / "out"),
+            "public_url": "https://c.example",
         },
-        notify={"sinks": sinks, "retry_base_s": 0.05, "public_url": "https://c.example"},
+        notify={"sinks": sinks, "retry_base_s": 0.05},
         **extra,
     )
 
