@@ -409,6 +409,9 @@ class NotifySettings(_Group):
         default_factory=list, description="Sinks (YAML list; see README → Notifications)."
     )
     deliverers: int = Field(1, ge=0, le=16, description="Concurrent outbox consumers (0: none).")
+    lease_s: float = Field(
+        60.0, gt=0, description="A delivery under way is retried by another consumer after this."
+    )
     max_attempts: int = Field(12, ge=1, description="Attempts before a delivery is given up.")
     retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles, with jitter.")
     retry_max_s: float = Field(600.0, gt=0, description="Longest retry delay.")

@@ -33,7 +33,6 @@ from correlator.store import Store, outbox
 from correlator.worker import worker_identity
 
 log = logging.getLogger(__name__)
-LEASE_S = 60.0
 
 
 class Notifier:
@@ -114,7 +113,7 @@ class Deliverer:
         while not self._stopping:
             try:
                 delivery = await self.store.write(
-                    outbox.claim, self.owner, LEASE_S, self.store.clock()
+                    outbox.claim, self.owner, self.settings.lease_s, self.store.clock()
                 )
             except StoreUnavailable as exc:
                 log.warning("cannot claim a delivery", extra={"error": str(exc)})

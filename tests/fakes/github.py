@@ -5,6 +5,7 @@ credentials"), JSON bodies with a required `body` (422 otherwise, and over 65,53
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class FakeGitHub:
         self.pulls: dict[str, list[dict[str, Any]]] = {}  # sha → pulls
         self.commits: set[str] = set()
         self.comments: list[Comment] = []
+        self.stall_s = 0.0  # hold the answer of a create this long (after storing it)
         self._ids = itertools.count(1000)
         self.app = web.Application()
         r = self.app.router
@@ -130,6 +132,8 @@ class FakeGitHub:
             return body
         comment = Comment(next(self._ids), where, body)
         self.comments.append(comment)
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
         return self._json(comment, 201)
 
     async def create_commit_comment(self, request: web.Request) -> web.Response:

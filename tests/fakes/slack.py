@@ -9,6 +9,7 @@ would: the bearer token, JSON bodies, a known channel, text or blocks, at most 5
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class FakeSlack:
         self.fail_next: list[int] = []  # statuses to answer next, one per request
         self.rate_limit_next = 0
         self.error_next: list[str] = []  # Web API error codes to answer next
+        self.stall_s = 0.0  # hold the answer of a successful post this long (after storing it)
         self._ts = (f"1767225600.{n:06d}" for n in itertools.count(1))
         self.app = web.Application()
         self.app.router.add_post("/services/{a}/{b}/{c}", self.webhook)
@@ -133,6 +135,8 @@ class FakeSlack:
         ts = next(self._ts)
         posted = Posted(body["channel"], ts, body.get("text", ""), body.get("blocks", []), thread)
         self.messages.append(posted)
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
         return web.json_response(
             {"ok": True, "channel": posted.channel, "ts": ts, "message": {"text": posted.text}}
         )
