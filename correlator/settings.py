@@ -383,6 +383,17 @@ class GitHubSinkSettings(_Group):
     severities: list[str] = Field(default_factory=list)
 
 
+class GitLabSinkSettings(_Group):
+    type: Literal["gitlab"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    token: SecretStr = Field(description="A token with the api scope (PRIVATE-TOKEN).")
+    api_url: str = Field(
+        "https://gitlab.com/api/v4", description="Self-hosted: https://HOST/api/v4"
+    )
+    web_host: str = Field("gitlab.com", description="Host of the repository URLs it handles.")
+    severities: list[str] = Field(default_factory=list)
+
+
 class GrafanaSinkSettings(_Group):
     type: Literal["grafana"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -397,6 +408,7 @@ SinkSettings = Annotated[
     | TeamsSinkSettings
     | MattermostSinkSettings
     | GitHubSinkSettings
+    | GitLabSinkSettings
     | GrafanaSinkSettings,
     Field(discriminator="type"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from correlator.settings import (
     GitHubSinkSettings,
+    GitLabSinkSettings,
     GrafanaSinkSettings,
     MattermostSinkSettings,
     Settings,
@@ -14,6 +15,7 @@ from correlator.settings import (
 from correlator.sinks.annotations import GrafanaAnnotationSink
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.github import GitHubSink
+from correlator.sinks.gitlab import GitLabSink
 from correlator.sinks.posted import PostOnceSink, mattermost_post, teams_card
 from correlator.sinks.slack import SlackSink
 from correlator.sinks.webhook import WebhookSink
@@ -51,6 +53,14 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
             )
         elif isinstance(spec, GitHubSinkSettings):
             sinks[spec.name] = GitHubSink(
+                spec.name,
+                token=spec.token.get_secret_value(),
+                api_url=spec.api_url,
+                web_host=spec.web_host,
+                severities=severities,
+            )
+        elif isinstance(spec, GitLabSinkSettings):
+            sinks[spec.name] = GitLabSink(
                 spec.name,
                 token=spec.token.get_secret_value(),
                 api_url=spec.api_url,
