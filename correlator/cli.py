@@ -1,5 +1,5 @@
-"""The command line: `correlator serve | config | validate | provision | analyze | bench | crd |
-version`."""
+"""The command line: `correlator serve | config | validate | provision | analyze | bench | demo |
+crd | version`."""
 
 from __future__ import annotations
 
@@ -88,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     rca.add_argument("dataset", type=Path, help="directory holding rca_data/ (and construct_data/)")
     rca.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    demo = commands.add_parser(
+        "demo", help="run a packaged incident end to end on the embedded defaults"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="port of the demo service")
+    demo.add_argument("--dir", type=Path, help="working directory (default: a new temporary one)")
+    demo.add_argument(
+        "--exit", action="store_true", help="exit after printing (default: serve until Ctrl-C)"
+    )
 
     commands.add_parser("crd", help="print the WebApplication CustomResourceDefinition (YAML)")
     commands.add_parser("version", help="print the version")
@@ -180,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args.bundle, as_json=args.json)
         if args.command == "bench":
             return _bench_rca(args.dataset, as_json=args.json)
+        if args.command == "demo":
+            from correlator.demo import run
+
+            try:
+                return asyncio.run(
+                    run(port=args.port, workdir=args.dir, keep_running=not args.exit)
+                )
+            except KeyboardInterrupt:
+                return 0
         if args.command == "crd":
             from correlator.models.crd import webapplication_crd
 
