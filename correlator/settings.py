@@ -418,7 +418,7 @@ class NotifySettings(_Group):
     """Where developers hear about incidents: chat and webhooks, through a durable outbox."""
 
     sinks: list[SinkSettings] = Field(
-        default_factory=list, description="Sinks (YAML list; see README → Notifications)."
+        default_factory=list, description="Sinks (YAML list; see README → Telling the developers)."
     )
     deliverers: int = Field(1, ge=0, le=16, description="Concurrent outbox consumers (0: none).")
     lease_s: float = Field(
