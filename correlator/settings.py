@@ -338,6 +338,9 @@ class SlackSinkSettings(_Group):
     webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL (a secret).")
     api_url: str = "https://slack.com/api"
     severities: list[str] = Field(default_factory=list, description="Only these (empty: all).")
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> SlackSinkSettings:
@@ -355,6 +358,9 @@ class WebhookSinkSettings(_Group):
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature.")
     headers: dict[str, str] = Field(default_factory=dict)
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 class TeamsSinkSettings(_Group):
@@ -362,6 +368,9 @@ class TeamsSinkSettings(_Group):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: SecretStr = Field(description="Workflows webhook URL (a secret).")
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 class MattermostSinkSettings(_Group):
@@ -369,6 +378,9 @@ class MattermostSinkSettings(_Group):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: SecretStr = Field(description="Incoming webhook URL (a secret).")
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 class GitHubSinkSettings(_Group):
@@ -381,6 +393,9 @@ class GitHubSinkSettings(_Group):
     )
     web_host: str = Field("github.com", description="Host of the repository URLs it handles.")
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 class GitLabSinkSettings(_Group):
@@ -392,6 +407,9 @@ class GitLabSinkSettings(_Group):
     )
     web_host: str = Field("gitlab.com", description="Host of the repository URLs it handles.")
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 class GrafanaSinkSettings(_Group):
@@ -400,6 +418,9 @@ class GrafanaSinkSettings(_Group):
     url: str = Field(pattern=r"^https?://", description="Grafana base URL.")
     token: SecretStr = Field(description="Service account token (annotations:write).")
     severities: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
 
 
 SinkSettings = Annotated[

@@ -88,6 +88,13 @@ def test_bad_configuration_is_named_precisely(tmp_path: Path) -> None:
         "correlation:\n  signals:\n  - {name: 'a b', query: $names}\n": "correlation.signals.0",
         "correlation:\n  deadline_s: 0\n": "correlation.deadline_s",
         "loki:\n  max_body_bytes: 10\n": "loki.max_body_bytes",
+        "notify:\n  sinks:\n  - {type: slack, name: team-a, token: xoxb-1}\n": (
+            "sink team-a: a bot token needs a channel"
+        ),
+        "notify:\n  sinks:\n  - {type: pager, name: p}\n": "notify.sinks.0",
+        "notify:\n  sinks:\n  - {type: webhook, name: h, url: ftp://x}\n": (
+            "notify.sinks.0.webhook.url"
+        ),
     }
     for text, needle in cases.items():
         config = tmp_path / "bad.yml"

@@ -71,4 +71,5 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
             sinks[spec.name] = GrafanaAnnotationSink(
                 spec.name, url=spec.url, token=spec.token.get_secret_value(), severities=severities
             )
+        sinks[spec.name].teams = frozenset(spec.teams)
     return sinks

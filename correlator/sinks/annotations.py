@@ -58,6 +58,7 @@ class GrafanaAnnotationSink:
     ) -> None:
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._http = httpx.AsyncClient(
             base_url=url.rstrip("/"),
             timeout=timeout_s,

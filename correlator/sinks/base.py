@@ -27,6 +27,7 @@ class SinkRejected(PermanentError):
 class Sink(Protocol):
     name: str
     severities: frozenset[str]
+    teams: frozenset[str]
 
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember

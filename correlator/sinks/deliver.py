@@ -68,8 +68,11 @@ class Notifier:
         now = self.store.clock()
         severity = message["severity"]
         news = 0
+        team = app.spec.team if app is not None else None
         for name, sink in self.sinks.items():
             if sink.severities and severity not in sink.severities:
+                continue
+            if sink.teams and team not in sink.teams:
                 continue
             changed = await self.store.write(
                 lambda c, name=name: outbox.want(

@@ -74,6 +74,7 @@ class GitHubSink:
     ) -> None:
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._web_host = web_host
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"),

@@ -34,6 +34,7 @@ class GitLabSink:
     ) -> None:
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._web_host = web_host
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"), timeout=timeout_s, headers={"PRIVATE-TOKEN": token}

@@ -28,6 +28,7 @@ class PostOnceSink:
     ) -> None:
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._url = url
         self._render = render
         self._http = httpx.AsyncClient(timeout=timeout_s)

@@ -120,6 +120,7 @@ class SlackSink:
             raise ValueError("a bot token needs a channel")
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._token = token
         self._channel = channel
         self._channel_from_app = channel_from_app

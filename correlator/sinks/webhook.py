@@ -45,6 +45,7 @@ class WebhookSink:
     ) -> None:
         self.name = name
         self.severities = severities
+        self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._url = url
         self._secret = secret
         self._headers = dict(headers or {})

@@ -256,3 +256,48 @@ async def test_hostile_alert_labels_cannot_change_any_query(app_client: Any, tmp
     assert report["missing"] == [], report["missing"]  # every query was valid
     assert report["suspects"] == []  # and matched nothing: not "other", not everything
     assert report["scope"]["alerting"] == [hostile]
+
+
+async def test_a_new_replicaset_before_the_alert_is_named_as_a_deploy(
+    app_client: Any, tmp_path: Any
+) -> None:
+    """Without a revision on the WebApplication, kube-state-metrics' newest ReplicaSet of the
+    app dates its deploy; an older one, and one created after the alert, do not count."""
+    from tests.support.processes import Prometheus
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = {
+        "api-5d8f9c7b6d": now - timedelta(minutes=12),  # the deploy before the alert
+        "api-7c9d8e6f5a": now - timedelta(days=3),  # the one before it
+        "frontend-6b7c8d9e0f": now - timedelta(days=9),
+    }
+    lines = ["# TYPE kube_replicaset_created gauge"]
+    for replicaset, moment in created.items():
+        for minute in range(30, -1, -1):
+            t = (now - timedelta(minutes=minute)).timestamp()
+            lines.append(
+                f'kube_replicaset_created{{namespace="shop",replicaset="{replicaset}"}} '
+                f"{moment.timestamp():.0f} {t:.0f}"
+            )
+    prometheus = Prometheus(tmp_path, rule_files=[], openmetrics="\n".join(lines) + "\n# EOF\n")
+    prometheus.start()
+    jaeger, loki = slow_database(now)
+    try:
+        async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+            client = await app_client(
+                prometheus={"url": prometheus.url},
+                jaeger={"url": jaeger_url},
+                loki={"url": loki_url},
+            )
+            report = await _report(client, now - timedelta(minutes=2))
+    finally:
+        prometheus.stop()
+    changes = {c["service"]: c for c in report["changes"]}
+    assert changes["api"]["source"] == "ReplicaSet" and changes["api"]["revision"] is None
+    assert 9.5 < changes["api"]["minutes_before_alert"] < 10.5
+    assert changes["frontend"]["minutes_before_alert"] > 9 * 24 * 60 - 10
+    api = next(s for s in report["suspects"] if s["service"] == "api")
+    assert api["reason"].startswith("deployed 10 min before the alert;")
+    assert api["evidence"][0]["kind"] == "change"
+    frontend = [s for s in report["suspects"] if s["service"] == "frontend"]
+    assert all(not s["reason"].startswith("deployed") for s in frontend)  # 9 days ago: not news

@@ -168,21 +168,24 @@ async def test_the_page_renders_in_headless_chromium(app_client: Any, tmp_path: 
     app.router.add_get("/page", page)
     async with served(app) as url:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "incident-page.png"
-        process = await asyncio.create_subprocess_exec(
-            str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-            "--enable-logging=stderr", "--v=0",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,1600", f"--screenshot={shot}", f"{url}/page",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 120)
-    log = err.decode(errors="replace")
-    assert process.returncode == 0, log[-2000:]
-    assert shot.exists() and shot.read_bytes().startswith(b"\x89PNG")
-    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+        logs = []
+        for label, size in (("laptop", "1280,1600"), ("phone", "390,844")):
+            shot = ARTIFACTS / f"incident-page-{label}.png"
+            process = await asyncio.create_subprocess_exec(
+                str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--no-first-run",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                "--enable-logging=stderr", "--v=0",
+                f"--user-data-dir={tmp_path / label}",
+                f"--window-size={size}", f"--screenshot={shot}", f"{url}/page",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(process.communicate(), 120)
+            logs.append(err.decode(errors="replace"))
+            assert process.returncode == 0, logs[-1][-2000:]
+            assert shot.exists() and shot.read_bytes().startswith(b"\x89PNG")
+            assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+    log = "\n".join(logs)
     console_errors = [line for line in log.splitlines() if "CONSOLE" in line and "ERROR" in line]
     assert console_errors == []
     assert "ERR_NAME_NOT_RESOLVED" not in log  # nothing tried to reach another host
