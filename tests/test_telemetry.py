@@ -84,9 +84,14 @@ def test_requests_are_traced_exported_and_logged_with_their_trace_id(
             timeout_s=15,
             what="the request span to be exported",
         )
+        # The work item's span ends when its correlation does, after the request's.
+        wait_until(
+            lambda: any(b"work_item" in body for _, body in otlp.received),
+            timeout_s=15,
+            what="the work item span to be exported",
+        )
         assert {path for path, _ in otlp.received} == {"/v1/traces"}
         assert any(b"correlator-under-test" in body for _, body in otlp.received)
-        assert any(b"work_item" in body for _, body in otlp.received)
     finally:
         service.stop()
     lines = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
