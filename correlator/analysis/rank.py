@@ -10,6 +10,7 @@ with its callers following, ranks above the services that merely felt it.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from correlator.analysis.findings import Finding
 VICTIM_DISCOUNT = 0.6
 CALLER_BONUS = 0.2
 MAX_EVIDENCE = 8
+# With fewer services than this, rarity says little; a family on 1 in RARITY_SCALE services
+# (or fewer) keeps its full weight.
+RARITY_MIN_SERVICES = 8
+RARITY_SCALE = 8.0
 
 
 @dataclass(slots=True)
@@ -34,14 +39,23 @@ class Suspect:
     affects: list[str] = field(default_factory=list)  # anomalous callers that changed after
 
 
-def _own(findings: list[Finding]) -> float:
+def _own(findings: list[Finding], weight: dict[str, float] | None = None) -> float:
     best: dict[str, float] = {}
     for f in findings:
-        best[f.kind] = max(best.get(f.kind, 0.0), f.strength)
+        best[f.kind] = max(best.get(f.kind, 0.0), f.strength * (weight or {}).get(f.signal, 1.0))
     remaining = 1.0
     for value in best.values():
         remaining *= 1.0 - value
     return 1.0 - remaining
+
+
+def _family(finding: Finding) -> str:
+    """What a finding is about, across services: the metric signal, the kind of trace or log
+    evidence (one template or operation is specific to a service, its kind is not)."""
+    if finding.kind == "metric":
+        return f"metric:{finding.signal}"
+    head = finding.signal.split(" ", 2)
+    return f"{finding.kind}:{' '.join(head[:2])}"
 
 
 def _changed(findings: list[Finding]) -> datetime | None:
@@ -60,11 +74,26 @@ def rank(
     edges: Iterable[tuple[str, str]],
     *,
     slack: timedelta = timedelta(seconds=30),
+    services: Iterable[str] | None = None,
 ) -> list[Suspect]:
     by_service: defaultdict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
         by_service[finding.service].append(finding)
-    own = {s: _own(fs) for s, fs in by_service.items()}
+    # Evidence that singles out a few services says more than evidence every service shows
+    # (a baseline taken at a calmer time shifts everyone): each signal is weighted by how rare
+    # it is among the services in scope, as inverse document frequency weighs words.
+    total = len(set(services or ()) | set(by_service))
+    holders: defaultdict[str, set[str]] = defaultdict(set)
+    for service, fs in by_service.items():
+        for f in fs:
+            holders[_family(f)].add(service)
+    weight = {}
+    if total >= RARITY_MIN_SERVICES:
+        for fs in by_service.values():
+            for f in fs:
+                share = len(holders[_family(f)]) / total
+                weight[f.signal] = min(1.0, math.log(1 / share) / math.log(RARITY_SCALE))
+    own = {s: _own(fs, weight) for s, fs in by_service.items()}
     changed = {s: _changed(fs) for s, fs in by_service.items()}
     callees: defaultdict[str, set[str]] = defaultdict(set)
     callers: defaultdict[str, set[str]] = defaultdict(set)

@@ -43,7 +43,8 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
     ):
         if frame.empty:
             notes.append(f"no {name} in the analysed windows")
-    return Analysis(windows, rank(findings, edges), sorted(telemetry.services()), notes)
+    services = sorted(telemetry.services())
+    return Analysis(windows, rank(findings, edges, services=services), services, notes)
 
 
 def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding: int = 3) -> None:

@@ -245,3 +245,19 @@ def test_trace_evidence_carries_the_log_lines_of_its_traces() -> None:
     trace = next(f for f in db.evidence if f.kind == "trace" and f.signal.startswith("own time"))
     assert trace.samples and all(line.startswith("slow query") for line in trace.samples)
     assert {f"slow query {t[1:]}" for t in trace.trace_ids} >= set(trace.samples)
+
+
+def test_evidence_every_service_shows_weighs_less_than_evidence_that_singles_one_out() -> None:
+    """Ten services all a little slower (a baseline from a calmer hour) and one with failing
+    spans: the rare evidence ranks first. In a small scope rarity is not used."""
+    from correlator.analysis.findings import Finding
+
+    def found(service: str, signal: str, score: float) -> Finding:
+        return Finding(service, "trace", signal, score, 1.0, 2.0, "ms", ONSET, "d")
+
+    crowd = [found(f"svc{i}", f"own time of GET /{i}", 8.0) for i in range(10)]
+    rare = found("payments", "error spans", 6.0)
+    services = [f"svc{i}" for i in range(10)] + ["payments"]
+    assert rank([*crowd, rare], set(), services=services)[0].service == "payments"
+    small = [found("a", "own time of GET /", 8.0), found("b", "error spans", 6.0)]
+    assert rank(small, set(), services=["a", "b"])[0].service == "a"
