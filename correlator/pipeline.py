@@ -195,9 +195,13 @@ class Pipeline:
             for neighbour in neighbours(service, edges, depth=depth):
                 if neighbour.service not in services:
                     services.append(neighbour.service)
+        queries = {
+            s.name: signal_query(s, namespaces=namespaces, services=services, labels=self.labels)
+            for s in self.signals
+        }
         metrics, logs, spans, _ = await asyncio.gather(
             self._bounded(
-                deadline, fetch, "metrics", self._metrics(services, namespaces, windows, fetch)
+                deadline, fetch, "metrics", self._metrics(queries, services, windows, fetch)
             ),
             self._bounded(
                 deadline, fetch, "logs", self._logs(services, namespaces, windows, fetch)
@@ -207,14 +211,7 @@ class Pipeline:
                 deadline, fetch, "changes", self._changes(services, namespaces, windows, fetch)
             ),
         )
-        signals = {
-            s.name: SignalMeta(
-                s.unit,
-                s.worse_when,
-                signal_query(s, namespaces=namespaces, services=services, labels=self.labels),
-            )
-            for s in self.signals
-        }
+        signals = {s.name: SignalMeta(s.unit, s.worse_when, queries[s.name]) for s in self.signals}
         telemetry = Telemetry(
             metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
             logs=logs if logs is not None else log_frame([]),
@@ -357,8 +354,9 @@ class Pipeline:
         fetch.changes = list(found.values())
 
     async def _metrics(
-        self, services: list[str], namespaces: list[str], windows: Windows, fetch: Fetch
+        self, queries: dict[str, str], services: list[str], windows: Windows, fetch: Fetch
     ) -> pd.DataFrame | None:
+        """One range query per signal (`queries`, by signal name) for every service at once."""
         if self.prometheus is None:
             return None
         prometheus = self.prometheus
@@ -368,9 +366,7 @@ class Pipeline:
         )
 
         async def one(signal: Signal) -> pd.DataFrame:
-            query = signal_query(
-                signal, namespaces=namespaces, services=services, labels=self.labels, window="1m"
-            )
+            query = queries[signal.name]
             wide = await self._call(
                 fetch,
                 "prometheus",

@@ -327,9 +327,18 @@ class CorrelationSettings(_Group):
     )
 
 
-class SlackSinkSettings(_Group):
-    type: Literal["slack"]
+class _Sink(_Group):
+    """What every sink has: a unique name, and which incidents it hears of."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    severities: list[str] = Field(default_factory=list, description="Only these (empty: all).")
+    teams: list[str] = Field(
+        default_factory=list, description="Only apps of these teams (empty: all)."
+    )
+
+
+class SlackSinkSettings(_Sink):
+    type: Literal["slack"]
     token: SecretStr | None = Field(None, description="Bot token (xoxb-…), with channel.")
     channel: str | None = None
     channel_from_app: bool = Field(
@@ -337,10 +346,6 @@ class SlackSinkSettings(_Group):
     )
     webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL (a secret).")
     api_url: str = "https://slack.com/api"
-    severities: list[str] = Field(default_factory=list, description="Only these (empty: all).")
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
     @model_validator(mode="after")
     def _one_way(self) -> SlackSinkSettings:
@@ -351,76 +356,46 @@ class SlackSinkSettings(_Group):
         return self
 
 
-class WebhookSinkSettings(_Group):
+class WebhookSinkSettings(_Sink):
     type: Literal["webhook"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: str = Field(pattern=r"^https?://")
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature.")
     headers: dict[str, str] = Field(default_factory=dict)
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
-class TeamsSinkSettings(_Group):
+class TeamsSinkSettings(_Sink):
     type: Literal["teams"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: SecretStr = Field(description="Workflows webhook URL (a secret).")
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
-class MattermostSinkSettings(_Group):
+class MattermostSinkSettings(_Sink):
     type: Literal["mattermost"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: SecretStr = Field(description="Incoming webhook URL (a secret).")
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
-class GitHubSinkSettings(_Group):
+class GitHubSinkSettings(_Sink):
     type: Literal["github"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     token: SecretStr = Field(description="A token that may comment (fine-grained: pull requests "
                              "and contents, read and write).")  # fmt: skip
     api_url: str = Field(
         "https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3"
     )
     web_host: str = Field("github.com", description="Host of the repository URLs it handles.")
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
-class GitLabSinkSettings(_Group):
+class GitLabSinkSettings(_Sink):
     type: Literal["gitlab"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     token: SecretStr = Field(description="A token with the api scope (PRIVATE-TOKEN).")
     api_url: str = Field(
         "https://gitlab.com/api/v4", description="Self-hosted: https://HOST/api/v4"
     )
     web_host: str = Field("gitlab.com", description="Host of the repository URLs it handles.")
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
-class GrafanaSinkSettings(_Group):
+class GrafanaSinkSettings(_Sink):
     type: Literal["grafana"]
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     url: str = Field(pattern=r"^https?://", description="Grafana base URL.")
     token: SecretStr = Field(description="Service account token (annotations:write).")
-    severities: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(
-        default_factory=list, description="Only apps of these teams (empty: all)."
-    )
 
 
 SinkSettings = Annotated[

@@ -17,7 +17,7 @@ from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.github import GitHubSink
 from correlator.sinks.gitlab import GitLabSink
 from correlator.sinks.posted import PostOnceSink, mattermost_post, teams_card
-from correlator.sinks.slack import SlackSink
+from correlator.sinks.slack import SlackSink, webhook_post
 from correlator.sinks.webhook import WebhookSink
 
 __all__ = ["Sink", "SinkRejected", "SinkRetry", "build_sinks"]
@@ -28,12 +28,19 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for spec in settings.notify.sinks:
         severities = frozenset(spec.severities)
-        if isinstance(spec, SlackSinkSettings):
+        if isinstance(spec, SlackSinkSettings) and spec.webhook_url is not None:
+            sinks[spec.name] = PostOnceSink(
+                spec.name,
+                url=spec.webhook_url.get_secret_value(),
+                render=webhook_post,
+                severities=severities,
+            )
+        elif isinstance(spec, SlackSinkSettings):
+            assert spec.token is not None and spec.channel is not None  # the settings check it
             sinks[spec.name] = SlackSink(
                 spec.name,
-                token=spec.token.get_secret_value() if spec.token else None,
+                token=spec.token.get_secret_value(),
                 channel=spec.channel,
-                webhook_url=spec.webhook_url.get_secret_value() if spec.webhook_url else None,
                 api_url=spec.api_url,
                 severities=severities,
                 channel_from_app=spec.channel_from_app,

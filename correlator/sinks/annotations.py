@@ -16,7 +16,7 @@ import httpx
 
 from correlator.provisioning.naming import dashboard_uid
 from correlator.sinks import escape
-from correlator.sinks.base import Remember, SinkRetry, status_error
+from correlator.sinks.base import Remember, SinkRetry, json_body, request
 
 
 def _ms(text: str | None) -> int | None:
@@ -69,18 +69,7 @@ class GrafanaAnnotationSink:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, body: dict[str, Any]) -> Any:
-        try:
-            response = await self._http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("Retry-After")
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise SinkRetry(f"{self.name}: {method} {path} answered non-JSON") from None
+        return json_body(self.name, await request(self.name, self._http, method, path, json=body))
 
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember

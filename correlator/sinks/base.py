@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import httpx
+
 from correlator.errors import PermanentError, TemporaryError
 
 # Called with the sink's handle on its message as soon as the platform returns one, so that a
@@ -38,15 +40,54 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-def status_error(sink: str, status: int, body: str, retry_after: str | None) -> Exception:
-    """The error for a non-2xx answer: 429 and 5xx are temporary, other 4xx permanent."""
-    text = body.strip()[:300]
+class SinkGone(SinkRejected):
+    """The message to edit is gone (deleted, or too old to edit): the sink posts it anew."""
+
+
+async def request(
+    sink: str,
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    gone_on_404: bool = False,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One HTTP call of a sink, its failures translated once for all sinks: transport errors,
+    429, 5xx and a rate-limited 403 are temporary, other 4xx permanent, and a 404 on an edit
+    (`gone_on_404`) means the message is gone."""
+    try:
+        response = await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise SinkRetry(f"{sink}: {type(exc).__name__}: {exc}") from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    text = response.text.strip()[:300]
+    retry_after = _seconds(response.headers.get("Retry-After"))
     if status == 429:
-        try:
-            seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            seconds = None
-        return SinkRetry(f"{sink}: rate limited (429) {text}", retry_after_s=seconds)
+        raise SinkRetry(f"{sink}: rate limited (429) {text}", retry_after_s=retry_after)
+    # GitHub's primary and secondary rate limits answer 403.
+    if status == 403 and (
+        response.headers.get("x-ratelimit-remaining") == "0" or "rate limit" in text.lower()
+    ):
+        raise SinkRetry(f"{sink}: rate limited (403)", retry_after_s=retry_after or 60.0)
+    if status == 404 and gone_on_404:
+        raise SinkGone(f"{sink}: {method} {url}: gone")
     if status >= 500 or status in (408, 425):
-        return SinkRetry(f"{sink}: {status} {text}")
-    return SinkRejected(f"{sink}: {status} {text}")
+        raise SinkRetry(f"{sink}: {status} {text}")
+    raise SinkRejected(f"{sink}: {status} {text}")
+
+
+def json_body(sink: str, response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise SinkRetry(f"{sink}: {response.request.url.path} answered non-JSON") from None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

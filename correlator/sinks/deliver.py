@@ -67,24 +67,22 @@ class Notifier:
         key = material(message)
         now = self.store.clock()
         severity = message["severity"]
-        news = 0
         team = app.spec.team if app is not None else None
-        for name, sink in self.sinks.items():
-            if sink.severities and severity not in sink.severities:
-                continue
-            if sink.teams and team not in sink.teams:
-                continue
-            changed = await self.store.write(
-                lambda c, name=name: outbox.want(
-                    c,
-                    incident_id=incident.id,
-                    sink=name,
-                    message=message,
-                    material=key,
-                    now=now,
+        routed = [
+            name
+            for name, sink in self.sinks.items()
+            if (not sink.severities or severity in sink.severities)
+            and (not sink.teams or team in sink.teams)
+        ]
+        # Every sink's row in one transaction: one write, not one per sink.
+        news = await self.store.write(
+            lambda c: sum(
+                outbox.want(
+                    c, incident_id=incident.id, sink=name, message=message, material=key, now=now
                 )
+                for name in routed
             )
-            news += int(changed)
+        )
         if news:
             self.wake.set()
         return news

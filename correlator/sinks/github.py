@@ -17,7 +17,14 @@ import httpx
 
 from correlator.catalogue import github_repo
 from correlator.sinks import escape
-from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+from correlator.sinks.base import (
+    Remember,
+    SinkGone,
+    SinkRejected,
+    SinkRetry,
+    json_body,
+    request,
+)
 
 MAX_BODY = 65_536
 API_VERSION = "2022-11-28"
@@ -90,28 +97,10 @@ class GitHubSink:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if response.status_code == 403 and (
-            response.headers.get("x-ratelimit-remaining") == "0"
-            or "rate limit" in response.text.lower()
-        ):
-            reset = response.headers.get("retry-after")
-            raise SinkRetry(
-                f"{self.name}: rate limited", retry_after_s=float(reset) if reset else 60.0
-            )
-        if response.status_code == 404 and method == "PATCH":
-            raise _Gone(f"{self.name}: {path} is gone")
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("retry-after")
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise SinkRetry(f"{self.name}: {method} {path} answered non-JSON") from None
+        response = await request(
+            self.name, self._http, method, path, gone_on_404=method == "PATCH", **kwargs
+        )
+        return json_body(self.name, response)
 
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
@@ -127,7 +116,7 @@ class GitHubSink:
             try:
                 await self._request("PATCH", remote["edit_path"], json=body)
                 return remote
-            except _Gone:
+            except SinkGone:
                 remote = {}  # deleted by someone: post it again
         base = f"/repos/{owner}/{name}"
         pulls = await self._request("GET", f"{base}/commits/{revision}/pulls")
@@ -171,7 +160,3 @@ class GitHubSink:
 
 def _remote(edit_path: str, comment: dict[str, Any], target: str) -> dict[str, Any]:
     return {"edit_path": edit_path, "html_url": comment.get("html_url"), "target": target}
-
-
-class _Gone(SinkRejected):
-    """The comment to edit was deleted."""

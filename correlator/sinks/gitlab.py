@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from correlator.catalogue import github_repo
-from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+from correlator.sinks.base import Remember, SinkGone, SinkRejected, json_body, request
 from correlator.sinks.github import markdown, marker
 
 
@@ -44,20 +44,10 @@ class GitLabSink:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if response.status_code == 404 and method == "PUT":
-            raise _Gone(f"{self.name}: {path} is gone")
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("Retry-After")
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise SinkRetry(f"{self.name}: {method} {path} answered non-JSON") from None
+        response = await request(
+            self.name, self._http, method, path, gone_on_404=method == "PUT", **kwargs
+        )
+        return json_body(self.name, response)
 
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
@@ -73,7 +63,7 @@ class GitLabSink:
             try:
                 await self._request("PUT", remote["edit_path"], json=body)
                 return remote
-            except _Gone:
+            except SinkGone:
                 remote = {}
         mark = marker(message["incident_id"])
         requests = await self._request(
@@ -129,7 +119,3 @@ class GitLabSink:
                 if mark in str(note.get("body")):
                     return str(discussion["id"]), int(note["id"])
         return None
-
-
-class _Gone(SinkRejected):
-    """The note to edit was deleted."""

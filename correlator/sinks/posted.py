@@ -1,4 +1,4 @@
-"""Sinks that can only post (incoming webhooks of Teams Workflows and Mattermost): the
+"""Sinks that can only post (incoming webhooks of Slack, Teams Workflows and Mattermost): the
 incident's first message, and one more when it resolves. Updates in between are not sent; a
 platform that cannot edit would otherwise fill the channel with one message per change."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from correlator.sinks import escape
-from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+from correlator.sinks.base import Remember, SinkRejected, request
 
 TEAMS_MAX_BYTES = 28 * 1024 - 512  # Teams refuses messages over 28 KB; keep a margin
 
@@ -43,14 +43,7 @@ class PostOnceSink:
         status = message["status"]
         if posted and (status in posted or status != "resolved"):
             return remote
-        try:
-            response = await self._http.post(self._url, json=self._render(message))
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("Retry-After")
-            )
+        await request(self.name, self._http, "POST", self._url, json=self._render(message))
         return {"posted": sorted(posted | {status})}
 
 

@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 
 from correlator.sinks import escape
-from correlator.sinks.base import Remember, SinkRejected, SinkRetry, status_error
+from correlator.sinks.base import (
+    Remember,
+    SinkGone,
+    SinkRejected,
+    SinkRetry,
+    json_body,
+    request,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -101,83 +108,51 @@ def fallback(message: dict[str, Any]) -> str:
     return escape.truncate(text, MAX_TEXT)
 
 
+def webhook_post(message: dict[str, Any]) -> dict[str, Any]:
+    """The body of an incoming-webhook post (sent through `PostOnceSink`: it cannot edit)."""
+    return {"text": fallback(message), "blocks": blocks(message)}
+
+
 class SlackSink:
+    """A bot token: chat.postMessage once, chat.update for every change, a thread reply on
+    resolve. (An incoming webhook is a `PostOnceSink` with `webhook_post`.)"""
+
     def __init__(
         self,
         name: str,
         *,
-        token: str | None = None,
-        channel: str | None = None,
-        webhook_url: str | None = None,
+        token: str,
+        channel: str,
         api_url: str = "https://slack.com/api",
         severities: frozenset[str] = frozenset(),
         channel_from_app: bool = True,
         timeout_s: float = 10.0,
     ) -> None:
-        if (token is None) == (webhook_url is None):
-            raise ValueError("set exactly one of token (with channel) and webhook_url")
-        if token is not None and not channel:
-            raise ValueError("a bot token needs a channel")
         self.name = name
         self.severities = severities
         self.teams: frozenset[str] = frozenset()  # set by build_sinks
         self._token = token
         self._channel = channel
         self._channel_from_app = channel_from_app
-        self._webhook_url = webhook_url
         self._api_url = api_url.rstrip("/")
         self._http = httpx.AsyncClient(timeout=timeout_s)
 
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
-    ) -> dict[str, Any]:
-        if self._webhook_url is not None:
-            return await self._send_webhook(message, remote)
-        return await self._send_bot(message, remote, remember)
-
-    async def _post(
-        self, url: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> httpx.Response:
-        try:
-            response = await self._http.post(url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("Retry-After")
-            )
-        return response
-
-    async def _send_webhook(
-        self, message: dict[str, Any], remote: dict[str, Any]
-    ) -> dict[str, Any]:
-        posted = set(remote.get("posted", []))
-        status = message["status"]
-        # A webhook cannot edit: the incident's first message, then one when it resolves.
-        if posted and (status in posted or status != "resolved"):
-            return remote
-        assert self._webhook_url is not None
-        await self._post(
-            self._webhook_url, {"text": fallback(message), "blocks": blocks(message)}, {}
-        )
-        return {"posted": sorted(posted | {status})}
-
     async def _api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._post(
+        response = await request(
+            self.name,
+            self._http,
+            "POST",
             f"{self._api_url}/{method}",
-            body,
-            {
+            json=body,
+            headers={
                 "Authorization": f"Bearer {self._token}",
                 "Content-Type": "application/json; charset=utf-8",
             },
         )
-        try:
-            answer = response.json()
-        except ValueError:
-            raise SinkRetry(f"{self.name}: {method} answered non-JSON") from None
+        answer = json_body(self.name, response)
         if not isinstance(answer, dict):
             raise SinkRetry(f"{self.name}: {method} answered {type(answer).__name__}")
         if not answer.get("ok"):
@@ -185,11 +160,11 @@ class SlackSink:
             if code in _RETRY_CODES:
                 raise SinkRetry(f"{self.name}: {method}: {code}")
             if code in _GONE_CODES:
-                raise _Gone(f"{self.name}: {method}: {code}")
+                raise SinkGone(f"{self.name}: {method}: {code}")
             raise SinkRejected(f"{self.name}: {method}: {code}")
         return answer
 
-    async def _send_bot(
+    async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
         # The app's own channel (WebApplication spec.alerting.chatChannel), else the sink's.
@@ -201,7 +176,7 @@ class SlackSink:
                 await self._api(
                     "chat.update", {**body, "channel": remote["channel"], "ts": remote["ts"]}
                 )
-            except _Gone:
+            except SinkGone:
                 remote = {}  # deleted or too old to edit: post it again
         if not remote.get("ts"):
             answer = await self._api(
@@ -217,7 +192,3 @@ class SlackSink:
             )
             remote = {**remote, "resolved_reply": True}
         return remote
-
-
-class _Gone(SinkRejected):
-    """The message to edit is gone or can no longer be edited."""

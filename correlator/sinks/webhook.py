@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from correlator.sinks.base import Remember, SinkRetry, status_error
+from correlator.sinks.base import Remember, request
 from correlator.store.outbox import content_sha
 
 SCHEMA = "correlator.incident/v1"
@@ -73,12 +73,5 @@ class WebhookSink:
         }
         if self._secret:
             headers["X-Correlator-Signature"] = signature(self._secret, body)
-        try:
-            response = await self._http.post(self._url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SinkRetry(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                self.name, response.status_code, response.text, response.headers.get("Retry-After")
-            )
+        await request(self.name, self._http, "POST", self._url, content=body, headers=headers)
         return {"sent": True, "last_delivery": delivery}

@@ -16,7 +16,7 @@ from correlator.models.alerts import AlertStatus
 from correlator.sinks.message import duration_text
 from correlator.web.graphs import render_png
 from correlator.web.problems import Problem
-from correlator.web.routes import ID_MAX, RETRY_AFTER_S, _incident_filter
+from correlator.web.routes import _incident_filter, encode_cursor, incident_of
 from correlator.web.state import STORE
 
 pages = web.RouteTableDef()
@@ -38,27 +38,8 @@ def _html(name: str, **context: Any) -> web.Response:
     return web.Response(text=body, content_type="text/html", headers=SECURITY_HEADERS)
 
 
-def _id(request: web.Request) -> int:
-    raw = request.match_info["incident_id"]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= ID_MAX:
-        raise Problem(400, f"incident id must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
 def _web_url(url: str | None) -> str | None:
     return url if url and url.startswith(("https://", "http://")) else None
-
-
-async def _incident(request: web.Request, incident_id: int) -> Any:
-    try:
-        incident = await request.app[STORE].get_incident(incident_id)
-    except StoreUnavailable as exc:
-        raise Problem(
-            503, f"the store is unavailable: {exc}", headers={"Retry-After": RETRY_AFTER_S}
-        ) from None
-    if incident is None:
-        raise Problem(404, f"no incident with id {incident_id}")
-    return incident
 
 
 @pages.get("/incidents")
@@ -68,8 +49,6 @@ async def incident_list(request: web.Request) -> web.Response:
         items, next_before = await request.app[STORE].list_incidents(incident_filter)
     except StoreUnavailable as exc:
         raise Problem(503, f"the store is unavailable: {exc}") from None
-    from correlator.web.routes import encode_cursor
-
     cursor = encode_cursor(next_before) if next_before is not None else None
     status = request.query.get("status")
     return _html("incidents.html", items=items, next_cursor=cursor, status=status)
@@ -77,14 +56,11 @@ async def incident_list(request: web.Request) -> web.Response:
 
 @pages.get("/incidents/{incident_id}")
 async def incident_page(request: web.Request) -> web.Response:
-    incident = await _incident(request, _id(request))
+    incident = await incident_of(request)
     report = incident.report
-    resolved = incident.status == AlertStatus.RESOLVED and incident.resolved_at is not None
-    duration = (
-        duration_text((incident.resolved_at - incident.started_at).total_seconds())
-        if resolved
-        else None
-    )
+    duration = None
+    if incident.status == AlertStatus.RESOLVED and incident.resolved_at is not None:
+        duration = duration_text((incident.resolved_at - incident.started_at).total_seconds())
     annotations = incident.common_annotations
     return _html(
         "incident.html",
@@ -100,7 +76,7 @@ async def incident_page(request: web.Request) -> web.Response:
 
 @pages.get("/api/v1/incidents/{incident_id}/graphs/{number}.png")
 async def graph(request: web.Request) -> web.Response:
-    incident = await _incident(request, _id(request))
+    incident = await incident_of(request)
     raw = request.match_info["number"]
     series = (incident.report or {}).get("series", [])
     if not raw.isascii() or not raw.isdigit() or int(raw) >= len(series):

@@ -17,7 +17,12 @@ from pydantic import BaseModel, ValidationError
 
 from correlator.errors import StoreUnavailable
 from correlator.models.alerts import AlertStatus, WebhookPayload
-from correlator.models.incidents import IncidentFilter, IncidentPage, ReceivedNotification
+from correlator.models.incidents import (
+    IncidentDetail,
+    IncidentFilter,
+    IncidentPage,
+    ReceivedNotification,
+)
 from correlator.web.problems import Problem
 from correlator.web.state import INTAKE, METRICS, STORE
 
@@ -221,9 +226,9 @@ async def list_incidents(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/api/v1/incidents/{incident_id}")
-async def get_incident(request: web.Request) -> web.Response:
-    """One incident with its alerts and the timeline of notifications received for it."""
+async def incident_of(request: web.Request) -> IncidentDetail:
+    """The incident the path's `{incident_id}` names: 400 for a bad id, 404 for an unknown
+    one, 503 while the store is unavailable (shared by the API and the pages)."""
     raw_id = request.match_info["incident_id"]
     if not raw_id.isascii() or not raw_id.isdigit() or not 0 < int(raw_id) <= ID_MAX:
         raise Problem(400, f"incident id must be a positive integer, got {raw_id!r}")
@@ -235,7 +240,13 @@ async def get_incident(request: web.Request) -> web.Response:
         ) from None
     if incident is None:
         raise Problem(404, f"no incident with id {raw_id}")
-    return json_response(incident)
+    return incident
+
+
+@routes.get("/api/v1/incidents/{incident_id}")
+async def get_incident(request: web.Request) -> web.Response:
+    """One incident with its alerts and the timeline of notifications received for it."""
+    return json_response(await incident_of(request))
 
 
 @routes.get("/healthz")
