@@ -8,6 +8,7 @@ fault propagates to the callers a little later, as it does in a real system.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,7 +173,8 @@ class Scenario:
         root = self.services[0]
         while moment <= now:
             number += 1
-            trace_id = f"{hash((self.name, number)) & (2**128 - 1):032x}"
+            # Not hash(): it is salted per process, and the data must be the same in every one.
+            trace_id = hashlib.sha256(f"{self.name}:{number}".encode()).hexdigest()[:32]
             self._span(trace_id, root, moment, None, spans, [0])
             moment += every
         return spans
