@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from correlator.store.schema import deliveries
 
@@ -48,37 +50,74 @@ def want(
     material: dict[str, Any] | None = None,
 ) -> bool:
     """Record the message `sink` should show for the incident; True if that is news. Whether it
-    is news is decided on `material` (default: the whole message)."""
+    is news is decided on `material` (default: the whole message).
+
+    Decided in one statement on the row (no read before the write): a deliverer recording a
+    send, or another replica, may change the row at any moment in between."""
     sha = content_sha(material if material is not None else message)
-    row = connection.execute(
-        select(deliveries.c.id, deliveries.c.desired_sha, deliveries.c.state).where(
-            deliveries.c.incident_id == incident_id, deliveries.c.sink == sink
-        )
-    ).one_or_none()
-    if row is None:
-        connection.execute(
-            insert(deliveries).values(
-                incident_id=incident_id,
-                sink=sink,
-                state=PENDING,
-                desired=message,
-                desired_sha=sha,
-                delivered_sha=None,
-                remote={},
-                attempts=0,
-                available_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    if _replace_desired(connection, incident_id=incident_id, sink=sink, message=message,
+                        sha=sha, now=now):  # fmt: skip
         return True
-    if row.desired_sha == sha:
-        return False
-    values: dict[str, Any] = {"desired": message, "desired_sha": sha, "updated_at": now}
-    if row.state != SENDING:  # a send under way picks the new version up when it records
-        values.update(state=PENDING, available_at=now, attempts=0)
-    connection.execute(update(deliveries).where(deliveries.c.id == row.id).values(values))
-    return True
+    inserted = connection.execute(
+        _insert(connection)
+        .values(
+            incident_id=incident_id,
+            sink=sink,
+            state=PENDING,
+            desired=message,
+            desired_sha=sha,
+            delivered_sha=None,
+            remote={},
+            attempts=0,
+            available_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["incident_id", "sink"])
+    )
+    if inserted.rowcount:
+        return True
+    # Another transaction created the row after our update looked: decide against it now.
+    return _replace_desired(
+        connection, incident_id=incident_id, sink=sink, message=message, sha=sha, now=now
+    )
+
+
+def _replace_desired(
+    connection: Connection,
+    *,
+    incident_id: int,
+    sink: str,
+    message: dict[str, Any],
+    sha: str,
+    now: datetime,
+) -> bool:
+    """Make `message` the desired one unless it already is; a row not being sent becomes due.
+    A send under way keeps its lease: `delivered` sees the newer version and makes it due."""
+    sending = deliveries.c.state == SENDING
+    result = connection.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.incident_id == incident_id,
+            deliveries.c.sink == sink,
+            deliveries.c.desired_sha != sha,
+        )
+        .values(
+            desired=message,
+            desired_sha=sha,
+            updated_at=now,
+            state=case((sending, SENDING), else_=PENDING),
+            available_at=case((sending, deliveries.c.available_at), else_=now),
+            attempts=case((sending, deliveries.c.attempts), else_=0),
+        )
+    )
+    return bool(result.rowcount)
+
+
+def _insert(connection: Connection) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql_insert(deliveries)
+    return sqlite_insert(deliveries)
 
 
 def claim(connection: Connection, owner: str, lease_s: float, now: datetime) -> Delivery | None:
@@ -150,19 +189,17 @@ def remember(
 def delivered(
     connection: Connection, *, delivery: Delivery, owner: str, remote: dict[str, Any], now: datetime
 ) -> None:
-    """The sink shows `delivery.desired_sha`; due again if a newer message arrived meanwhile."""
-    current = connection.execute(
-        select(deliveries.c.desired_sha).where(deliveries.c.id == delivery.id)
-    ).scalar_one_or_none()
-    state = DELIVERED if current == delivery.desired_sha else PENDING
+    """The sink shows `delivery.desired_sha`; due again if a newer message arrived meanwhile.
+    One statement, so a `want` committed at any moment before it is seen (under the row lock)."""
+    sent = deliveries.c.desired_sha == delivery.desired_sha
     connection.execute(
         update(deliveries)
         .where(_owned(delivery.id, owner))
         .values(
-            state=state,
+            state=case((sent, DELIVERED), else_=PENDING),
             delivered_sha=delivery.desired_sha,
             remote=remote,
-            attempts=0 if state == PENDING else deliveries.c.attempts,
+            attempts=case((sent, deliveries.c.attempts), else_=0),
             available_at=now,
             lease_owner=None,
             lease_expires_at=None,
@@ -181,7 +218,8 @@ def failed(
     now: datetime,
     retry_at: datetime | None,
 ) -> None:
-    """A failed attempt: pending again at `retry_at`, or given up (None)."""
+    """A failed attempt: pending again at `retry_at`, or given up (None). Giving up gives up
+    the version that failed: one wanted meanwhile is due at once, with fresh attempts."""
     values: dict[str, Any] = {
         "lease_owner": None,
         "lease_expires_at": None,
@@ -189,7 +227,12 @@ def failed(
         "updated_at": now,
     }
     if retry_at is None:
-        values["state"] = FAILED
+        newer = deliveries.c.desired_sha != delivery.desired_sha
+        values.update(
+            state=case((newer, PENDING), else_=FAILED),
+            available_at=case((newer, now), else_=deliveries.c.available_at),
+            attempts=case((newer, 0), else_=deliveries.c.attempts),
+        )
     else:
         values.update(state=PENDING, available_at=retry_at)
     connection.execute(update(deliveries).where(_owned(delivery.id, owner)).values(values))

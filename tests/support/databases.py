@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -72,3 +74,49 @@ async def write_lock(url: str) -> AsyncIterator[None]:
     finally:
         await transaction.rollback()
         await connection.close()
+
+
+@asynccontextmanager
+async def row_locked(url: str, table: str, row_id: int) -> AsyncIterator[Callable[[int], Any]]:
+    """Hold one row's lock from a second connection, as another replica mid-transaction does
+    (on SQLite, which has no row locks, the database's write lock). Yields `blocked(n)`, which
+    waits until `n` other sessions are queued behind that lock (PostgreSQL; on SQLite the
+    caller knows its writes queue behind the one writer)."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+
+        async def nothing_to_see(_: int) -> None:
+            return None
+
+        try:
+            yield nothing_to_see
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    holder = await asyncpg.connect(url)
+    watcher = await asyncpg.connect(url)
+    transaction = holder.transaction()
+    await transaction.start()
+    await holder.execute(f"SELECT id FROM {table} WHERE id = $1 FOR UPDATE", row_id)  # noqa: S608
+
+    async def blocked(n: int) -> None:
+        for _ in range(600):
+            waiting = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting >= n:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"fewer than {n} sessions queued behind the lock on {table}")
+
+    try:
+        yield blocked
+    finally:
+        await transaction.rollback()
+        await holder.close()
+        await watcher.close()
