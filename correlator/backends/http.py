@@ -1,8 +1,10 @@
 """One httpx client per backend: auth, TLS, limits, and retries of idempotent GETs.
 
 Errors are translated here, once: a connection failure, a timeout or a 5xx (after retries) is
-BackendUnavailable; a 4xx is BackendRefused with the backend's own message; a body that is too
-large or not what the API promises is BackendGarbage. Nobody else catches httpx errors.
+BackendUnavailable, and so is a status the backend uses to say "overloaded, ask again" (Loki's
+429) where the backend's config names it; any other 4xx is BackendRefused with the backend's own
+message; a body that is too large (BackendTooLarge) or not what the API promises is
+BackendGarbage. Nobody else catches httpx errors.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class BackendGarbage(PermanentError):
     """The answer is too large or not what the backend's API promises."""
 
 
+class BackendTooLarge(BackendGarbage):
+    """The answer outgrew `max_body_bytes`: a smaller question may fit."""
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     """How to reach one backend."""
@@ -53,6 +59,12 @@ class BackendConfig:
     max_connections: int = 20
     max_body_bytes: int = 64 * 1024 * 1024
     retries: int = 2
+    # 4xx statuses that mean "overloaded, ask again later" (Loki: 429 too many outstanding
+    # requests): retried with backoff like a 5xx, then BackendUnavailable.
+    overload_statuses: frozenset[int] = frozenset()
+    # True: `timeout_s` bounds the whole answer (connect, headers and body), so a server that
+    # trickles its answer cannot hold the caller longer; False: it bounds each read.
+    timeout_whole_answer: bool = False
 
 
 class BackendClient:
@@ -98,23 +110,21 @@ class BackendClient:
 
     async def _get_once(self, path: str, params: Any, headers: dict[str, str] | None) -> Any:
         name = self.config.name
+        whole_answer_s = self.config.timeout_s if self.config.timeout_whole_answer else None
         try:
-            async with self._http.stream("GET", path, params=params, headers=headers) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.config.max_body_bytes:
-                        raise BackendGarbage(
-                            f"{name} answered more than {self.config.max_body_bytes} bytes"
-                        )
-        except httpx.TimeoutException:
+            async with asyncio.timeout(whole_answer_s):
+                response, body = await self._read(path, params, headers)
+        except (httpx.TimeoutException, TimeoutError):
             raise BackendUnavailable(
                 f"{name} did not answer within {self.config.timeout_s} s"
             ) from None
         except httpx.TransportError as exc:
             raise BackendUnavailable(f"{name} is unreachable: {type(exc).__name__}") from None
-        if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-            raise BackendUnavailable(f"{name} answered {response.status_code}: {_snippet(body)}")
+        status = response.status_code
+        if status in RETRY_STATUSES or status >= 500:
+            raise BackendUnavailable(f"{name} answered {status}: {_snippet(body)}")
+        if status in self.config.overload_statuses:
+            raise BackendUnavailable(f"{name} is overloaded ({status}): {_message(body)}")
         if response.status_code >= 400:
             raise BackendRefused(
                 f"{name} refused the query ({response.status_code}): {_message(body)}",
@@ -127,6 +137,19 @@ class BackendClient:
             raise BackendGarbage(
                 f"{name} answered something that is not JSON: {_snippet(body)}"
             ) from None
+
+    async def _read(
+        self, path: str, params: Any, headers: dict[str, str] | None
+    ) -> tuple[httpx.Response, bytearray]:
+        async with self._http.stream("GET", path, params=params, headers=headers) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.config.max_body_bytes:
+                    raise BackendTooLarge(
+                        f"{self.config.name} answered more than {self.config.max_body_bytes} bytes"
+                    )
+        return response, body
 
 
 def _snippet(body: bytes | bytearray, limit: int = 200) -> str:

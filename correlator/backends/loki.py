@@ -1,41 +1,106 @@
-"""Loki HTTP API: log lines and metric queries around an alert.
+"""Loki HTTP API: log lines and metric queries around an alert, every line exactly once.
+
+Loki's timestamps are integer nanoseconds and a window is [start, end): they stay integers here
+end to end (strings on the wire, `LogLine.timestamp_ns`), never a float or a microsecond
+datetime, which would move a line across a window edge or merge lines a nanosecond apart.
 
 Loki caps the entries of one answer (`limit`, itself capped by the server's
-`max_entries_limit_per_query`): a full page means there may be more, so the next page ends
-where the last one began (going backward in time), until `max_lines`. If the server's cap is
-lower than the limit asked for, its 400 says so; the cap it names is used from then on.
-Errors are plain text with status 400; they come back as BackendRefused with Loki's words.
+`max_entries_limit_per_query`): a full page means there may be more, so the next page ends just
+after the oldest line of this one (going backward in time), and lines already read are
+recognised by (nanosecond, line, labels). A full page that is a single nanosecond is read again
+on its own, [t, t + 1), as large as the server allows. If the server's cap is lower than the
+limit asked for, its 400 says so; the cap it names is used from then on. A page larger than
+`max_body_bytes` is asked for again in halves.
+
+Loki's 429 ("too many outstanding requests") is its overload signal: retried with backoff, like
+a 5xx. If a later page fails after earlier ones arrived, what arrived is kept: `logs` raises
+PartialLogs, a BackendUnavailable that carries the lines. Errors are plain text with status
+400; they come back as BackendRefused with Loki's words.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from correlator.backends.http import BackendClient, BackendConfig, BackendGarbage, BackendRefused
+from correlator.backends.http import (
+    BackendClient,
+    BackendConfig,
+    BackendGarbage,
+    BackendRefused,
+    BackendTooLarge,
+    BackendUnavailable,
+)
 from correlator.backends.prometheus import range_frame
 
 _SERVER_LIMIT = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+OVERLOADED = 429  # Loki's query scheduler: "too many outstanding requests"
 
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    timestamp: datetime
+    """One log entry. With categorize-labels, `labels` are the stream's index labels only,
+    `structured_metadata` the entry's metadata (with Loki's `detected_level`), and `parsed` the
+    labels a parser stage (`| json`, `| logfmt`) extracted; without it, Loki mixes all three
+    into `labels`."""
+
+    timestamp_ns: int
     line: str
     labels: dict[str, str]
     structured_metadata: dict[str, str] = field(default_factory=dict)
+    parsed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        """The exact instant (pandas keeps nanoseconds; a datetime would round them)."""
+        return pd.Timestamp(self.timestamp_ns, unit="ns", tz="UTC")
 
     @property
     def trace_id(self) -> str | None:
-        return self.structured_metadata.get("trace_id") or self.labels.get("trace_id")
+        return (
+            self.structured_metadata.get("trace_id")
+            or self.labels.get("trace_id")
+            or self.parsed.get("trace_id")
+        )
+
+    @property
+    def identity(self) -> tuple[object, ...]:
+        """What makes two entries the same entry for Loki: time, line, labels, metadata."""
+        return (
+            self.timestamp_ns,
+            self.line,
+            frozenset(self.labels.items()),
+            frozenset(self.structured_metadata.items()),
+        )
 
 
-def _ns(moment: datetime) -> str:
-    return str(int(moment.timestamp() * 1_000_000_000))
+class PartialLogs(BackendUnavailable):
+    """Part of the window arrived, then Loki failed (or could not answer all of it).
+
+    A BackendUnavailable, so a caller that does not know it treats the window as missing; one
+    that does keeps `lines` (newest first, each once) and reports the window as partial."""
+
+    def __init__(self, message: str, *, lines: list[LogLine]) -> None:
+        super().__init__(message)
+        self.lines = lines
+
+
+def to_ns(moment: datetime | int) -> int:
+    """Unix nanoseconds, exactly: a pd.Timestamp keeps its nanoseconds, a datetime its
+    microseconds (a naive datetime is local time, as `datetime.timestamp` reads it)."""
+    if isinstance(moment, int):
+        return moment
+    if isinstance(moment, pd.Timestamp):
+        return int(moment.value)  # naive pd.Timestamps are UTC, as pandas reads them
+    aware = moment if moment.tzinfo is not None else moment.astimezone()
+    return (aware - _EPOCH) // _MICROSECOND * 1000
 
 
 def _data(answer: Any, result_type: str | None = None) -> Any:
@@ -48,86 +113,183 @@ def _data(answer: Any, result_type: str | None = None) -> Any:
     return data
 
 
+def _nanoseconds(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValueError(f"timestamp {value!r} is not a string of nanoseconds")
+
+
+def _strings(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object of labels, got {type(value).__name__}")
+    return {str(key): str(item) for key, item in value.items()}
+
+
 def parse_streams(result: list[dict[str, Any]]) -> list[LogLine]:
+    """Loki's `streams` into LogLines; the third element of a value (categorize-labels) holds
+    `structuredMetadata` and `parsed`."""
     lines = []
     try:
         for stream in result:
-            labels = dict(stream["stream"])
+            labels = _strings(stream["stream"])
             for value in stream["values"]:
-                metadata = value[2].get("structuredMetadata", {}) if len(value) > 2 else {}
-                moment = datetime.fromtimestamp(int(value[0]) / 1_000_000_000, UTC)
-                lines.append(LogLine(moment, str(value[1]), labels, dict(metadata)))
+                extra = value[2] if len(value) > 2 else {}
+                lines.append(
+                    LogLine(
+                        _nanoseconds(value[0]),
+                        str(value[1]),
+                        labels,
+                        _strings(extra.get("structuredMetadata") or {}),
+                        _strings(extra.get("parsed") or {}),
+                    )
+                )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise BackendGarbage(f"Loki answered malformed streams: {exc}") from None
     return lines
 
 
+@dataclass
+class _Window:
+    """What one `logs` call has read so far: each entry once, and why it may be incomplete."""
+
+    max_lines: int
+    page_size: int
+    lines: dict[tuple[object, ...], LogLine] = field(default_factory=dict)
+    shortfall: str | None = None
+
+    def add(self, page: list[LogLine]) -> None:
+        for line in page:
+            self.lines.setdefault(line.identity, line)
+
+    @property
+    def wanted(self) -> int:
+        return self.max_lines - len(self.lines)
+
+    def newest_first(self) -> list[LogLine]:
+        ordered = sorted(self.lines.values(), key=lambda line: line.timestamp_ns, reverse=True)
+        return ordered[: self.max_lines]
+
+
 class LokiBackend:
     def __init__(self, config: BackendConfig, *, page_size: int = 1000) -> None:
+        # Loki says "overloaded" with 429, and a trickled answer must not outlast timeout_s.
+        config = dataclasses.replace(
+            config,
+            overload_statuses=config.overload_statuses | {OVERLOADED},
+            timeout_whole_answer=True,
+        )
         self._client = BackendClient(config)
         self.page_size = page_size
+        self.server_cap: int | None = None  # max_entries_limit_per_query, once Loki named it
 
     async def close(self) -> None:
         await self._client.close()
 
     async def _streams(
-        self, query: str, start: datetime, end_ns: str, limit: int, categorize: bool
+        self, query: str, start_ns: int, end_ns: int, limit: int, categorize: bool
     ) -> list[LogLine]:
         params = {
             "query": query,
-            "start": _ns(start),
-            "end": end_ns,
+            "start": str(start_ns),
+            "end": str(end_ns),
             "limit": str(limit),
             "direction": "backward",
         }
         headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"} if categorize else None
         answer = await self._client.get_json("/loki/api/v1/query_range", params, headers=headers)
-        return parse_streams(_data(answer, "streams")["result"])
+        page = parse_streams(_data(answer, "streams")["result"])
+        page.sort(key=lambda line: line.timestamp_ns, reverse=True)
+        return page
 
-    async def logs(
-        self,
-        query: str,
-        start: datetime,
-        end: datetime,
-        *,
-        max_lines: int = 5000,
-        categorize: bool = True,
-    ) -> list[LogLine]:
-        """Newest first, at most `max_lines`, paging backward through the range."""
-        collected: list[LogLine] = []
-        seen: set[tuple[int, str, tuple[tuple[str, str], ...]]] = set()
-        end_ns = _ns(end)
-        while len(collected) < max_lines:
-            limit = min(self.page_size, max_lines - len(collected))
+    async def _page(
+        self, query: str, start_ns: int, end_ns: int, limit: int, categorize: bool
+    ) -> tuple[list[LogLine], int]:
+        """The newest `limit` lines of [start, end) (or fewer, if only fewer fit): the lines and
+        the limit finally asked for."""
+        while True:
             try:
-                page = await self._streams(query, start, end_ns, limit, categorize)
+                return await self._streams(query, start_ns, end_ns, limit, categorize), limit
             except BackendRefused as exc:
                 cap = _SERVER_LIMIT.search(str(exc))
                 if cap is None or int(cap.group(2)) >= limit:
                     raise
-                self.page_size = int(cap.group(2))  # the server's own cap, from its message
-                continue
-            page.sort(key=lambda line: line.timestamp, reverse=True)
-            fresh = []
-            for line in page:
-                identity = (
-                    int(line.timestamp.timestamp() * 1e9),
-                    line.line,
-                    tuple(sorted(line.labels.items())),
+                self.server_cap = int(cap.group(2))  # the server's own cap, from its message
+                self.page_size = min(self.page_size, self.server_cap)
+                limit = self.server_cap
+            except BackendTooLarge:
+                if limit == 1:
+                    raise
+                limit //= 2
+
+    async def logs(
+        self,
+        query: str,
+        start: datetime | int,
+        end: datetime | int,
+        *,
+        max_lines: int = 5000,
+        categorize: bool = True,
+    ) -> list[LogLine]:
+        """Newest first, each entry once, at most `max_lines`, from [start, end).
+
+        Raises PartialLogs (a BackendUnavailable carrying the lines) when some lines arrived but
+        not the whole window; the error that stopped it is its message."""
+        start_ns = to_ns(start)
+        window = _Window(max_lines, self.page_size)
+        upper = to_ns(end)  # the exclusive end of what is left to read
+        first = True  # Loki judges the window (start == end: no lines; end < start: a 400)
+        try:
+            while window.wanted > 0 and (upper > start_ns or first):
+                first = False
+                page, asked = await self._page(
+                    query, start_ns, upper, min(window.page_size, window.wanted), categorize
                 )
-                if identity not in seen:
-                    seen.add(identity)
-                    fresh.append(line)
-            collected += fresh
-            if len(page) < limit or not fresh:
-                break
-            end_ns = str(int(page[-1].timestamp.timestamp() * 1_000_000_000) + 1)
-        return collected[:max_lines]
+                window.page_size = min(window.page_size, asked)
+                window.add(page)
+                if len(page) < asked:
+                    break  # nothing older is left in the window
+                oldest = page[-1].timestamp_ns
+                if oldest == page[0].timestamp_ns:
+                    await self._read_instant(query, oldest, window, categorize)
+                    upper = oldest  # that nanosecond is read: go on strictly before it
+                else:
+                    upper = oldest + 1  # more lines may share `oldest`: it is read again
+        except (BackendUnavailable, BackendRefused, BackendGarbage) as exc:
+            if not window.lines:
+                raise
+            raise PartialLogs(
+                f"Loki answered part of the window ({len(window.lines)} lines), then: {exc}",
+                lines=window.newest_first(),
+            ) from exc
+        if window.shortfall:
+            raise PartialLogs(window.shortfall, lines=window.newest_first())
+        return window.newest_first()
+
+    async def _read_instant(
+        self, query: str, moment_ns: int, window: _Window, categorize: bool
+    ) -> None:
+        """All lines at one nanosecond, which filled a whole page: as many as one answer holds."""
+        already = sum(1 for line in window.lines.values() if line.timestamp_ns == moment_ns)
+        limit = window.wanted + already
+        if self.server_cap is not None:
+            limit = min(limit, self.server_cap)
+        page, asked = await self._page(query, moment_ns, moment_ns + 1, limit, categorize)
+        window.add(page)
+        if len(page) >= asked and window.wanted > 0:
+            window.shortfall = (
+                f"Loki holds more than {asked} lines at {moment_ns} ns, more than one answer "
+                "carries: some of them are missing"
+            )
 
     async def metric(
-        self, query: str, start: datetime, end: datetime, step_s: float
+        self, query: str, start: datetime | int, end: datetime | int, step_s: float
     ) -> pd.DataFrame:
-        params = {"query": query, "start": _ns(start), "end": _ns(end), "step": f"{step_s:g}"}
+        params = {
+            "query": query,
+            "start": str(to_ns(start)),
+            "end": str(to_ns(end)),
+            "step": f"{step_s:g}",
+        }
         answer = await self._client.get_json("/loki/api/v1/query_range", params)
         return range_frame(_data(answer, "matrix")["result"])
 
