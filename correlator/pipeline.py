@@ -24,6 +24,7 @@ import pandas as pd
 from opentelemetry import trace
 
 from correlator.analysis.findings import Finding
+from correlator.analysis.rank import Suspect
 from correlator.analysis.report import Analysis, analyse, suspect_json, windows_json
 from correlator.analysis.scope import ScopeRules, candidate_names, neighbours
 from correlator.analysis.telemetry import (
@@ -525,9 +526,13 @@ def change_evidence(changes: list[dict[str, Any]], analysis: Analysis) -> list[d
         }
         out.append(item)
         recent = when is not None and timedelta(0) <= onset - when <= RECENT_DEPLOY
-        suspect = next((s for s in analysis.suspects if s.service == change["service"]), None)
-        if suspect is None or not recent:
+        if not recent:
             continue
+        suspect = next((s for s in analysis.suspects if s.service == change["service"]), None)
+        if suspect is None:
+            # A deploy just before the alert is a suspect of its own, after those with evidence.
+            suspect = Suspect(change["service"], 0.0, 0.0, when, "no telemetry left its baseline")
+            analysis.suspects.append(suspect)
         revision = f": {change['revision'][:12]}" if change["revision"] else ""
         text = f"deployed {before:.0f} min before the alert{revision}"
         suspect.reason = f"{text}; {suspect.reason}"

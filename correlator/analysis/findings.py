@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 
 # 1.4826 x MAD estimates sigma for normal data, without letting the outliers we look for inflate it.
 MAD_TO_SIGMA = 1.4826
@@ -65,3 +68,57 @@ def sustained_change(z: np.ndarray, threshold: float) -> tuple[int | None, float
         if tail_counts[i] / remaining[i] >= 0.5 and tail_counts[i] >= min(2, len(z) - i):
             return int(i), float(np.median(z[i:]))
     return None, 0.0
+
+
+def change_point(values: np.ndarray) -> tuple[int | None, float]:
+    """Where a sequence (in time order) shifted, and how surely: Pettitt's rank test, which
+    assumes no distribution and ignores a trend that runs through the whole sequence less than
+    a step. Returns the first index after the change and a z-like score (the normal quantile of
+    the test's p-value); (None, 0.0) for a sequence too short to tell."""
+    n = len(values)
+    if n < 6:
+        return None, 0.0
+    ranks = pd.Series(values).rank().to_numpy(float)
+    u = 2.0 * np.cumsum(ranks)[:-1] - np.arange(1, n) * (n + 1)
+    at = int(np.argmax(np.abs(u)))
+    k = float(abs(u[at]))
+    p = min(1.0, 2.0 * math.exp(-6.0 * k * k / (n**3 + n**2)))
+    return at + 1, z_of_p(p)
+
+
+def z_of_p(p: float) -> float:
+    """The one-sided normal quantile of a p-value (0 for p ≥ 0.5), for scores on one scale."""
+    if p >= 0.5:
+        return 0.0
+    return -float(NormalDist().inv_cdf(max(p, 1e-300)))
+
+
+def proportion_z(k_before: int, n_before: int, k_after: int, n_after: int) -> float:
+    """Two-proportion z (pooled): how surely a share changed between two samples, signed
+    (negative when it fell)."""
+    if n_before == 0 or n_after == 0:
+        return 0.0
+    pooled = (k_before + k_after) / (n_before + n_after)
+    spread = math.sqrt(max(pooled * (1 - pooled) * (1 / n_before + 1 / n_after), 1e-12))
+    return (k_after / n_after - k_before / n_before) / spread
+
+
+# Within-window change (Pettitt z) that fully confirms a shift seen against the baseline; a
+# level already there when the window opened keeps DRIFT_WEIGHT of its score.
+CONFIRM_Z = 3.0
+DRIFT_WEIGHT = 0.3
+
+
+def confirmed(
+    values: np.ndarray, times: Sequence[datetime], *, up: bool = True
+) -> tuple[float, pd.Timestamp | None]:
+    """Did a shift of `values` (in time order) begin inside the window? → (weight for its
+    score, when it began or None). A baseline taken at another time of day (a table that grew,
+    a busier hour) shifts a signal for the whole window: that is a drift, not this incident."""
+    at, z = change_point(values)
+    if at is None or z <= 0:
+        return DRIFT_WEIGHT, None
+    later, earlier = float(np.median(values[at:])), float(np.median(values[:at]))
+    if (later > earlier) != up:
+        return DRIFT_WEIGHT, None
+    return max(DRIFT_WEIGHT, min(1.0, z / CONFIRM_Z)), pd.Timestamp(times[at])

@@ -11,6 +11,7 @@ import pandas as pd
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import log_findings
 from correlator.analysis.metrics import metric_findings
+from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.traces import call_edges, trace_findings
@@ -33,6 +34,7 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
     findings += metric_findings(telemetry.metrics, telemetry.signals, windows)
     findings += log_findings(telemetry.logs, windows)
     findings += trace_findings(telemetry.spans, windows)
+    findings += path_findings(telemetry.logs, telemetry.spans, windows)
     link_traces_to_logs(findings, telemetry.logs)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
     notes = []

@@ -14,7 +14,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from correlator.analysis.findings import Finding, poisson_surge, robust_scale
+from correlator.analysis.edges import client_spans, edge_findings
+from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
 from correlator.analysis.logs import _minutes, covered_minutes
 from correlator.analysis.windows import Windows
 
@@ -95,7 +96,9 @@ def trace_findings(
 ) -> list[Finding]:
     if spans.empty:
         return []
-    spans = spans.assign(own_ms=exclusive_ms(spans), origin=_failing_origins(spans))
+    spans = spans.assign(
+        own_ms=exclusive_ms(spans), origin=_failing_origins(spans), client=client_spans(spans)
+    )
     t = spans["start"]
     baseline = spans[(t >= windows.baseline_start) & (t < windows.baseline_end)]
     incident = spans[(t >= windows.incident_start) & (t <= windows.incident_end)]
@@ -105,11 +108,13 @@ def trace_findings(
         baseline, incident, windows, threshold
     )
     findings += _patterns(baseline, incident, threshold)
-    findings += _wire(baseline, incident, threshold)
+    findings += edge_findings(baseline, incident, windows, threshold=threshold)
     return findings
 
 
 def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
+    # A client span's own time is the wire's: edge evidence weighs it, not self time.
+    baseline, incident = baseline[~baseline["client"]], incident[~incident["client"]]
     before = {k: g["own_ms"].to_numpy(float) for k, g in baseline.groupby(["service", "operation"])}
     findings = []
     for (service, operation), group in incident.groupby(["service", "operation"]):
@@ -127,6 +132,13 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         score = max(typical, tail, -typical)
         if score < threshold:
             continue
+        ordered = group.sort_values("start")
+        weight, began = confirmed(
+            ordered["own_ms"].to_numpy(float), ordered["start"].tolist(), up=-typical < score
+        )
+        score *= weight
+        if score < threshold:
+            continue
         slow = group[own > np.median(history) + threshold * scale].sort_values("start")
         slowest = group.sort_values("own_ms", ascending=False)["trace_id"].drop_duplicates()
         b, a = float(np.median(history)), float(np.median(own))
@@ -139,7 +151,7 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
                 before=b,
                 after=a,
                 unit="ms",
-                change_time=onset_of((slow if len(slow) else group)["start"]),
+                change_time=began or onset_of((slow if len(slow) else group)["start"]),
                 detail=(
                     f"own time of {operation} went from {b:.3g} ms to {a:.3g} ms"
                     if typical >= tail
@@ -235,82 +247,6 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
                 unit="ratio",
                 change_time=None,
                 detail=f"{operation} {verb} {child} ({p_b:.0%} of requests before, {p_a:.0%} now)",
-            )
-        )
-    return findings
-
-
-def _wire(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
-    """Calls between services. An edge (caller → callee) slowed when the callee's spans, as
-    called from that caller, or the gap around them (network, queueing) grew. A slow network or
-    a starved process at one service slows most edges that touch it, while a neighbour sees
-    one slow edge among its healthy ones; so each service is scored by its slowed edges,
-    weighted by their share of its edges."""
-
-    def calls(frame: pd.DataFrame) -> pd.DataFrame:
-        parent = frame.set_index(["trace_id", "span_id"])[["service", "duration_ms"]]
-        parent = parent[~parent.index.duplicated()]
-        joined = parent.reindex(pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]]))
-        out = pd.DataFrame(
-            {
-                "caller": joined["service"].to_numpy(),
-                "callee": frame["service"].to_numpy(),
-                "call": frame["duration_ms"].to_numpy(float),
-                "gap": joined["duration_ms"].to_numpy(float) - frame["duration_ms"].to_numpy(float),
-                "start": frame["start"].to_numpy(),
-            }
-        ).dropna(subset=["caller"])
-        return out[out["caller"] != out["callee"]]
-
-    before = {k: g for k, g in calls(baseline).groupby(["caller", "callee"])}
-    slowed: defaultdict[str, list[tuple[float, str, float, float]]] = defaultdict(list)
-    since: dict[str, pd.Timestamp] = {}
-    edges: defaultdict[str, int] = defaultdict(int)
-    for (caller, callee), group in calls(incident).groupby(["caller", "callee"]):
-        history = before.get((caller, callee))
-        if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
-            continue
-        caller, callee = str(caller), str(callee)
-        edges[caller] += 1
-        edges[callee] += 1
-        best = (0.0, 0.0, 0.0)
-        first = None
-        for column in ("call", "gap"):
-            past = np.maximum(history[column].to_numpy(float), 0.0)
-            now = np.maximum(group[column].to_numpy(float), 0.0)
-            scale = robust_scale(past, relative=0.1, floor=0.5)
-            b, a = float(np.median(past)), float(np.median(now))
-            if (a - b) / scale > best[0]:
-                best = ((a - b) / scale, b, a)
-                first = onset_of(group["start"][now > b + threshold * scale])
-        if best[0] >= threshold:
-            slowed[caller].append((best[0], callee, best[1], best[2]))
-            slowed[callee].append((best[0], caller, best[1], best[2]))
-            for end in (caller, callee):
-                if first is not None and (end not in since or first < since[end]):
-                    since[end] = first
-    findings = []
-    for service, items in slowed.items():
-        share = len(items) / edges[service]
-        score = share * float(np.median([i[0] for i in items]))
-        if score < threshold or len(items) < 2:
-            continue
-        items.sort(reverse=True)
-        _, other, b, a = items[0]
-        findings.append(
-            Finding(
-                service=service,
-                kind="network",
-                signal="calls to and from other services",
-                score=score,
-                before=b,
-                after=a,
-                unit="ms",
-                change_time=since.get(service),
-                detail=(
-                    f"{len(items)} of its {edges[service]} call edges slowed, "
-                    f"e.g. with {other}: {b:.3g} ms → {a:.3g} ms"
-                ),
             )
         )
     return findings

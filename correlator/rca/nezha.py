@@ -4,22 +4,29 @@ Layout (see the dataset's README): `rca_data/<day>/<day>-fault_list.json`, per-p
 for the whole day, per-minute log and trace CSVs around each injection, and one fault-free
 minute per day under `construct_data/<day>/`.
 
-Each fault becomes an incident as a real deployment would see it:
-- the alert fires when a front-end rule would: the first minute around the injection where the
-  front end's success rate falls or its latency rises beyond its own previous hour (if it never
-  does, at the injection time itself);
-- metrics: the pods' per-minute series, named as the platform's signals;
-- logs and traces: the minutes after the injection, and the day's fault-free minute placed just
-  before the incident window as the logs' and traces' baseline.
-Nothing about a case — its name, day, pod or fault type — reaches the analysis except through
-the telemetry; the truth is kept aside for scoring.
+Each fault becomes an incident as a live deployment would see it. The fault list is used for
+one thing only: which minute files to read (the dataset is cut around the injections). Nothing
+else of it — time, pod, type — reaches the analysis:
+- the alert fires when a front-end rule would, evaluated at every minute of the recording as a
+  live rule is: success rate below, or p90 latency above, the range of the hour before that
+  minute. The first breach is the alert's onset, and the windows come from it;
+- where no rule fires, a live system would never have alerted: the case is analysed as if
+  someone asked at the end of the recording, and the benchmark scores it apart;
+- metrics: the pods' per-minute series, named as the platform's signals, with the hour before
+  the incident window as their baseline;
+- logs and traces: the recorded minutes; their baseline is what was recorded before the
+  incident window, plus the day's fault-free minute placed just before the recording.
+
+Real files are dirty (rows run together, wrong field counts, bad bytes, empty files): a row
+that cannot be read is skipped and counted per file in `Problems`, never the whole run.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,26 +37,65 @@ from correlator.analysis.findings import robust_scale
 from correlator.analysis.telemetry import LOG_COLUMNS, SPAN_COLUMNS, SignalMeta, Telemetry, empty
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 
-# Pod metric columns → the platform's signal names (scale to the signal's unit).
+# Pod metric columns → the signals of the platform's catalogue (`correlator.signals`), scaled
+# to the signal's unit: the benchmark measures what the live service sees, no more.
 POD_SIGNALS: dict[str, tuple[str, float, SignalMeta]] = {
     "CpuUsage(m)": ("cpu_cores", 1e-3, SignalMeta("cores", "higher", floor=0.01)),
+    "CpuUsageRate(%)": ("cpu_saturation", 1e-2, SignalMeta("ratio", "higher", floor=0.05)),
     "MemoryUsage(Mi)": ("memory_bytes", 2**20, SignalMeta("bytes", "higher")),
-    "PodServerLatencyP90(s)": ("latency_p90_ms", 1e3, SignalMeta("ms", "higher", floor=1.0)),
+    "MemoryUsageRate(%)": ("memory_saturation", 1e-2, SignalMeta("ratio", "higher", floor=0.05)),
     "PodServerLatencyP99(s)": ("latency_p99_ms", 1e3, SignalMeta("ms", "higher", floor=1.0)),
     "PodWorkload(Ops)": ("throughput_rps", 1.0, SignalMeta("req/s", "lower")),
-    "NetworkReceiveBytes": ("network_receive_bytes", 1.0, SignalMeta("B/s", "either")),
-    "NetworkTransmitBytes": ("network_transmit_bytes", 1.0, SignalMeta("B/s", "either")),
 }
-# Windows of one-minute data: the incident starts a little before the alert and the logs and
-# traces cover about three minutes from the injection.
+# A per-minute row summarises the minute before its timestamp: it is placed at that minute's
+# middle, where its change happened on average.
+SAMPLE_SHIFT = timedelta(seconds=30)
+# Windows of one-minute data: the incident starts a little before the alert (a rule on
+# one-minute points fires up to a minute or two after the change).
 POLICY = WindowPolicy(
     lead=timedelta(minutes=2),
     tail_min=timedelta(minutes=4),
     max_incident=timedelta(minutes=4),
     baseline=timedelta(hours=1),
-    gap=timedelta(minutes=1),
+    gap=timedelta(minutes=0),
 )
-ALERT_SEARCH = (timedelta(minutes=-1), timedelta(minutes=3))
+# The front-end rules: (column, direction that is worse, alert name).
+FRONT_RULES = (
+    ("LatencyP90(s)", "higher", "FrontendLatencyHigh"),
+    ("SuccessRate(%)", "lower", "FrontendErrorsHigh"),
+)
+RULE_HISTORY = timedelta(hours=1)
+MIN_HISTORY_POINTS = 5
+MAX_REASONS = 5
+
+LOG_FIELDS = ("TimeUnixNano", "PodName", "Log")
+SPAN_FIELDS = ("TraceID", "SpanID", "ParentID", "PodName", "StartTimeUnixNano", "Duration")
+METRIC_FIELDS = ("TimeStamp", "PodName")
+FRONT_FIELDS = ("TimeStamp",)
+
+
+@dataclass(slots=True)
+class Problems:
+    """What could not be read, per file: skipped rows and why (the first few reasons)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, path: Path, reason: str, count: int = 1) -> None:
+        name = str(path)
+        self.rows[name] = self.rows.get(name, 0) + count
+        notes = self.reasons.setdefault(name, [])
+        if len(notes) < MAX_REASONS:
+            notes.append(reason)
+
+    def note(self, path: Path, reason: str) -> None:
+        self.skip(path, reason, 0)
+
+    def json(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {"skipped_rows": self.rows[name], "reasons": self.reasons.get(name, [])}
+            for name in sorted(self.rows)
+        }
 
 
 @dataclass(slots=True)
@@ -57,9 +103,9 @@ class Case:
     name: str
     truth: str
     fault: str
-    inject_time: datetime
     onset: datetime
     alert: str
+    alerted: bool  # a front-end rule fired; otherwise analysed at the end of the recording
     telemetry: Telemetry
     windows: Windows
 
@@ -80,13 +126,52 @@ def _days(root: Path) -> list[Path]:
     )
 
 
-def _read_metrics(day: Path) -> pd.DataFrame:
+def read_table(
+    path: Path, required: Sequence[str], problems: Problems, *, numeric: Sequence[str] = ()
+) -> pd.DataFrame:
+    """A CSV file as strings, its unreadable rows skipped and counted: rows with too many
+    fields (two rows run together), too few, or an unreadable value in a `numeric` column.
+    Bad bytes become U+FFFD. A file that cannot be read at all is noted and yields no rows."""
+    try:
+        if path.stat().st_size == 0:
+            problems.note(path, "empty file")
+            return pd.DataFrame(columns=list(required))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = pd.read_csv(
+                path, dtype=str, on_bad_lines="warn", encoding_errors="replace", engine="c"
+            )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
+        problems.note(path, f"unreadable: {str(exc).strip()[:200]}")
+        return pd.DataFrame(columns=list(required))
+    for warning in caught:
+        for text in str(warning.message).strip().splitlines():
+            if text.startswith("Skipping line"):
+                problems.skip(path, text.strip().rstrip("."))
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        problems.note(path, f"no column {', '.join(missing)}: file skipped")
+        return pd.DataFrame(columns=list(required))
+    bad = frame[list(required)].isna().any(axis=1)
+    for column in numeric:
+        bad |= pd.to_numeric(frame[column], errors="coerce").isna()
+    if bad.any():
+        # Line numbers as in the file: the header is line 1.
+        lines = [str(i + 2) for i in np.flatnonzero(bad.to_numpy())[:3]]
+        problems.skip(
+            path, f"lines {', '.join(lines)}…: missing or unreadable fields", int(bad.sum())
+        )
+        frame = frame[~bad]
+    return frame.reset_index(drop=True)
+
+
+def _read_metrics(day: Path, problems: Problems) -> pd.DataFrame:
     rows = []
     for path in sorted((day / "metric").glob("*_metric.csv")):
-        frame = pd.read_csv(path)
-        if "PodName" not in frame.columns or "TimeStamp" not in frame.columns:
+        frame = read_table(path, METRIC_FIELDS, problems, numeric=("TimeStamp",))
+        if frame.empty:
             continue
-        time = pd.to_datetime(frame["TimeStamp"], unit="s", utc=True)
+        time = pd.to_datetime(pd.to_numeric(frame["TimeStamp"]), unit="s", utc=True) - SAMPLE_SHIFT
         service = frame["PodName"].map(service_of_pod)
         for column, (signal, factor, _) in POD_SIGNALS.items():
             if column in frame.columns:
@@ -122,145 +207,190 @@ def _unwrap(raw: object) -> str:
     return text
 
 
-def read_logs(paths: list[Path], shift: timedelta = timedelta(0)) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype=str) for p in paths]
+def read_logs(
+    paths: list[Path], problems: Problems, shift: timedelta = timedelta(0)
+) -> pd.DataFrame:
+    frames = [read_table(p, LOG_FIELDS, problems, numeric=("TimeUnixNano",)) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return empty(LOG_COLUMNS)
     raw = pd.concat(frames, ignore_index=True)
+    trace = raw["TraceID"] if "TraceID" in raw.columns else pd.Series("", index=raw.index)
     return pd.DataFrame(
         {
             "time": pd.to_datetime(pd.to_numeric(raw["TimeUnixNano"]), unit="ns", utc=True) + shift,
             "service": raw["PodName"].map(service_of_pod),
             "line": raw["Log"].map(_unwrap),
-            "trace_id": raw["TraceID"].fillna(""),
+            "trace_id": trace.fillna(""),
         }
     )
 
 
-def read_spans(paths: list[Path], shift: timedelta = timedelta(0)) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype={"TraceID": str, "SpanID": str, "ParentID": str}) for p in paths]
+def read_spans(
+    paths: list[Path], problems: Problems, shift: timedelta = timedelta(0)
+) -> pd.DataFrame:
+    frames = [
+        read_table(p, SPAN_FIELDS, problems, numeric=("StartTimeUnixNano", "Duration"))
+        for p in paths
+    ]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return empty(SPAN_COLUMNS)
     raw = pd.concat(frames, ignore_index=True)
     parent = raw["ParentID"].fillna("")
+    operation = raw["OperationName"] if "OperationName" in raw.columns else ""
     return pd.DataFrame(
         {
             "trace_id": raw["TraceID"],
             "span_id": raw["SpanID"],
             "parent_id": parent.where(parent != "root", ""),
             "service": raw["PodName"].map(service_of_pod),
-            "operation": raw["OperationName"].fillna(""),
-            "start": pd.to_datetime(raw["StartTimeUnixNano"], unit="ns", utc=True) + shift,
+            "operation": pd.Series(operation, index=raw.index).fillna(""),
+            "start": pd.to_datetime(pd.to_numeric(raw["StartTimeUnixNano"]), unit="ns", utc=True)
+            + shift,
             "duration_ms": pd.to_numeric(raw["Duration"], errors="coerce").fillna(0) / 1e3,
             "error": False,
         }
     )
 
 
-def alert_onset(front: pd.DataFrame, injected: datetime) -> tuple[datetime, str]:
-    """When a front-end rule fires: success rate below, or latency above, its previous hour's
-    normal range (median ± max(3 robust sigma, 20%)), first in the minutes around the injection."""
-    if front.empty:
-        return injected, "injection time (no front-end metrics)"
-    time = pd.to_datetime(front["TimeStamp"], unit="s", utc=True)
-    before = front[
-        (time >= injected - timedelta(hours=1)) & (time < injected - timedelta(minutes=1))
-    ]
-    around = front[(time >= injected + ALERT_SEARCH[0]) & (time <= injected + ALERT_SEARCH[1])]
-    rules = [
-        ("LatencyP90(s)", "higher", "FrontendLatencyHigh"),
-        ("SuccessRate(%)", "lower", "FrontendErrorsHigh"),
-    ]
+def alert_onset(front: pd.DataFrame, start: datetime, end: datetime) -> tuple[datetime, str] | None:
+    """When a front-end rule fires within [start, end]: evaluated at each minute's point, as a
+    live rule is, against the hour before that point (median ± max(3 robust sigma, 20%))."""
+    if front.empty or "TimeStamp" not in front.columns:
+        return None
+    time = pd.to_datetime(pd.to_numeric(front["TimeStamp"], errors="coerce"), unit="s", utc=True)
+    order = np.argsort(time.to_numpy())
+    time = time.iloc[order].reset_index(drop=True)
     fired: list[tuple[datetime, str]] = []
-    for column, worse, name in rules:
-        if column not in front.columns or len(before) < 5:
+    for column, worse, name in FRONT_RULES:
+        if column not in front.columns:
             continue
-        history = pd.to_numeric(before[column], errors="coerce").dropna().to_numpy(float)
-        if len(history) < 5:
-            continue
-        median = float(np.median(history))
-        margin = max(3 * robust_scale(history), 0.2 * abs(median))
-        values = pd.to_numeric(around[column], errors="coerce")
-        breach = values > median + margin if worse == "higher" else values < median - margin
-        hits = time[around.index][breach.to_numpy()]
-        if len(hits):
-            fired.append((hits.min().to_pydatetime(), name))
-    if not fired:
-        return injected, "injection time (no front-end rule breached)"
-    return min(fired)
+        values = pd.to_numeric(front[column], errors="coerce").iloc[order].to_numpy(float)
+        for i in np.flatnonzero(((time >= start) & (time <= end)).to_numpy()):
+            now = time.iloc[i]
+            past = ((time >= now - RULE_HISTORY) & (time < now - timedelta(seconds=30))).to_numpy()
+            history = values[past]
+            history = history[~np.isnan(history)]
+            if len(history) < MIN_HISTORY_POINTS or np.isnan(values[i]):
+                continue
+            median = float(np.median(history))
+            margin = max(3 * robust_scale(history), 0.2 * abs(median))
+            breach = (
+                values[i] > median + margin if worse == "higher" else values[i] < median - margin
+            )
+            if breach:
+                fired.append((now.to_pydatetime(), name))
+                break
+    return min(fired) if fired else None
 
 
-def cases(root: Path) -> Iterator[Case]:
-    """Every fault of every day under `root`, in order."""
+def cases(root: Path, problems: Problems | None = None) -> Iterator[Case]:
+    """Every fault of every day under `root`, in order; unreadable rows and files are skipped
+    and counted in `problems`."""
+    problems = problems if problems is not None else Problems()
     for day in _days(root):
-        fault_list = json.loads(next(day.glob("*fault_list.json")).read_text())
-        metrics = _read_metrics(day)
+        fault_path = next(day.glob("*fault_list.json"))
+        try:
+            fault_list = json.loads(fault_path.read_text(encoding="utf-8", errors="replace"))
+            if not isinstance(fault_list, dict):
+                raise ValueError("not an object of hours")
+        except ValueError as exc:
+            problems.note(fault_path, f"unreadable fault list, day skipped: {exc}")
+            continue
+        metrics = _read_metrics(day, problems)
         front_path = day / "metric" / "front_service.csv"
-        front = pd.read_csv(front_path) if front_path.exists() else pd.DataFrame()
+        front = (
+            read_table(front_path, FRONT_FIELDS, problems, numeric=FRONT_FIELDS)
+            if front_path.exists()
+            else pd.DataFrame()
+        )
         normal = root / "construct_data" / day.name
-        normal_logs = sorted((normal / "log").glob("*.csv")) if normal.exists() else []
-        normal_traces = sorted((normal / "trace").glob("*.csv")) if normal.exists() else []
+        normal_logs = read_logs(sorted((normal / "log").glob("*.csv")), problems)
+        normal_spans = read_spans(sorted((normal / "trace").glob("*.csv")), problems)
         signals = {signal: meta for signal, _, meta in POD_SIGNALS.values()}
         for hour in sorted(fault_list):
-            for fault in fault_list[hour]:
-                injected = _utc(fault["inject_time"])
-                onset, alert = alert_onset(front, injected)
-                windows = incident_windows(onset, onset + POLICY.tail_min, POLICY)
+            entries = fault_list[hour] if isinstance(fault_list[hour], list) else []
+            for number, fault in enumerate(entries):
+                try:
+                    injected = _utc(str(fault["inject_time"]))
+                    truth = service_of_pod(str(fault["inject_pod"]))
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.note(fault_path, f"fault {hour}[{number}] skipped: {exc!r}")
+                    continue
                 yield _case(
                     day,
-                    fault,
-                    injected,
-                    onset,
-                    alert,
-                    windows,
-                    metrics,
-                    signals,
-                    normal_logs,
-                    normal_traces,
+                    f"{day.name} {fault['inject_time']}",
+                    truth,
+                    str(fault.get("inject_type", "unknown")),
+                    _minute_files_around(day, injected),
+                    (metrics, front, signals),
+                    (normal_logs, normal_spans),
+                    problems,
                 )
+
+
+def _minute_files_around(day: Path, injected: datetime) -> dict[str, list[Path]]:
+    """Which minute files hold this fault: the only use of the fault list's time."""
+    first = injected.replace(second=0)
+    return {kind: _minute_files(day / kind, kind, first, 3) for kind in ("log", "trace")}
 
 
 def _case(
     day: Path,
-    fault: dict[str, str],
-    injected: datetime,
-    onset: datetime,
-    alert: str,
-    windows: Windows,
-    metrics: pd.DataFrame,
-    signals: dict[str, SignalMeta],
-    normal_logs: list[Path],
-    normal_traces: list[Path],
+    name: str,
+    truth: str,
+    fault: str,
+    files: dict[str, list[Path]],
+    day_data: tuple[pd.DataFrame, pd.DataFrame, dict[str, SignalMeta]],
+    normal: tuple[pd.DataFrame, pd.DataFrame],
+    problems: Problems,
 ) -> Case:
-    minute = injected.replace(second=0)
-    first = minute - timedelta(minutes=1)
-    count = int((windows.incident_end - first) / timedelta(minutes=1)) + 1
-    logs = read_logs(_minute_files(day / "log", "log", first, count))
-    spans = read_spans(_minute_files(day / "trace", "trace", first, count))
-    # The fault-free recording, moved to end where the baseline ends: "normal", just before.
-    baseline_logs = read_logs(normal_logs)
-    baseline_spans = read_spans(normal_traces)
-    last = pd.concat([baseline_logs["time"], baseline_spans["start"]]).max()
+    metrics, front, signals = day_data
+    logs = read_logs(files["log"], problems)
+    spans = read_spans(files["trace"], problems)
+    times = pd.concat([logs["time"], spans["start"]]).dropna()
+    if times.empty:
+        problems.note(day, f"{name}: no logs or traces recorded; analysed on metrics only")
+        recorded = (datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+    else:
+        # The bulk of the recording: a span that started long before (a stuck request, a
+        # skewed clock) does not stretch it.
+        low, high = times.quantile([0.001, 0.999])
+        recorded = (
+            pd.Timestamp(low).to_pydatetime(warn=False),
+            pd.Timestamp(high).to_pydatetime(warn=False),
+        )
+    fired = alert_onset(front, *recorded) if not times.empty else None
+    if fired is not None:
+        onset, alert = fired
+        windows = incident_windows(onset, min(onset + POLICY.tail_min, recorded[1]), POLICY)
+    else:
+        # No rule fired: analysed as if asked at the end of the recording.
+        onset, alert = recorded[1] - (POLICY.tail_min - POLICY.lead), "none (no front-end rule)"
+        windows = incident_windows(onset, recorded[1], POLICY)
+    # The fault-free minute, moved to end where the recording (or the baseline) begins.
+    normal_logs, normal_spans = normal
+    last = pd.concat([normal_logs["time"], normal_spans["start"]]).max()
     if pd.notna(last):
-        shift = windows.baseline_end - (last + pd.Timedelta(seconds=1)).to_pydatetime(warn=False)
-        baseline_logs = baseline_logs.assign(time=baseline_logs["time"] + shift)
-        baseline_spans = baseline_spans.assign(start=baseline_spans["start"] + shift)
+        until = min(windows.baseline_end, recorded[0]) if not times.empty else windows.baseline_end
+        shift = until - (last + pd.Timedelta(seconds=1)).to_pydatetime(warn=False)
+        normal_logs = normal_logs.assign(time=normal_logs["time"] + shift)
+        normal_spans = normal_spans.assign(start=normal_spans["start"] + shift)
     t = metrics["time"]
     telemetry = Telemetry(
         metrics=metrics[(t >= windows.baseline_start) & (t <= windows.incident_end)],
-        logs=pd.concat([baseline_logs, logs], ignore_index=True),
-        spans=pd.concat([baseline_spans, spans], ignore_index=True),
+        logs=pd.concat([normal_logs, logs], ignore_index=True),
+        spans=pd.concat([normal_spans, spans], ignore_index=True),
         signals=signals,
     )
     return Case(
-        name=f"{day.name} {fault['inject_time']}",
-        truth=service_of_pod(fault["inject_pod"]),
-        fault=str(fault.get("inject_type", "unknown")),
-        inject_time=injected,
+        name=name,
+        truth=truth,
+        fault=fault,
         onset=onset,
         alert=alert,
+        alerted=fired is not None,
         telemetry=telemetry,
         windows=windows,
     )
