@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -18,10 +18,14 @@ from correlator import __version__
 from correlator.errors import ConfigError, StoreUnavailable
 from correlator.settings import Settings, effective_config, is_loopback, load_settings, mask_url
 
+if TYPE_CHECKING:
+    from correlator.worker import WorkHandler
+
 log = logging.getLogger("correlator")
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a service the program needs is not there
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal error (a background loop died)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -257,7 +261,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log)
     provider = configure_tracing()
     try:
-        asyncio.run(_run_server(settings))
+        died = asyncio.run(_run_server(settings))
     except StoreUnavailable as exc:
         log.error("cannot start: %s", exc)
         print(f"correlator: cannot start: {exc}", file=sys.stderr)
@@ -270,24 +274,30 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     finally:
         shutdown_tracing(provider)
+    if died:
+        print(f"correlator: stopped: a background loop died: {'; '.join(died)}", file=sys.stderr)
+        return EXIT_SOFTWARE
     return 0
 
 
-async def _run_server(settings: Settings) -> None:
+async def _run_server(settings: Settings, *, handler: WorkHandler | None = None) -> list[str]:
+    """Serve until SIGINT/SIGTERM or until a background loop dies; returns the loops that
+    died (empty on an ordinary stop)."""
     from aiohttp import web
 
     from correlator.web.app import create_app
+    from correlator.web.state import LOOPS
 
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    app = create_app(settings, handler=handler)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.server.shutdown_timeout_s,
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner,
-            settings.server.host,
-            settings.server.port,
-            shutdown_timeout=settings.server.shutdown_timeout_s,
-        )
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         addresses = [sock.getsockname()[:2] for sock in sockets]
@@ -303,7 +313,14 @@ async def _run_server(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        fatal = app[LOOPS].fatal
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(fatal.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        # Unready from now on: requests still in flight are finished, but no new ones sent.
+        app[LOOPS].stopping = True
         log.info("shutting down")
     finally:
         await runner.cleanup()
+    return list(app[LOOPS].died)

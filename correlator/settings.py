@@ -418,7 +418,10 @@ class NotifySettings(_Group):
     )
     deliverers: int = Field(1, ge=0, le=16, description="Concurrent outbox consumers (0: none).")
     lease_s: float = Field(
-        60.0, gt=0, description="A delivery under way is retried by another consumer after this."
+        60.0,
+        gt=0,
+        description="A send under way renews its lease every third of this; a consumer that "
+        "dies holding it is taken over by another after this.",
     )
     max_attempts: int = Field(12, ge=1, description="Attempts before a delivery is given up.")
     retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles, with jitter.")

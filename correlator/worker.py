@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from opentelemetry import trace
 
+from correlator.backoff import Backoff
 from correlator.errors import PermanentError, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.settings import QueueSettings
@@ -66,6 +67,9 @@ class Worker:
         self.wake.set()
 
     async def run(self) -> None:
+        """Claim and process until stopped. A store that refuses is waited out with backoff
+        (cut short by a notification stored meanwhile): the loop never ends on a refusal."""
+        backoff = Backoff()
         while not self._stopping:
             try:
                 item = await self._store.claim_work(
@@ -73,16 +77,19 @@ class Worker:
                 )
             except StoreUnavailable as exc:
                 log.warning("cannot claim work", extra={"error": str(exc)})
-                item = None
+                await self._idle(backoff.next_delay_s())
+                continue
+            backoff.reset()
             if item is None:
-                if not self._stopping:
-                    await self._idle()
+                await self._idle(self._settings.poll_interval_s)
                 continue
             await self.process(item)
 
-    async def _idle(self) -> None:
+    async def _idle(self, seconds: float) -> None:
+        if self._stopping:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=self._settings.poll_interval_s)
+            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
         self.wake.clear()
 
     async def process(self, item: WorkItem) -> None:

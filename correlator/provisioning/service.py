@@ -5,7 +5,7 @@ time of every manifest), or from the Kubernetes API, followed by a reflector. A 
 they change and every `resync_interval_s` (which puts back dashboards edited by hand). With
 the Kubernetes API, each resource's `Provisioned` condition records its own result, and an
 invalid resource's condition says which field is wrong. A failed pass is logged and counted,
-and the loop goes on.
+and the loop goes on; so does a refusal of the API or the filesystem, after a backoff.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ import logging
 import time
 from pathlib import Path
 
+import aiohttp
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
+from correlator.backoff import Backoff
 from correlator.catalogue import Catalogue
 from correlator.discovery.files import MANIFEST_SUFFIXES, ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
-from correlator.errors import CorrelatorError
+from correlator.errors import CorrelatorError, TemporaryError
 from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
@@ -73,10 +76,26 @@ class Provisioner:
             )
 
     async def run(self) -> None:
-        if self._settings.kubernetes.discovery:
-            await self._follow_kubernetes()
-        else:
-            await self._follow_directory()
+        """Follow the apps until cancelled. A refusal of the network, the Kubernetes API or
+        the filesystem is waited out with backoff; a configuration that cannot work ends it."""
+        backoff = Backoff()
+        while True:
+            started = time.monotonic()
+            try:
+                if self._settings.kubernetes.discovery:
+                    await self._follow_kubernetes()
+                else:
+                    await self._follow_directory()
+            except (TemporaryError, OSError, aiohttp.ClientError, ApiException) as exc:
+                if time.monotonic() - started > backoff.max_s:
+                    backoff.reset()  # it ran a good while: this is a new spell of trouble
+                delay_s = backoff.next_delay_s()
+                log.warning(
+                    "provisioning interrupted; resuming",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay_s},
+                )
+                self._metrics.provisioning_runs.labels("with_errors").inc()
+                await asyncio.sleep(delay_s)
 
     async def _follow_directory(self) -> None:
         source = self._options.source_dir

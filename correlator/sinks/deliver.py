@@ -18,9 +18,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
+from correlator.backoff import Backoff
 from correlator.catalogue import Catalogue
 from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
@@ -111,6 +116,9 @@ class Deliverer:
         self.wake.set()
 
     async def run(self) -> None:
+        """Claim and send until stopped. A store that refuses is waited out with backoff:
+        the loop never ends on a refusal."""
+        backoff = Backoff()
         while not self._stopping:
             try:
                 delivery = await self.store.write(
@@ -118,14 +126,20 @@ class Deliverer:
                 )
             except StoreUnavailable as exc:
                 log.warning("cannot claim a delivery", extra={"error": str(exc)})
-                delivery = None
+                await self._pause(backoff.next_delay_s())
+                continue
+            backoff.reset()
             if delivery is None:
-                if not self._stopping:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                    self.wake.clear()
+                await self._pause(1.0)
                 continue
             await self.deliver(delivery)
+
+    async def _pause(self, seconds: float) -> None:
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
+        self.wake.clear()
 
     async def deliver(self, delivery: outbox.Delivery) -> None:
         sink = self.sinks.get(delivery.sink)
@@ -134,13 +148,14 @@ class Deliverer:
             return
 
         async def remember(remote: dict[str, Any]) -> None:
-            now = self.store.clock()
-            await self.store.write(
-                lambda c: outbox.remember(
+            await self._record(
+                "the sink's handle on its message",
+                lambda c, now: outbox.remember(
                     c, delivery=delivery, owner=self.owner, remote=remote, now=now
-                )
+                ),
             )
 
+        keep_alive = asyncio.create_task(self._renew(delivery), name="delivery-lease")
         try:
             remote = await sink.send(delivery.desired, delivery.remote, remember)
         except SinkRejected as exc:
@@ -151,13 +166,50 @@ class Deliverer:
             log.exception("sink %s failed", delivery.sink)
             await self._failed(delivery, f"{type(exc).__name__}: {exc}", give_up=False)
         else:
-            now = self.store.clock()
-            await self.store.write(
-                lambda c: outbox.delivered(
+            await self._record(
+                "the delivery",
+                lambda c, now: outbox.delivered(
                     c, delivery=delivery, owner=self.owner, remote=remote, now=now
-                )
+                ),
             )
             self.metrics.sink_deliveries.labels(delivery.sink, "delivered").inc()
+        finally:
+            keep_alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keep_alive
+
+    async def _renew(self, delivery: outbox.Delivery) -> None:
+        """Renew the lease while the send is under way, so no other consumer sends it again."""
+        lease_s = self.settings.lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await self.store.write(
+                    lambda c, now: outbox.renew(
+                        c, delivery=delivery, owner=self.owner, lease_s=lease_s, now=now
+                    ),
+                    self.store.clock(),
+                )
+            except StoreUnavailable as exc:
+                log.warning("cannot renew a delivery's lease", extra={"error": str(exc)})
+
+    async def _record(self, what: str, write: Callable[[Connection, datetime], None]) -> None:
+        """Write an outcome, retrying a refusing store with backoff for as long as the lease
+        would have lasted; after that the lease lapses and the delivery is tried again."""
+        backoff = Backoff(base_s=min(0.5, self.settings.lease_s / 8))
+        deadline = time.monotonic() + self.settings.lease_s
+        while True:
+            try:
+                await self.store.write(write, self.store.clock())
+                return
+            except StoreUnavailable as exc:
+                delay_s = backoff.next_delay_s()
+                if time.monotonic() + delay_s > deadline:
+                    log.error("cannot record %s; it will be retried", what,
+                              extra={"error": str(exc)})  # fmt: skip
+                    return
+                log.warning("cannot record %s yet", what, extra={"error": str(exc)})
+                await asyncio.sleep(delay_s)
 
     async def _failed(
         self,
@@ -180,12 +232,12 @@ class Deliverer:
             extra={"sink": delivery.sink, "incident": delivery.incident_id, "give_up": give_up,
                    "attempt": delivery.attempts, "error": error},
         )  # fmt: skip
-        with contextlib.suppress(StoreUnavailable):
-            await self.store.write(
-                lambda c: outbox.failed(
-                    c, delivery=delivery, owner=self.owner, error=error, now=now, retry_at=retry_at
-                )
-            )
+        await self._record(
+            "a failed attempt",
+            lambda c, _: outbox.failed(
+                c, delivery=delivery, owner=self.owner, error=error, now=now, retry_at=retry_at
+            ),
+        )
         self.metrics.sink_deliveries.labels(
             delivery.sink, "given_up" if give_up else "retried"
         ).inc()

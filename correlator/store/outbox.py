@@ -176,6 +176,18 @@ def _owned(delivery_id: int, owner: str) -> Any:
     )
 
 
+def renew(
+    connection: Connection, *, delivery: Delivery, owner: str, lease_s: float, now: datetime
+) -> bool:
+    """Extend the lease of a send under way; False if it was lost (another owner has it)."""
+    result = connection.execute(
+        update(deliveries)
+        .where(_owned(delivery.id, owner))
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
+    )
+    return bool(result.rowcount)
+
+
 def remember(
     connection: Connection, *, delivery: Delivery, owner: str, remote: dict[str, Any], now: datetime
 ) -> None:

@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from correlator.catalogue import Catalogue
 from correlator.intake import IntakeWriter
+from correlator.loops import Loops
 from correlator.metrics import Metrics
 from correlator.settings import Settings
 from correlator.store import Store
@@ -22,7 +23,7 @@ from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
 from correlator.web.routes import routes
-from correlator.web.state import INTAKE, METRICS, SETTINGS, STORE
+from correlator.web.state import INTAKE, LOOPS, METRICS, SETTINGS, STORE
 from correlator.worker import Worker, WorkHandler
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
+    app[LOOPS] = Loops()
     app.add_routes(routes)
     app.add_routes(pages)
     app.cleanup_ctx.append(_lifecycle(store, handler))
@@ -105,27 +107,30 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
 
             pipeline = Pipeline(settings, store=store, notifier=notifier, catalogue=catalogue)
             handler = pipeline.handle
-        workers = [
+        loops = app[LOOPS]
+        workers: list[Worker | Deliverer] = [
             Worker(store, settings.queue, app[METRICS], handler, wake=wake)
             for _ in range(settings.queue.workers)
         ]
+        tasks = [loops.start(f"worker-{n}", worker.run()) for n, worker in enumerate(workers)]
         deliverers = [
             Deliverer(store, settings.notify, sinks, app[METRICS], wake=notifier.wake)
             for _ in range(settings.notify.deliverers if sinks else 0)
         ]
-        workers += deliverers  # type: ignore[arg-type]
-        tasks = [asyncio.create_task(worker.run(), name="worker") for worker in workers]
+        tasks += [loops.start(f"deliverer-{n}", d.run()) for n, d in enumerate(deliverers)]
+        workers += deliverers
         background: list[asyncio.Task[None]] = []  # loops with nothing to finish: cancelled
         if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner
 
             provisioner = Provisioner(settings, app[METRICS], catalogue)
-            background.append(asyncio.create_task(provisioner.run(), name="provisioning"))
+            background.append(loops.start("provisioning", provisioner.run()))
         try:
             yield
         finally:
             # Every step is bounded: a stuck dependency must never keep the process from
             # exiting (Kubernetes would SIGKILL it, and the durable store makes that safe).
+            loops.stopping = True
             limit = settings.server.shutdown_timeout_s
             try:
                 await asyncio.wait_for(intake.close(), limit)

@@ -24,7 +24,7 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.web.problems import Problem
-from correlator.web.state import INTAKE, METRICS, STORE
+from correlator.web.state import INTAKE, LOOPS, METRICS, STORE
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -257,7 +257,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the store answers and the intake writer runs."""
+    """Ready: the store answers, the intake writer and every background loop run."""
+    loops = request.app[LOOPS]
+    if loops.died:
+        raise Problem(503, f"a background loop died: {'; '.join(loops.died)}")
+    if loops.stopping:
+        raise Problem(503, "the service is shutting down")
     if not request.app[INTAKE].alive:
         raise Problem(503, "the intake writer is not running")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from correlator.intake import IntakeWriter
+from correlator.loops import Loops
 from correlator.metrics import Metrics
 from correlator.settings import Settings
 from correlator.store import Store
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeWriter)
 METRICS = web.AppKey("metrics", Metrics)
+LOOPS = web.AppKey("loops", Loops)
