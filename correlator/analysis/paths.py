@@ -20,14 +20,14 @@ import re
 import numpy as np
 import pandas as pd
 
-from correlator.analysis.findings import Finding, confirmed, proportion_z
+from correlator.analysis.findings import Finding, confirmed, poisson_surge, proportion_z
 from correlator.analysis.logs import MASKS, normalise
 from correlator.analysis.windows import Windows
 
 MIN_REQUESTS = 8
 MAX_SAMPLES = 3
 # Logger + line as Java/Python/Go formats print it: `c.s.ContactsServiceImpl#88`, `app.py:42`.
-_LOCATION = re.compile(r"(?<![\w./-])([A-Za-z_$][\w$]*(?:\.[\w$]+)*(?:#|\.py:|\.go:)\d+)\b")
+_LOCATION = re.compile(r"(?<![\w./-])([A-Za-z_$][\w$.\[\]]*(?:#|\.py:|\.go:)\d+)\b")
 _MASKS = [(re.compile(pattern), f"<{name}>") for pattern, name in MASKS]
 NON_ERROR_WEIGHT = 0.5
 
@@ -116,7 +116,14 @@ def path_findings(
         k_b = int(counts.get((service, operation, event, "before"), 0))
         k_a = int(counts.get((service, operation, event, "after"), 0))
         z = proportion_z(k_b, n_b, k_a, n_a)
-        weight = 1.0 if errors[(service, operation, event)] or z < 0 else NON_ERROR_WEIGHT
+        if z > 0:
+            # A rare new event is a small share of many requests: count it as events per
+            # request too (Poisson against the baseline's rate), whichever is surer.
+            z = max(z, poisson_surge(k_a, k_b, n_a / n_b))
+        error = bool(errors[(service, operation, event)])
+        if error and z < 0:
+            continue  # an error that stopped is good news, not a cause
+        weight = 1.0 if error or z < 0 else NON_ERROR_WEIGHT
         if abs(z) * weight < threshold:
             continue
         mine = units[
@@ -130,8 +137,10 @@ def path_findings(
             & (presence["event"] == event)
         ]["trace_id"]
         series = mine["trace_id"].isin(set(has)).to_numpy(float)
-        confirm, began = confirmed(series, mine["start"].tolist(), up=z > 0)
-        score = abs(z) * weight * confirm
+        # Dated where it changed inside the window; not weakened when it did not: code paths
+        # do not drift with the hour the way latencies do, and a fault may predate the window.
+        _, began = confirmed(series, mine["start"].tolist(), up=z > 0)
+        score = abs(z) * weight
         if score < threshold:
             continue
         findings.append(_finding(service, operation, event, (k_b, n_b, k_a, n_a), score, began))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from correlator.analysis.findings import Finding
 
 VICTIM_DISCOUNT = 0.6
+DEPTH = 3  # how far down the call graph a cause may sit
 CALLER_BONUS = 0.2
 MAX_EVIDENCE = 8
 # With fewer services than this, rarity says little; a family on 1 in RARITY_SCALE services
@@ -64,9 +65,23 @@ def _changed(findings: list[Finding]) -> datetime | None:
     return min(times) if times else None
 
 
-def _no_later(a: datetime | None, b: datetime | None, slack: timedelta) -> bool:
-    """a changed no later than b; unknown times order nothing (no discount, no bonus)."""
-    return a is not None and b is not None and a <= b + slack
+def _no_later(
+    a: datetime | None, b: datetime | None, slack: timedelta, *, unknown: bool = False
+) -> bool:
+    """a changed no later than b; an unknown time orders nothing (`unknown` says what then)."""
+    if a is None or b is None:
+        return unknown
+    return a <= b + slack
+
+
+def _downstream(service: str, callees: dict[str, set[str]], depth: int = DEPTH) -> set[str]:
+    """The services `service` calls, directly or through others, up to `depth` calls away."""
+    found: set[str] = set()
+    frontier = {service}
+    for _ in range(depth):
+        frontier = {c for s in frontier for c in callees.get(s, ())} - found - {service}
+        found |= frontier
+    return found
 
 
 def rank(
@@ -75,6 +90,7 @@ def rank(
     *,
     slack: timedelta = timedelta(seconds=30),
     services: Iterable[str] | None = None,
+    victim_discount: float = VICTIM_DISCOUNT,
 ) -> list[Suspect]:
     by_service: defaultdict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
@@ -103,11 +119,13 @@ def rank(
             callers[callee].add(caller)
     suspects = []
     for service, mine in by_service.items():
+        # Anomalous services downstream (callees, their callees…) that changed no later: a
+        # failure travels up the call graph, so they may explain this one.
         causes = sorted(
             (
                 c
-                for c in callees[service]
-                if c in own and _no_later(changed[c], changed[service], slack)
+                for c in _downstream(service, callees)
+                if c in own and _no_later(changed[c], changed[service], slack, unknown=True)
             ),
             key=lambda c: -own[c],
         )
@@ -119,9 +137,19 @@ def rank(
             ),
             key=lambda c: -own[c],
         )
-        discount = max((own[c] for c in causes), default=0.0)
+        # A weaker anomaly downstream explains a stronger one here only in part; one whose
+        # timing is unknown, half as much.
+        discount = max(
+            (
+                own[c]
+                * min(1.0, own[c] / max(own[service], 1e-9))
+                * (1.0 if _no_later(changed[c], changed[service], slack) else 0.5)
+                for c in causes
+            ),
+            default=0.0,
+        )
         bonus = max((own[c] for c in affected), default=0.0)
-        score = own[service] * (1 - VICTIM_DISCOUNT * discount) * (1 + CALLER_BONUS * bonus)
+        score = own[service] * (1 - victim_discount * discount) * (1 + CALLER_BONUS * bonus)
         evidence = sorted(mine, key=lambda f: -f.score)[:MAX_EVIDENCE]
         suspects.append(
             Suspect(

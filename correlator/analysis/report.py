@@ -12,7 +12,7 @@ from correlator.analysis.findings import Finding
 from correlator.analysis.logs import log_findings
 from correlator.analysis.metrics import metric_findings
 from correlator.analysis.paths import path_findings
-from correlator.analysis.rank import Suspect, rank
+from correlator.analysis.rank import VICTIM_DISCOUNT, Suspect, rank
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.traces import call_edges, trace_findings
 from correlator.analysis.windows import Windows
@@ -29,12 +29,36 @@ class Analysis:
         return [s.service for s in self.suspects]
 
 
-def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
+# The evidence producers, by name: what an ablation switches off.
+PRODUCERS = ("metrics", "log templates", "log paths", "spans", "edges")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the analysis uses: the producers of evidence, and the few weights that are not
+    statistics (chosen by cross-validation in `correlator bench rca`, never per case)."""
+
+    producers: frozenset[str] = frozenset(PRODUCERS)
+    # Trace latency that the service's latency metric, over its much longer baseline, did not
+    # see keeps this share of its score (a short trace baseline misses periodic slowness).
+    uncorroborated: float = 0.5
+    victim_discount: float = VICTIM_DISCOUNT
+
+
+def analyse(telemetry: Telemetry, windows: Windows, options: Options = Options()) -> Analysis:
+    use = options.producers
     findings: list[Finding] = []
-    findings += metric_findings(telemetry.metrics, telemetry.signals, windows)
-    findings += log_findings(telemetry.logs, windows)
-    findings += trace_findings(telemetry.spans, windows)
-    findings += path_findings(telemetry.logs, telemetry.spans, windows)
+    if "metrics" in use:
+        findings += metric_findings(telemetry.metrics, telemetry.signals, windows)
+    if "log templates" in use:
+        findings += log_findings(telemetry.logs, windows)
+    if "spans" in use or "edges" in use:
+        findings += trace_findings(
+            telemetry.spans, windows, spans_evidence="spans" in use, edges="edges" in use
+        )
+    if "log paths" in use:
+        findings += path_findings(telemetry.logs, telemetry.spans, windows)
+    corroborate(findings, telemetry.metrics, options.uncorroborated)
     link_traces_to_logs(findings, telemetry.logs)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
     notes = []
@@ -46,7 +70,27 @@ def analyse(telemetry: Telemetry, windows: Windows) -> Analysis:
         if frame.empty:
             notes.append(f"no {name} in the analysed windows")
     services = sorted(telemetry.services())
-    return Analysis(windows, rank(findings, edges, services=services), services, notes)
+    ranked = rank(findings, edges, services=services, victim_discount=options.victim_discount)
+    return Analysis(windows, ranked, services, notes)
+
+
+def corroborate(findings: list[Finding], metrics: pd.DataFrame, weight: float) -> None:
+    """Trace latency of a service whose latency metric was measured and did not move keeps
+    `weight` of its score: the metric's baseline (an hour) knows the service's usual slow
+    spells, the traces' (often minutes) may not."""
+    if metrics.empty or weight >= 1.0:
+        return
+    latency = metrics[metrics["signal"].astype(str).str.startswith("latency")]
+    measured = set(latency["service"].astype(str))
+    moved = {f.service for f in findings if f.kind == "metric" and f.signal.startswith("latency")}
+    for finding in findings:
+        if (
+            finding.kind == "trace"
+            and finding.unit == "ms"
+            and finding.service in measured
+            and finding.service not in moved
+        ):
+            finding.score *= weight
 
 
 def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding: int = 3) -> None:

@@ -92,7 +92,12 @@ def _failing_origins(spans: pd.DataFrame) -> pd.Series:
 
 
 def trace_findings(
-    spans: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
+    spans: pd.DataFrame,
+    windows: Windows,
+    *,
+    threshold: float = 3.0,
+    spans_evidence: bool = True,
+    edges: bool = True,
 ) -> list[Finding]:
     if spans.empty:
         return []
@@ -104,11 +109,13 @@ def trace_findings(
     incident = spans[(t >= windows.incident_start) & (t <= windows.incident_end)]
     if incident.empty:
         return []
-    findings = _latency(baseline, incident, threshold) + _errors(
-        baseline, incident, windows, threshold
-    )
-    findings += _patterns(baseline, incident, threshold)
-    findings += edge_findings(baseline, incident, windows, threshold=threshold)
+    findings: list[Finding] = []
+    if spans_evidence:
+        findings += _latency(baseline, incident, threshold)
+        findings += _errors(baseline, incident, windows, threshold)
+        findings += _patterns(baseline, incident, threshold)
+    if edges:
+        findings += edge_findings(baseline, incident, windows, threshold=threshold)
     return findings
 
 
@@ -222,6 +229,7 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
         per_parent = children.drop_duplicates(["trace", "parent", "child"])
         shares[name] = per_parent.groupby(["service", "operation", "child"]).size()
         totals[name] = frame.groupby(["service", "operation"]).size()
+        after = per_parent
     keys = shares["before"].index.union(shares["after"].index)
     for service, operation, child in keys:
         n_b = int(totals["before"].get((service, operation), 0))
@@ -235,6 +243,21 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
         score = abs(p_a - p_b) / max(spread, 1e-9)
         if score < threshold or abs(p_a - p_b) < 0.3:
             continue
+        # The change must begin inside the window: a baseline from another hour calls
+        # differently (an error handler it called then, a cache warm now) without any fault.
+        parents = incident[
+            (incident["service"] == service) & (incident["operation"] == operation)
+        ].sort_values("start")
+        mine = after[
+            (after["service"] == service)
+            & (after["operation"] == operation)
+            & (after["child"] == child)
+        ]
+        has = parents["span_id"].isin(set(mine["parent"])).to_numpy(float)
+        weight, began = confirmed(has, parents["start"].tolist(), up=p_a > p_b)
+        score *= weight
+        if score < threshold:
+            continue
         verb = "stopped calling" if p_a < p_b else "started calling"
         findings.append(
             Finding(
@@ -245,7 +268,7 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
                 before=p_b,
                 after=p_a,
                 unit="ratio",
-                change_time=None,
+                change_time=began,
                 detail=f"{operation} {verb} {child} ({p_b:.0%} of requests before, {p_a:.0%} now)",
             )
         )
