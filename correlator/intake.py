@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
+from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IntakeResult, ReceivedNotification
@@ -29,8 +31,16 @@ _Pending = tuple[ReceivedNotification, "asyncio.Future[IntakeResult]"]
 class IntakeWriter:
     """Serialises notification writes into batches; `submit` returns once durable."""
 
-    def __init__(self, store: Store, metrics: Metrics, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        max_batch: int,
+        namespaces: Sequence[str] = NAMESPACE_LABELS,
+    ) -> None:
         self._store = store
+        self._namespaces = tuple(namespaces)
         self._metrics = metrics
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -88,7 +98,11 @@ class IntakeWriter:
         started = time.perf_counter()
         outcomes: list[IntakeResult | StoreUnavailable]
         try:
-            outcomes = list(await self._store.record_batch([received for received, _ in batch]))
+            outcomes = list(
+                await self._store.record_batch(
+                    [received for received, _ in batch], namespaces=self._namespaces
+                )
+            )
         except StoreUnavailable as exc:
             log.error(
                 "could not store notifications", extra={"count": len(batch), "error": str(exc)}

@@ -44,10 +44,11 @@ class ServerSettings(_Group):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port to bind (0 picks a free one).")
     max_body_bytes: int = Field(
-        1024 * 1024,
+        32 * 1024 * 1024,
         ge=1024,
-        description="Largest request body accepted; larger bodies get 413. Size it with "
-        "Alertmanager's `max_alerts` so that every group fits.",
+        description="Largest request body accepted; larger bodies get 413, which Alertmanager "
+        "never retries. The default fits a group of about 30,000 typical alerts; bodies over "
+        "1 MiB are taken one at a time, so memory stays bounded.",
     )
     insecure: bool = Field(
         False,
@@ -288,7 +289,8 @@ class CorrelationSettings(_Group):
     )
     namespace_labels: list[str] = Field(
         default_factory=lambda: list(NAMESPACE_LABELS),
-        description="Alert labels naming the namespace, tried in order.",
+        description="Alert labels naming the namespace, tried in order (also what "
+        "`?namespace=` matches).",
     )
     signals: list[SignalSettings] = Field(
         default_factory=list,

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.errors import StoreUnavailable
 from correlator.models.incidents import (
     IncidentDetail,
@@ -158,7 +159,10 @@ class Store:
         await self.read(_select_one)
 
     async def record_batch(
-        self, batch: Sequence[ReceivedNotification]
+        self,
+        batch: Sequence[ReceivedNotification],
+        *,
+        namespaces: Sequence[str] = NAMESPACE_LABELS,
     ) -> list[IntakeResult | StoreUnavailable]:
         """Store notifications in one transaction (group commit).
 
@@ -168,14 +172,14 @@ class Store:
         Only results returned after the commit are durable.
         """
         try:
-            return list(await self._run(record_notifications, (batch,), write=True))
+            return list(await self._run(record_notifications, (batch, namespaces), write=True))
         except (IntegrityError, DataError) as exc:
             if len(batch) == 1:
                 log.error("notification refused by the database", extra={"error": _reason(exc)})
                 return [StoreUnavailable(_reason(exc))]
         results: list[IntakeResult | StoreUnavailable] = []
         for received in batch:
-            results.extend(await self.record_batch([received]))
+            results.extend(await self.record_batch([received], namespaces=namespaces))
         return results
 
     async def list_incidents(

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.models.alerts import AlertStatus, WebhookAlert
 from correlator.models.incidents import IntakeResult, ReceivedNotification
 from correlator.store.schema import alerts, incidents, notifications, work_items
@@ -34,6 +35,11 @@ INDEXED_TEXT_MAX = 256
 WORK_KIND_CORRELATE = "correlate"
 
 AlertKey = tuple[str, datetime]
+
+
+def namespace_of(labels: dict[str, str], names: Sequence[str]) -> str | None:
+    """The namespace as correlation reads it: the first of `names` that the labels carry."""
+    return next((labels[name] for name in names if labels.get(name)), None)
 
 
 def indexed_text(value: str | None) -> str | None:
@@ -91,7 +97,7 @@ def _incident_upsert(dialect: str) -> Any:
 
 
 def _incident_row(
-    received: ReceivedNotification, group_alerts: list[WebhookAlert]
+    received: ReceivedNotification, group_alerts: list[WebhookAlert], namespaces: Sequence[str]
 ) -> dict[str, Any]:
     payload = received.payload
     labels = {**payload.common_labels, **payload.group_labels}
@@ -101,7 +107,7 @@ def _incident_row(
         "group_key": payload.group_key,
         "status": payload.status.value,
         "alertname": indexed_text(labels.get("alertname")),
-        "namespace": indexed_text(labels.get("namespace")),
+        "namespace": indexed_text(namespace_of(labels, namespaces)),
         "group_labels": payload.group_labels,
         "common_labels": payload.common_labels,
         "common_annotations": payload.common_annotations,
@@ -115,7 +121,9 @@ def _incident_row(
     }
 
 
-def _alert_row(alert: WebhookAlert, incident_id: int, now: datetime) -> dict[str, Any]:
+def _alert_row(
+    alert: WebhookAlert, incident_id: int, now: datetime, namespaces: Sequence[str]
+) -> dict[str, Any]:
     return {
         "incident_id": incident_id,
         "fingerprint": alert.fingerprint,
@@ -123,7 +131,7 @@ def _alert_row(alert: WebhookAlert, incident_id: int, now: datetime) -> dict[str
         "status": alert.status.value,
         "ends_at": alert.ends_at,
         "alertname": indexed_text(alert.labels.get("alertname")),
-        "namespace": indexed_text(alert.labels.get("namespace")),
+        "namespace": indexed_text(namespace_of(alert.labels, namespaces)),
         "labels": alert.labels,
         "annotations": alert.annotations,
         "generator_url": alert.generator_url,
@@ -160,23 +168,28 @@ def _waves(batch: Sequence[ReceivedNotification]) -> list[list[int]]:
 
 
 def record_notifications(
-    connection: Connection, batch: Sequence[ReceivedNotification]
+    connection: Connection,
+    batch: Sequence[ReceivedNotification],
+    namespaces: Sequence[str] = NAMESPACE_LABELS,
 ) -> list[IntakeResult]:
-    """Store a batch of notifications in the caller's transaction; results in batch order."""
+    """Store a batch of notifications in the caller's transaction; results in batch order.
+    An alert's namespace is the first of `namespaces` it carries (as correlation reads it)."""
     results: list[IntakeResult | None] = [None] * len(batch)
     for wave in _waves(batch):
-        outcomes = _record_wave(connection, [batch[index] for index in wave])
+        outcomes = _record_wave(connection, [batch[index] for index in wave], namespaces)
         for index, outcome in zip(wave, outcomes, strict=True):
             results[index] = outcome
     return [result for result in results if result is not None]
 
 
-def _record_wave(connection: Connection, wave: list[ReceivedNotification]) -> list[IntakeResult]:
+def _record_wave(
+    connection: Connection, wave: list[ReceivedNotification], namespaces: Sequence[str]
+) -> list[IntakeResult]:
     applied = [_Applied(received, received.payload.unique_alerts()) for received in wave]
 
     upserted = connection.execute(
         _incident_upsert(connection.dialect.name),
-        [_incident_row(a.received, a.alerts) for a in applied],
+        [_incident_row(a.received, a.alerts, namespaces) for a in applied],
     )
     by_key = {row.key: row for row in upserted}
     for item in applied:
@@ -204,7 +217,7 @@ def _record_wave(connection: Connection, wave: list[ReceivedNotification]) -> li
     full_changes: list[dict[str, Any]] = []
     resolve_changes: list[dict[str, Any]] = []
     for item in applied:
-        full, resolved = _diff(item, existing[item.incident_id])
+        full, resolved = _diff(item, existing[item.incident_id], namespaces)
         full_changes += full
         resolve_changes += resolved
         item.changed = len(full) + len(resolved)
@@ -256,13 +269,13 @@ def _record_wave(connection: Connection, wave: list[ReceivedNotification]) -> li
 
 
 def _diff(
-    item: _Applied, existing: dict[AlertKey, Any]
+    item: _Applied, existing: dict[AlertKey, Any], namespaces: Sequence[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """New alert rows (kept on the item), full updates and inferred resolves."""
     now = item.received.received_at
     full: list[dict[str, Any]] = []
     for alert in item.alerts:
-        row = _alert_row(alert, item.incident_id, now)
+        row = _alert_row(alert, item.incident_id, now, namespaces)
         known = existing.get(alert.key)
         if known is None:
             item.new_rows.append(row)

@@ -22,8 +22,8 @@ from correlator.store import Store
 from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
-from correlator.web.routes import routes
-from correlator.web.state import INTAKE, LOOPS, METRICS, SETTINGS, STORE
+from correlator.web.routes import rejections_middleware, routes
+from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, SETTINGS, STORE
 from correlator.worker import Worker, WorkHandler
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def create_app(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[
             observe_middleware,
+            rejections_middleware,
             problems_middleware,
             auth_middleware(Authenticator(settings.auth)),
         ],
@@ -76,6 +77,7 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     app[LOOPS] = Loops()
+    app[LARGE_BODIES] = asyncio.Semaphore(1)
     app.add_routes(routes)
     app.add_routes(pages)
     app.cleanup_ctx.append(_lifecycle(store, handler))
@@ -87,7 +89,12 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         settings = app[SETTINGS]
         store = given_store or await Store.open(settings.database)
         app[STORE] = store
-        intake = IntakeWriter(store, app[METRICS], max_batch=settings.intake.max_batch)
+        intake = IntakeWriter(
+            store,
+            app[METRICS],
+            max_batch=settings.intake.max_batch,
+            namespaces=settings.correlation.namespace_labels,
+        )
         app[INTAKE] = intake
         intake.start()
         wake = asyncio.Event()

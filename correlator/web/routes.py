@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.web.problems import Problem
-from correlator.web.state import INTAKE, LOOPS, METRICS, STORE
+from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, STORE
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -67,38 +68,91 @@ def _validation_problem(exc: ValidationError) -> Problem:
     )
 
 
+# Why a notification was refused, by status, unless the handler names a finer reason.
+_REJECTION_REASONS = {
+    400: "malformed",
+    401: "unauthorized",
+    413: "too_large",
+    415: "content_type",
+    422: "invalid",
+}
+REJECTION = web.RequestKey("rejection", str)
+INTAKE_ROUTE = "/api/v1/alerts"
+# Bodies above this are read, parsed and stored one at a time, so that memory stays bounded
+# by one big group however many arrive at once.
+LARGE_BODY_BYTES = 1024 * 1024
+
+
+@web.middleware
+async def rejections_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count and log every refused notification once, whoever refused it (authentication,
+    the body limit, validation): Alertmanager never retries a 4xx, so each is a lost group."""
+    response: web.StreamResponse = await handler(request)
+    refused = request.method == "POST" and 400 <= response.status < 500
+    if not refused or request.path.rstrip("/") != INTAKE_ROUTE:
+        return response
+    reason = request.get(REJECTION) or _REJECTION_REASONS.get(response.status, str(response.status))
+    request.app[METRICS].notifications.labels("rejected", reason).inc()
+    detail = None
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(response.body).get("detail")
+    log.warning(
+        "webhook notification rejected",
+        extra={
+            "status": response.status,
+            "reason": reason,
+            "detail": detail,
+            "remote": request.remote,
+            "content_length": request.content_length,
+        },
+    )
+    return response
+
+
+def _reject(request: web.Request, reason: str, status: int, detail: str) -> Problem:
+    request[REJECTION] = reason
+    return Problem(status, detail)
+
+
 @routes.post("/api/v1/alerts")
 async def receive_alerts(request: web.Request) -> web.Response:
     """Alertmanager webhook: validated, durably stored, then acknowledged."""
-    metrics = request.app[METRICS]
     if request.content_type not in JSON_TYPES:
-        metrics.notifications.labels("rejected", "content_type").inc()
-        raise Problem(
+        raise _reject(
+            request,
+            "content_type",
             415,
             f"Content-Type must be application/json, got {request.content_type or 'none'}",
         )
+    length = request.content_length
+    if length is not None and length <= LARGE_BODY_BYTES:
+        return await _receive(request)
+    async with request.app[LARGE_BODIES]:
+        return await _receive(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
     body = await request.read()
     if not body:
-        metrics.notifications.labels("rejected", "empty").inc()
-        raise Problem(400, "the body is empty; expected an Alertmanager webhook payload")
+        raise _reject(
+            request, "empty", 400, "the body is empty; expected an Alertmanager webhook payload"
+        )
     try:
         payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
         problem = _validation_problem(exc)
-        metrics.notifications.labels(
-            "rejected", "malformed" if problem.status == 400 else "invalid"
-        ).inc()
-        log.warning(
-            "webhook notification rejected",
-            extra={"status": problem.status, "detail": problem.detail},
-        )
+        request[REJECTION] = "malformed" if problem.status == 400 else "invalid"
         raise problem from None
+    digest = hashlib.sha256(body).hexdigest()
+    del body  # the parsed payload is all that is needed from here on
 
     span_context = trace.get_current_span().get_span_context()
     received = ReceivedNotification(
         payload=payload,
         received_at=datetime.now(UTC),
-        payload_sha256=hashlib.sha256(body).hexdigest(),
+        payload_sha256=digest,
         trace_id=format(span_context.trace_id, "032x") if span_context.is_valid else None,
     )
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from correlator.intake import IntakeWriter
@@ -15,3 +17,4 @@ STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeWriter)
 METRICS = web.AppKey("metrics", Metrics)
 LOOPS = web.AppKey("loops", Loops)
+LARGE_BODIES = web.AppKey("large_bodies", asyncio.Semaphore)

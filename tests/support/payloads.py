@@ -69,3 +69,37 @@ def payload(
     }
     body.update(extra)
     return body
+
+
+RUNBOOKS = "https://runbooks.prometheus-operator.dev/runbooks"
+PROMETHEUS_K8S = "http://prometheus-k8s.monitoring:9090"
+
+
+def big_group(count: int, *, app: str = "checkout") -> dict[str, Any]:
+    """One group of `count` alerts with the labels and annotations a Kubernetes alert rule
+    typically gives (a big outage: every pod of every service alerting at once)."""
+    alerts = []
+    for n in range(count):
+        labels = {
+            "alertname": "KubePodNotReady",
+            "severity": "warning",
+            "namespace": "shop",
+            "app": app,
+            "pod": f"{app}-7d9c6b5f4-{n:05d}",
+            "container": app,
+            "instance": f"10.42.{n // 250}.{n % 250}:8080",
+            "job": "kube-state-metrics",
+            "node": f"node-{n % 40:02d}.eu-west-1.compute.internal",
+            "prometheus": "monitoring/k8s",
+        }
+        annotations = {
+            "summary": f"Pod shop/{labels['pod']} has been in a non-ready state for 15 minutes.",
+            "description": f"Pod shop/{labels['pod']} on {labels['node']} is not ready: "
+            "readiness probe failed with HTTP 503 for more than 15 minutes.",
+            "runbook_url": f"{RUNBOOKS}/kubernetes/kubepodnotready",
+        }
+        alerts.append(
+            alert(f"{n:016x}", labels=labels, annotations=annotations)
+            | {"generatorURL": f"{PROMETHEUS_K8S}/graph?g0.expr=kube_pod_status_ready"}
+        )
+    return payload(alerts, group_key='{}:{alertname="KubePodNotReady"}')
