@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,20 +144,24 @@ def _analyze(path: Path, *, as_json: bool) -> int:
 
 
 def _bench_rca(dataset: Path, *, as_json: bool) -> int:
-    from correlator.rca import benchmark
+    from correlator.rca import benchmark, nezha
 
     if not (dataset / "rca_data").is_dir():
         print(f"correlator: {dataset}: no rca_data/ directory (the Nezha layout)", file=sys.stderr)
         return 1
+    started = time.perf_counter()
+    problems = nezha.Problems()
     try:
-        result = benchmark.report(benchmark.run(dataset))
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"correlator: {dataset}: {exc}", file=sys.stderr)
+        result = benchmark.evaluate(benchmark.collected(dataset, problems), problems)
+    except OSError as exc:
+        print(f"correlator: {exc.filename or dataset}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    result["seconds"] = round(time.perf_counter() - started, 1)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         print("\n".join(benchmark.table(result)))
+        print(f"whole run: {result['seconds']} s")
     return 0
 
 
