@@ -1,0 +1,218 @@
+"""Evidence that follows how faults show themselves, on synthetic spans and logs (pure):
+edge time explained away to the delayed or starved endpoint, log paths that vanish or appear
+per request, change points, and the victim upstream of its cause."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from correlator.analysis.edges import client_spans, edge_findings
+from correlator.analysis.findings import Finding, change_point, confirmed, proportion_z
+from correlator.analysis.paths import event_of, path_findings
+from correlator.analysis.rank import rank
+from correlator.analysis.telemetry import log_frame, span_frame
+from correlator.analysis.windows import incident_windows
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+ONSET = NOW - timedelta(minutes=5)
+WINDOWS = incident_windows(ONSET, NOW)
+FAULT_AT = ONSET - timedelta(minutes=2)  # inside the incident window, which opens 15 min before
+
+
+def moments() -> list[datetime]:
+    """A request every 20 s over the baseline and every 10 s over the incident window."""
+    out, t = [], WINDOWS.baseline_start
+    while t < WINDOWS.baseline_end:
+        out.append(t)
+        t += timedelta(seconds=20)
+    t = WINDOWS.incident_start
+    while t <= NOW:
+        out.append(t)
+        t += timedelta(seconds=10)
+    return out
+
+
+def calls(graph: list[tuple[str, str]], delay: dict[str, float], starved: str = "") -> Any:
+    """Traces over `graph` (caller, callee), each remote call through a client span of the
+    caller. `delay[s]` ms is added to every answer `s` sends after FAULT_AT; a `starved`
+    caller takes every answer up 80 ms late after FAULT_AT."""
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(3)
+    for n, start in enumerate(moments()):
+        trace = f"{n:032x}"
+        faulty = start >= FAULT_AT
+
+        def span(service: str, parent: str, at: datetime, ms: float, op: str, trace: str) -> str:
+            sid = f"{len(rows) + 1:016x}"
+            rows.append(
+                {"trace_id": trace, "span_id": sid, "parent_id": parent, "service": service,
+                 "operation": op, "start": at, "duration_ms": ms, "error": False}
+            )  # fmt: skip
+            return sid
+
+        root = graph[0][0]
+        server = span(root, "", start, 0.0, "GET /", trace)
+        servers = {root: server}
+        cursor = start + timedelta(milliseconds=1)
+        total = 1.0
+        for caller, callee in graph:
+            if caller != root:
+                continue
+            for hop in [(caller, callee), *[(c, d) for c, d in graph if c == callee]]:
+                wire = 1.0 + rng.random()
+                back = (delay.get(hop[1], 0.0) if faulty else 0.0) + wire
+                back += 80.0 if faulty and hop[0] == starved else 0.0
+                work = 5.0 + rng.random()
+                at = cursor + timedelta(milliseconds=wire)
+                client = span(
+                    hop[0], servers[hop[0]], cursor, wire + work + back, "HTTP GET", trace
+                )
+                servers[hop[1]] = span(hop[1], client, at, work, f"GET /{hop[1]}", trace)
+                cursor += timedelta(milliseconds=wire + work + back)
+                total += wire + work + back
+        rows[0 if not rows else [r["span_id"] for r in rows].index(server)]["duration_ms"] = total
+    return span_frame(rows)
+
+
+def cut(spans: Any) -> tuple[Any, Any]:
+    t = spans["start"]
+    spans = spans.assign(client=client_spans(spans))
+    return (
+        spans[(t >= WINDOWS.baseline_start) & (t < WINDOWS.baseline_end)],
+        spans[(t >= WINDOWS.incident_start) & (t <= WINDOWS.incident_end)],
+    )
+
+
+GRAPH = [("web", "cart"), ("web", "search"), ("cart", "prices"), ("search", "prices")]
+
+
+@pytest.mark.parametrize(
+    ("name", "delay", "starved", "blamed"),
+    [
+        ("delayed answers from a shared callee", {"prices": 300.0}, "", "prices"),
+        ("delayed answers from a leaf with one caller", {"cart": 300.0}, "", "cart"),
+        ("a caller that takes every answer up late", {}, "web", "web"),
+    ],
+)
+def test_slowed_edges_are_explained_by_their_common_endpoint(
+    name: str, delay: dict[str, float], starved: str, blamed: str
+) -> None:
+    found = edge_findings(*cut(calls(GRAPH, delay, starved)), WINDOWS)
+    assert found, name
+    assert found[0].service == blamed, [(f.service, f.detail) for f in found]
+    assert found[0].kind == "network" and found[0].change_time is not None
+    assert (
+        FAULT_AT - timedelta(seconds=30) <= found[0].change_time <= FAULT_AT + timedelta(seconds=30)
+    )
+
+
+def test_healthy_edges_are_no_evidence() -> None:
+    assert edge_findings(*cut(calls(GRAPH, {})), WINDOWS) == []
+
+
+def test_a_server_span_is_not_a_client_span() -> None:
+    spans = calls(GRAPH, {})
+    flags = client_spans(spans)
+    assert set(spans.loc[flags, "operation"]) == {"HTTP GET"}
+    assert not flags[spans["operation"] == "GET /"].any()
+
+
+def log_paths(
+    *, vanish: str = "", new: str = "", with_spans: bool = True, quiet_after: bool = False
+) -> tuple[Any, Any]:
+    """`orders` logs two statements per request; after FAULT_AT `vanish` is no longer
+    written and `new` is. `quiet_after` halves the traffic in the incident (a count per minute
+    would then see everything 'vanish')."""
+    logs, spans = [], []
+    for n, start in enumerate(moments()):
+        if quiet_after and start >= WINDOWS.incident_start and n % 2:
+            continue
+        trace = f"{n:032x}"
+        spans.append(
+            {"trace_id": trace, "span_id": f"{n:016x}", "parent_id": "", "service": "orders",
+             "operation": "POST /orders", "start": start, "duration_ms": 5.0, "error": False}
+        )  # fmt: skip
+        statements = [
+            "INFO  o.s.OrderServiceImpl#41 created order",
+            "INFO  o.s.OrderServiceImpl#57 priced order",
+        ]
+        if start >= FAULT_AT:
+            statements = [s for s in statements if vanish not in s or not vanish]
+            if new:
+                statements.append(new)
+        for i, text in enumerate(statements):
+            logs.append(
+                (start + timedelta(milliseconds=i + 1), "orders", f"12:00:00.000 {text} {n}", trace)
+            )
+    return log_frame(logs), span_frame(spans if with_spans else [])  # fmt: skip
+
+
+@pytest.mark.parametrize("with_spans", [True, False])
+def test_a_statement_that_vanished_from_the_path_is_found(with_spans: bool) -> None:
+    logs, spans = log_paths(vanish="#57", with_spans=with_spans)
+    found = path_findings(logs, spans, WINDOWS)
+    assert [(f.service, f.signal.split()[-1]) for f in found] == [
+        ("orders", "o.s.OrderServiceImpl#57")
+    ]
+    assert "vanished" in found[0].detail
+    assert found[0].change_time is not None and abs(found[0].change_time - FAULT_AT) < timedelta(
+        seconds=30
+    )
+
+
+def test_a_new_error_statement_is_found_and_quieter_traffic_is_not_news() -> None:
+    logs, spans = log_paths(new="ERROR o.s.OrderServiceImpl#88 price lookup failed")
+    found = path_findings(logs, spans, WINDOWS)
+    assert [f.signal.split()[-1] for f in found] == ["o.s.OrderServiceImpl#88"]
+    assert found[0].detail.startswith("new log event")
+    assert path_findings(*log_paths(quiet_after=True), WINDOWS) == []
+
+
+def test_an_error_that_stopped_is_not_a_cause() -> None:
+    logs, spans = log_paths(vanish="#41")
+    logs["line"] = logs["line"].str.replace("INFO  o.s.OrderServiceImpl#41", "ERROR o.s.X#41")
+    assert path_findings(logs, spans, WINDOWS) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        ("19:19:44.267 INFO  t.s.TravelServiceImpl#532 TraceID: ab", "t.s.TravelServiceImpl#532"),
+        ("ERROR o.a.c.c.C.[.[.[.[dispatcherServlet]#175 x", "o.a.c.c.C.[.[.[.[dispatcherServlet]#175"),  # noqa: E501
+        ('{"level":"error","msg":"user 42 not found at 10.0.0.1"}', "user <NUM> not found at <IP>"),
+    ],
+)  # fmt: skip
+def test_an_event_is_the_source_location_else_the_masked_message(line: str, event: str) -> None:
+    assert event_of(line)[0] == event
+
+
+def test_change_point_finds_a_step_and_ignores_noise() -> None:
+    rng = np.random.default_rng(1)
+    step = np.concatenate([rng.normal(10, 1, 40), rng.normal(30, 1, 40)])
+    at, z = change_point(step)
+    assert at == 40 and z > 5
+    _, calm = change_point(rng.normal(10, 1, 80))
+    assert calm < 3
+    times = [NOW + timedelta(seconds=i) for i in range(80)]
+    assert confirmed(step, times) == (1.0, times[40])
+    assert confirmed(step, times, up=False)[1] is None  # it rose: not a fall
+    assert proportion_z(35, 36, 0, 65) < -8
+
+
+def finding(service: str, score: float, minute: int) -> Finding:
+    return Finding(service, "log", f"path x {service}", score, 0.0, 1.0, "ratio",
+                   ONSET + timedelta(minutes=minute), "…")  # fmt: skip
+
+
+def test_a_victim_two_calls_above_its_cause_is_discounted() -> None:
+    edges = {("web", "api"), ("api", "prices")}
+    ranked = rank([finding("web", 8.0, 1), finding("prices", 8.0, 0)], edges)
+    assert [s.service for s in ranked] == ["prices", "web"]
+    assert ranked[1].caused_by == ["prices"]
+    # A much weaker anomaly downstream does not explain a strong one upstream away.
+    ranked = rank([finding("web", 12.0, 1), finding("prices", 1.0, 0)], edges)
+    assert ranked[0].service == "web"

@@ -1,0 +1,173 @@
+"""The Nezha adapter and `correlator bench rca`: nothing of the answers reaches the ranking, dirty
+rows are skipped and counted, the alert comes from the front-end rule, and the benchmark
+reports the figures that say whether the ranking generalises.
+
+Cases are laid out in a temporary tree whose data files are links to the development dataset
+in `../shared/datasets/` (never copied into the repository) beside a fault list the test writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from correlator.cli import main
+from correlator.rca import benchmark, nezha
+
+DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "nezha-tt-dev"
+DAY = "2023-01-30"
+# Two faults of the day (a network delay and a CPU contention), as the dataset lists them.
+FAULTS = [
+    {"inject_time": f"{DAY} 11:51:46", "inject_pod": "ts-contacts-service-866bd68c97-dzqgd",
+     "inject_type": "network_delay"},
+    {"inject_time": f"{DAY} 11:59:21", "inject_pod": "ts-basic-service-5dc8d4f9fd-llznp",
+     "inject_type": "cpu_contention"},
+]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    not (DATASET / "rca_data" / DAY).is_dir(), reason="the shared dataset is not beside the repo"
+)
+
+
+def layout(root: Path, faults: list[dict[str, str]], *, copy: tuple[str, ...] = ()) -> Path:
+    """A dataset tree over the real day: its folders linked, the fault list written, and the
+    folders in `copy` copied so that a test may dirty their files."""
+    day = root / "rca_data" / DAY
+    day.mkdir(parents=True)
+    for folder in ("metric", "log", "trace", "traceid"):
+        source = DATASET / "rca_data" / DAY / folder
+        if folder in copy:
+            shutil.copytree(source, day / folder)
+        else:
+            (day / folder).symlink_to(source)
+    (root / "construct_data").mkdir()
+    (root / "construct_data" / DAY).symlink_to(DATASET / "construct_data" / DAY)
+    (day / f"{DAY}-fault_list.json").write_text(json.dumps({"11": faults}))
+    return root
+
+
+def rankings(root: Path) -> list[list[str]]:
+    return [o.ranking for o in benchmark.run(root)]
+
+
+def test_scrambled_answers_do_not_change_the_rankings(tmp_path: Path) -> None:
+    """Pods, fault types and the seconds of the injection time are the answers (the minute
+    only chooses which files to read): changing them changes no ranking."""
+    honest = rankings(layout(tmp_path / "honest", FAULTS))
+    scrambled = [
+        {
+            "inject_time": fault["inject_time"][:-2] + f"{(int(fault['inject_time'][-2:]) + 7) % 60:02d}",  # noqa: E501
+            "inject_pod": other["inject_pod"],
+            "inject_type": "exception",
+        }
+        for fault, other in zip(FAULTS, reversed(FAULTS), strict=True)
+    ]  # fmt: skip
+    assert rankings(layout(tmp_path / "scrambled", scrambled)) == honest
+    assert all(len(r) > 5 for r in honest)  # a real ranking, not an empty one
+
+
+def test_dirty_rows_are_skipped_counted_and_named(tmp_path: Path) -> None:
+    root = layout(tmp_path / "dirty", FAULTS, copy=("trace", "log", "metric"))
+    day = root / "rca_data" / DAY
+    trace = day / "trace" / "11_52_trace.csv"
+    lines = trace.read_text().splitlines(keepends=True)
+    # Two rows run together, a row cut short, a row with a non-numeric start.
+    lines[5] = lines[5].rstrip("\n") + lines[6]
+    lines[10] = ",".join(lines[10].split(",")[:3]) + "\n"
+    parts = lines[20].split(",")
+    parts[5] = "soon"
+    lines[20] = ",".join(parts)
+    trace.write_text("".join(lines))
+    log = day / "log" / "11_53_log.csv"
+    log.write_bytes(log.read_bytes() + b"\xff\xfe,not,a,row\n")
+    (day / "log" / "11_52_log.csv").write_text("")
+    (day / "metric" / "ts-config-service-xyz-abcde_metric.csv").write_text("nonsense\n1\n")
+    problems = nezha.Problems()
+    cases = list(nezha.cases(root, problems))
+    assert [c.truth for c in cases] == ["ts-contacts-service", "ts-basic-service"]
+    report = problems.json()
+    assert report[str(trace)]["skipped_rows"] == 3
+    reasons = report[str(trace)]["reasons"]
+    assert any("Skipping line 6: expected 8 fields, saw 15" in r for r in reasons)
+    assert report[str(log)]["skipped_rows"] == 1
+    assert report[str(day / "log" / "11_52_log.csv")]["reasons"] == ["empty file"]
+    metric = str(day / "metric" / "ts-config-service-xyz-abcde_metric.csv")
+    assert "no column TimeStamp" in report[metric]["reasons"][0]
+    # The ranking still runs on what could be read.
+    assert all(len(c.telemetry.spans) > 1000 for c in cases)
+
+
+def test_a_malformed_fault_list_skips_its_day_and_says_why(tmp_path: Path) -> None:
+    root = layout(tmp_path / "bad-list", FAULTS)
+    listing = root / "rca_data" / DAY / f"{DAY}-fault_list.json"
+    listing.write_text('{"11": [{"inject_time": ')
+    problems = nezha.Problems()
+    assert list(nezha.cases(root, problems)) == []
+    assert "unreadable fault list" in problems.json()[str(listing)]["reasons"][0]
+    listing.write_text(json.dumps({"11": [{"inject_pod": "x-1-2"}, FAULTS[0]]}))
+    problems = nezha.Problems()
+    assert [c.truth for c in nezha.cases(root, problems)] == ["ts-contacts-service"]
+    assert "fault 11[0] skipped" in problems.json()[str(listing)]["reasons"][0]
+
+
+def _front(values: list[float]) -> pd.DataFrame:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    return pd.DataFrame(
+        {
+            "TimeStamp": [(start + timedelta(minutes=i)).timestamp() for i in range(len(values))],
+            "LatencyP90(s)": values,
+            "SuccessRate(%)": [100.0] * len(values),
+        }
+    )
+
+
+def test_the_front_end_rule_fires_at_the_first_breach_within_the_recording() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    values = [0.10, 0.11, 0.09, 0.10] * 15 + [0.10, 0.35, 0.40, 0.40]
+    front = _front(values)
+    recorded = (start + timedelta(minutes=59), start + timedelta(minutes=63))
+    assert nezha.alert_onset(front, *recorded) == (
+        start + timedelta(minutes=61),
+        "FrontendLatencyHigh",
+    )
+    # The same breach outside the recording fires nothing: the search does not reach past it.
+    assert (
+        nezha.alert_onset(front, start + timedelta(minutes=50), start + timedelta(minutes=60))
+        is None
+    )
+    # An hour of the same level: nothing breaches its own history.
+    assert nezha.alert_onset(_front([0.4] * 64), *recorded) is None
+
+
+def test_bench_rca_reports_cross_validation_ablation_and_alerts_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = layout(tmp_path / "bench", FAULTS)
+    assert main(["bench", "rca", "--json", str(root)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["cases"] == 2
+    assert result["alerted"]["cases"] + result["no_alert"]["cases"] == 2
+    for scheme in ("leave_one_fault_type_out", "leave_one_service_out"):
+        assert set(result["cross_validated"][scheme]["by_fault"]) == {
+            "cpu_contention",
+            "network_delay",
+        }
+    assert set(result["ablation"]) == {"metrics", "log templates", "log paths", "spans", "edges"}
+    assert [c["truth"] for c in result["per_case"]] == ["ts-contacts-service", "ts-basic-service"]
+    # Both are found first: a delayed pod by its edges, a starved one by its edges and CPU.
+    assert [c["rank"] for c in result["per_case"]] == [1, 1]
+    assert main(["bench", "rca", str(root)]) == 0
+    text = capsys.readouterr().out
+    assert "cross-validated: leave one fault type out" in text and "without edges" in text
+
+
+def test_bench_rca_on_a_folder_that_is_not_the_layout_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "rca", str(tmp_path)]) == 1
+    assert "no rca_data/ directory" in capsys.readouterr().err
