@@ -39,7 +39,7 @@ from correlator.analysis.telemetry import (
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 from correlator.backends.http import BackendGarbage, BackendRefused, BackendUnavailable
 from correlator.backends.jaeger import JaegerBackend, Span
-from correlator.backends.loki import LogLine, LokiBackend
+from correlator.backends.loki import LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
 from correlator.catalogue import Catalogue, deployed
@@ -406,12 +406,16 @@ class Pipeline:
         selector = _regex_selector(matchers)
 
         async def window(start: datetime, end: datetime, what: str) -> list[LogLine]:
-            lines = await self._call(
-                fetch,
-                "loki",
-                what,
-                lambda: loki.logs(selector, start, end, max_lines=settings.max_lines),
-            )
+            async def read() -> list[LogLine]:
+                try:
+                    return await loki.logs(selector, start, end, max_lines=settings.max_lines)
+                except PartialLogs as partial:
+                    # Keep every line that arrived (it may be the one that names the cause)
+                    # and say the window is partial.
+                    fetch.miss("loki", what, f"partial: {partial}")
+                    return partial.lines
+
+            lines = await self._call(fetch, "loki", what, read)
             return lines or []
 
         baseline, incident = await asyncio.gather(

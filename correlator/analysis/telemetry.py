@@ -73,7 +73,7 @@ def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame
     frame = pd.DataFrame(list(rows), columns=list(METRIC_COLUMNS))
     if frame.empty:
         return empty(METRIC_COLUMNS)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[ns, UTC]")
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     return frame.dropna(subset=["value"])
 
@@ -112,7 +112,7 @@ def log_frame(rows: Iterable[tuple[object, str, str, str]]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(LOG_COLUMNS))
     if frame.empty:
         return empty(LOG_COLUMNS)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[ns, UTC]")
     frame["line"] = frame["line"].astype(str)
     # A line without a trace id field may still print one ("TraceID: 4bf9…"): use it.
     missing = frame["trace_id"].isna() | (frame["trace_id"].astype(str) == "")
@@ -127,7 +127,7 @@ def span_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(SPAN_COLUMNS))
     if frame.empty:
         return empty(SPAN_COLUMNS)
-    frame["start"] = pd.to_datetime(frame["start"], utc=True)
+    frame["start"] = pd.to_datetime(frame["start"], utc=True).astype("datetime64[ns, UTC]")
     frame["duration_ms"] = pd.to_numeric(frame["duration_ms"], errors="coerce").fillna(0.0)
     frame["parent_id"] = frame["parent_id"].fillna("").astype(str)
     frame["error"] = frame["error"].fillna(False).astype(bool)
