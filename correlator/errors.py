@@ -23,5 +23,10 @@ class StoreUnavailable(TemporaryError):
     """The store could not durably record something; the caller must not acknowledge it."""
 
 
+class StoreRefused(PermanentError):
+    """The database refuses this data for good (a value it cannot hold): retrying the same
+    data can never succeed, so the caller answers 4xx rather than 503."""
+
+
 class ConfigError(PermanentError):
     """The configuration cannot work; the message names the setting and what to do."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from correlator.analysis.scope import NAMESPACE_LABELS
-from correlator.errors import StoreUnavailable
+from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IntakeResult, ReceivedNotification
 from correlator.store import Store
@@ -56,7 +56,8 @@ class IntakeWriter:
         return self._task is not None and not self._task.done()
 
     async def submit(self, received: ReceivedNotification) -> IntakeResult:
-        """Store one notification; raises StoreUnavailable if it is not durably stored."""
+        """Store one notification; raises StoreUnavailable if it is not durably stored (try
+        again), StoreRefused if the database refuses its data (it never will store it)."""
         if not self._accepting or not self.alive:
             raise StoreUnavailable("the service is shutting down")
         future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
@@ -96,7 +97,7 @@ class IntakeWriter:
 
     async def _write(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
-        outcomes: list[IntakeResult | StoreUnavailable]
+        outcomes: list[IntakeResult | StoreUnavailable | StoreRefused]
         try:
             outcomes = list(
                 await self._store.record_batch(
@@ -117,10 +118,10 @@ class IntakeWriter:
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the request was cancelled; what was committed stays
                 continue
-            if isinstance(outcome, StoreUnavailable):
+            if isinstance(outcome, StoreUnavailable | StoreRefused):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        if any(not isinstance(outcome, StoreUnavailable) for outcome in outcomes):
+        if any(isinstance(outcome, IntakeResult) for outcome in outcomes):
             for event in self.on_stored:
                 event.set()

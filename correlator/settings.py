@@ -12,8 +12,10 @@ Each group is a section of the YAML file and a prefix of the environment variabl
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -513,11 +515,43 @@ def database_scheme(url: str) -> Literal["sqlite", "postgresql"]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced, for logs and `correlator config`."""
+    """The URL with its userinfo's secret replaced by ***, for logs and `correlator config`:
+    the password, or for an HTTP URL with a user only, that user (a token in that place)."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("http", "https"):
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return "<unparsable URL>"
+        userinfo, at, host = parts.netloc.rpartition("@")
+        if not at:
+            return url
+        user, colon, _ = userinfo.partition(":")
+        masked = f"{user}:***" if colon else "***"
+        return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparsable URL>"
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def mask_urls_in(text: str) -> str:
+    """`text` (an error message, a log line) with the userinfo of every URL in it masked."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+
+
+def _mask_urls(value: Any) -> Any:
+    """Every URL-shaped string in `value` (nested dicts and lists) with its userinfo masked."""
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        return mask_url(value)
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -591,12 +625,7 @@ def _describe(exc: ValidationError) -> str:
 
 def effective_config(settings: Settings) -> dict[str, Any]:
     """The settings as plain data with every secret masked (for `correlator config`)."""
-    data = settings.model_dump(mode="json")
-    data["database"]["url"] = mask_url(settings.database.url)
-    for backend in ("prometheus", "loki", "jaeger"):
-        url = getattr(settings, backend).url
-        if url is not None:
-            data[backend]["url"] = mask_url(url)
+    data: dict[str, Any] = _mask_urls(settings.model_dump(mode="json"))
     return data
 
 

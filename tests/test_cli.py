@@ -69,6 +69,26 @@ def test_config_shows_effective_values_with_every_secret_masked(tmp_path: Path) 
         assert secret not in result.stdout + result.stderr
 
 
+def test_config_masks_the_userinfo_of_every_url(tmp_path: Path) -> None:
+    config = tmp_path / "correlator.yml"
+    config.write_text(
+        "notify:\n  sinks:\n"
+        "    - {type: webhook, name: hook, url: 'https://hook:hook-SECRET-7@hooks.example/in'}\n"
+        "    - {type: grafana, name: notes, url: 'http://admin:grafana-SECRET-8@grafana:3000',"
+        " token: t}\n"
+        "    - {type: github, name: gh, token: t,"
+        " api_url: 'https://ghp-SECRET-9@api.github.example'}\n"
+        "provisioning:\n  grafana_url: 'http://admin:grafana-SECRET-10@grafana:3000'\n"
+    )
+    result = run("config", "--config", str(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["notify"]["sinks"][0]["url"] == "https://hook:***@hooks.example/in"
+    assert data["provisioning"]["grafana_url"] == "http://admin:***@grafana:3000"
+    for n in range(7, 11):
+        assert f"SECRET-{n}" not in result.stdout + result.stderr
+
+
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     config = tmp_path / "correlator.yml"
     config.write_text("server:\n  port: 9999\n")

@@ -38,9 +38,21 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("timestamp is outside the representable range") from None
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL (SQLite can): refused here, the same on both stores,
+    # rather than by one database. Labels and annotations are stored as escaped JSON and keep
+    # it. Alertmanager never sends NUL in these fields.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
-Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul)]
+Fingerprint = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_nul)
+]
 
 
 class _Model(BaseModel):
@@ -55,7 +67,7 @@ class WebhookAlert(_Model):
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: UtcDatetime = Field(alias="startsAt")
     ends_at: UtcDatetime | None = Field(None, alias="endsAt")
-    generator_url: str = Field("", alias="generatorURL")
+    generator_url: Text = Field("", alias="generatorURL")
     fingerprint: Fingerprint
 
     @field_validator("starts_at")
@@ -86,7 +98,7 @@ class WebhookPayload(_Model):
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field("", alias="externalURL")
+    external_url: Text = Field("", alias="externalURL")
     group_key: NonEmpty = Field(alias="groupKey")
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts")
 

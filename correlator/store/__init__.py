@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from correlator.analysis.scope import NAMESPACE_LABELS
-from correlator.errors import StoreUnavailable
+from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.models.incidents import (
     IncidentDetail,
     IncidentFilter,
@@ -149,6 +149,10 @@ class Store:
                 return await connection.run_sync(function, *args)
         except (IntegrityError, DataError):
             raise
+        except DBAPIError as exc:
+            if _refuses_data(exc):  # a driver that does not say DataError (asyncpg)
+                raise DataError(exc.statement, exc.params, exc.orig or exc) from exc
+            raise StoreUnavailable(_reason(exc)) from exc
         except _DATABASE_ERRORS as exc:
             raise StoreUnavailable(_reason(exc)) from exc
         except RuntimeError as exc:  # an executor that was shut down: the service is stopping
@@ -163,21 +167,22 @@ class Store:
         batch: Sequence[ReceivedNotification],
         *,
         namespaces: Sequence[str] = NAMESPACE_LABELS,
-    ) -> list[IntakeResult | StoreUnavailable]:
+    ) -> list[IntakeResult | StoreUnavailable | StoreRefused]:
         """Store notifications in one transaction (group commit).
 
         If the database refuses the data of one of them, the batch is written again one
-        notification per transaction, so that only the refused one fails. A failure of the
-        transaction itself (lock timeout, lost connection, failed commit) fails them all.
-        Only results returned after the commit are durable.
+        notification per transaction, so that only the refused one fails (StoreRefused: the
+        same data would be refused again). A failure of the transaction itself (lock
+        timeout, lost connection, failed commit) fails them all. Only results returned after
+        the commit are durable.
         """
         try:
             return list(await self._run(record_notifications, (batch, namespaces), write=True))
         except (IntegrityError, DataError) as exc:
             if len(batch) == 1:
                 log.error("notification refused by the database", extra={"error": _reason(exc)})
-                return [StoreUnavailable(_reason(exc))]
-        results: list[IntakeResult | StoreUnavailable] = []
+                return [StoreRefused(_reason(exc))]
+        results: list[IntakeResult | StoreUnavailable | StoreRefused] = []
         for received in batch:
             results.extend(await self.record_batch([received], namespaces=namespaces))
         return results
@@ -238,6 +243,13 @@ def _in_transaction(
 ) -> Result:
     with engine.begin() as connection:
         return function(connection, *args)
+
+
+def _refuses_data(exc: DBAPIError) -> bool:
+    """A refusal of the values (SQLSTATE class 22 data exception, 23 integrity constraint),
+    not of the transaction: isolating the notification that carries them helps."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from correlator.models.alerts import AlertStatus
 from correlator.sinks.message import duration_text
 from correlator.web.graphs import render_png
 from correlator.web.problems import Problem
-from correlator.web.routes import _incident_filter, encode_cursor, incident_of
+from correlator.web.routes import _incident_filter, bounded_int, encode_cursor, incident_of
 from correlator.web.state import STORE
 
 pages = web.RouteTableDef()
@@ -79,9 +79,12 @@ async def graph(request: web.Request) -> web.Response:
     incident = await incident_of(request)
     raw = request.match_info["number"]
     series = (incident.report or {}).get("series", [])
-    if not raw.isascii() or not raw.isdigit() or int(raw) >= len(series):
-        raise Problem(404, f"incident {incident.id} has no graph {raw!r} ({len(series)} graphs)")
-    png = render_png(series[int(raw)], (incident.report or {}).get("windows"))
+    number = bounded_int(raw, 0, len(series) - 1)
+    if number is None:
+        raise Problem(
+            404, f"incident {incident.id} has no graph {raw[:40]!r} ({len(series)} graphs)"
+        )
+    png = render_png(series[number], (incident.report or {}).get("windows"))
     return web.Response(
         body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=60"}
     )

@@ -8,15 +8,18 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from correlator.errors import StoreUnavailable
+from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.models.alerts import AlertStatus, WebhookPayload
 from correlator.models.incidents import (
     IncidentDetail,
@@ -134,7 +137,16 @@ async def receive_alerts(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
-    body = await request.read()
+    try:
+        body = await request.read()
+    except (ContentEncodingError, RequestPayloadError):
+        encoding = request.headers.get("Content-Encoding", "")
+        raise _reject(
+            request,
+            "malformed",
+            400,
+            f"the body is not {encoding[:20]!r}-encoded as its Content-Encoding says",
+        ) from None
     if not body:
         raise _reject(
             request, "empty", 400, "the body is empty; expected an Alertmanager webhook payload"
@@ -157,6 +169,13 @@ async def _receive(request: web.Request) -> web.Response:
     )
     try:
         result = await request.app[INTAKE].submit(received)
+    except StoreRefused as exc:
+        raise _reject(
+            request,
+            "refused_by_store",
+            422,
+            f"the store refuses this notification's data, so it can never be stored ({exc})",
+        ) from None
     except StoreUnavailable as exc:
         metrics.notifications.labels("unavailable", "store").inc()
         raise Problem(
@@ -217,17 +236,38 @@ def _parse_time(name: str, value: str) -> datetime:
         raise Problem(400, f"{name}: {value!r} is out of range") from None
 
 
+_ASCII_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
+def bounded_int(text: str, low: int, high: int) -> int | None:
+    """`text` as an int when it is 1-19 ASCII digits within [low, high], else None. Unicode
+    digits ("²") and numbers too long to convert quickly are refused before int()."""
+    if not _ASCII_NUMBER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+CURSOR_MAX_CHARS = 200
+
+
 def encode_cursor(before_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"before": before_id}).encode()).decode()
 
 
 def _decode_cursor(cursor: str) -> int:
+    """The id a cursor this API returned carries; anything else is a 400 (a cursor is
+    untrusted input: it may decode to any JSON at all, nested or not an object)."""
+    not_ours = Problem(400, "cursor: not a cursor this API returned")
+    if len(cursor) > CURSOR_MAX_CHARS:
+        raise not_ours
     try:
-        before = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["before"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeEncodeError):
-        raise Problem(400, "cursor: not a cursor this API returned") from None
-    if not isinstance(before, int) or not 0 < before <= ID_MAX:
-        raise Problem(400, "cursor: not a cursor this API returned")
+        document = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeEncodeError, RecursionError):
+        raise not_ours from None
+    before = document.get("before") if isinstance(document, dict) else None
+    if type(before) is not int or not 0 < before <= ID_MAX:  # bool is an int: not this one
+        raise not_ours
     return before
 
 
@@ -244,8 +284,11 @@ def _incident_filter(query: Any) -> IncidentFilter:
     if status is not None and status not in {s.value for s in AlertStatus}:
         raise Problem(400, f"status: {status!r} is not one of firing, resolved")
     limit_text = query.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIMIT_MAX:
-        raise Problem(400, f"limit: {limit_text!r} is not a whole number from 1 to {LIMIT_MAX}")
+    limit = bounded_int(limit_text, 1, LIMIT_MAX)
+    if limit is None:
+        raise Problem(
+            400, f"limit: {limit_text[:40]!r} is not a whole number from 1 to {LIMIT_MAX}"
+        )
     since = _parse_time("since", query["since"]) if "since" in query else None
     until = _parse_time("until", query["until"]) if "until" in query else None
     if since and until and until < since:
@@ -256,7 +299,7 @@ def _incident_filter(query: Any) -> IncidentFilter:
         alertname=query.get("alertname"),
         since=since,
         until=until,
-        limit=int(limit_text),
+        limit=limit,
         before_id=_decode_cursor(query["cursor"]) if "cursor" in query else None,
     )
 
@@ -284,10 +327,11 @@ async def incident_of(request: web.Request) -> IncidentDetail:
     """The incident the path's `{incident_id}` names: 400 for a bad id, 404 for an unknown
     one, 503 while the store is unavailable (shared by the API and the pages)."""
     raw_id = request.match_info["incident_id"]
-    if not raw_id.isascii() or not raw_id.isdigit() or not 0 < int(raw_id) <= ID_MAX:
-        raise Problem(400, f"incident id must be a positive integer, got {raw_id!r}")
+    incident_id = bounded_int(raw_id, 1, ID_MAX)
+    if incident_id is None:
+        raise Problem(400, f"incident id must be a positive integer, got {raw_id[:40]!r}")
     try:
-        incident = await request.app[STORE].get_incident(int(raw_id))
+        incident = await request.app[STORE].get_incident(incident_id)
     except StoreUnavailable as exc:
         raise Problem(
             503, f"the store is unavailable: {exc}", headers={"Retry-After": RETRY_AFTER_S}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from correlator.metrics import Metrics
 from correlator.settings import NotifySettings, load_settings
+from correlator.sinks.base import SinkRejected
 from correlator.sinks.deliver import Deliverer
 from correlator.sinks.webhook import WebhookSink
 from correlator.store import Store, outbox
@@ -120,3 +121,33 @@ async def test_a_slow_send_keeps_its_lease(store: Store) -> None:
 
 async def _lease_expiry(store: Store) -> Any:
     return await store.read(lambda c: c.execute(select(deliveries.c.lease_expires_at)).scalar_one())
+
+
+class QuotingSink:
+    """A sink whose platform refuses, quoting the URL it was given (credentials and all)."""
+
+    name = "hook"
+    severities: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+
+    async def send(self, message: dict[str, Any], remote: dict[str, Any], remember: Any) -> Any:
+        raise SinkRejected("hook: POST https://hook:pw-SECRET@hooks.example/in: 410 gone")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_refusal_quoting_a_url_is_recorded_and_logged_without_its_password(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    deliverer = Deliverer(store, NotifySettings(), {"hook": QuotingSink()}, Metrics())
+    incident_id = await incident(store)
+    await want(store, incident_id, "firing")
+    claimed = await store.write(outbox.claim, deliverer.owner, 60.0, store.clock())
+    assert claimed is not None
+    with caplog.at_level(logging.WARNING):
+        await deliverer.deliver(claimed)
+    (row,) = await store.read(outbox.for_incident, incident_id)
+    assert row["state"] == "failed"
+    assert "https://***@hooks.example/in" in row["last_error"]
+    assert "pw-SECRET" not in row["last_error"] + caplog.text + repr(caplog.records[0].__dict__)
