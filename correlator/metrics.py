@@ -89,6 +89,12 @@ class Metrics:
             "WebApplication manifests that failed validation in the last pass.",
             registry=r,
         )
+        self.provisioning_conflicts = Gauge(
+            "correlator_provisioning_conflicts",
+            "Dashboards not written in the last pass because a dashboard correlator did not "
+            "make holds their title or UID (see the log and the app's Provisioned condition).",
+            registry=r,
+        )
         self.provisioning_last_success = Gauge(
             "correlator_provisioning_last_success_timestamp_seconds",
             "When a provisioning pass last finished without errors.",

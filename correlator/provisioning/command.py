@@ -56,7 +56,11 @@ async def reconcile_grafana(
         concurrency=options.concurrency,
         dry_run=dry_run,
     )
-    return Report(steps=report.steps + rules.steps, errors=report.errors + rules.errors)
+    return Report(
+        steps=report.steps + rules.steps,
+        errors=report.errors + rules.errors,
+        conflicts=report.conflicts,
+    )
 
 
 def provision(

@@ -90,17 +90,39 @@ class GrafanaTarget:
         )
 
     async def save_dashboard(
-        self, dashboard: dict[str, Any], *, folder_uid: str, message: str
+        self,
+        dashboard: dict[str, Any],
+        *,
+        folder_uid: str,
+        message: str,
+        version: int | None = None,
     ) -> int:
-        """Create or replace; returns the new version."""
+        """Create (`version` None) or replace the version read; returns the new version.
+
+        Never with `overwrite`: Grafana would then take over another dashboard of the same
+        title in the folder. Without it, Grafana refuses (412) a same-titled dashboard
+        (`name-exists`) or a version changed since it was read (`version-mismatch`)."""
         body = {
-            "dashboard": dashboard,
+            "dashboard": {**dashboard, "version": version} if version else dashboard,
             "folderUid": folder_uid,
-            "overwrite": True,
+            "overwrite": False,
             "message": message,
         }
         saved = await self._call(lambda: self._api.dashboard.update_dashboard(body))
         return int(saved.get("version", 0))
+
+    async def dashboards_titled(self, title: str, folder_uid: str) -> list[dict[str, Any]]:
+        """Search hits for dashboards with exactly this title in the folder."""
+        hits = await self._call(
+            lambda: self._api.search.search_dashboards(
+                query=title, type_="dash-db", folder_uids=folder_uid, limit=SEARCH_PAGE
+            )
+        )
+        return [
+            hit
+            for hit in hits
+            if hit.get("title") == title and (hit.get("folderUid") or "") == folder_uid
+        ]
 
     async def delete_dashboard(self, uid: str) -> bool:
         try:

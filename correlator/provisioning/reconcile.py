@@ -8,8 +8,10 @@ longer matches the mark, or a save from the UI dropped the mark) from a changed 
 is of an older spec). A hand edit is put back, with a version message that says so, unless the
 app sets `revertManualEdits: false`. Dashboards that
 carry correlator's ownership tag but belong to no app any more are deleted; no other dashboard
-is touched. Work runs with bounded concurrency, and one app's failure is reported without
-stopping the others.
+is touched: before a write, correlator looks for a dashboard of the same title in the folder
+(Grafana would refuse it, or with `overwrite` take it over) and for one at its UID that it did
+not make; either is someone else's, left alone and reported as a conflict. Work runs with
+bounded concurrency, and one app's failure is reported without stopping the others.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from typing import Any
 from correlator.errors import CorrelatorError
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.dashboards import Folder, dashboard, team_folder
-from correlator.provisioning.grafana import GrafanaTarget, LiveDashboard
+from correlator.provisioning.grafana import (
+    OWNERSHIP_TAG,
+    GrafanaRefused,
+    GrafanaTarget,
+    LiveDashboard,
+)
 from correlator.provisioning.grafana_rules import (
     OWNER_LABEL,
     grafana_alert_rules,
@@ -70,10 +77,20 @@ class Step:
     kind: str = "dashboard"
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An app's dashboard not written because someone else's dashboard holds its place."""
+
+    app: str
+    uid: str
+    reason: str
+
+
 @dataclass
 class Report:
     steps: list[Step] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    conflicts: list[Conflict] = field(default_factory=list)  # also among the errors
 
     @property
     def writes(self) -> int:
@@ -126,6 +143,28 @@ def _decide(want: Desired, live: LiveDashboard | None) -> Step:
     return Step(Action.UPDATE, want.uid, key, f"correlator: WebApplication {key} changed")
 
 
+async def _someone_elses(
+    target: GrafanaTarget, want: Desired, live: LiveDashboard | None
+) -> str | None:
+    """Why writing `want` would overwrite a dashboard correlator did not make, or None."""
+    ours = live is None or OWNERSHIP_TAG in live.dashboard.get("tags", [])
+    if live is not None and not ours and MARK not in live.dashboard:
+        return f"dashboard {want.uid} exists and is not managed by correlator"
+    title = want.dashboard["title"]
+    for hit in await target.dashboards_titled(title, want.folder.uid):
+        if hit.get("uid") != want.uid:
+            whose = (
+                "another of correlator's"
+                if OWNERSHIP_TAG in hit.get("tags", [])
+                else "not managed by correlator"
+            )
+            return (
+                f"dashboard {hit.get('uid')!r} titled {title!r} in folder {want.folder.uid} is "
+                f"{whose}; not overwritten (rename or delete it to let correlator provision)"
+            )
+    return None
+
+
 async def reconcile(
     target: GrafanaTarget,
     apps: Iterable[WebApplication],
@@ -170,14 +209,37 @@ async def reconcile(
         if live is _FAILED:
             return
         step = _decide(want, live)
-        if step.action in WRITES and not dry_run:
-            saved = await guarded(
-                want.app.key,
-                target.save_dashboard(
-                    marked(want), folder_uid=want.folder.uid, message=step.reason
-                ),
-            )
-            if saved is _FAILED:
+        if step.action in WRITES:
+            conflict = await guarded(want.app.key, _someone_elses(target, want, live))
+            if conflict is _FAILED:
+                return
+            if conflict is None and not dry_run:
+                try:
+                    async with limit:
+                        await target.save_dashboard(
+                            marked(want),
+                            folder_uid=want.folder.uid,
+                            message=step.reason,
+                            version=live.version if live is not None else None,
+                        )
+                except GrafanaRefused as exc:
+                    if exc.grafana_status != "name-exists":  # made meanwhile: a conflict
+                        report.errors.append((want.app.key, str(exc)))
+                        log.warning(
+                            "provisioning failed", extra={"what": want.app.key, "error": str(exc)}
+                        )
+                        return
+                    conflict = f"a dashboard titled {want.dashboard['title']!r} appeared: {exc}"
+                except CorrelatorError as exc:
+                    report.errors.append((want.app.key, str(exc)))
+                    log.warning(
+                        "provisioning failed", extra={"what": want.app.key, "error": str(exc)}
+                    )
+                    return
+            if conflict is not None:
+                report.conflicts.append(Conflict(want.app.key, want.uid, conflict))
+                report.errors.append((want.app.key, conflict))
+                log.warning("dashboard conflict", extra={"app": want.app.key, "problem": conflict})
                 return
         report.steps.append(step)
 

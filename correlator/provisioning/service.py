@@ -185,11 +185,14 @@ class Provisioner:
             if api is not None and self._settings.kubernetes.prometheus_rules:
                 rules = await reconcile_prometheus_rules(api, apps, self._links)
                 report = Report(
-                    steps=report.steps + rules.steps, errors=report.errors + rules.errors
+                    steps=report.steps + rules.steps,
+                    errors=report.errors + rules.errors,
+                    conflicts=report.conflicts,
                 )
         except (CorrelatorError, OSError) as exc:
             report.errors.append(("Grafana" if self._grafana else "Kubernetes", str(exc)))
         self._metrics.provisioning_writes.inc(report.writes)
+        self._metrics.provisioning_conflicts.set(len(report.conflicts))
         for what, why in report.errors:
             log.warning("provisioning failed", extra={"what": what, "problem": why})
         outcome = "with_errors" if report.errors else "ok"

@@ -5,7 +5,10 @@ It checks every request body against Grafana's own OpenAPI description
 document, so it cannot accept what Grafana would refuse nor answer what Grafana would not.
 Semantics follow Grafana: a save without `overwrite` of a changed dashboard is a 412
 `version-mismatch`; another dashboard with the same title in the folder is a 412
-`name-exists`; an existing folder UID is a 409; no or a wrong token is a 401.
+`name-exists` without `overwrite`, and with `overwrite` the save takes that dashboard over (it
+adopts its uid, id and version, as Grafana's getExistingDashboardByTitleAndFolder does); an
+existing folder UID is a 409; no or a wrong token is a 401. Alert rules are answered with
+Grafana's defaults filled in; an invalid annotation PATCH is a 400.
 
 Test controls: `fail(status, times)` answers the next requests with an error, `delay_s` adds
 latency to every request, `edit_by_hand(uid)` changes a dashboard as a person in the UI would,
@@ -221,8 +224,29 @@ class FakeGrafana:
     def _stored_rule(
         self, request: web.Request, body: dict[str, Any], rule_id: int
     ) -> dict[str, Any]:
+        """The rule as Grafana stores and answers it: with its defaults filled in."""
         disabled = request.headers.get("X-Disable-Provenance", "").lower() == "true"
-        return {**body, "id": rule_id, "updated": _now(), "provenance": "" if disabled else "api"}
+        data = [
+            {
+                "queryType": "",
+                **query,
+                "model": {"intervalMs": 1000, "maxDataPoints": 43200, **query.get("model", {})},
+            }
+            for query in body.get("data", [])
+        ]
+        return {
+            "orgID": 1,
+            "annotations": {},
+            "labels": {},
+            "isPaused": False,
+            "notification_settings": None,
+            "record": None,
+            **body,
+            "data": data,
+            "id": rule_id,
+            "updated": _now(),
+            "provenance": "" if disabled else "api",
+        }
 
     async def list_rules(self, request: web.Request) -> web.Response:
         return self._answer(request, 200, list(self.rules.values()))
@@ -293,7 +317,7 @@ class FakeGrafana:
         try:
             _validate({"$ref": "#/components/schemas/PatchAnnotationsCmd"}, body)
         except jsonschema.ValidationError as exc:
-            return self._error(request, 404, f"bad request data: {exc.message}")
+            return self._error(request, 400, f"bad request data: {exc.message}")
         stored.update({k: v for k, v in body.items() if k in ("time", "timeEnd", "tags", "text")})
         return self._answer(request, 200, {"message": "Annotation patched"})
 
@@ -345,18 +369,22 @@ class FakeGrafana:
         if folder_uid and folder_uid not in self.folders:
             return self._error(request, 400, "folder not found")
         overwrite = bool(body.get("overwrite"))
-        for other_uid, other in self.dashboards.items():
+        for other_uid, other in list(self.dashboards.items()):
             if (
                 other_uid != uid
                 and other.folder_uid == folder_uid
                 and (other.dashboard.get("title") == dashboard["title"])
             ):
-                return self._error(
-                    request,
-                    412,
-                    "A dashboard with the same name in the folder already exists",
-                    status="name-exists",
-                )
+                if not overwrite:
+                    return self._error(
+                        request,
+                        412,
+                        "A dashboard with the same name in the folder already exists",
+                        status="name-exists",
+                    )
+                uid = other_uid  # Grafana takes the same-titled dashboard over
+                dashboard = {**dashboard, "uid": uid, "version": other.version}
+                break
         existing = self.dashboards.get(uid)
         if existing is not None and not overwrite and dashboard.get("version") != existing.version:
             return self._error(
@@ -423,6 +451,8 @@ class FakeGrafana:
 
     async def search(self, request: web.Request) -> web.Response:
         tags = request.query.getall("tag", [])
+        text = request.query.get("query", "").lower()
+        folders = request.query.getall("folderUIDs", [])
         kind = request.query.get("type")
         limit = int(request.query.get("limit", "1000"))
         page = int(request.query.get("page", "1"))
@@ -432,7 +462,12 @@ class FakeGrafana:
         if kind != "dash-folder":
             for uid, stored in sorted(self.dashboards.items()):
                 dashboard_tags = stored.dashboard.get("tags", [])
-                if all(tag in dashboard_tags for tag in tags):
+                title = stored.dashboard.get("title", "")
+                if (
+                    all(tag in dashboard_tags for tag in tags)
+                    and text in title.lower()
+                    and (not folders or stored.folder_uid in folders)
+                ):
                     hits.append(
                         {
                             "id": stored.id,

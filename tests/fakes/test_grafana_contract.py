@@ -54,3 +54,49 @@ async def test_grafana_test_server_keeps_grafanas_contract() -> None:
         assert (
             await http.delete(f"/api/v1/provisioning/alert-rules/{uid}", headers=auth)
         ).status_code == 204
+
+
+async def test_overwrite_takes_over_a_same_titled_dashboard_as_grafana_does() -> None:
+    """Grafana's getExistingDashboardByTitleAndFolder: with overwrite, a save whose title is
+    held by another dashboard in the folder adopts that dashboard's uid, id and version."""
+    fake = FakeGrafana()
+    fake.add_foreign_dashboard("theirs", "Checkout", ["hand-made"])
+    async with served(fake.app) as url, httpx.AsyncClient(base_url=url) as http:
+        auth = {"Authorization": f"Bearer {fake.token}"}
+        body = {"dashboard": {"uid": "ours", "title": "Checkout"}, "overwrite": True}
+        saved = await http.post("/api/dashboards/db", json=body, headers=auth)
+        assert saved.status_code == 200 and saved.json()["uid"] == "theirs"
+        assert saved.json()["version"] == 2
+        assert "ours" not in fake.dashboards
+        found = await http.get("/api/search", params={"query": "check"}, headers=auth)
+        assert [hit["uid"] for hit in found.json()] == ["theirs"]
+
+
+async def test_rules_come_back_with_grafanas_defaults_and_a_bad_patch_is_400() -> None:
+    fake = FakeGrafana()
+    async with served(fake.app) as url, httpx.AsyncClient(base_url=url) as http:
+        auth = {"Authorization": f"Bearer {fake.token}"}
+        await http.post("/api/folders", json={"uid": "f", "title": "F"}, headers=auth)
+        rule = {
+            "title": "r",
+            "orgID": 1,
+            "folderUID": "f",
+            "ruleGroup": "g",
+            "condition": "A",
+            "noDataState": "OK",
+            "execErrState": "Error",
+            "for": "5m",
+            "data": [{"refId": "A", "datasourceUid": "p", "model": {"expr": "vector(1)"}}],
+        }
+        created = await http.post("/api/v1/provisioning/alert-rules", json=rule, headers=auth)
+        path = f"/api/v1/provisioning/alert-rules/{created.json()['uid']}"
+        fetched = (await http.get(path, headers=auth)).json()
+        assert fetched["isPaused"] is False and fetched["annotations"] == {}
+        assert fetched["data"][0]["model"]["intervalMs"] == 1000
+        note = await http.post(
+            "/api/annotations", json={"time": 1, "text": "t", "tags": ["x"]}, headers=auth
+        )
+        bad = await http.patch(
+            f"/api/annotations/{note.json()['id']}", json={"tags": "not a list"}, headers=auth
+        )
+        assert bad.status_code == 400

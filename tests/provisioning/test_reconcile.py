@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.dashboards import team_folder
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.naming import Links, dashboard_uid
 from correlator.provisioning.reconcile import Action, reconcile
+from correlator.provisioning.service import Provisioner
+from correlator.settings import load_settings
 from tests.provisioning.conftest import webapp
 from tests.support.processes import free_port
 
@@ -124,19 +128,30 @@ async def test_a_failing_request_is_reported_and_the_rest_still_provisioned(graf
     assert len(fake.dashboards) == 3
 
 
-async def test_name_taken_by_someone_else_fails_only_that_app(grafana: Any) -> None:
+async def test_a_dashboard_someone_else_made_with_the_apps_title_is_never_overwritten(
+    grafana: Any,
+) -> None:
+    """Grafana's save with overwrite takes over a same-titled dashboard in the folder: so
+    correlator looks first, leaves a dashboard without its managed-by tag alone, and reports
+    the conflict for that app only."""
     fake, target = grafana
     await reconcile(target, apps()[1:2], LINKS)  # creates the storefront folder
-    fake.add_foreign_dashboard("theirs", "shop / checkout", [])
+    fake.add_foreign_dashboard("theirs", "shop / checkout", ["hand-made"])
     fake.dashboards["theirs"].folder_uid = team_folder("payments").uid
     fake.folders.setdefault(
         team_folder("payments").uid,
         {"uid": team_folder("payments").uid, "title": "Team payments", "id": 99},
     )
-    report = await reconcile(target, apps(), LINKS)
-    assert [what for what, _ in report.errors] == ["shop/checkout"]
-    assert "412" in report.errors[0][1] and "same name" in report.errors[0][1]
-    assert dashboard_uid("finance", "ledger") in fake.dashboards
+    before = copy.deepcopy(fake.dashboards["theirs"])
+    for _ in range(2):  # and again at the next resync
+        report = await reconcile(target, apps(), LINKS)
+        assert [what for what, _ in report.errors] == ["shop/checkout"]
+        why = report.errors[0][1]
+        assert "theirs" in why and "not managed by correlator" in why
+        assert [c.app for c in report.conflicts] == ["shop/checkout"]
+        assert fake.dashboards["theirs"] == before
+        assert dashboard_uid("shop", "checkout") not in fake.dashboards
+        assert dashboard_uid("finance", "ledger") in fake.dashboards
 
 
 async def test_wrong_token_and_unreachable_grafana_are_errors_not_crashes(grafana: Any) -> None:
@@ -154,3 +169,17 @@ async def test_dry_run_plans_without_writing(grafana: Any) -> None:
     report = await reconcile(target, apps(), LINKS, dry_run=True)
     assert report.count(Action.CREATE) == 3
     assert fake.writes == 0 and fake.dashboards == {}
+
+
+async def test_a_conflict_is_counted_and_named_in_the_apps_problems(grafana: Any) -> None:
+    fake, target = grafana
+    fake.add_foreign_dashboard(dashboard_uid("shop", "checkout"), "shop / checkout", [])
+    settings = load_settings(
+        provisioning={"grafana_url": target.base_url, "grafana_token": fake.token}
+    )
+    metrics = Metrics()
+    problems = await Provisioner(settings, metrics).run_once(apps(), [])
+    assert "not managed by correlator" in "; ".join(problems["shop/checkout"])
+    assert problems["shop/catalog"] == []
+    assert metrics.registry.get_sample_value("correlator_provisioning_conflicts") == 1.0
+    assert fake.dashboards[dashboard_uid("shop", "checkout")].dashboard["tags"] == []
