@@ -8,8 +8,19 @@ a resourceVersion older than the retained history is answered with an `ERROR` ev
 resourceVersion but not `metadata.generation`. Errors are `Status` objects. A bearer token is
 required.
 
+Leases (`coordination.k8s.io/v1`) follow the API server's optimistic concurrency: a create of
+an existing name is `409 AlreadyExists`; a replace whose `metadata.resourceVersion` is not the
+stored one is `409 Conflict` (without one it is unconditional, and it creates a missing Lease
+as the Lease strategy allows); `acquireTime`/`renewTime` must be MicroTime
+(`2006-01-02T15:04:05.000000Z07:00`, exactly six fraction digits) or the body is a `400
+BadRequest`; `leaseDurationSeconds` and `leaseTransitions` are validated (`422 Invalid`).
+
 Test controls: `apply(obj)`, `delete(namespace, name)`, `compact()` (forget history so old
-resourceVersions are gone), `break_watches()` (drop every open watch), `bookmark_every_s`.
+resourceVersions are gone), `break_watches()` (drop every open watch), `bookmark_every_s`;
+`lease(namespace, name)`, `lease_writes` (every accepted Lease write, in order) and
+`touch_lease(namespace, name)` (another writer bumps its resourceVersion, so a replace based
+on the old one conflicts) and `writes_before_next_lease_replace` (that many such writes land
+between a client's read and its next replace: a deterministic race).
 """
 
 from __future__ import annotations
@@ -19,12 +30,17 @@ import contextlib
 import copy
 import itertools
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 WEBAPPS = ("platform.correlator.dev", "v1alpha1", "webapplications")
 RULES = ("monitoring.coreos.com", "v1", "prometheusrules")
+LEASES = ("coordination.k8s.io", "v1", "leases")
+# metav1.RFC3339Micro as Go parses it: exactly six fraction digits, Z or a numeric offset.
+MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def go_bool(value: str | None) -> bool:
@@ -32,8 +48,10 @@ def go_bool(value: str | None) -> bool:
     return value in ("1", "t", "T", "TRUE", "true", "True")
 
 
-def status(code: int, reason: str, message: str) -> web.Response:
-    body = {
+def status(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -42,6 +60,8 @@ def status(code: int, reason: str, message: str) -> web.Response:
         "reason": reason,
         "code": code,
     }
+    if details is not None:
+        body["details"] = details
     return web.json_response(body, status=code)
 
 
@@ -53,6 +73,8 @@ class FakeKubernetes:
         self.oldest_rv = 0
         self.bookmark_every_s = 0.2
         self.status_writes: list[tuple[str, str, dict[str, Any]]] = []
+        self.lease_writes: list[dict[str, Any]] = []
+        self.writes_before_next_lease_replace = 0
         self._rv = itertools.count(100)
         self._current_rv = 99
         self._changed = asyncio.Condition()
@@ -73,6 +95,12 @@ class FakeKubernetes:
         self.app.router.add_get(f"{rbase}/{{name}}", self.get_rule)
         self.app.router.add_put(f"{rbase}/{{name}}", self.replace_rule)
         self.app.router.add_delete(f"{rbase}/{{name}}", self.delete_rule)
+        lgroup, lversion, lplural = LEASES
+        lbase = f"/apis/{lgroup}/{lversion}/namespaces/{{ns}}/{lplural}"
+        self.app.router.add_post(lbase, self.create_lease)
+        self.app.router.add_get(f"{lbase}/{{name}}", self.get_lease)
+        self.app.router.add_put(f"{lbase}/{{name}}", self.replace_lease)
+        self.app.router.add_delete(f"{lbase}/{{name}}", self.delete_lease)
 
     # --- test controls -----------------------------------------------------------------
 
@@ -304,4 +332,179 @@ class FakeKubernetes:
             return status(
                 404, "NotFound", f'prometheusrules "{request.match_info["name"]}" not found'
             )
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+    # --- Lease (coordination.k8s.io/v1) --------------------------------------------------
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        stored = self.objects.get((LEASES[2], namespace, name))
+        return copy.deepcopy(stored) if stored is not None else None
+
+    def touch_lease(self, namespace: str, name: str) -> None:
+        """Another writer updates the Lease without changing its holder (a label, say)."""
+        stored = self.objects[(LEASES[2], namespace, name)]
+        stored["metadata"]["resourceVersion"] = self._next_rv()
+
+    @staticmethod
+    def _lease_not_found(name: str) -> web.Response:
+        return status(
+            404,
+            "NotFound",
+            f'leases.coordination.k8s.io "{name}" not found',
+            {"name": name, "group": LEASES[0], "kind": "leases"},
+        )
+
+    @staticmethod
+    def _lease_problems(body: Any) -> tuple[int, str] | None:
+        """Why the API server would refuse this Lease body: (400 decode | 422 invalid, message)."""
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            return 400, 'Lease in version "v1" cannot be handled as a Lease: no metadata'
+        if body.get("apiVersion") not in (None, "coordination.k8s.io/v1") or body.get(
+            "kind"
+        ) not in (None, "Lease"):
+            return 400, f"the body is a {body.get('apiVersion')}/{body.get('kind')}, not a Lease"
+        spec = body.get("spec") or {}
+        if not isinstance(spec, dict):
+            return 400, 'Lease in version "v1" cannot be handled as a Lease: spec is not an object'
+        for field in ("acquireTime", "renewTime"):
+            value = spec.get(field)
+            if value is not None and not (isinstance(value, str) and MICRO_TIME.match(value)):
+                return 400, (
+                    f'Lease in version "v1" cannot be handled as a Lease: parsing time '
+                    f'{json.dumps(value)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse'
+                )
+        for field in ("leaseDurationSeconds", "leaseTransitions"):
+            value = spec.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return 400, (
+                    f'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal '
+                    f"{type(value).__name__} into Go struct field LeaseSpec.spec.{field} of type "
+                    "int32"
+                )
+        duration = spec.get("leaseDurationSeconds")
+        if duration is not None and duration <= 0:
+            return (
+                422,
+                f"spec.leaseDurationSeconds: Invalid value: {duration}: must be greater than 0",
+            )
+        transitions = spec.get("leaseTransitions")
+        if transitions is not None and transitions < 0:
+            return 422, (
+                f"spec.leaseTransitions: Invalid value: {transitions}: must be greater than or "
+                "equal to 0"
+            )
+        holder = spec.get("holderIdentity")
+        if holder is not None and not isinstance(holder, str):
+            return 400, 'Lease in version "v1" cannot be handled as a Lease: holderIdentity'
+        return None
+
+    def _store_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = (LEASES[2], namespace, name)
+        existing = self.objects.get(key)
+        stored = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                **{k: v for k, v in body["metadata"].items() if k != "resourceVersion"},
+                "name": name,
+                "namespace": namespace,
+                "uid": existing["metadata"]["uid"] if existing else f"uid-lease-{namespace}-{name}",
+                "creationTimestamp": existing["metadata"]["creationTimestamp"]
+                if existing
+                else "2026-01-01T00:00:00Z",
+                "resourceVersion": self._next_rv(),
+            },
+            "spec": copy.deepcopy(body.get("spec") or {}),
+        }
+        self.objects[key] = stored
+        self.lease_writes.append(copy.deepcopy(stored))
+        return stored
+
+    async def create_lease(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            return status(400, "BadRequest", f"invalid JSON: {exc}")
+        problem = self._lease_problems(body)
+        if problem is not None:
+            return status(problem[0], "BadRequest" if problem[0] == 400 else "Invalid", problem[1])
+        namespace = request.match_info["ns"]
+        meta = body["metadata"]
+        if meta.get("namespace") not in (None, namespace):
+            return status(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request",
+            )
+        name = meta.get("name")
+        if not isinstance(name, str) or not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+            return status(422, "Invalid", f"metadata.name: Invalid value: {json.dumps(name)}")
+        if meta.get("resourceVersion"):
+            return status(
+                500, "InternalError", "resourceVersion should not be set on objects to be created"
+            )
+        if (LEASES[2], namespace, name) in self.objects:
+            return status(
+                409,
+                "AlreadyExists",
+                f'leases.coordination.k8s.io "{name}" already exists',
+                {"name": name, "group": LEASES[0], "kind": "leases"},
+            )
+        return web.json_response(self._store_lease(namespace, name, body), status=201)
+
+    async def get_lease(self, request: web.Request) -> web.Response:
+        stored = self.objects.get((LEASES[2], request.match_info["ns"], request.match_info["name"]))
+        if stored is None:
+            return self._lease_not_found(request.match_info["name"])
+        return web.json_response(stored)
+
+    async def replace_lease(self, request: web.Request) -> web.Response:
+        namespace, name = request.match_info["ns"], request.match_info["name"]
+        if self.writes_before_next_lease_replace and (LEASES[2], namespace, name) in self.objects:
+            self.writes_before_next_lease_replace -= 1
+            self.touch_lease(namespace, name)
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            return status(400, "BadRequest", f"invalid JSON: {exc}")
+        problem = self._lease_problems(body)
+        if problem is not None:
+            return status(problem[0], "BadRequest" if problem[0] == 400 else "Invalid", problem[1])
+        meta = body["metadata"]
+        if meta.get("name") != name:
+            return status(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                f"({name})",
+            )
+        if meta.get("namespace") not in (None, namespace):
+            return status(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request",
+            )
+        existing = self.objects.get((LEASES[2], namespace, name))
+        wanted = meta.get("resourceVersion") or None
+        if existing is None:
+            if wanted is not None:  # a precondition on an object that is not there
+                return self._lease_not_found(name)
+            return web.json_response(self._store_lease(namespace, name, body), status=201)
+        if wanted is not None and wanted != existing["metadata"]["resourceVersion"]:
+            return status(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the '
+                "object has been modified; please apply your changes to the latest version and "
+                "try again",
+                {"name": name, "group": LEASES[0], "kind": "leases"},
+            )
+        return web.json_response(self._store_lease(namespace, name, body))
+
+    async def delete_lease(self, request: web.Request) -> web.Response:
+        key = (LEASES[2], request.match_info["ns"], request.match_info["name"])
+        if self.objects.pop(key, None) is None:
+            return self._lease_not_found(request.match_info["name"])
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
