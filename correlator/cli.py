@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _bench_rca(args.dataset, as_json=args.json)
         if args.command == "demo":
-            from correlator.demo import run
+            from correlator.demo import PortInUse, run
 
             try:
                 return asyncio.run(
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except KeyboardInterrupt:
                 return 0
+            except PortInUse as exc:
+                print(exc, file=sys.stderr)
+                return EXIT_UNAVAILABLE
         if args.command == "crd":
             from correlator.models.crd import webapplication_crd
 

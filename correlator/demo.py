@@ -220,7 +220,48 @@ def _suspects(suspects: list[dict[str, Any]]) -> None:
         print(f"    {item['rank']}. {item['service']}: {item['reason']}")
 
 
+class PortInUse(Exception):
+    """The demo's port is taken: say which, and how to choose another."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(
+            f"correlator demo: port {port} is in use (another correlator, or another program); "
+            f"choose another with --port, e.g. correlator demo --port {port + 1}"
+        )
+
+
+def _check_port(port: int) -> None:
+    """Fail before starting anything if the port cannot be bound."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUse(port) from None
+
+
+def _fresh_start(root: Path) -> None:
+    """Remove what a previous run in the same directory left: its database would answer this
+    run's alert with that run's incident and report."""
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in ("correlator.db", "correlator.db-wal", "correlator.db-shm"):
+        (root / leftover).unlink(missing_ok=True)
+    shutil.rmtree(root / "provisioned", ignore_errors=True)
+
+
 async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
+    """Run the demo; a temporary working directory is removed if the demo fails."""
+    _check_port(port)
+    root = workdir or Path(tempfile.mkdtemp(prefix="correlator-demo-"))
+    try:
+        return await _run(root, port=port, keep_running=keep_running)
+    except BaseException:
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+async def _run(root: Path, *, port: int, keep_running: bool) -> int:
     from aiohttp import web
 
     from correlator.analysis.report import analyse, suspect_json
@@ -228,8 +269,7 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
     from correlator.settings import load_settings
     from correlator.web.app import create_app
 
-    root = workdir or Path(tempfile.mkdtemp(prefix="correlator-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(_fresh_start, root)
     scenario = Scenario(datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20))
     print("correlator demo: payments starts failing; checkout and storefront follow", flush=True)
     apps_dir = root / "apps"
@@ -260,10 +300,13 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
          "or traces; the offline analysis below reads them from the bundle")  # fmt: skip
     settings = load_settings(**groups)
     runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
     try:
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError:
+            raise PortInUse(port) from None  # taken since it was checked
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             for _ in range(200):  # the first provisioning pass fills the app catalogue
                 if (
@@ -300,10 +343,15 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
         print("\n  Offline analysis of the same incident with its logs and traces "
               f"(correlator analyze {bundle}):")  # fmt: skip
         _suspects([suspect_json(s, i) for i, s in enumerate(result.suspects, 1)])
-        print(f"\n  Incident page: {base}/incidents/{incident_id}")
         if keep_running:
+            print(f"\n  Incident page: {base}/incidents/{incident_id}")
             print("  Serving until Ctrl-C.", flush=True)
             await asyncio.Event().wait()
+        else:
+            print(
+                "\n  Incident page: served only while the demo runs; run "
+                f"`correlator demo --port {port}` without --exit and open the link it prints"
+            )
         return 0
     finally:
         await runner.cleanup()

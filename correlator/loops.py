@@ -30,10 +30,10 @@ class Loops:
         return task
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        if self.stopping:
+        if self.stopping or task.cancelled():  # only shutdown cancels a loop
             return
-        error = None if task.cancelled() else task.exception()
-        why = "cancelled" if task.cancelled() else repr(error) if error else "returned"
+        error = task.exception()
+        why = repr(error) if error else "returned"
         log.critical(
             "background loop %s ended: %s; the process must restart",
             task.get_name(),

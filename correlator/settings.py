@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -71,6 +79,13 @@ class DatabaseSettings(_Group):
         "masked wherever the URL is shown.",
     )
     pool_size: int = Field(10, ge=1, le=200, description="Connections kept open (PostgreSQL).")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_supported(cls, url: str) -> str:
+        database_scheme(url)  # the error then names database.url, not the whole settings
+        return url
+
     busy_timeout_ms: int = Field(
         5000,
         ge=0,
@@ -473,11 +488,6 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     notify: NotifySettings = NotifySettings()
     log: LogSettings = LogSettings()
-
-    @model_validator(mode="after")
-    def _database_url_is_supported(self) -> Settings:
-        database_scheme(self.database.url)
-        return self
 
     @model_validator(mode="after")
     def _provisioning_target_is_usable(self) -> Settings:

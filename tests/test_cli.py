@@ -127,6 +127,10 @@ def test_bad_configuration_is_named_precisely(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read config file" in missing.stderr
     env_error = run("config", env={"CORRELATOR_QUEUE_WORKERS": "-1"})
     assert env_error.returncode == 2 and "CORRELATOR_QUEUE_WORKERS" in env_error.stderr
+    bad_url = run("serve", env={"CORRELATOR_DATABASE_URL": "nonsense://x"})
+    assert bad_url.returncode == 2, bad_url.stderr
+    assert "database.url (CORRELATOR_DATABASE_URL)" in bad_url.stderr, bad_url.stderr
+    assert "settings (CORRELATOR_)" not in bad_url.stderr
 
 
 def test_serve_refuses_an_open_non_loopback_bind(tmp_path: Path) -> None:
