@@ -58,23 +58,10 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     if message["summary"]:
         text = escape.truncate(e(message["summary"]), MAX_SECTION)
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-    if message["suspects"]:
-        out.append({"type": "divider"})
-        for rank, suspect in enumerate(message["suspects"], 1):
-            lines = [f"*{rank}. {e(suspect['service'])}*: {e(suspect['reason'])}"]
-            for evidence in suspect["evidence"]:
-                link = next(iter(evidence["links"].values()), None)
-                detail = e(evidence["detail"])
-                lines.append(f"• <{_url(link)}|{detail}>" if link else f"• {detail}")
-            text = escape.truncate("\n".join(lines), MAX_SECTION)
-            out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-    elif message["analysed"]:
-        out.append(_plain("No service's telemetry left its baseline."))
-    else:
-        out.append(_plain("Correlating metrics, logs and traces…"))
+    tail: list[dict[str, Any]] = []
     if message["missing"]:
         missing = "Missing: " + "; ".join(e(m) for m in message["missing"])
-        out.append(
+        tail.append(
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": escape.truncate(missing, MAX_SECTION)}],
@@ -87,8 +74,31 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         links.append(f"<{_url(graph)}|Graph {number}>")
     if message["runbook_url"].startswith(("https://", "http://")):
         links.append(f"<{_url(message['runbook_url'])}|Runbook>")
-    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
-    return out[:MAX_BLOCKS]
+    # Whole links only: a link cut in half would not open.
+    while len(" · ".join(links)) > MAX_SECTION and len(links) > 1:
+        links.pop()
+    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    if message["suspects"]:
+        out.append({"type": "divider"})
+        # The links to the page come last and always fit: suspects give way to them.
+        room = MAX_BLOCKS - len(out) - len(tail)
+        suspects = message["suspects"]
+        shown = suspects if len(suspects) <= room else suspects[: room - 1]
+        for rank, suspect in enumerate(shown, 1):
+            lines = [f"*{rank}. {e(suspect['service'])}*: {e(suspect['reason'])}"]
+            for evidence in suspect["evidence"]:
+                link = next(iter(evidence["links"].values()), None)
+                detail = e(evidence["detail"])
+                lines.append(f"• <{_url(link)}|{detail}>" if link else f"• {detail}")
+            text = escape.truncate("\n".join(lines), MAX_SECTION)
+            out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        if len(shown) < len(suspects):
+            out.append(_plain(f"… and {len(suspects) - len(shown)} more suspects on the page."))
+    elif message["analysed"]:
+        out.append(_plain("No service's telemetry left its baseline."))
+    else:
+        out.append(_plain("Correlating metrics, logs and traces…"))
+    return out + tail
 
 
 def _plain(text: str) -> dict[str, Any]:
