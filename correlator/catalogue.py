@@ -48,6 +48,12 @@ class Catalogue:
                 return app
         return None
 
+    def find(self, name: str, namespace: str | None) -> WebApplication | None:
+        """The app of that name in that namespace; with no namespace, only a name no other
+        namespace uses (else the correlation would read another team's app)."""
+        matching = [a for a in self._apps if a.name == name and namespace in (None, a.namespace)]
+        return matching[0] if len(matching) == 1 else None
+
 
 def deployed(app: WebApplication) -> Deployed:
     """The app's deployed revision: an annotation set by the delivery pipeline (ArgoCD, CI),
@@ -77,3 +83,14 @@ def github_repo(url: str | None) -> tuple[str, str, str] | None:
         return None
     match = re.match(r"^https://([^/]+)/([^/]+)/([^/]+?)(?:\.git)?/?$", url)
     return (match.group(1), match.group(2), match.group(3)) if match else None
+
+
+def trace_service(app: WebApplication) -> str:
+    """The app's service name in the tracing backend: its spec's, else Istio's `name.namespace`
+    (the dashboards and the correlation read the same one)."""
+    return app.spec.observability.trace_service or f"{app.name}.{app.namespace}"
+
+
+def log_selector(app: WebApplication) -> str | None:
+    """The app's own LogQL stream selector, when its spec gives one."""
+    return app.spec.observability.log_selector or None

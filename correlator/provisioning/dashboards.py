@@ -17,6 +17,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from correlator.catalogue import trace_service
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.alert_rules import decimal_text
 from correlator.provisioning.naming import UID_MAX, Links, dashboard_uid, series_values
@@ -82,7 +83,7 @@ def _values(app: WebApplication, links: Links) -> dict[str, str]:
         "le": decimal_text(latency.threshold_ms) if latency else "",
         "log_selector": observability.log_selector
         or f'{{namespace="{app.namespace}", app="{app.name}"}}',
-        "trace_service": observability.trace_service or f"{app.name}.{app.namespace}",
+        "trace_service": trace_service(app),
         "incidents_url": links.incidents_url(app),
         "repo": app.spec.repo or "",
         "runbook_url": observability.runbook_url or "",

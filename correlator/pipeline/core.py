@@ -1,0 +1,251 @@
+"""The pipeline: a work item → its incident's scope → the telemetry of every service in scope,
+fetched concurrently under one deadline → the analysis → the report stored with the incident.
+
+Each step lives in its own module: `targets` (how each service is found in each backend: its
+WebApplication, else label heuristics), `graph` (the call graph that widens the scope),
+`sources` (metric, log and trace fetches), `changes` (deploys), `report` (the stored body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from opentelemetry import trace
+
+from correlator.analysis.report import analyse
+from correlator.analysis.scope import ScopeRules, candidate_names, neighbours
+from correlator.analysis.telemetry import (
+    METRIC_COLUMNS,
+    SignalMeta,
+    Telemetry,
+    empty,
+    log_frame,
+    span_frame,
+)
+from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
+from correlator.backends.jaeger import JaegerBackend
+from correlator.backends.loki import LokiBackend
+from correlator.backends.prometheus import PrometheusBackend
+from correlator.catalogue import Catalogue
+from correlator.models.alerts import AlertStatus
+from correlator.models.incidents import IncidentDetail
+from correlator.pipeline.changes import fetch_changes
+from correlator.pipeline.fetch import Fetch, bounded
+from correlator.pipeline.graph import call_graph
+from correlator.pipeline.report import build_report, evidence_series, failed_report
+from correlator.pipeline.sources import (
+    fetch_logs,
+    fetch_metrics,
+    fetch_traces,
+    metric_queries,
+    regex_selector,
+)
+from correlator.pipeline.targets import Target, targets, tracing_names
+from correlator.settings import Settings
+from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
+from correlator.sinks.deliver import Notifier
+from correlator.store import Store, WorkItem
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+BACKENDS = ("prometheus", "loki", "jaeger")
+DEFAULT_LABELS = ServiceLabels()
+DEFAULT_SCOPE = ScopeRules()
+# The call graph gets a third of the deadline: a slow graph source must leave time for the
+# signals themselves (the scope is then the alerting apps and what answered).
+GRAPH_SHARE = 1 / 3
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        signals: Sequence[Signal] = DEFAULT_SIGNALS,
+        labels: ServiceLabels = DEFAULT_LABELS,
+        scope_rules: ScopeRules = DEFAULT_SCOPE,
+        notifier: Notifier | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.catalogue = catalogue or Catalogue()
+        c = settings.correlation
+        configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
+        self.signals = configured or tuple(signals)
+        self.labels = labels
+        if scope_rules is DEFAULT_SCOPE:
+            scope_rules = ScopeRules(c.namespace_labels, c.app_labels)
+        self.scope_rules = scope_rules
+        prometheus = settings.prometheus.config("prometheus")
+        loki = settings.loki.config("loki")
+        jaeger = settings.jaeger.config("jaeger")
+        self.prometheus = PrometheusBackend(prometheus) if prometheus else None
+        # Pages as large as Loki's default entry limit: fewer round trips in a row (the
+        # client learns a smaller server limit from the first refusal).
+        page = min(settings.loki.max_lines, 5000)
+        self.loki = LokiBackend(loki, page_size=page) if loki else None
+        self.jaeger = JaegerBackend(jaeger) if jaeger else None
+        self.policy = WindowPolicy(
+            lead=timedelta(minutes=c.lead_min),
+            max_incident=timedelta(minutes=c.max_incident_min),
+            baseline=timedelta(minutes=c.baseline_min),
+        )
+
+    async def close(self) -> None:
+        for backend in (self.prometheus, self.loki, self.jaeger):
+            if backend is not None:
+                await backend.close()
+
+    async def handle(self, item: WorkItem) -> None:
+        """The work-queue handler: correlate the incident and store its report."""
+        assert self.store is not None
+        incident = await self.store.get_incident(item.incident_id)
+        if incident is None:
+            return
+        now = self.store.clock()
+        try:
+            body = await self.correlate(incident, now=now)
+        except Exception as exc:  # a bug must still leave a report that says what happened
+            log.exception("correlation of incident %s failed", incident.id)
+            body = failed_report(incident.id, now, exc)
+        stored = await self.store.save_report(
+            incident.id, item.notification_id, "partial" if body["missing"] else "complete", body
+        )
+        if not stored:
+            log.info("a newer report of incident %s is already stored", incident.id)
+            return
+        if self.notifier is not None:
+            # Read back: the incident may have changed (resolved) while it was analysed.
+            latest = await self.store.get_incident(incident.id)
+            if latest is not None:
+                await self.notifier.enqueue(latest, latest.report)
+
+    async def correlate(self, incident: IncidentDetail, *, now: datetime) -> dict[str, Any]:
+        started = time.perf_counter()
+        firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
+        onset = min((a.starts_at for a in firing), default=incident.started_at)
+        windows = incident_windows(onset, now, self.policy)
+        alert_services, namespaces = self._scope(firing)
+        with tracer.start_as_current_span("correlate") as span:
+            span.set_attribute("correlator.incident_id", incident.id)
+            telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
+        analysis_started = time.perf_counter()
+        analysis = await asyncio.to_thread(analyse, telemetry, windows)
+        fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
+        fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
+        found = targets(services, namespaces, self.catalogue, self.labels)
+        body = build_report(
+            self.settings,
+            incident.id,
+            analysis,
+            fetch,
+            (alert_services, services),
+            lambda service: self._log_query(found.get(service), service),
+            now,
+        )
+        body["series"] = evidence_series(analysis, telemetry.metrics)
+        return body
+
+    def _log_query(self, target: Target | None, service: str) -> str:
+        if target is not None and target.log_selector:
+            return target.log_selector
+        return regex_selector({self.settings.loki.service_label: service})
+
+    def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
+        services: list[str] = []
+        namespaces: list[str] = []
+        for alert in alerts:
+            labels = alert.labels
+            for name in candidate_names(labels, self.scope_rules)[:1]:
+                if name not in services:
+                    services.append(name)
+            for label in self.scope_rules.namespace_labels:
+                if labels.get(label) and labels[label] not in namespaces:
+                    namespaces.append(labels[label])
+                    break
+        return services, namespaces
+
+    async def gather(
+        self, alert_services: list[str], namespaces: list[str], windows: Windows
+    ) -> tuple[Telemetry, Fetch, list[str]]:
+        """Everything about the services in scope, within the overall deadline."""
+        fetch = Fetch()
+        c = self.settings.correlation
+        deadline = time.monotonic() + c.deadline_s
+        for name in BACKENDS:
+            if getattr(self, name) is None:
+                fetch.miss(name, "everything", "not configured")
+        if not alert_services:
+            fetch.miss("scope", "services", "no alert label names an app")
+            return Telemetry(), fetch, []
+        alerting = targets(alert_services, namespaces, self.catalogue, self.labels)
+        names = tracing_names(alerting.values(), self.catalogue)
+        started = time.perf_counter()
+        graph_deadline = time.monotonic() + c.deadline_s * GRAPH_SHARE
+        edges = await call_graph(
+            self.jaeger, self.prometheus, namespaces, windows, fetch, graph_deadline, names
+        )
+        fetch.timings_ms["graph"] = (time.perf_counter() - started) * 1e3
+        services = list(alert_services)
+        for service in alert_services:
+            for neighbour in neighbours(service, edges, depth=c.neighbour_depth):
+                if neighbour.service not in services:
+                    services.append(neighbour.service)
+        found = targets(services, namespaces, self.catalogue, self.labels)
+        fetch.queries = metric_queries(self.signals, found, namespaces)
+        metrics, logs, spans, _ = await asyncio.gather(
+            bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),
+            bounded(deadline, fetch, "logs", self._logs(found, namespaces, windows, fetch)),
+            bounded(deadline, fetch, "traces", self._traces(alerting, names, windows, fetch)),
+            bounded(
+                deadline,
+                fetch,
+                "changes",
+                fetch_changes(
+                    self.catalogue, self.prometheus, services, namespaces, windows, fetch
+                ),
+            ),
+        )
+        first = fetch.queries[services[0]]
+        signals = {s.name: SignalMeta(s.unit, s.worse_when, first[s.name]) for s in self.signals}
+        telemetry = Telemetry(
+            metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
+            logs=logs if logs is not None else log_frame([]),
+            spans=spans if spans is not None else span_frame([]),
+            signals=signals,
+            edges=edges,
+        )
+        return telemetry, fetch, services
+
+    async def _metrics(self, found: dict[str, Target], windows: Windows, fetch: Fetch) -> Any:
+        if self.prometheus is None:
+            return None
+        step = self.settings.correlation.step_s
+        return await fetch_metrics(
+            self.prometheus, self.signals, found, fetch.queries, windows, step, fetch
+        )
+
+    async def _logs(
+        self, found: dict[str, Target], namespaces: list[str], windows: Windows, fetch: Fetch
+    ) -> Any:
+        if self.loki is None:
+            return None
+        return await fetch_logs(self.loki, self.settings.loki, found, namespaces, windows, fetch)
+
+    async def _traces(
+        self, alerting: dict[str, Target], names: dict[str, str], windows: Windows, fetch: Fetch
+    ) -> Any:
+        if self.jaeger is None:
+            return None
+        limit = self.settings.jaeger.max_traces
+        return await fetch_traces(
+            self.jaeger, list(alerting.values()), names, windows, limit, fetch
+        )

@@ -1,0 +1,164 @@
+"""The stored report of one correlation: ranked suspects with their evidence and links, what
+was missing, deploys, the graphs' series, and the report of a correlation that failed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from correlator.analysis.findings import Finding
+from correlator.analysis.report import Analysis, suspect_json, windows_json
+from correlator.analysis.windows import Windows
+from correlator.pipeline.changes import change_evidence
+from correlator.pipeline.fetch import Fetch
+from correlator.settings import Settings
+
+MAX_GRAPHS = 3
+MAX_POINTS = 240
+
+
+def build_report(
+    settings: Settings,
+    incident_id: int,
+    analysis: Analysis,
+    fetch: Fetch,
+    scope: tuple[list[str], list[str]],
+    log_query: Callable[[str], str],
+    now: datetime,
+) -> dict[str, Any]:
+    """`scope`: the alerting services and every service in scope; `log_query(service)`: the
+    LogQL stream its lines came from."""
+    alerting, services = scope
+    links = Links(settings, analysis.windows, log_query)
+    changes = change_evidence(fetch.changes, analysis)
+    for suspect in analysis.suspects:
+        for finding in suspect.evidence:
+            if finding.kind == "log" and not finding.query:  # the stream it came from
+                finding.query = log_query(suspect.service)
+            if finding.kind == "metric":  # the query of this service's labels
+                finding.query = fetch.queries.get(suspect.service, {}).get(
+                    finding.signal, finding.query
+                )
+    return {
+        "incident_id": incident_id,
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "status": "partial" if fetch.missing else "complete",
+        "windows": windows_json(analysis.windows),
+        "scope": {"alerting": alerting, "services": services},
+        "suspects": [
+            suspect_json(s, i, links.for_finding) for i, s in enumerate(analysis.suspects[:10], 1)
+        ],
+        "missing": fetch.missing,
+        "changes": changes,
+        "notes": analysis.notes,
+        "timings_ms": {k: round(v, 1) for k, v in fetch.timings_ms.items()},
+    }
+
+
+def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[dict[str, Any]]:
+    """The series behind the top suspects' strongest metric evidence, for the graphs of the
+    report (at most MAX_POINTS points each, over both windows)."""
+    series: list[dict[str, Any]] = []
+    if metrics.empty:
+        return series
+    for suspect in analysis.suspects:
+        finding = next((f for f in suspect.evidence if f.kind == "metric"), None)
+        if finding is None:
+            continue
+        rows = metrics[
+            (metrics["service"] == suspect.service) & (metrics["signal"] == finding.signal)
+        ]
+        rows = rows.sort_values("time")
+        if rows.empty:
+            continue
+        step = max(1, len(rows) // MAX_POINTS)
+        points = [
+            [t.isoformat().replace("+00:00", "Z"), float(v)]
+            for t, v in zip(rows["time"][::step], rows["value"][::step], strict=True)
+        ]
+        series.append(
+            {
+                "title": f"{suspect.service}: {finding.signal}",
+                "service": suspect.service,
+                "signal": finding.signal,
+                "unit": finding.unit,
+                "change_time": finding.change_time.isoformat().replace("+00:00", "Z")
+                if finding.change_time
+                else None,
+                "points": points,
+            }
+        )
+        if len(series) == MAX_GRAPHS:
+            break
+    return series
+
+
+def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "status": "partial",
+        "windows": None,
+        "scope": {"alerting": [], "services": []},
+        "suspects": [],
+        "missing": [
+            {"backend": "analysis", "what": "everything", "reason": f"{type(exc).__name__}: {exc}"}
+        ],
+        "changes": [],
+        "notes": ["the correlation failed; see the service log for the stack trace"],
+        "series": [],
+        "timings_ms": {},
+    }
+
+
+class Links:
+    """Grafana Explore and Jaeger UI links of each piece of evidence (templates in settings)."""
+
+    def __init__(
+        self, settings: Settings, windows: Windows, log_query: Callable[[str], str]
+    ) -> None:
+        self.c = settings.correlation
+        self.log_query = log_query
+        self.jaeger = (self.c.jaeger_ui_url or settings.jaeger.url or "").rstrip("/")
+        self.start_ms = int(windows.baseline_start.timestamp() * 1000)
+        self.end_ms = int(windows.incident_end.timestamp() * 1000)
+
+    def _pane(self, uid: str, query: str) -> str:
+        pane = {
+            "a": {
+                "datasource": uid,
+                "queries": [{"refId": "A", "expr": query, "datasource": {"uid": uid}}],
+                "range": {"from": str(self.start_ms), "to": str(self.end_ms)},
+            }
+        }
+        return quote(json.dumps(pane, separators=(",", ":")), safe="")
+
+    def for_finding(self, service: str, finding: Finding) -> dict[str, str]:
+        links: dict[str, str] = {}
+        grafana = (self.c.grafana_url or "").rstrip("/")
+        values: Mapping[str, str] = {
+            "grafana": grafana,
+            "query": quote(finding.query, safe=""),
+            "from": str(self.start_ms),
+            "to": str(self.end_ms),
+            "jaeger": self.jaeger,
+        }
+        if grafana and finding.kind == "metric" and finding.query:
+            links["explore"] = self.c.metric_link.format(
+                prometheus_pane=self._pane(self.c.grafana_prometheus_uid, finding.query), **values
+            )
+        if grafana and finding.kind == "log":
+            links["explore"] = self.c.log_link.format(
+                loki_pane=self._pane(self.c.grafana_loki_uid, self.log_query(service)), **values
+            )
+        if self.jaeger:
+            for i, trace_id in enumerate(finding.trace_ids):
+                links[f"trace_{i + 1}"] = self.c.trace_link.format(
+                    trace_id=quote(trace_id, safe=""), **values
+                )
+        return links

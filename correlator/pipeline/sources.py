@@ -1,0 +1,198 @@
+"""Fetching the telemetry of the services in scope: metric signals (Prometheus), log lines
+(Loki) and traces (Jaeger), each service queried as its target says (`targets.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from correlator.analysis.telemetry import (
+    METRIC_COLUMNS,
+    empty,
+    log_frame,
+    span_frame,
+    wide_to_metrics,
+)
+from correlator.analysis.windows import Windows
+from correlator.backends.jaeger import JaegerBackend, Span
+from correlator.backends.loki import LogLine, LokiBackend, PartialLogs
+from correlator.backends.prometheus import PrometheusBackend
+from correlator.backends.promql import label_name, regex_escape, string_literal
+from correlator.pipeline.fetch import Fetch, call
+from correlator.pipeline.targets import Target, by_labels
+from correlator.settings import LokiSettings
+from correlator.signals import ServiceLabels, Signal, signal_query
+
+_POD_SUFFIX = r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"
+
+
+def regex_selector(matchers: Mapping[str, str]) -> str:
+    """`{label=~"a|b"}` where each `|`-separated value is matched literally."""
+    parts = []
+    for name, alternatives in sorted(matchers.items()):
+        pattern = "|".join(regex_escape(v) for v in alternatives.split("|"))
+        parts.append(f"{label_name(name)}=~{string_literal(pattern)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def metric_queries(
+    signals: Sequence[Signal], found: Mapping[str, Target], namespaces: list[str]
+) -> dict[str, dict[str, str]]:
+    """The PromQL of each signal for each service: one query per group of services whose
+    series carry the same label names."""
+    queries: dict[str, dict[str, str]] = {}
+    for labels, services in by_labels(found.values()).items():
+        for signal in signals:
+            query = signal_query(signal, namespaces=namespaces, services=services, labels=labels)
+            for service in services:
+                queries.setdefault(service, {})[signal.name] = query
+    return queries
+
+
+def _series_services(
+    columns: Any, services: Sequence[str], labels: ServiceLabels
+) -> dict[object, str]:
+    mapping: dict[object, str] = {}
+    for column in columns:
+        named: dict[str, str] = dict(column) if isinstance(column, tuple) else {}
+        name = named.get(labels.istio_workload)
+        if name is None and (pod := named.get(labels.pod)):
+            name = re.sub(_POD_SUFFIX, "", pod)
+        if name is not None and name in services:
+            mapping[column] = name
+    return mapping
+
+
+async def fetch_metrics(
+    prometheus: PrometheusBackend,
+    signals: Sequence[Signal],
+    found: Mapping[str, Target],
+    queries: dict[str, dict[str, str]],
+    windows: Windows,
+    step_s: float,
+    fetch: Fetch,
+) -> pd.DataFrame:
+    """One range query per signal and group of services (`queries`), all at once."""
+    step = max(step_s, (windows.incident_end - windows.start).total_seconds() / 10_000)
+
+    async def one(signal: Signal, labels: ServiceLabels, services: list[str]) -> pd.DataFrame:
+        query = queries[services[0]][signal.name]
+        wide = await call(
+            fetch,
+            "prometheus",
+            signal.name,
+            lambda: prometheus.query_range(query, windows.start, windows.incident_end, step),
+        )
+        if wide is None or wide.empty:
+            return empty(METRIC_COLUMNS)
+        return wide_to_metrics(wide, signal.name, _series_services(wide.columns, services, labels))
+
+    groups = by_labels(found.values())
+    frames = await asyncio.gather(
+        *(one(s, labels, services) for labels, services in groups.items() for s in signals)
+    )
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else empty(METRIC_COLUMNS)
+
+
+async def fetch_logs(
+    loki: LokiBackend,
+    settings: LokiSettings,
+    found: Mapping[str, Target],
+    namespaces: list[str],
+    windows: Windows,
+    fetch: Fetch,
+) -> pd.DataFrame:
+    """Both windows of every service: an app's own stream selector where its spec gives one
+    (its lines are its own), one selector on the service label for all the others."""
+    streams: list[tuple[str, str | None]] = []  # (selector, the service its lines belong to)
+    heuristic = sorted(s for s, t in found.items() if t.log_selector is None)
+    if heuristic:
+        matchers = {settings.service_label: "|".join(heuristic)}
+        if namespaces:
+            matchers[settings.namespace_label] = "|".join(namespaces)
+        streams.append((regex_selector(matchers), None))
+    streams += [(t.log_selector, s) for s, t in sorted(found.items()) if t.log_selector]
+
+    async def window(selector: str, start: datetime, end: datetime, what: str) -> list[LogLine]:
+        async def read() -> list[LogLine]:
+            try:
+                return await loki.logs(selector, start, end, max_lines=settings.max_lines)
+            except PartialLogs as partial:
+                # Keep every line that arrived (it may be the one that names the cause) and
+                # say the window is partial.
+                fetch.miss("loki", what, f"partial: {partial}")
+                return partial.lines
+
+        return await call(fetch, "loki", what, read) or []
+
+    reads = [
+        (owner, window(selector, start, end, what + (f" of {owner}" if owner else "")))
+        for selector, owner in streams
+        for start, end, what in (
+            (windows.baseline_start, windows.baseline_end, "baseline logs"),
+            (windows.incident_start, windows.incident_end, "incident logs"),
+        )
+    ]
+    answers = await asyncio.gather(*(read for _, read in reads))
+    rows = []
+    for (owner, _), lines in zip(reads, answers, strict=True):
+        for line in lines:
+            service = owner or line.labels.get(settings.service_label, "")
+            rows.append((line.timestamp, service, line.line, line.trace_id or ""))
+    return log_frame(rows)
+
+
+async def fetch_traces(
+    jaeger: JaegerBackend,
+    alerting: Sequence[Target],
+    names: Mapping[str, str],
+    windows: Windows,
+    limit: int,
+    fetch: Fetch,
+) -> pd.DataFrame:
+    """Both windows of the traces through the alerting apps (they carry their callees' spans);
+    Jaeger's service names become the analysis' names through `names`."""
+
+    async def window(target: Target, start: datetime, end: datetime, what: str) -> list[Span]:
+        name = target.trace_service
+        spans = await call(
+            fetch, "jaeger", what, lambda: jaeger.find_traces(name, start, end, limit=limit)
+        )
+        return spans or []
+
+    answers = await asyncio.gather(
+        *(
+            window(t, start, end, f"{what} traces of {t.service}")
+            for t in alerting
+            for start, end, what in (
+                (windows.baseline_start, windows.baseline_end, "baseline"),
+                (windows.incident_start, windows.incident_end, "incident"),
+            )
+        )
+    )
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for spans in answers:
+        for s in spans:
+            if (s.trace_id, s.span_id) in seen:
+                continue
+            seen.add((s.trace_id, s.span_id))
+            rows.append(
+                {
+                    "trace_id": s.trace_id,
+                    "span_id": s.span_id,
+                    "parent_id": s.parent_span_id or "",
+                    "service": names.get(s.service, s.service),
+                    "operation": s.operation,
+                    "start": s.start,
+                    "duration_ms": s.duration_ms,
+                    "error": s.error,
+                }
+            )
+    return span_frame(rows)

@@ -1,0 +1,74 @@
+"""How each service in scope is found in each backend: the WebApplication is the map.
+
+An app with a WebApplication is queried as its spec says — `observability.metricLabels` for
+its PromQL, `observability.logSelector` for its LogQL stream, `observability.traceService` (by
+default Istio's `name.namespace`) for Jaeger — the same spec that gives its dashboards and
+alert rules. A service without one falls back to the label heuristics in settings (the
+configured metric labels, the Loki service label, the service name in Jaeger).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from correlator.catalogue import Catalogue, log_selector, trace_service
+from correlator.models.webapp import WebApplication
+from correlator.signals import ServiceLabels
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    service: str  # the name the analysis and the report use (the app's name)
+    labels: ServiceLabels  # the label names of its series
+    log_selector: str | None  # its own LogQL stream selector; None: the heuristic one
+    trace_service: str  # its name in Jaeger
+    app: WebApplication | None = None
+
+
+def metric_labels(app: WebApplication) -> ServiceLabels:
+    labels = app.spec.observability.metric_labels
+    return ServiceLabels(
+        istio_namespace=labels.namespace,
+        istio_workload=labels.workload,
+        pod_namespace=labels.pod_namespace,
+        pod=labels.pod,
+    )
+
+
+def targets(
+    services: Sequence[str],
+    namespaces: Sequence[str],
+    catalogue: Catalogue,
+    default_labels: ServiceLabels,
+) -> dict[str, Target]:
+    """The target of each service, from its WebApplication where the catalogue has one (in the
+    alert's namespace; a name alone must be unique among the apps)."""
+    namespace = namespaces[0] if len(namespaces) == 1 else None
+    out = {}
+    for service in services:
+        app = catalogue.find(service, namespace)
+        if app is None:
+            out[service] = Target(service, default_labels, None, service)
+        else:
+            out[service] = Target(
+                service, metric_labels(app), log_selector(app), trace_service(app), app
+            )
+    return out
+
+
+def by_labels(found: Iterable[Target]) -> dict[ServiceLabels, list[str]]:
+    """Services grouped by the label names of their series: one query per group and signal."""
+    groups: defaultdict[ServiceLabels, list[str]] = defaultdict(list)
+    for target in found:
+        groups[target.labels].append(target.service)
+    return dict(groups)
+
+
+def tracing_names(found: Iterable[Target], catalogue: Catalogue) -> dict[str, str]:
+    """Jaeger's service names → the names the analysis uses, for every known app (a callee's
+    spans arrive with the traces of its caller)."""
+    names = {trace_service(app): app.name for app in catalogue.apps()}
+    names.update({t.trace_service: t.service for t in found})
+    return names
