@@ -52,6 +52,11 @@ class IntakeWriter:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
 
     @property
+    def waiting(self) -> int:
+        """Notifications queued for the next commit (not counting the one being written)."""
+        return self._queue.qsize()
+
+    @property
     def alive(self) -> bool:
         return self._task is not None and not self._task.done()
 

@@ -10,9 +10,11 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.support.payloads import recorded
 from tests.support.processes import Service, wait_until
@@ -44,6 +46,27 @@ class OtlpReceiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def exported_spans(otlp: OtlpReceiver) -> list[tuple[str, Any]]:
+    """Every span the receiver got, decoded from OTLP protobuf, with its service name."""
+    spans = []
+    for _, body in otlp.received:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource_spans in request.resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                spans += [(resource["service.name"], span) for span in scope_spans.spans]
+    return spans
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in span.attributes:
+        kind = attribute.value.WhichOneof("value")
+        values[attribute.key] = getattr(attribute.value, kind) if kind else None
+    return values
 
 
 @pytest.fixture
@@ -91,9 +114,27 @@ def test_requests_are_traced_exported_and_logged_with_their_trace_id(
             what="the work item span to be exported",
         )
         assert {path for path, _ in otlp.received} == {"/v1/traces"}
-        assert any(b"correlator-under-test" in body for _, body in otlp.received)
     finally:
         service.stop()
+    spans = exported_spans(otlp)
+    services = {name for name, _ in spans}
+    assert services == {"correlator-under-test"}
+    by_name = {span.name: span for _, span in spans}
+    stored = next(
+        span
+        for _, span in spans
+        if span.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
+        and span.name == "POST /api/v1/alerts"
+    )
+    assert stored.parent_span_id.hex() == "b7ad6b7169203331"  # continues the caller's trace
+    assert stored.kind == stored.SPAN_KIND_SERVER
+    assert attributes(stored)["http.response.status_code"] == 200
+    assert attributes(stored)["http.route"] == "/api/v1/alerts"
+    refused = [s for _, s in spans if attributes(s).get("http.response.status_code") == 401]
+    assert len(refused) == 1
+    work = by_name["work_item"]
+    assert attributes(work)["correlator.work_item.kind"] == "correlate"
+    assert attributes(work)["correlator.incident.id"] == 1
     lines = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
     stored = next(line for line in lines if line["message"] == "webhook notification stored")
     assert stored["trace_id"] == "0af7651916cd43dd8448eb211c80319c"  # continues the caller's trace
@@ -124,16 +165,31 @@ def test_logs_carry_trace_ids_when_nothing_is_exported(tmp_path: Path) -> None:
 def test_nothing_is_exported_without_an_endpoint(tmp_path: Path, otlp: OtlpReceiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     code = (
-        "from correlator.telemetry import configure_tracing, _otlp_exporter\n"
+        "from opentelemetry import trace\n"
+        "from correlator.telemetry import configure_tracing, shutdown_tracing, _otlp_exporter\n"
         "provider = configure_tracing()\n"
+        "with trace.get_tracer('t').start_as_current_span('would-be-exported'):\n"
+        "    pass\n"
+        "shutdown_tracing(provider)\n"
         "print(provider is not None, _otlp_exporter())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.stdout.strip() == "True None"
+    # Disabled, even an endpoint that is set receives nothing.
     disabled = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**env, "OTEL_SDK_DISABLED": "true"},
+        env={**env, "OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url},
     )
-    assert disabled.stdout.strip() == "False None"
+    assert disabled.stdout.strip().startswith("False")
+    assert otlp.received == []
+    # The same program with the endpoint and the SDK on does export: the check above can fail.
+    enabled = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url},
+    )
+    assert enabled.returncode == 0, enabled.stderr
+    assert [span.name for _, span in exported_spans(otlp)] == ["would-be-exported"]

@@ -14,6 +14,7 @@ import pytest
 
 from correlator.errors import StoreRefused
 from correlator.models.incidents import IntakeResult
+from correlator.web.state import INTAKE
 from tests.store.test_notifications import received
 from tests.support.databases import write_lock
 from tests.support.payloads import alert, payload
@@ -51,12 +52,27 @@ async def test_a_nul_fails_alone_among_notifications_committed_together(
     client = await app_client(queue={"workers": 0})
     bodies = [payload([alert("f1")], group_key=f"ok-{n}") for n in range(39)]
     bodies.insert(17, _with_nul("receiver", "bad"))
+    first = await client.post("/api/v1/alerts", json=bodies.pop(0))  # the schema is warm
+    assert first.status == 200
+    intake = client.server.app[INTAKE]
     async with write_lock(database_url):
         posts = [asyncio.create_task(client.post("/api/v1/alerts", json=b)) for b in bodies]
-        await asyncio.sleep(0)
+        for _ in range(500):  # one is being written (and waits for the lock), 37 queue behind
+            if intake.waiting >= 37:
+                break
+            await asyncio.sleep(0.01)
+        assert intake.waiting >= 37
     statuses = [(await p).status for p in posts]
-    assert statuses == [200] * 17 + [422] + [200] * 22
+    assert statuses == [200] * 16 + [422] + [200] * 22
     assert await _count(client) == 39
+    metrics = await (await client.get("/metrics")).text()
+    buckets = dict(
+        line.removeprefix("correlator_store_batch_notifications_bucket").rsplit(" ", 1)
+        for line in metrics.splitlines()
+        if line.startswith("correlator_store_batch_notifications_bucket")
+    )
+    # They were committed together: one batch held more than 32 notifications.
+    assert float(buckets['{le="+Inf"}']) > float(buckets['{le="32.0"}']), buckets
 
 
 async def test_a_value_the_database_refuses_fails_alone_in_its_batch(store: Any) -> None:
