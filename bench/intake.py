@@ -6,7 +6,12 @@ process. Two measurements per server:
   - open loop: a fixed RATE of requests per second for SECONDS → p50, p99 ack latency.
 Every request is a distinct alert group (a new incident: the most writing a notification does).
 
+With --big, instead: a group of 10,000 alerts with typical labels and annotations beside a
+group of 1 alert, on each store: time to acknowledge (median of --repeat groups, one at a
+time, then 4 big ones at once) and the server's peak memory (VmHWM) over its idle size.
+
     .venv/bin/python bench/intake.py [--requests 4000] [--concurrency 32] [--rate 200] [--seconds 5]
+    .venv/bin/python bench/intake.py --big [--repeat 5]
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ import aiohttp
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRING = ROOT.parent / "shared" / "contracts" / "alertmanager" / "webhook-v4-firing-am0.25.json"
+FIRING = ROOT / "examples" / "alertmanager" / "firing.json"
+sys.path.insert(0, str(ROOT))
+
+from tests.support.payloads import big_group  # noqa: E402
+
 PG_ADMIN = os.environ.get("CORRELATOR_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -167,13 +176,122 @@ async def measure(
     }
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """The process's resident size now (VmRSS) and at its peak (VmHWM), in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def group_bodies(alerts: int, count: int) -> list[bytes]:
+    run = uuid.uuid4().hex[:8]
+    out = []
+    for i in range(count):
+        body = big_group(alerts)
+        body["groupKey"] = f'{{}}:{{alertname="Big{run}{i}"}}'
+        out.append(json.dumps(body).encode())
+    return out
+
+
+async def post_all(url: str, payloads: list[bytes]) -> list[float]:
+    """Post the bodies at once; each one's time to acknowledge, in seconds."""
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def one(body: bytes) -> float:
+            started = time.perf_counter()
+            async with session.post(f"{url}/api/v1/alerts", data=body, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{r.status}: {(await r.text())[:200]}")
+            return time.perf_counter() - started
+
+        return list(await asyncio.gather(*(one(body) for body in payloads)))
+
+
+async def measure_group(
+    env: dict[str, str], cwd: Path, alerts: int, repeat: int
+) -> dict[str, float]:
+    port = free_port()
+    command = [sys.executable, "-m", "correlator", "serve"]
+    process = start(
+        command,
+        {**env, "CORRELATOR_SERVER_PORT": str(port), "CORRELATOR_LOG_LEVEL": "warning"},
+        cwd,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url)
+        await post_all(url, group_bodies(1, 1))  # warm-up
+        idle = memory_kib(process.pid)
+        one_at_a_time = []
+        for body in group_bodies(alerts, repeat):
+            one_at_a_time += await post_all(url, [body])
+        together = await post_all(url, group_bodies(alerts, 4))
+        peak = memory_kib(process.pid)
+        size = len(group_bodies(alerts, 1)[0])
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    return {
+        "body_mb": size / 1e6,
+        "ack_ms": statistics.median(one_at_a_time) * 1000,
+        "ack_max_ms": max(one_at_a_time) * 1000,
+        "four_at_once_ms": max(together) * 1000,
+        "idle_mib": idle["VmRSS"] / 1024,
+        "peak_mib": peak["VmHWM"] / 1024,
+    }
+
+
+async def big_groups(repeat: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-intake-big-"))
+    admin = await asyncpg.connect(PG_ADMIN)
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    try:
+        for store in ("SQLite", "PostgreSQL"):
+            for alerts in (1, 10_000):
+                database = f"correlator_bench_{uuid.uuid4().hex[:8]}"
+                if store == "SQLite":
+                    url = f"sqlite:///{workdir}/{database}.db"
+                else:
+                    await admin.execute(f'CREATE DATABASE "{database}"')
+                    url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{database}"
+                # Intake only: the work queue's consumers would add correlation's own memory.
+                env = {"CORRELATOR_DATABASE_URL": url, "CORRELATOR_QUEUE_WORKERS": "0"}
+                try:
+                    results[(store, alerts)] = await measure_group(env, workdir, alerts, repeat)
+                finally:
+                    if store == "PostgreSQL":
+                        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    print(f"one group at a time ({repeat} groups, median and max), then 4 groups at once")
+    print(
+        f"{'store':11} {'alerts':>7} {'body MB':>8} {'ack ms':>8} {'max ms':>8} "
+        f"{'4 at once':>10} {'idle MiB':>9} {'peak MiB':>9}"
+    )
+    for (store, alerts), r in results.items():
+        print(
+            f"{store:11} {alerts:7d} {r['body_mb']:8.2f} {r['ack_ms']:8.1f} {r['ack_max_ms']:8.1f} "
+            f"{r['four_at_once_ms']:10.1f} {r['idle_mib']:9.1f} {r['peak_mib']:9.1f}"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--big", action="store_true", help="a 10,000-alert group vs 1 alert")
+    parser.add_argument("--repeat", type=int, default=5, help="groups of each size (--big)")
     args = parser.parse_args()
+    if args.big:
+        await big_groups(args.repeat)
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     database = f"correlator_bench_{uuid.uuid4().hex[:8]}"
