@@ -169,14 +169,25 @@ def rank(
     return suspects
 
 
+KIND_NAMES = {
+    "metric": "metrics",
+    "log": "logs",
+    "trace": "traces",
+    "network": "time between services",
+}
+
+
 def reason(suspect: Suspect) -> str:
-    """One plain-language line: what changed, since when, and how it relates to its neighbours."""
-    kinds = []
-    for kind in ("trace", "log", "metric", "network"):
-        best = next((f for f in suspect.evidence if f.kind == kind), None)
-        if best is not None:
-            kinds.append(best.detail)
-    text = "; ".join(kinds[:2]) or "no evidence"
+    """One plain-language line: the evidence that decided (the strongest finding, named by its
+    kind), a second kind that agrees, since when, and how it relates to its neighbours."""
+    if not suspect.evidence:
+        return "no evidence"
+    ordered = sorted(suspect.evidence, key=lambda f: (-f.score, f.kind, f.signal))
+    decided = ordered[0]
+    text = f"decided by {KIND_NAMES.get(decided.kind, decided.kind)}: {decided.detail}"
+    other = next((f for f in ordered if f.kind != decided.kind), None)
+    if other is not None:
+        text += f"; also {KIND_NAMES.get(other.kind, other.kind)}: {other.detail}"
     if suspect.change_time is not None:
         text += f", since {suspect.change_time:%H:%M:%S}"
     if suspect.caused_by:

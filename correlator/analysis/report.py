@@ -13,6 +13,7 @@ from correlator.analysis.logs import log_findings
 from correlator.analysis.metrics import metric_findings
 from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import VICTIM_DISCOUNT, Suspect, rank
+from correlator.analysis.replicas import replica_findings
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.traces import call_edges, trace_findings
 from correlator.analysis.windows import Windows
@@ -30,7 +31,7 @@ class Analysis:
 
 
 # The evidence producers, by name: what an ablation switches off.
-PRODUCERS = ("metrics", "log templates", "log paths", "spans", "edges")
+PRODUCERS = ("metrics", "replicas", "log templates", "log paths", "spans", "edges")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ def collect(telemetry: Telemetry, windows: Windows) -> dict[str, list[Finding]]:
     spans = trace_findings(telemetry.spans, windows)
     return {
         "metrics": metric_findings(telemetry.metrics, telemetry.signals, windows),
+        "replicas": replica_findings(telemetry.replicas, telemetry.signals, windows),
         "log templates": log_findings(telemetry.logs, windows),
         "log paths": path_findings(telemetry.logs, telemetry.spans, windows),
         "spans": [f for f in spans if f.kind != "network"],
@@ -67,8 +69,11 @@ def decide(
     telemetry: Telemetry,
     windows: Windows,
     options: Options = Options(),
+    *,
+    samples: bool = True,
 ) -> Analysis:
-    """Rank the findings of the producers `options` uses (the findings are not changed)."""
+    """Rank the findings of the producers `options` uses (the findings are not changed);
+    `samples`: give trace evidence the log lines of its traces (for people, not the ranking)."""
     findings = [
         replace(f, samples=list(f.samples), trace_ids=list(f.trace_ids))
         for name in PRODUCERS
@@ -79,7 +84,8 @@ def decide(
     for finding in findings:
         finding.score *= weights.get(finding.kind, 1.0)
     corroborate(findings, telemetry.metrics, options.uncorroborated)
-    link_traces_to_logs(findings, telemetry.logs)
+    if samples:
+        link_traces_to_logs(findings, telemetry.logs)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
     notes = []
     for name, frame in (

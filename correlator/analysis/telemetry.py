@@ -7,7 +7,9 @@ paths run exactly the same code:
 - metrics: one row per sample — `time` (UTC), `service`, `signal`, `value`;
 - logs: one row per line — `time`, `service`, `line`, `trace_id` (empty when none);
 - spans: one row per span — `trace_id`, `span_id`, `parent_id` (empty for a root), `service`,
-  `operation`, `start` (UTC), `duration_ms`, `error`.
+  `operation`, `start` (UTC), `duration_ms`, `error`;
+- replicas (optional): the pod-level signals per replica — `time`, `service`, `instance` (the
+  pod), `signal`, `value` — for services that run more than one.
 
 Each signal has a `SignalMeta`: its unit, the direction that is worse, and the query that
 fetched it (shown as evidence).
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 METRIC_COLUMNS = ("time", "service", "signal", "value")
+REPLICA_COLUMNS = ("time", "service", "instance", "signal", "value")
 LOG_COLUMNS = ("time", "service", "line", "trace_id")
 SPAN_COLUMNS = (
     "trace_id",
@@ -50,6 +53,7 @@ class Telemetry:
     metrics: pd.DataFrame = field(default_factory=lambda: empty(METRIC_COLUMNS))
     logs: pd.DataFrame = field(default_factory=lambda: empty(LOG_COLUMNS))
     spans: pd.DataFrame = field(default_factory=lambda: empty(SPAN_COLUMNS))
+    replicas: pd.DataFrame = field(default_factory=lambda: empty(REPLICA_COLUMNS))
     signals: dict[str, SignalMeta] = field(default_factory=dict)
     # caller → callee, from a dependency graph (Jaeger, Istio); spans add their own.
     edges: set[tuple[str, str]] = field(default_factory=set)
@@ -106,6 +110,42 @@ def wide_to_metrics(
     long = pd.concat(frames, ignore_index=True)
     merged = long.groupby(["time", "service", "signal"], as_index=False).agg(value=("value", "max"))
     return merged[list(METRIC_COLUMNS)]
+
+
+def wide_to_replicas(
+    wide: pd.DataFrame,
+    signal: str,
+    service_of: Mapping[object, str],
+    instance_of: Mapping[object, str],
+) -> pd.DataFrame:
+    """A range frame → replica rows of `signal`, for the services with two or more series (one
+    per instance): the siblings a saturated replica stands out from."""
+    per_service: dict[str, list[int]] = {}
+    for position, column in enumerate(wide.columns):
+        service, instance = service_of.get(column), instance_of.get(column)
+        if service is not None and instance:
+            per_service.setdefault(service, []).append(position)
+    frames = []
+    for service, positions in per_service.items():
+        if len(positions) < 2:
+            continue
+        for position in positions:
+            values = wide.iloc[:, position]
+            kept = values.notna().to_numpy()
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "time": wide.index[kept],
+                        "service": service,
+                        "instance": instance_of[wide.columns[position]],
+                        "signal": signal,
+                        "value": values.to_numpy(float)[kept],
+                    }
+                )
+            )
+    if not frames:
+        return empty(REPLICA_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
 
 
 def log_frame(rows: Iterable[tuple[object, str, str, str]]) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from correlator.analysis.report import analyse
 from correlator.analysis.scope import ScopeRules, candidate_names, neighbours
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
+    REPLICA_COLUMNS,
     SignalMeta,
     Telemetry,
     empty,
@@ -216,8 +217,10 @@ class Pipeline:
         )
         first = fetch.queries[services[0]]
         signals = {s.name: SignalMeta(s.unit, s.worse_when, first[s.name]) for s in self.signals}
+        metrics, replicas = metrics if metrics is not None else (None, None)
         telemetry = Telemetry(
             metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
+            replicas=replicas if replicas is not None else empty(REPLICA_COLUMNS),
             logs=logs if logs is not None else log_frame([]),
             spans=spans if spans is not None else span_frame([]),
             signals=signals,

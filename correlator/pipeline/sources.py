@@ -13,10 +13,12 @@ import pandas as pd
 
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
+    REPLICA_COLUMNS,
     empty,
     log_frame,
     span_frame,
     wide_to_metrics,
+    wide_to_replicas,
 )
 from correlator.analysis.windows import Windows
 from correlator.backends.jaeger import JaegerBackend, Span
@@ -76,11 +78,14 @@ async def fetch_metrics(
     windows: Windows,
     step_s: float,
     fetch: Fetch,
-) -> pd.DataFrame:
-    """One range query per signal and group of services (`queries`), all at once."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One range query per signal and group of services (`queries`), all at once → the
+    services' series, and the per-pod series of services with several replicas."""
     step = max(step_s, (windows.incident_end - windows.start).total_seconds() / 10_000)
 
-    async def one(signal: Signal, labels: ServiceLabels, services: list[str]) -> pd.DataFrame:
+    async def one(
+        signal: Signal, labels: ServiceLabels, services: list[str]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         query = queries[services[0]][signal.name]
         wide = await call(
             fetch,
@@ -89,15 +94,27 @@ async def fetch_metrics(
             lambda: prometheus.query_range(query, windows.start, windows.incident_end, step),
         )
         if wide is None or wide.empty:
-            return empty(METRIC_COLUMNS)
-        return wide_to_metrics(wide, signal.name, _series_services(wide.columns, services, labels))
+            return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
+        service_of = _series_services(wide.columns, services, labels)
+        instance_of: dict[object, str] = {}
+        for column in wide.columns:
+            named: dict[str, str] = dict(column) if isinstance(column, tuple) else {}
+            instance_of[column] = named.get(labels.pod, "")
+        return (
+            wide_to_metrics(wide, signal.name, service_of),
+            wide_to_replicas(wide, signal.name, service_of, instance_of),
+        )
 
     groups = by_labels(found.values())
-    frames = await asyncio.gather(
+    answers = await asyncio.gather(
         *(one(s, labels, services) for labels, services in groups.items() for s in signals)
     )
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else empty(METRIC_COLUMNS)
+    metrics = [m for m, _ in answers if not m.empty]
+    replicas = [r for _, r in answers if not r.empty]
+    return (
+        pd.concat(metrics, ignore_index=True) if metrics else empty(METRIC_COLUMNS),
+        pd.concat(replicas, ignore_index=True) if replicas else empty(REPLICA_COLUMNS),
+    )
 
 
 async def fetch_logs(

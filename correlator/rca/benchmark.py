@@ -59,7 +59,8 @@ class Collected:
 
     def outcome(self, options: Options) -> Outcome:
         if options not in self.outcomes:
-            analysis = decide(self.evidence, self.case.telemetry, self.case.windows, options)
+            telemetry, windows = self.case.telemetry, self.case.windows
+            analysis = decide(self.evidence, telemetry, windows, options, samples=False)
             c = self.case
             self.outcomes[options] = Outcome(
                 c.name, c.fault, c.truth, analysis.ranking(), c.alerted

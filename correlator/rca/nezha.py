@@ -34,7 +34,15 @@ import numpy as np
 import pandas as pd
 
 from correlator.analysis.findings import robust_scale
-from correlator.analysis.telemetry import LOG_COLUMNS, SPAN_COLUMNS, SignalMeta, Telemetry, empty
+from correlator.analysis.telemetry import (
+    LOG_COLUMNS,
+    METRIC_COLUMNS,
+    REPLICA_COLUMNS,
+    SPAN_COLUMNS,
+    SignalMeta,
+    Telemetry,
+    empty,
+)
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 
 # Pod metric columns → the signals of the platform's catalogue (`correlator.signals`), scaled
@@ -180,14 +188,28 @@ def _read_metrics(day: Path, problems: Problems) -> pd.DataFrame:
                         {
                             "time": time,
                             "service": service,
+                            "instance": frame["PodName"],
                             "signal": signal,
                             "value": pd.to_numeric(frame[column], errors="coerce") * factor,
                         }
                     )
                 )
     if not rows:
-        return empty(("time", "service", "signal", "value"))
+        return empty(REPLICA_COLUMNS)
     return pd.concat(rows, ignore_index=True).dropna(subset=["value"])
+
+
+def _services_and_replicas(pods: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-pod rows → the services' series (the largest pod's value at each time, as the
+    platform's queries take it) and the rows of services with several replicas."""
+    if pods.empty:
+        return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
+    services = pods.groupby(["time", "service", "signal"], as_index=False).agg(
+        value=("value", "max")
+    )
+    count = pods.groupby("service")["instance"].nunique()
+    several = count[count > 1].index
+    return services[list(METRIC_COLUMNS)], pods[pods["service"].isin(several)]
 
 
 def _minute_files(folder: Path, kind: str, start: datetime, minutes: int) -> list[Path]:
@@ -378,8 +400,12 @@ def _case(
         normal_logs = normal_logs.assign(time=normal_logs["time"] + shift)
         normal_spans = normal_spans.assign(start=normal_spans["start"] + shift)
     t = metrics["time"]
+    metrics, replicas = _services_and_replicas(
+        metrics[(t >= windows.baseline_start) & (t <= windows.incident_end)]
+    )
     telemetry = Telemetry(
-        metrics=metrics[(t >= windows.baseline_start) & (t <= windows.incident_end)],
+        metrics=metrics,
+        replicas=replicas,
         logs=pd.concat([normal_logs, logs], ignore_index=True),
         spans=pd.concat([normal_spans, spans], ignore_index=True),
         signals=signals,

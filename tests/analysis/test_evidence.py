@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from correlator.analysis.edges import client_spans, edge_findings
 from correlator.analysis.findings import Finding, change_point, confirmed, proportion_z
 from correlator.analysis.paths import event_of, path_findings
 from correlator.analysis.rank import rank
-from correlator.analysis.telemetry import log_frame, span_frame
+from correlator.analysis.replicas import replica_findings
+from correlator.analysis.telemetry import SignalMeta, log_frame, span_frame, wide_to_replicas
 from correlator.analysis.windows import incident_windows
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -216,3 +218,72 @@ def test_a_victim_two_calls_above_its_cause_is_discounted() -> None:
     # A much weaker anomaly downstream does not explain a strong one upstream away.
     ranked = rank([finding("web", 12.0, 1), finding("prices", 1.0, 0)], edges)
     assert ranked[0].service == "web"
+
+
+def test_the_reason_names_the_evidence_that_decided() -> None:
+    loud = Finding("prices", "network", "time between services", 40.0, 1.0, 300.0, "ms",
+                   FAULT_AT, "3 of its 3 call edges slowed")  # fmt: skip
+    quiet = finding("prices", 4.0, 0)
+    ranked = rank([quiet, loud], set())
+    assert ranked[0].reason.startswith(
+        "decided by time between services: 3 of its 3 call edges slowed; also logs: …"
+    )
+
+
+def replica_rows(levels: dict[str, tuple[float, float]]) -> Any:
+    """cpu_cores of each pod of `checkout` every 15 s: (baseline level, incident level), with
+    the change at FAULT_AT."""
+    rng = np.random.default_rng(5)
+    rows = []
+    t = WINDOWS.baseline_start
+    while t <= NOW:
+        for pod, (before, after) in levels.items():
+            level = after if t >= FAULT_AT else before
+            rows.append(
+                (t, "checkout", pod, "cpu_cores", level * (1 + 0.05 * rng.standard_normal()))
+            )
+        t += timedelta(seconds=15)
+    return pd.DataFrame(rows, columns=["time", "service", "instance", "signal", "value"])
+
+
+CPU = {"cpu_cores": SignalMeta("cores", "higher", floor=0.01)}
+
+
+@pytest.mark.parametrize(
+    ("name", "levels", "found"),
+    [
+        ("one replica saturated among healthy siblings",
+         {"checkout-a-1": (0.2, 0.95), "checkout-a-2": (0.2, 0.21), "checkout-a-3": (0.2, 0.2)},
+         ["checkout-a-1"]),
+        ("every replica busier: the service's change, not one replica's",
+         {"checkout-a-1": (0.2, 0.9), "checkout-a-2": (0.2, 0.9), "checkout-a-3": (0.2, 0.9)}, []),
+        ("a replica that was always the hot one",
+         {"checkout-a-1": (0.9, 0.9), "checkout-a-2": (0.2, 0.2), "checkout-a-3": (0.2, 0.2)}, []),
+    ],
+)  # fmt: skip
+def test_a_saturated_replica_stands_out_from_its_siblings(
+    name: str, levels: dict[str, tuple[float, float]], found: list[str]
+) -> None:
+    findings = replica_findings(replica_rows(levels), CPU, WINDOWS)
+    assert [f.detail.split(":")[0].removeprefix("replica ") for f in findings] == found, name
+    for f in findings:
+        assert f.service == "checkout" and f.change_time is not None
+        assert abs(f.change_time - FAULT_AT) <= timedelta(seconds=15)
+
+
+def test_pod_series_become_replica_rows_only_for_services_with_siblings() -> None:
+    index = pd.DatetimeIndex([NOW - timedelta(seconds=15), NOW], tz=UTC)
+    a, b, c = (
+        (("pod", "checkout-5d8f9c7b6d-aaaaa"),),
+        (("pod", "checkout-5d8f9c7b6d-bbbbb"),),
+        (("pod", "cart-7c9d8e6f5a-ccccc"),),
+    )
+    wide = pd.DataFrame({a: [0.1, 0.2], b: [0.3, 0.4], c: [0.5, 0.6]}, index=index)
+    service_of = {a: "checkout", b: "checkout", c: "cart"}
+    instance_of = {k: dict(k)["pod"] for k in (a, b, c)}
+    rows = wide_to_replicas(wide, "cpu_cores", service_of, instance_of)
+    assert sorted(set(rows["instance"])) == [
+        "checkout-5d8f9c7b6d-aaaaa",
+        "checkout-5d8f9c7b6d-bbbbb",
+    ]
+    assert rows["value"].tolist() == [0.1, 0.2, 0.3, 0.4]

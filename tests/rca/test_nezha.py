@@ -157,7 +157,14 @@ def test_bench_rca_reports_cross_validation_ablation_and_alerts_apart(
             "cpu_contention",
             "network_delay",
         }
-    assert set(result["ablation"]) == {"metrics", "log templates", "log paths", "spans", "edges"}
+    assert set(result["ablation"]) == {
+        "metrics",
+        "replicas",
+        "log templates",
+        "log paths",
+        "spans",
+        "edges",
+    }
     assert [c["truth"] for c in result["per_case"]] == ["ts-contacts-service", "ts-basic-service"]
     # Both are found first: a delayed pod by its edges, a starved one by its edges and CPU.
     assert [c["rank"] for c in result["per_case"]] == [1, 1]
