@@ -31,8 +31,10 @@ from typing import Any, Protocol
 import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from sqlalchemy.engine import make_url
 
 from correlator.errors import TemporaryError
+from correlator.settings import Settings, database_scheme
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ class Leadership(Protocol):
 
     async def release(self) -> None:
         """Give the leadership up now (a clean shutdown), so another need not wait it out."""
+
+    async def close(self) -> None:
+        """Release, and close what the election opened."""
 
 
 def default_identity() -> str:
@@ -139,6 +144,9 @@ class SoleLeader(_Fenced):
     async def release(self) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class _Observed:
@@ -162,8 +170,10 @@ class KubernetesLease(_Fenced):
         timings: Timings | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owns_api: bool = False,
     ) -> None:
         super().__init__(identity or default_identity(), timings or Timings(), clock)
+        self._api, self._owns_api = api, owns_api
         self._leases = client.CoordinationV1Api(api)
         self.namespace, self.name = namespace, name
         self._wall_clock = wall_clock
@@ -284,6 +294,11 @@ class KubernetesLease(_Fenced):
         except (ApiException, aiohttp.ClientError, OSError) as exc:
             log.warning("leader election: cannot release the Lease", extra={"error": str(exc)})
 
+    async def close(self) -> None:
+        await self.release()
+        if self._owns_api:
+            await self._api.close()
+
 
 class AdvisoryLock(_Fenced):
     """Leader election through a PostgreSQL session advisory lock, held on its own connection.
@@ -339,6 +354,46 @@ class AdvisoryLock(_Fenced):
 
     async def release(self) -> None:
         await self._drop()  # closing the session releases the lock
+
+    async def close(self) -> None:
+        await self._drop()
+
+
+async def from_settings(settings: Settings) -> Leadership:
+    """The election the settings ask for (`leader.election`; auto: a Lease with Kubernetes
+    discovery, an advisory lock on PostgreSQL, else this process alone)."""
+    options = settings.leader
+    kind = options.election
+    if kind == "auto":
+        if settings.kubernetes.discovery:
+            kind = "kubernetes"
+        elif database_scheme(settings.database.url) == "postgresql":
+            kind = "postgresql"
+        else:
+            kind = "none"
+    timings = Timings(
+        lease_duration_s=options.lease_duration_s,
+        renew_deadline_s=options.renew_deadline_s,
+        retry_period_s=options.retry_period_s,
+    )
+    if kind == "kubernetes":
+        from correlator.discovery.kubernetes import api_client
+
+        api = await api_client(settings.kubernetes.kubeconfig)
+        return KubernetesLease(
+            api,
+            namespace=options.namespace or default_namespace(),
+            name=options.lease_name,
+            identity=options.identity,
+            timings=timings,
+            owns_api=True,
+        )
+    if kind == "postgresql":
+        url = make_url(settings.database.url).set(drivername="postgresql")
+        return AdvisoryLock(
+            url.render_as_string(hide_password=False), identity=options.identity, timings=timings
+        )
+    return SoleLeader(options.identity)
 
 
 async def lead(

@@ -100,5 +100,11 @@ class Metrics:
             "When a provisioning pass last finished without errors.",
             registry=r,
         )
+        self.leader = Gauge(
+            "correlator_leader",
+            "1 while this replica leads the role (provisioning: the Lease or advisory lock).",
+            ["role"],
+            registry=r,
+        )
         self.build_info = Info("correlator_build", "The running build.", registry=r)
         self.build_info.info({"version": __version__, "python_version": platform.python_version()})

@@ -455,6 +455,40 @@ class NotifySettings(_Group):
         return self
 
 
+class LeaderSettings(_Group):
+    """One provisioning leader among the replicas (the others serve and correlate)."""
+
+    election: Literal["auto", "kubernetes", "postgresql", "none"] = Field(
+        "auto",
+        description="auto: a Kubernetes Lease when discovery runs through the API, else a "
+        "PostgreSQL advisory lock on PostgreSQL, else none (one process: SQLite).",
+    )
+    lease_name: str = Field(
+        "correlator-provisioning",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="Name of the coordination.k8s.io Lease.",
+    )
+    namespace: str | None = Field(
+        None, description="Namespace of the Lease; unset: the pod's service account namespace."
+    )
+    identity: str | None = Field(
+        None, description="This replica in the Lease; unset: the host name and a random suffix."
+    )
+    lease_duration_s: float = Field(
+        15.0, gt=0, description="A dead leader is replaced after this (plus one retry period)."
+    )
+    renew_deadline_s: float = Field(
+        10.0, gt=0, description="A leader that could not renew for this long stops writing."
+    )
+    retry_period_s: float = Field(2.0, gt=0, description="Renewal and candidacy interval.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderSettings:
+        if not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
+            raise ValueError("needs retry_period_s < renew_deadline_s < lease_duration_s")
+        return self
+
+
 class LogSettings(_Group):
     """Logging. Traces are configured with the standard OTEL_* variables."""
 
@@ -487,6 +521,7 @@ class Settings(BaseSettings):
     jaeger: JaegerSettings = JaegerSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     notify: NotifySettings = NotifySettings()
+    leader: LeaderSettings = LeaderSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Real Prometheus, promtool, Alertmanager and amtool are test dependencies, not mocks; Chromium
-# renders the incident page headless.
+# renders the incident page headless; buildah and debootstrap build the container image.
 as_root apt-get update -qq
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    prometheus prometheus-alertmanager python3-venv postgresql-client chromium >/dev/null
+    prometheus prometheus-alertmanager python3-venv postgresql-client chromium \
+    buildah debootstrap >/dev/null
 
 # PostgreSQL is expected on 127.0.0.1:5432 (trust auth); start the local cluster if it is down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
@@ -27,6 +28,11 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# checkov (the chart's manifests) pins its own dependencies: it gets a virtualenv of its own.
+[ -x .venv/checkov/bin/checkov ] || {
+    python3 -m venv .venv/checkov
+    .venv/checkov/bin/python -m pip install -q --disable-pip-version-check 'checkov==3.3.30'
+}
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -1,5 +1,9 @@
 """Provisioning inside `correlator serve`: follow the WebApplications, reconcile on change.
 
+Every replica follows the apps (its catalogue needs them); only the provisioning leader
+(`correlator.leader`) writes, and it checks that it still leads before each write step, so a
+replica that lost the lease stops writing before another starts. A new leader passes at once.
+
 Apps come from a manifests directory, watched by fingerprint (path, size and modification
 time of every manifest), or from the Kubernetes API, followed by a reflector. A pass runs when
 they change and every `resync_interval_s` (which puts back dashboards edited by hand). With
@@ -25,6 +29,8 @@ from correlator.catalogue import Catalogue
 from correlator.discovery.files import MANIFEST_SUFFIXES, ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import CorrelatorError, TemporaryError
+from correlator.leader import Leadership, NotLeading
+from correlator.leader import from_settings as leadership_from_settings
 from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
@@ -60,9 +66,16 @@ def problems_by_app(report: Report, apps: list[WebApplication]) -> dict[str, lis
 
 class Provisioner:
     def __init__(
-        self, settings: Settings, metrics: Metrics, catalogue: Catalogue | None = None
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        catalogue: Catalogue | None = None,
+        *,
+        leadership: Leadership | None = None,
     ) -> None:
         self._settings = settings
+        self._leadership = leadership  # None until run() elects (run_once alone: it writes)
+        self._wake = asyncio.Event()
         self._catalogue = catalogue
         self._options = settings.provisioning
         self._links = links(settings)
@@ -78,6 +91,37 @@ class Provisioner:
     async def run(self) -> None:
         """Follow the apps until cancelled. A refusal of the network, the Kubernetes API or
         the filesystem is waited out with backoff; a configuration that cannot work ends it."""
+        if self._leadership is None:
+            self._leadership = await leadership_from_settings(self._settings)
+        campaign = asyncio.create_task(self._campaign(self._leadership), name="leader-election")
+        try:
+            await self._follow()
+        finally:
+            campaign.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await campaign
+            await asyncio.shield(self._leadership.close())
+            self._metrics.leader.labels("provisioning").set(0)
+
+    async def _campaign(self, leadership: Leadership) -> None:
+        gauge = self._metrics.leader.labels("provisioning")
+        was_leading = False
+        while True:
+            leading = await leadership.campaign_once()
+            gauge.set(1 if leading else 0)
+            if leading and not was_leading:
+                self._wake.set()  # a new leader provisions now, not at the next change
+            was_leading = leading
+            await asyncio.sleep(leadership.timings.retry_period_s)
+
+    def _leading(self) -> bool:
+        return self._leadership is None or self._leadership.is_leading()
+
+    def _fence(self) -> None:
+        if self._leadership is not None:
+            self._leadership.check()
+
+    async def _follow(self) -> None:
         backoff = Backoff()
         while True:
             started = time.monotonic()
@@ -105,7 +149,8 @@ class Provisioner:
         while True:
             current = await asyncio.to_thread(fingerprint, source)
             due = time.monotonic() - last_pass >= self._options.resync_interval_s
-            if current != seen or due:
+            if current != seen or due or self._wake.is_set():
+                self._wake.clear()
                 manifests = await asyncio.to_thread(load_manifests, source)
                 apps = [loaded.app for loaded in manifests.apps]
                 await self.run_once(apps, manifests.errors)
@@ -115,7 +160,7 @@ class Provisioner:
     async def _follow_kubernetes(self) -> None:
         k8s = self._settings.kubernetes
         api = await api_client(k8s.kubeconfig)
-        changed = asyncio.Event()
+        changed = self._wake
         latest: list[Snapshot] = []
 
         async def on_change(snapshot: Snapshot) -> None:
@@ -133,7 +178,7 @@ class Provisioner:
                     continue
                 snapshot = latest[0]
                 problems = await self.run_once(snapshot.apps, snapshot.errors, api=api)
-                if k8s.write_status:
+                if k8s.write_status and self._leading():
                     await self._write_conditions(source, snapshot, problems)
         finally:
             watcher.cancel()
@@ -164,14 +209,18 @@ class Provisioner:
         *,
         api: client.ApiClient | None = None,
     ) -> dict[str, list[str]]:
-        """One pass; returns each app's problems. Never raises for a provisioning problem."""
+        """One pass; returns each app's problems. Never raises for a provisioning problem.
+        A replica that does not lead only updates its catalogue."""
         if self._catalogue is not None:
             self._catalogue.update(apps)
+        if not self._leading():
+            return {}
         for problem in invalid:
             log.warning("invalid WebApplication", extra={"problem": str(problem)})
         self._metrics.provisioning_invalid.set(len(invalid))
         report = Report()
         try:
+            self._fence()
             if self._grafana is not None:
                 report = await reconcile_grafana(self._grafana, apps, self._settings)
             elif self._options.out_dir is not None:
@@ -180,15 +229,20 @@ class Provisioner:
                 steps, contents = await asyncio.to_thread(
                     lambda: files.plan(out_dir, apps, self._links, **options)
                 )
+                self._fence()
                 written = await asyncio.to_thread(files.apply, steps, contents)
                 self._metrics.provisioning_writes.inc(written)
             if api is not None and self._settings.kubernetes.prometheus_rules:
+                self._fence()
                 rules = await reconcile_prometheus_rules(api, apps, self._links)
                 report = Report(
                     steps=report.steps + rules.steps,
                     errors=report.errors + rules.errors,
                     conflicts=report.conflicts,
                 )
+        except NotLeading:
+            log.warning("provisioning pass abandoned: this replica no longer leads")
+            return {}
         except (CorrelatorError, OSError) as exc:
             report.errors.append(("Grafana" if self._grafana else "Kubernetes", str(exc)))
         self._metrics.provisioning_writes.inc(report.writes)

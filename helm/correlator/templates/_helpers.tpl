@@ -1,0 +1,123 @@
+{{/* Names, labels and the checks every render runs. */}}
+
+{{- define "correlator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "correlator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "correlator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "correlator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "correlator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "correlator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "correlator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "correlator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "correlator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods read CORRELATOR_* variables from. */}}
+{{- define "correlator.secretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else }}
+{{- printf "%s-secrets" (include "correlator.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Chart-made Secret entries: CORRELATOR_* name -> value (empty ones left out). */}}
+{{- define "correlator.secretEntries" -}}
+{{- $s := .Values.secrets }}
+{{- $entries := dict }}
+{{- range $key, $env := dict "databaseUrl" "CORRELATOR_DATABASE_URL" "bearerToken" "CORRELATOR_AUTH_BEARER_TOKEN" "basicAuthUsername" "CORRELATOR_AUTH_BASIC_USERNAME" "basicAuthPassword" "CORRELATOR_AUTH_BASIC_PASSWORD" "grafanaToken" "CORRELATOR_PROVISIONING_GRAFANA_TOKEN" "prometheusBearerToken" "CORRELATOR_PROMETHEUS_BEARER_TOKEN" "lokiBearerToken" "CORRELATOR_LOKI_BEARER_TOKEN" "jaegerBearerToken" "CORRELATOR_JAEGER_BEARER_TOKEN" }}
+{{- if get $s $key }}
+{{- $_ := set $entries $env (get $s $key) }}
+{{- end }}
+{{- end }}
+{{- if $s.notifySinks }}
+{{- $_ := set $entries "CORRELATOR_NOTIFY_SINKS" (toJson $s.notifySinks) }}
+{{- end }}
+{{- range $env, $value := $s.extra }}
+{{- $_ := set $entries $env $value }}
+{{- end }}
+{{- toJson $entries }}
+{{- end }}
+
+{{/* Settings that hold secrets: refused in `config` (they would land in a ConfigMap). */}}
+{{- define "correlator.validate" -}}
+{{- $v := .Values }}
+{{- if and (eq $v.store "sqlite") (gt (int $v.replicaCount) 1) }}
+{{- fail (printf "replicaCount: %d needs store: postgresql; SQLite is one process's file, so replicas cannot share it (set store: postgresql and CORRELATOR_DATABASE_URL in the Secret, or replicaCount: 1)" (int $v.replicaCount)) }}
+{{- end }}
+{{- if and (eq $v.store "sqlite") $v.autoscaling.enabled }}
+{{- fail "autoscaling.enabled needs store: postgresql; SQLite cannot be shared by several replicas" }}
+{{- end }}
+{{- $external := or $v.secrets.existingSecret $v.externalSecret.enabled }}
+{{- if and $v.secrets.existingSecret $v.externalSecret.enabled }}
+{{- fail "set secrets.existingSecret or externalSecret.enabled, not both" }}
+{{- end }}
+{{- $given := fromJson (include "correlator.secretEntries" .) }}
+{{- if and $external $given }}
+{{- fail (printf "secrets.%s must be empty with secrets.existingSecret or externalSecret.enabled: the values would be stored in the release (helm get values)" (keys $given | sortAlpha | join ", ")) }}
+{{- end }}
+{{- if and (eq $v.store "postgresql") (not $external) (not $v.secrets.databaseUrl) }}
+{{- fail "store: postgresql needs secrets.databaseUrl (or secrets.existingSecret / externalSecret with CORRELATOR_DATABASE_URL)" }}
+{{- end }}
+{{- range $section, $fields := dict "database" (list "url") "auth" (list "bearer_token" "basic_password") "provisioning" (list "grafana_token") "notify" (list "sinks") "prometheus" (list "bearer_token" "basic_password") "loki" (list "bearer_token" "basic_password") "jaeger" (list "bearer_token" "basic_password") }}
+{{- $group := get $v.config $section | default dict }}
+{{- range $fields }}
+{{- if hasKey $group . }}
+{{- fail (printf "config.%s.%s is a secret: set it through secrets (or your Secret), not config, which is rendered into a ConfigMap" $section .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $target := dig "provisioning" "target" "grafana" $v.config }}
+{{- if and $v.discovery.enabled (eq $target "grafana") (not $external) (not $v.secrets.grafanaToken) }}
+{{- fail "discovery.enabled provisions Grafana: set secrets.grafanaToken (or CORRELATOR_PROVISIONING_GRAFANA_TOKEN in secrets.existingSecret), or config.provisioning.target: files" }}
+{{- end }}
+{{- if and $v.externalSecret.enabled (not $v.externalSecret.secretStoreRef.name) }}
+{{- fail "externalSecret.enabled needs externalSecret.secretStoreRef.name" }}
+{{- end }}
+{{- end }}
+
+{{/* The file the service reads: chart wiring, then the user's `config` on top. */}}
+{{- define "correlator.configFile" -}}
+{{- $wiring := dict "server" (dict "host" "0.0.0.0" "port" 8080) }}
+{{- if eq .Values.store "sqlite" }}
+{{- $_ := set $wiring "database" (dict "url" "sqlite:////var/lib/correlator/correlator.db") }}
+{{- end }}
+{{- if .Values.discovery.enabled }}
+{{- $_ := set $wiring "kubernetes" (dict "discovery" true "namespaces" .Values.rbac.namespaces "prometheus_rules" .Values.rbac.prometheusRules) }}
+{{- end }}
+{{- $_ := set $wiring "leader" (dict "election" "auto" "lease_name" (printf "%s-provisioning" (include "correlator.fullname" .)) "lease_duration_s" .Values.leaderElection.leaseDurationSeconds "renew_deadline_s" .Values.leaderElection.renewDeadlineSeconds "retry_period_s" .Values.leaderElection.retryPeriodSeconds) }}
+{{- toYaml (mustMergeOverwrite $wiring (deepCopy .Values.config)) }}
+{{- end }}
