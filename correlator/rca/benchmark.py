@@ -27,16 +27,14 @@ from correlator.rca import nezha
 
 KS = (1, 2, 3, 4, 5)
 DEFAULT = Options()
-# The options cross-validation chooses from; the analysis' defaults first, so ties keep them.
-_CHOICES = product((0.5, 0.25, 1.0), (0.6, 0.3, 0.9), (0.5, 1.0), (1.0, 0.5))
-GRID = (
-    DEFAULT,
-    *(
-        option
-        for u, v, m, s in _CHOICES
-        if (option := Options(uncorroborated=u, victim_discount=v, metric_weight=m, span_weight=s))
-        != DEFAULT
-    ),
+# The options cross-validation chooses from, in a fixed order that ties keep: the weights as
+# they were before any tuning first. Not the defaults: those were chosen on all the dev cases,
+# and preferring them would leak the held-out cases into their own scoring.
+UNTUNED = Options(uncorroborated=1.0, victim_discount=0.6, metric_weight=1.0, span_weight=1.0)
+_CHOICES = product((1.0, 0.5, 0.25), (0.6, 0.3, 0.9), (1.0, 0.5), (1.0, 0.5))
+GRID = tuple(
+    Options(uncorroborated=u, victim_discount=v, metric_weight=m, span_weight=s)
+    for u, v, m, s in _CHOICES
 )
 
 
@@ -119,6 +117,15 @@ def cross_validated(
     return out
 
 
+def _options_json(options: Options) -> dict[str, float]:
+    return {
+        "uncorroborated": options.uncorroborated,
+        "victim_discount": options.victim_discount,
+        "metric_weight": options.metric_weight,
+        "span_weight": options.span_weight,
+    }
+
+
 def _by_fault(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
     groups: defaultdict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
@@ -145,6 +152,7 @@ def evaluate(cases: Sequence[Collected], problems: nezha.Problems | None = None)
         "cases": len(dev),
         "overall": summary(dev),
         "by_fault": _by_fault(dev),
+        "untuned": summary([c.outcome(UNTUNED) for c in cases]),
         "alerted": {"cases": len(alerted), **summary(alerted)},
         "no_alert": {"cases": len(quiet), **summary(quiet)},
         "cross_validated": {
@@ -155,6 +163,8 @@ def evaluate(cases: Sequence[Collected], problems: nezha.Problems | None = None)
             "leave_one_service_out": {"overall": summary(loso), "by_fault": _by_fault(loso)},
         },
         "ablation": ablation,
+        "chosen_on_all_cases": _options_json(_choose(cases)),
+        "defaults": _options_json(DEFAULT),
         "data_problems": problems.json() if problems else {},
         "ranking_seconds": round(time.perf_counter() - started, 2),
         "per_case": [
@@ -199,6 +209,7 @@ def table(result: dict[str, Any]) -> Iterable[str]:
         yield _row(fault, row)
     yield _row("overall", result["overall"], result["cases"])
     if "alerted" in result:
+        yield _row("  untuned weights", result["untuned"], result["cases"])
         yield _row("  a rule fired", result["alerted"])
         yield _row("  no rule fired", result["no_alert"])
     for scheme, cv in result.get("cross_validated", {}).items():
@@ -215,5 +226,9 @@ def table(result: dict[str, Any]) -> Iterable[str]:
     if problems:
         skipped = sum(int(p["skipped_rows"]) for p in problems.values())
         yield f"\ndata problems: {skipped} rows skipped in {len(problems)} files (--json: which)"
+    if "chosen_on_all_cases" in result:
+        chosen, defaults = result["chosen_on_all_cases"], result["defaults"]
+        same = "the defaults" if chosen == defaults else "not the defaults"
+        yield f"the grid's choice on all cases ({same}): {chosen}"
     if "ranking_seconds" in result:
         yield f"ranking under every option: {result['ranking_seconds']} s"
