@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -35,6 +37,7 @@ from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
 from correlator.provisioning.command import file_options, links, reconcile_grafana
+from correlator.provisioning.dashboards import Folder
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.reconcile import Report
@@ -64,6 +67,50 @@ def problems_by_app(report: Report, apps: list[WebApplication]) -> dict[str, lis
     }
 
 
+class FencedGrafana(GrafanaTarget):
+    """Grafana whose every write first asks `fence` (raising NotLeading once this replica no
+    longer leads): a pass that began before the lease was lost writes nothing after."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout_s: float, fence: Callable[[], None]
+    ) -> None:
+        super().__init__(url, token, timeout_s=timeout_s)
+        self._fence = fence
+
+    async def ensure_folder(self, folder: Folder) -> bool:
+        self._fence()
+        return await super().ensure_folder(folder)
+
+    async def save_dashboard(
+        self,
+        dashboard: dict[str, Any],
+        *,
+        folder_uid: str,
+        message: str,
+        version: int | None = None,
+    ) -> int:
+        self._fence()
+        return await super().save_dashboard(
+            dashboard, folder_uid=folder_uid, message=message, version=version
+        )
+
+    async def delete_dashboard(self, uid: str) -> bool:
+        self._fence()
+        return await super().delete_dashboard(uid)
+
+    async def create_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
+        self._fence()
+        await super().create_alert_rule(rule, disable_provenance=disable_provenance)
+
+    async def update_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
+        self._fence()
+        await super().update_alert_rule(rule, disable_provenance=disable_provenance)
+
+    async def delete_alert_rule(self, uid: str) -> bool:
+        self._fence()
+        return await super().delete_alert_rule(uid)
+
+
 class Provisioner:
     def __init__(
         self,
@@ -82,10 +129,11 @@ class Provisioner:
         self._metrics = metrics
         self._grafana: GrafanaTarget | None = None
         if self._options.target == "grafana" and self._options.grafana_token is not None:
-            self._grafana = GrafanaTarget(
+            self._grafana = FencedGrafana(
                 self._options.grafana_url,
                 self._options.grafana_token.get_secret_value(),
                 timeout_s=self._options.timeout_s,
+                fence=self._fence,
             )
 
     async def run(self) -> None:
@@ -245,6 +293,9 @@ class Provisioner:
             return {}
         except (CorrelatorError, OSError) as exc:
             report.errors.append(("Grafana" if self._grafana else "Kubernetes", str(exc)))
+        if not self._leading():  # lost mid-pass: the fenced writes were refused, not failed
+            log.warning("provisioning pass abandoned: this replica no longer leads")
+            return {}
         self._metrics.provisioning_writes.inc(report.writes)
         self._metrics.provisioning_conflicts.set(len(report.conflicts))
         for what, why in report.errors:
