@@ -22,7 +22,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +65,7 @@ class Timings:
 
 
 class Leadership(Protocol):
-    """What `lead()` needs of an election."""
+    """What the provisioning loop needs of an election."""
 
     identity: str
     timings: Timings
@@ -394,44 +394,3 @@ async def from_settings(settings: Settings) -> Leadership:
             url.render_as_string(hide_password=False), identity=options.identity, timings=timings
         )
     return SoleLeader(options.identity)
-
-
-async def lead(
-    leadership: Leadership,
-    work: Callable[[], Coroutine[Any, Any, None]],
-    *,
-    on_change: Callable[[bool], None] = lambda leading: None,
-) -> None:
-    """Campaign until cancelled; run `work` while this replica leads, cancel it the moment the
-    leadership is lost, and start it again when it is won back. Releases on the way out."""
-    task: asyncio.Task[None] | None = None
-    try:
-        while True:
-            leading = await leadership.campaign_once()
-            if leading and task is None:
-                on_change(True)
-                task = asyncio.create_task(work(), name="leader-work")
-            elif not leading and task is not None:
-                await _stop(task)
-                task = None
-                on_change(False)
-            if task is not None and task.done():
-                error = task.exception()
-                if not isinstance(error, NotLeading):  # fenced: campaign again instead
-                    task.result()  # the work ended on its own: its error is ours
-                    raise RuntimeError("the leader's work ended")
-                task = None
-                on_change(False)
-            await asyncio.sleep(leadership.timings.retry_period_s)
-    finally:
-        if task is not None:
-            await _stop(task)
-            on_change(False)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(leadership.release())
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, NotLeading):
-        await task

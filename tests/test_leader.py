@@ -4,7 +4,6 @@ every race is decided by the order of requests, not by timing), and PostgreSQL a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,10 +12,10 @@ import httpx
 import pytest
 from kubernetes_asyncio import client
 
-from correlator.leader import AdvisoryLock, KubernetesLease, NotLeading, Timings, lead, micro_time
+from correlator.leader import AdvisoryLock, KubernetesLease, NotLeading, Timings, micro_time
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.support.databases import postgres_database
-from tests.support.servers import eventually, served
+from tests.support.servers import served
 
 NAMESPACE, NAME = "correlator", "correlator-provisioning"
 TIMINGS = Timings(lease_duration_s=15, renew_deadline_s=10, retry_period_s=2)
@@ -241,36 +240,6 @@ def test_micro_time_always_has_six_fraction_digits() -> None:
     assert micro_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
 
 
-async def test_lead_runs_the_work_only_while_leading(kube: Any) -> None:
-    fake, api = kube
-    quick = Timings(lease_duration_s=3, renew_deadline_s=2, retry_period_s=0.05)
-    a = KubernetesLease(api, namespace=NAMESPACE, name=NAME, identity="a", timings=quick)
-    started, cancelled, changes = [], [], []
-
-    async def work() -> None:
-        started.append(True)
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(True)
-            raise
-
-    task = asyncio.create_task(lead(a, work, on_change=changes.append))
-    try:
-        await eventually(lambda: started, "the leader's work to start", timeout_s=5)
-        # Another replica takes the Lease (as after a partition): the work must stop.
-        stored = fake.objects[("leases", NAMESPACE, NAME)]
-        stored["spec"]["holderIdentity"] = "b"
-        fake.touch_lease(NAMESPACE, NAME)
-        await eventually(lambda: cancelled, "the work to be cancelled", timeout_s=5)
-        assert changes == [True, False]
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    assert holder(fake) == "b"  # a released nothing that was not its own
-
-
 @pytest.mark.postgres
 async def test_advisory_lock_one_holder_and_handover_when_its_session_ends() -> None:
     async with postgres_database() as url:
@@ -287,3 +256,35 @@ async def test_advisory_lock_one_holder_and_handover_when_its_session_ends() -> 
         finally:
             await a.release()
             await b.release()
+
+
+async def test_the_settings_choose_the_election(tmp_path: Any, kube: Any) -> None:
+    from correlator.leader import SoleLeader, from_settings
+    from correlator.settings import load_settings
+
+    fake, api = kube
+    alone = await from_settings(load_settings(database={"url": f"sqlite:///{tmp_path}/c.db"}))
+    assert isinstance(alone, SoleLeader) and await alone.campaign_once()
+    locked = await from_settings(load_settings(database={"url": "postgresql://u:pw@db/c"}))
+    assert isinstance(locked, AdvisoryLock)
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+        f"clusters: [{{name: t, cluster: {{server: '{api.configuration.host}'}}}}]\n"
+        f"users: [{{name: t, user: {{token: {fake.token}}}}}]\n"
+        "contexts: [{name: t, context: {cluster: t, user: t}}]\n"
+    )
+    settings = load_settings(
+        kubernetes={"kubeconfig": str(config)},
+        leader={"election": "kubernetes", "namespace": "ops", "identity": "pod-1"},
+    )
+    lease = await from_settings(settings)
+    try:
+        assert isinstance(lease, KubernetesLease)
+        assert await lease.campaign_once()
+        stored = fake.lease("ops", "correlator-provisioning")
+        assert stored is not None and stored["spec"]["holderIdentity"] == "pod-1"
+    finally:
+        await lease.close()
+    released = fake.lease("ops", "correlator-provisioning")
+    assert released is not None and released["spec"]["holderIdentity"] == ""
