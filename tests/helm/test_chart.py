@@ -324,7 +324,12 @@ def test_secrets_live_only_in_the_secret(chart: helm.Chart) -> None:
     assert "SECRET" not in everything_else  # not in the ConfigMap, env literals or annotations
     deployment = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert deployment["envFrom"] == [{"secretRef": {"name": "correlator-secrets"}}]
-    assert all("value" not in e for e in deployment["env"])  # downward API only
+    assert all("value" not in e for e in deployment["env"])  # downward API and the Secret only
+    database = next(e for e in deployment["env"] if e["name"] == "CORRELATOR_DATABASE_URL")
+    assert database["valueFrom"]["secretKeyRef"] == {
+        "name": "correlator-secrets",
+        "key": "CORRELATOR_DATABASE_URL",
+    }  # required: a Secret without it stops the pod rather than falling back to SQLite
 
 
 def test_without_a_credential_the_chart_makes_a_webhook_token(chart: helm.Chart) -> None:
