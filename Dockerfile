@@ -24,15 +24,15 @@ RUN /opt/correlator/bin/pip install --no-compile . \
 
 FROM ${BASE}
 COPY --from=build /opt/correlator /opt/correlator
-# One writable place of its own (the SQLite file of a single replica, on a volume in Kubernetes).
+# One writable place of its own, the working directory: the default SQLite file
+# (sqlite:///correlator.db) lands there, on a volume in Kubernetes.
 RUN mkdir -p /var/lib/correlator && chown 10001:10001 /var/lib/correlator
 ENV PATH=/opt/correlator/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     MPLCONFIGDIR=/tmp/matplotlib \
-    CORRELATOR_SERVER_HOST=0.0.0.0 \
-    CORRELATOR_DATABASE_URL=sqlite:////var/lib/correlator/correlator.db
+    CORRELATOR_SERVER_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /var/lib/correlator
 EXPOSE 8080

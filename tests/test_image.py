@@ -177,7 +177,6 @@ def test_serve_in_the_image_answers_readyz(image: Image) -> None:
     env = {
         "CORRELATOR_SERVER_PORT": str(port),
         "CORRELATOR_AUTH_BEARER_TOKEN": "image-test-token",
-        "CORRELATOR_DATABASE_URL": "sqlite:////tmp/correlator.db",
     }
     options = [f"--env={key}={value}" for key, value in env.items()]
     # chroot isolation shares the host's network: the server is on 127.0.0.1:port.
@@ -206,3 +205,5 @@ def test_serve_in_the_image_answers_readyz(image: Image) -> None:
         server.terminate()
         output, _ = server.communicate(timeout=30)
     assert b'"listening"' in output
+    # The default store is a SQLite file in the image's working directory, writable by its user.
+    assert "correlator.db" in run_in(image, "ls", "/var/lib/correlator")
