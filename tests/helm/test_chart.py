@@ -504,3 +504,11 @@ def test_checkov_finds_nothing_beyond_the_named_skips(chart: helm.Chart, tmp_pat
     unexpected = sorted(f for f in failed if f[0] not in skips)
     assert unexpected == [], "fix these or name them, with the reason, in checkov-skips.yaml"
     assert {f[0] for f in failed} == set(skips), "a named skip no longer fails: remove it"
+
+
+def test_every_settings_section_is_reachable_from_values() -> None:
+    from correlator.settings import Settings
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    sections = schema["properties"]["config"]["propertyNames"]["enum"]
+    assert sorted(sections) == sorted(Settings.model_fields)
