@@ -330,12 +330,25 @@ class AdvisoryLock(_Fenced):
             await self._drop()
             return False
 
+    def _keepalive_settings(self) -> dict[str, str]:
+        """The server notices a vanished leader (host gone, cable cut) within about the lease
+        duration, not TCP's default two hours, so its lock, and the leadership, move on."""
+        lease_s = self.timings.lease_duration_s
+        return {
+            "tcp_keepalives_idle": str(max(1, round(lease_s / 3))),
+            "tcp_keepalives_interval": str(max(1, round(lease_s / 6))),
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": str(round(lease_s * 1000)),
+        }
+
     async def _try(self, started: float) -> bool:
         import asyncpg
 
         if self._connection is None or self._connection.is_closed():
             self._renewed_at = None
-            self._connection = await asyncpg.connect(self._dsn)
+            self._connection = await asyncpg.connect(
+                self._dsn, server_settings=self._keepalive_settings()
+            )
         if self.is_leading():
             await self._connection.fetchval("SELECT 1")  # the session, so the lock, is alive
         elif not await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
@@ -353,7 +366,17 @@ class AdvisoryLock(_Fenced):
                 connection.terminate()
 
     async def release(self) -> None:
-        await self._drop()  # closing the session releases the lock
+        """Unlock before closing: the server ends a closed session when it gets to it, and the
+        next leader should not have to wait for that."""
+        connection = self._connection
+        self._renewed_at = None
+        if connection is not None and not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    connection.execute("SELECT pg_advisory_unlock_all()"),
+                    self.timings.retry_period_s,
+                )
+        await self._drop()
 
     async def close(self) -> None:
         await self._drop()
