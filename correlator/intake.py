@@ -19,6 +19,7 @@ from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IntakeResult, ReceivedNotification
 from correlator.store import Store
+from correlator.store.work import QueuePolicy
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ class IntakeWriter:
         *,
         max_batch: int,
         namespaces: Sequence[str] = NAMESPACE_LABELS,
+        policy: QueuePolicy | None = None,
     ) -> None:
         self._store = store
         self._namespaces = tuple(namespaces)
+        self._policy = policy or QueuePolicy()
         self._metrics = metrics
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -106,7 +109,9 @@ class IntakeWriter:
         try:
             outcomes = list(
                 await self._store.record_batch(
-                    [received for received, _ in batch], namespaces=self._namespaces
+                    [received for received, _ in batch],
+                    namespaces=self._namespaces,
+                    policy=self._policy,
                 )
             )
         except StoreUnavailable as exc:

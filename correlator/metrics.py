@@ -61,6 +61,17 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.work_queue_oldest_age = Gauge(
+            "correlator_work_queue_oldest_age_seconds",
+            "How long the longest-waiting queued work item has waited (0: none queued).",
+            registry=r,
+        )
+        self.notification_to_report = Histogram(
+            "correlator_notification_to_report_seconds",
+            "From a notification stored to its incident's report stored.",
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
         self.work_items = Counter(
             "correlator_work_items_processed",
             "Work items processed, by outcome: done, retried, given_up.",

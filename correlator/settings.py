@@ -138,7 +138,29 @@ class IntakeSettings(_Group):
 class QueueSettings(_Group):
     """The durable work queue that feeds the correlation pipeline."""
 
-    workers: int = Field(1, ge=0, le=64, description="Concurrent work-item consumers (0: none).")
+    workers: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="Correlations run at once per replica (0: none). Mostly waiting on the "
+        "backends: a few per core; the analysis itself runs at most `analysis_concurrency` "
+        "at a time.",
+    )
+    analysis_concurrency: int = Field(
+        2, ge=1, le=64, description="Analyses (CPU) at once per replica: about its cores."
+    )
+    refresh_age_s: float = Field(
+        300.0,
+        ge=0,
+        description="A re-notification that brought nothing new refreshes a report older than "
+        "this (about Alertmanager's group_interval); else it is only recorded.",
+    )
+    refresh_delay_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long a refresh may wait behind new incidents (new incidents first; "
+        "within that, more severe first, then oldest).",
+    )
     lease_s: float = Field(
         30.0,
         gt=0,
@@ -240,6 +262,13 @@ class _BackendSettings(_Group):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest answer read; a larger one is garbage."
     )
+    max_in_flight: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Requests in flight at once from one replica, however many correlations "
+        "run: the budget that keeps an alert storm from overloading the backend.",
+    )
 
     def config(self, name: str) -> BackendConfig | None:
         if self.url is None:
@@ -259,6 +288,7 @@ class _BackendSettings(_Group):
             ca_file=self.ca_file,
             insecure_skip_verify=self.insecure_skip_verify,
             max_body_bytes=self.max_body_bytes,
+            max_in_flight=self.max_in_flight,
         )
 
 

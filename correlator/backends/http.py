@@ -57,6 +57,9 @@ class BackendConfig:
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     max_connections: int = 20
+    # Requests in flight at once from this process, whatever the number of correlations: the
+    # backends are the users' production systems, and a storm must not overload them.
+    max_in_flight: int = 8
     max_body_bytes: int = 64 * 1024 * 1024
     retries: int = 2
     # 4xx statuses that mean "overloaded, ask again later" (Loki: 429 too many outstanding
@@ -86,6 +89,9 @@ class BackendClient:
             limits=httpx.Limits(max_connections=config.max_connections),
             verify=verify,
         )
+        self._budget = asyncio.Semaphore(config.max_in_flight)
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -101,7 +107,13 @@ class BackendClient:
         attempt = 0
         while True:
             try:
-                return await self._get_once(path, params, headers)
+                async with self._budget:
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                    try:
+                        return await self._get_once(path, params, headers)
+                    finally:
+                        self.in_flight -= 1
             except BackendUnavailable:
                 attempt += 1
                 if attempt > self.config.retries:

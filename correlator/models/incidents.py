@@ -27,7 +27,7 @@ class IntakeResult:
 
     incident_id: int
     notification_id: int
-    work_item_id: int
+    work_item_id: int | None  # None: nothing new, and a report recent enough exists
     new_incident: bool
     changed: bool
     incident_status: AlertStatus

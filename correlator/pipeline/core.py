@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from correlator.backends.jaeger import JaegerBackend
 from correlator.backends.loki import LokiBackend
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.catalogue import Catalogue
+from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
 from correlator.pipeline.changes import fetch_changes
@@ -73,9 +75,16 @@ class Pipeline:
         scope_rules: ScopeRules = DEFAULT_SCOPE,
         notifier: Notifier | None = None,
         catalogue: Catalogue | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.metrics = metrics
+        # Analysis is CPU: at most `analysis_concurrency` at once, off the event loop, however
+        # many correlations are waiting on their backends.
+        self._analysis = ThreadPoolExecutor(
+            settings.queue.analysis_concurrency, thread_name_prefix="analysis"
+        )
         self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
         c = settings.correlation
@@ -104,6 +113,7 @@ class Pipeline:
         for backend in (self.prometheus, self.loki, self.jaeger):
             if backend is not None:
                 await backend.close()
+        self._analysis.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, item: WorkItem) -> None:
         """The work-queue handler: correlate the incident and store its report."""
@@ -123,6 +133,9 @@ class Pipeline:
         if not stored:
             log.info("a newer report of incident %s is already stored", incident.id)
             return
+        if self.metrics is not None and item.created_at is not None:
+            waited = (self.store.clock() - item.created_at).total_seconds()
+            self.metrics.notification_to_report.observe(max(waited, 0.0))
         if self.notifier is not None:
             # Read back: the incident may have changed (resolved) while it was analysed.
             latest = await self.store.get_incident(incident.id)
@@ -139,7 +152,8 @@ class Pipeline:
             span.set_attribute("correlator.incident_id", incident.id)
             telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
         analysis_started = time.perf_counter()
-        analysis = await asyncio.to_thread(analyse, telemetry, windows)
+        loop = asyncio.get_running_loop()
+        analysis = await loop.run_in_executor(self._analysis, analyse, telemetry, windows)
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         found = targets(services, namespaces, self.catalogue, self.labels)

@@ -34,8 +34,8 @@ from correlator.models.incidents import (
 from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
 from correlator.store import queries, work
-from correlator.store.intake import record_notifications
-from correlator.store.work import WorkItem
+from correlator.store.intake import DEFAULT_POLICY, record_notifications
+from correlator.store.work import QueuePolicy, WorkItem
 
 __all__ = ["Clock", "Store", "WorkItem", "utc_now"]
 
@@ -167,6 +167,7 @@ class Store:
         batch: Sequence[ReceivedNotification],
         *,
         namespaces: Sequence[str] = NAMESPACE_LABELS,
+        policy: QueuePolicy = DEFAULT_POLICY,
     ) -> list[IntakeResult | StoreUnavailable | StoreRefused]:
         """Store notifications in one transaction (group commit).
 
@@ -177,14 +178,18 @@ class Store:
         the commit are durable.
         """
         try:
-            return list(await self._run(record_notifications, (batch, namespaces), write=True))
+            return list(
+                await self._run(record_notifications, (batch, namespaces, policy), write=True)
+            )
         except (IntegrityError, DataError) as exc:
             if len(batch) == 1:
                 log.error("notification refused by the database", extra={"error": _reason(exc)})
                 return [StoreRefused(_reason(exc))]
         results: list[IntakeResult | StoreUnavailable | StoreRefused] = []
         for received in batch:
-            results.extend(await self.record_batch([received], namespaces=namespaces))
+            results.extend(
+                await self.record_batch([received], namespaces=namespaces, policy=policy)
+            )
         return results
 
     async def list_incidents(
@@ -232,6 +237,9 @@ class Store:
 
     async def queue_depth(self) -> dict[str, int]:
         return await self.read(work.depth)
+
+    async def oldest_pending(self) -> datetime | None:
+        return await self.read(work.oldest_pending)
 
 
 def _select_one(connection: Connection) -> object:

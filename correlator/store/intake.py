@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
@@ -28,11 +28,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.models.alerts import AlertStatus, WebhookAlert
 from correlator.models.incidents import IntakeResult, ReceivedNotification
-from correlator.store.schema import alerts, incidents, notifications, work_items
+from correlator.store.schema import alerts, incidents, notifications, reports, work_items
+from correlator.store.work import PENDING, RUNNING, SUPERSEDED, URGENT, WARNING, QueuePolicy
 
 # Longest text kept in an indexed label column; PostgreSQL refuses btree entries over ~2.7 kB.
 INDEXED_TEXT_MAX = 256
 WORK_KIND_CORRELATE = "correlate"
+DEFAULT_POLICY = QueuePolicy()
 
 AlertKey = tuple[str, datetime]
 
@@ -171,19 +173,24 @@ def record_notifications(
     connection: Connection,
     batch: Sequence[ReceivedNotification],
     namespaces: Sequence[str] = NAMESPACE_LABELS,
+    policy: QueuePolicy = DEFAULT_POLICY,
 ) -> list[IntakeResult]:
     """Store a batch of notifications in the caller's transaction; results in batch order.
-    An alert's namespace is the first of `namespaces` it carries (as correlation reads it)."""
+    An alert's namespace is the first of `namespaces` it carries (as correlation reads it);
+    `policy` says which need a correlation and how soon."""
     results: list[IntakeResult | None] = [None] * len(batch)
     for wave in _waves(batch):
-        outcomes = _record_wave(connection, [batch[index] for index in wave], namespaces)
+        outcomes = _record_wave(connection, [batch[index] for index in wave], namespaces, policy)
         for index, outcome in zip(wave, outcomes, strict=True):
             results[index] = outcome
     return [result for result in results if result is not None]
 
 
 def _record_wave(
-    connection: Connection, wave: list[ReceivedNotification], namespaces: Sequence[str]
+    connection: Connection,
+    wave: list[ReceivedNotification],
+    namespaces: Sequence[str],
+    policy: QueuePolicy,
 ) -> list[IntakeResult]:
     applied = [_Applied(received, received.payload.unique_alerts()) for received in wave]
 
@@ -238,6 +245,67 @@ def _record_wave(
         [_notification_row(item) for item in applied],
     )
     notification_of = {int(row.incident_id): int(row.id) for row in inserted}
+    work_of = _enqueue(connection, applied, notification_of, policy)
+    return [
+        IntakeResult(
+            incident_id=item.incident_id,
+            notification_id=notification_of[item.incident_id],
+            work_item_id=work_of.get(notification_of[item.incident_id]),
+            new_incident=item.new_incident,
+            changed=_changed(item),
+            incident_status=item.status_after,
+        )
+        for item in applied
+    ]
+
+
+def _enqueue(
+    connection: Connection,
+    applied: list[_Applied],
+    notification_of: dict[int, int],
+    policy: QueuePolicy,
+) -> dict[int, int]:
+    """Work for the notifications that need a correlation; {notification id: work item id}.
+
+    A notification that changed something supersedes the incident's queued item (the report
+    must reflect the newest state; one queued per incident). One that changed nothing only
+    refreshes a report older than `policy.refresh_age_s`, and only if nothing is queued or
+    running for the incident already."""
+    if not applied:
+        return {}
+    now = applied[0].received.received_at
+    changed = [item for item in applied if _changed(item)]
+    unchanged = [item for item in applied if not _changed(item)]
+    if changed:
+        connection.execute(
+            update(work_items)
+            .where(
+                work_items.c.incident_id.in_([item.incident_id for item in changed]),
+                work_items.c.state == PENDING,
+            )
+            .values(state=SUPERSEDED, updated_at=now)
+        )
+    if unchanged:
+        ids = [item.incident_id for item in unchanged]
+        busy = set(
+            connection.execute(
+                select(work_items.c.incident_id).where(
+                    work_items.c.incident_id.in_(ids), work_items.c.state.in_((PENDING, RUNNING))
+                )
+            ).scalars()
+        )
+        fresh_after = now - timedelta(seconds=policy.refresh_age_s)
+        fresh = set(
+            connection.execute(
+                select(reports.c.incident_id).where(
+                    reports.c.incident_id.in_(ids), reports.c.updated_at >= fresh_after
+                )
+            ).scalars()
+        )
+        unchanged = [item for item in unchanged if item.incident_id not in busy | fresh]
+    work = changed + unchanged
+    if not work:
+        return {}
     queued = connection.execute(
         insert(work_items).returning(work_items.c.id, work_items.c.notification_id),
         [
@@ -245,27 +313,34 @@ def _record_wave(
                 "kind": WORK_KIND_CORRELATE,
                 "incident_id": item.incident_id,
                 "notification_id": notification_of[item.incident_id],
-                "state": "pending",
+                "state": PENDING,
                 "attempts": 0,
                 "available_at": item.received.received_at,
                 "created_at": item.received.received_at,
                 "updated_at": item.received.received_at,
+                "due_at": policy.due(
+                    item.received.received_at,
+                    new_incident=item.new_incident,
+                    severity=_severity(item),
+                ),
             }
-            for item in applied
+            for item in work
         ],
     )
-    work_of = {int(row.notification_id): int(row.id) for row in queued}
-    return [
-        IntakeResult(
-            incident_id=item.incident_id,
-            notification_id=notification_of[item.incident_id],
-            work_item_id=work_of[notification_of[item.incident_id]],
-            new_incident=item.new_incident,
-            changed=_changed(item),
-            incident_status=item.status_after,
-        )
-        for item in applied
-    ]
+    return {int(row.notification_id): int(row.id) for row in queued}
+
+
+def _severity(item: _Applied) -> str | None:
+    """The group's severity: its common label, else the most urgent of its firing alerts'."""
+    payload = item.received.payload
+    common = payload.common_labels.get("severity") or payload.group_labels.get("severity")
+    if common:
+        return common
+    values = [a.labels.get("severity", "") for a in item.alerts if a.status is AlertStatus.FIRING]
+    for level in (*URGENT, *WARNING):
+        if level in (v.lower() for v in values):
+            return level
+    return None
 
 
 def _diff(

@@ -160,7 +160,11 @@ work_items = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When it should run at the latest: claims take the earliest first. New incidents are due at
+    # once (by severity), refreshes a bounded delay later, so they wait but never starve.
+    Column("due_at", UTCDateTime, nullable=False),
     Index(None, "state", "available_at"),
+    Index(None, "state", "due_at"),
     Index(None, "incident_id"),
 )
 

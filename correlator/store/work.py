@@ -4,19 +4,52 @@ A claimed item carries a lease (owner + expiry). A replica that dies stops renew
 once it expires any replica may claim the item again, so no work is lost. On PostgreSQL the
 claim skips rows another replica is claiming (`FOR UPDATE SKIP LOCKED`); SQLite serialises
 writers, so it needs no such clause.
+
+Per incident there is at most one item queued and one running: a newer item supersedes the
+queued one (the newest notification is what the report must reflect), and an incident whose
+item runs is not claimed again until it is done. Claims take the earliest `due_at` first: a
+new incident is due at once (by its severity), a refresh a bounded delay later, so refreshes
+wait behind a storm of new incidents but never starve.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from correlator.store.schema import work_items
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+SUPERSEDED = "superseded"
 ERROR_TEXT_MAX = 2000
+URGENT = ("critical", "page", "error", "high", "p1", "sev1", "emergency")
+WARNING = ("warning", "ticket", "medium", "p2", "sev2")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """What the intake enqueues and how soon it is due."""
+
+    # A re-notification that brought nothing new refreshes a report older than this, else
+    # it is only recorded in the timeline (Alertmanager re-sends every group_interval).
+    refresh_age_s: float = 300.0
+    # How long a refresh (anything but a new incident) may wait behind newer incidents.
+    refresh_delay_s: float = 60.0
+    # Extra delay by severity label: urgent first, then warnings, then the rest.
+    severity_delay_s: Mapping[str, float] = field(
+        default_factory=lambda: {**dict.fromkeys(URGENT, 0.0), **dict.fromkeys(WARNING, 5.0)}
+    )
+    other_severity_delay_s: float = 10.0
+
+    def due(self, received_at: datetime, *, new_incident: bool, severity: str | None) -> datetime:
+        delay = self.severity_delay_s.get((severity or "").lower(), self.other_severity_delay_s)
+        if not new_incident:
+            delay += self.refresh_delay_s
+        return received_at + timedelta(seconds=delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +59,7 @@ class WorkItem:
     incident_id: int
     notification_id: int | None
     attempts: int
+    created_at: datetime | None = None  # when its notification was stored
 
 
 def _claimable(now: datetime) -> object:
@@ -36,11 +70,19 @@ def _claimable(now: datetime) -> object:
 
 
 def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) -> WorkItem | None:
-    """Take the oldest available item (or one whose lease expired) for `owner`."""
+    """Take the available item (or one whose lease expired) that is due first, for `owner`,
+    unless another item of its incident is running under a live lease."""
+    other = aliased(work_items)
+    running = exists().where(
+        other.c.incident_id == work_items.c.incident_id,
+        other.c.id != work_items.c.id,
+        other.c.state == RUNNING,
+        other.c.lease_expires_at >= now,
+    )
     candidate = (
         select(work_items.c.id)
-        .where(_claimable(now))  # type: ignore[arg-type]
-        .order_by(work_items.c.available_at, work_items.c.id)
+        .where(_claimable(now), ~running)  # type: ignore[arg-type]
+        .order_by(work_items.c.due_at, work_items.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -62,6 +104,7 @@ def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) 
                 work_items.c.incident_id,
                 work_items.c.notification_id,
                 work_items.c.attempts,
+                work_items.c.created_at,
             )
         )
     ).one_or_none()
@@ -73,6 +116,7 @@ def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) 
         incident_id=int(row.incident_id),
         notification_id=row.notification_id,
         attempts=int(row.attempts),
+        created_at=row.created_at,
     )
 
 
@@ -127,6 +171,17 @@ def fail(
         values["state"] = FAILED
     else:
         values.update(state=PENDING, available_at=retry_at)
+        # A newer item of the incident queued meanwhile supersedes the retry.
+        incident = select(work_items.c.incident_id).where(work_items.c.id == item_id)
+        newer = connection.execute(
+            select(func.count()).where(
+                work_items.c.incident_id == incident.scalar_subquery(),
+                work_items.c.state == PENDING,
+                work_items.c.id > item_id,
+            )
+        ).scalar_one()
+        if newer:
+            values["state"] = SUPERSEDED
     result = connection.execute(
         update(work_items).where(_owned(item_id, owner)).values(values)  # type: ignore[arg-type]
     )
@@ -143,6 +198,14 @@ def release_all(connection: Connection, *, now: datetime) -> int:
         )
     )
     return int(result.rowcount)
+
+
+def oldest_pending(connection: Connection) -> datetime | None:
+    """When the longest-waiting queued item was created: the age of the backlog."""
+    value: datetime | None = connection.execute(
+        select(func.min(work_items.c.created_at)).where(work_items.c.state == PENDING)
+    ).scalar_one()
+    return value
 
 
 def depth(connection: Connection) -> dict[str, int]:

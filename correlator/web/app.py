@@ -19,6 +19,7 @@ from correlator.loops import Loops
 from correlator.metrics import Metrics
 from correlator.settings import Settings
 from correlator.store import Store
+from correlator.store.work import QueuePolicy
 from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
@@ -94,6 +95,10 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
             app[METRICS],
             max_batch=settings.intake.max_batch,
             namespaces=settings.correlation.namespace_labels,
+            policy=QueuePolicy(
+                refresh_age_s=settings.queue.refresh_age_s,
+                refresh_delay_s=settings.queue.refresh_delay_s,
+            ),
         )
         app[INTAKE] = intake
         intake.start()
@@ -112,7 +117,9 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         if handler is None:  # the correlation pipeline consumes the work items
             from correlator.pipeline import Pipeline
 
-            pipeline = Pipeline(settings, store=store, notifier=notifier, catalogue=catalogue)
+            pipeline = Pipeline(
+                settings, store=store, notifier=notifier, catalogue=catalogue, metrics=app[METRICS]
+            )
             handler = pipeline.handle
         loops = app[LOOPS]
         workers: list[Worker | Deliverer] = [

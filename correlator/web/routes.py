@@ -374,13 +374,17 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the service's own metrics."""
     instruments = request.app[METRICS]
+    store = request.app[STORE]
     try:
-        depth = await request.app[STORE].queue_depth()
+        depth = await store.queue_depth()
+        oldest = await store.oldest_pending()
     except StoreUnavailable:
-        pass  # the gauge keeps its last value; /readyz reports the store
+        pass  # the gauges keep their last value; /readyz reports the store
     else:
         for state, count in depth.items():
             instruments.work_queue_depth.labels(state).set(count)
+        age = (store.clock() - oldest).total_seconds() if oldest is not None else 0.0
+        instruments.work_queue_oldest_age.set(max(age, 0.0))
     return web.Response(
         body=generate_latest(instruments.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -70,7 +70,9 @@ async def test_renotification_updates_the_incident_without_duplicates(store: Sto
     assert detail is not None
     assert detail.notification_count == 2
     assert [entry.changed for entry in detail.timeline] == [True, False]
-    assert await count(store, work_items) == 2  # every accepted notification is work
+    # Nothing new while the first is still queued: recorded in the timeline, no second work.
+    assert again.work_item_id is None
+    assert await count(store, work_items) == 1
 
 
 async def test_same_group_key_on_another_receiver_is_another_incident(store: Store) -> None:

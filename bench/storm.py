@@ -1,0 +1,370 @@
+"""An alert storm: how soon every incident has its report, with one replica and with two.
+
+N alert groups over S services arrive within a few seconds at `correlator serve` (PostgreSQL,
+real Prometheus with backfilled history, the Loki and Jaeger test servers in a child process
+that counts the requests it is asked at once); then the same groups are re-notified once with
+nothing new. Printed for each setup, side by side (the one-replica run is the baseline of the
+ratio):
+
+- seconds from the last group's arrival until 50 %, 95 % and 100 % of incidents have a report;
+- the work items the unchanged re-notifications created (each would be a correlation);
+- Loki and Jaeger requests in flight at peak (the per-backend budget bounds each replica);
+- peak RSS of each service process.
+
+    .venv/bin/python bench/storm.py [--groups 1000] [--services 200] [--replicas 1 2]
+        [--workers 4] [--source DIR]   # DIR: another checkout (e.g. the code before a change)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from correlator.settings import load_settings  # noqa: E402
+from correlator.store import Store  # noqa: E402
+from correlator.store.schema import reports, work_items  # noqa: E402
+from tests.support.databases import create_postgres_database, drop_postgres_database  # noqa: E402
+from tests.support.processes import Prometheus, free_port  # noqa: E402
+from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
+
+NAMESPACE = "storm"
+CLUSTER = 5  # services per small call tree: a root calling four
+
+
+def scenarios(services: int, now: datetime) -> list[Scenario]:
+    """`services` services in trees of five; in each, the last one fails."""
+
+    def fault(_: str, b: Behaviour) -> Behaviour:
+        b.error_ratio, b.log_errors, b.latency_ms = 0.3, 2, 150.0
+        return b
+
+    made = []
+    for c in range(services // CLUSTER):
+        names = [f"s{c:03d}-{i}" for i in range(CLUSTER)]
+        made.append(
+            Scenario(
+                f"tree {c}",
+                NAMESPACE,
+                [(names[0], n) for n in names[1:]],
+                culprit=names[-1],
+                alerting=names[0],
+                fault=fault,
+                fault_at=now - timedelta(minutes=5),
+                history=timedelta(minutes=40),
+            )
+        )
+    return made
+
+
+def serve_fakes(ports: tuple[int, int, int], services: int, now: datetime, history: Path) -> None:
+    """The child process: the metric history for promtool, then Loki and Jaeger test servers
+    that count the requests in flight (GET /peak on the third port answers the peaks)."""
+    from aiohttp import web
+
+    from tests.fakes.jaeger import FakeJaeger
+    from tests.fakes.loki import FakeLoki
+
+    made = scenarios(services, now)
+    history.write_text(openmetrics(made, now))
+    loki, jaeger = FakeLoki(), FakeJaeger()
+    for chosen in made:
+        for labels, lines in chosen.log_streams(now):
+            loki.add(labels, list(lines))
+        jaeger.add(*chosen.spans(now, every=timedelta(seconds=60)))
+    counts = {"loki": [0, 0], "jaeger": [0, 0]}
+
+    def counting(name: str) -> Any:
+        @web.middleware
+        async def middleware(request: web.Request, handler: Any) -> Any:
+            count = counts[name]
+            count[0] += 1
+            count[1] = max(count[1], count[0])
+            try:
+                return await handler(request)
+            finally:
+                count[0] -= 1
+
+        return middleware
+
+    loki.app.middlewares.append(counting("loki"))
+    jaeger.app.middlewares.append(counting("jaeger"))
+    peaks = web.Application()
+
+    async def peak(request: web.Request) -> web.Response:
+        answer = {name: value[1] for name, value in counts.items()}
+        if request.query.get("reset"):
+            for value in counts.values():
+                value[1] = value[0]
+        return web.json_response(answer)
+
+    peaks.router.add_get("/peak", peak)
+
+    async def run() -> None:
+        for app, port in zip((loki.app, jaeger.app, peaks), ports, strict=True):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+def group(index: int, services: int, now: datetime) -> dict[str, Any]:
+    """Alert group `index`: on the root of one tree, severity by turns, started a minute ago."""
+    trees = services // CLUSTER
+    root = f"s{index % trees:03d}-0"
+    labels = {
+        "alertname": f"Storm{index}",
+        "destination_workload": root,
+        "destination_workload_namespace": NAMESPACE,
+        "severity": ("critical", "warning")[index % 2],
+    }
+    alert = {
+        "status": "firing",
+        "labels": labels,
+        "annotations": {"summary": f"{root} is failing"},
+        "startsAt": (now - timedelta(minutes=4)).isoformat(),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": f"{index:016x}",
+    }
+    return {
+        "version": "4",
+        "status": "firing",
+        "receiver": "correlator",
+        "groupKey": f'{{}}:{{alertname="Storm{index}"}}',
+        "truncatedAlerts": 0,
+        "groupLabels": {"alertname": f"Storm{index}"},
+        "commonLabels": labels,
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager",
+        "alerts": [alert],
+    }
+
+
+async def post_all(urls: list[str], bodies: list[dict[str, Any]]) -> float:
+    """POST every group, spread over the replicas, 32 at a time; returns when the last was
+    acknowledged (monotonic seconds)."""
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int, body: dict[str, Any]) -> None:
+            async with gate:
+                answer = await client.post(f"{urls[i % len(urls)]}/api/v1/alerts", json=body)
+                answer.raise_for_status()
+
+        await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+    return time.monotonic()
+
+
+async def counts(store: Store) -> tuple[int, int]:
+    def read(c: Any) -> tuple[int, int]:
+        done = c.execute(select(func.count()).select_from(reports)).scalar_one()
+        items = c.execute(select(func.count()).select_from(work_items)).scalar_one()
+        return int(done), int(items)
+
+    return await store.read(read)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def one_setup(
+    args: argparse.Namespace, replicas: int, backends: dict[str, str], peak_url: str
+) -> dict[str, Any]:
+    url = await create_postgres_database()
+    workdir = Path(tempfile.mkdtemp(prefix="storm-"))
+    processes, urls = [], []
+    backend_env = {
+        f"CORRELATOR_{name.upper()}_URL": value for name, value in backends.items() if value
+    }
+    env = {
+        **os.environ,
+        **backend_env,
+        "PYTHONPATH": str(args.source),
+        "CORRELATOR_DATABASE_URL": url,
+        "CORRELATOR_QUEUE_WORKERS": str(args.workers),
+        "CORRELATOR_QUEUE_POLL_INTERVAL_S": "0.2",
+        "CORRELATOR_CORRELATION_DEADLINE_S": "30",
+        "CORRELATOR_CORRELATION_NEIGHBOUR_DEPTH": "1",
+        "CORRELATOR_LOG_LEVEL": "warning",
+    }
+    store = await Store.open(load_settings(database={"url": url}).database)
+    try:
+        for _ in range(replicas):
+            port = free_port()
+            urls.append(f"http://127.0.0.1:{port}")
+            log = (workdir / f"service-{port}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "correlator", "serve", "--port", str(port)],
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for base in urls:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        if peak_url:
+            httpx.get(f"{peak_url}?reset=1")
+        now = datetime.now(UTC)
+        bodies = [group(i, args.services, now) for i in range(args.groups)]
+        first = time.monotonic()
+        last = await post_all(urls, bodies)
+        marks: dict[int, float] = {}
+        while len(marks) < 3 and time.monotonic() - last < args.timeout_s:
+            done, _ = await counts(store)
+            for share in (50, 95, 100):
+                if share not in marks and done >= args.groups * share / 100:
+                    marks[share] = time.monotonic() - last
+            await asyncio.sleep(0.25)
+        before = (await counts(store))[1]
+        await post_all(urls, bodies)  # the same groups again: nothing new
+        await asyncio.sleep(2)
+        after = (await counts(store))[1]
+        peaks = httpx.get(peak_url).json() if peak_url else {"loki": 0, "jaeger": 0}
+        rss = [peak_rss_mib(p.pid) for p in processes]
+        return {
+            "arrival_s": last - first,
+            "marks": marks,
+            "refresh_items": after - before,
+            "peaks": peaks,
+            "rss": rss,
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        await store.close()
+        await drop_postgres_database(url)
+
+
+async def measure(args: argparse.Namespace) -> None:
+    if args.no_backends:
+        # No backend: every correlation is trivially partial, so what is measured is the
+        # queue itself (intake, claims, reports) and how it scales with replicas.
+        results = {
+            r: await one_setup(args, r, {"prometheus": "", "loki": "", "jaeger": ""}, "")
+            for r in args.replicas
+        }
+        return summarise(args, results, "no backends")
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20)
+    ports = (free_port(), free_port(), free_port())
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.perf_counter()
+        history = Path(workdir) / "storm.om"
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve-fakes", *map(str, ports),
+             "--services", str(args.services), "--now", now.isoformat(),
+             "--history", str(history)],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        prometheus = Prometheus(Path(workdir), rule_files=[], openmetrics=history.read_text())
+        prometheus.start()
+        print(f"setup (backfill of {args.services} services, servers): "
+              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+        backends = {
+            "prometheus": prometheus.url,
+            "loki": f"http://127.0.0.1:{ports[0]}",
+            "jaeger": f"http://127.0.0.1:{ports[1]}",
+        }
+        results = {}
+        try:
+            for replicas in args.replicas:
+                results[replicas] = await one_setup(
+                    args, replicas, backends, f"http://127.0.0.1:{ports[2]}/peak"
+                )
+                print(f"{replicas} replica(s): {json.dumps(results[replicas])}", flush=True)
+        finally:
+            prometheus.stop()
+            child.terminate()
+    summarise(args, results, "real Prometheus, Loki and Jaeger test servers")
+
+
+def summarise(args: argparse.Namespace, results: dict[int, dict[str, Any]], what: str) -> None:
+    base = results[args.replicas[0]]
+    print(
+        f"\n{args.groups} groups over {args.services} services, {args.workers} workers a "
+        f"replica, PostgreSQL, {what}; seconds after the last group arrived"
+    )
+    head = f"{'':<36}" + "".join(f"{f'{r} replica(s)':>16}" for r in args.replicas)
+    print(head)
+
+    def row(label: str, values: list[str]) -> None:
+        print(f"{label:<36}" + "".join(f"{v:>16}" for v in values))
+
+    row("groups arrived within (s)", [f"{results[r]['arrival_s']:.1f}" for r in args.replicas])
+    for share in (50, 95, 100):
+        values = []
+        for r in args.replicas:
+            mark = results[r]["marks"].get(share)
+            ratio = base["marks"].get(share)
+            text = "not in time" if mark is None else f"{mark:.1f}"
+            if mark and ratio and r != args.replicas[0]:
+                text += f" ({ratio / mark:.2f}x)"
+            values.append(text)
+        row(f"{share} % of incidents reported", values)
+    row(
+        "correlations from unchanged repeats",
+        [str(results[r]["refresh_items"]) for r in args.replicas],
+    )
+    peaks = [results[r]["peaks"] for r in args.replicas]
+    row("Loki / Jaeger requests at peak", [f"{p['loki']} / {p['jaeger']}" for p in peaks])
+    rss = [results[r]["rss"] for r in args.replicas]
+    row("peak RSS per replica (MiB)", [", ".join(f"{m:.0f}" for m in r) for r in rss])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=1000)
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--timeout-s", type=float, default=900)
+    parser.add_argument("--source", type=Path, default=ROOT)
+    parser.add_argument("--no-backends", action="store_true")
+    parser.add_argument("--serve-fakes", nargs=3, type=int)
+    parser.add_argument("--now")
+    parser.add_argument("--history", type=Path)
+    args = parser.parse_args()
+    if args.serve_fakes:
+        serve_fakes(
+            tuple(args.serve_fakes), args.services, datetime.fromisoformat(args.now), args.history
+        )
+        return
+    asyncio.run(measure(args))
+
+
+if __name__ == "__main__":
+    main()
