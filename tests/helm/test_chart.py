@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -512,3 +513,15 @@ def test_every_settings_section_is_reachable_from_values() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     sections = schema["properties"]["config"]["propertyNames"]["enum"]
     assert sorted(sections) == sorted(Settings.model_fields)
+
+
+def test_the_self_alerts_query_only_metrics_correlator_exports(chart: helm.Chart) -> None:
+    from correlator.metrics import Metrics
+
+    families = {family.name for family in Metrics().registry.collect()} | {"up"}
+    rule = find(render(chart, {"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            for name in re.findall(r"\b(correlator_\w+|up)\{", alert["expr"]):
+                base = name.removesuffix("_total")
+                assert base in families, f"{alert['alert']}: {name} is not exported"
