@@ -68,9 +68,12 @@ def test_sigkill_loses_no_acknowledged_group_and_no_work(
     with ThreadPoolExecutor(SENDERS) as pool:
         for start in range(SENDERS):
             pool.submit(send_until_refused, f"{service.url}/api/v1/alerts", start, acked, stop)
-        wait_until(lambda: len(acked) >= 300, timeout_s=60, what="300 acknowledged groups")
-        service.kill()  # mid-stream: requests are in flight and batches uncommitted
-        stop.set()
+        try:
+            wait_until(lambda: len(acked) >= 300, timeout_s=60, what="300 acknowledged groups")
+            service.kill()  # mid-stream: requests are in flight and batches uncommitted
+        finally:
+            stop.set()  # else a failed wait leaves the senders, and the pool's exit, hanging
+            service.kill()
     assert len(acked) >= 300
 
     service.start(CORRELATOR_QUEUE_WORKERS="2")

@@ -5,7 +5,6 @@ recording."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -52,6 +51,28 @@ class Stack:
 
     def teams_for(self, alertname: str) -> list[dict[str, Any]]:
         return [p for p in self.teams.posts if alertname in json.dumps(p)]
+
+    def settled(self, alertname: str, *, notifications: int = 1) -> None:
+        """Wait until correlator has nothing left to do for the incident: at least that many
+        notifications stored, its work done, every delivery delivered or given up. From then
+        on nothing is sent unless a new notification brings news, so a count taken after this
+        is final (no sleep needed to see a retry or a duplicate that would come)."""
+
+        def done() -> bool:
+            base = self.service.url
+            items = httpx.get(
+                f"{base}/api/v1/incidents", params={"alertname": alertname}, timeout=10
+            ).json()["items"]
+            if not items or items[0]["notification_count"] < notifications:
+                return False
+            detail = httpx.get(f"{base}/api/v1/incidents/{items[0]['id']}", timeout=10).json()
+            return (
+                all(w["state"] == "done" for w in detail["work_items"])
+                and bool(detail["deliveries"])
+                and all(d["state"] in ("delivered", "failed") for d in detail["deliveries"])
+            )
+
+        wait_until(done, timeout_s=60, what=f"the incident of {alertname} to settle")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +150,7 @@ def test_each_sink_gets_one_message_and_resolve_edits_it(stack: Stack) -> None:
         timeout_s=60,
         what="the resolve in every sink",
     )
-    time.sleep(2)  # Alertmanager's repeats and any retry would show up here
+    stack.settled(name, notifications=2)  # the firing and the resolve, both delivered
     (message,) = stack.slack_for(name)
     assert message.edits and stack.slack.replies(message.ts)  # edited, and a thread reply
     (comment,) = stack.comments_for(name)
@@ -144,7 +165,7 @@ def test_a_sink_down_for_a_while_gets_the_message_exactly_once(stack: Stack) -> 
     stack.slack.fail_next = [503] * 4 + [502]
     stack.fire(name)
     wait_until(lambda: stack.slack_for(name), timeout_s=60, what="delivery after the outage")
-    time.sleep(2)
+    stack.settled(name)
     assert len(stack.slack_for(name)) == 1
     assert stack.slack.fail_next == []
 
@@ -169,6 +190,6 @@ def test_sigkill_between_sending_and_recording(stack: Stack) -> None:
         what="the retry to find and edit the GitHub comment",
     )
     wait_until(lambda: len(stack.slack_for(name)) == 2, timeout_s=60, what="the Slack retry")
-    time.sleep(3)
+    stack.settled(name)
     assert len(stack.comments_for(name)) == 1
     assert len(stack.slack_for(name)) == 2  # the documented duplicate, and no more
