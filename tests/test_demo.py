@@ -18,7 +18,9 @@ async def test_the_demo_names_the_failing_service_live_and_offline(tmp_path: Pat
     assert code == 0, err + out
     live, offline = out.split("Live report", 1)[1].split("Offline analysis", 1)
     assert "missing: jaeger, loki" in live  # Prometheus answered; what is missing is named
-    assert live.splitlines()[1].strip().startswith("1. payments: error_ratio rose")
+    assert (
+        live.splitlines()[1].strip().startswith("1. payments: decided by metrics: error_ratio rose")
+    )
     assert offline.splitlines()[1].strip().startswith("1. payments: ")
     # --exit stops the service: no dead link is offered, but how to see the page is said.
     assert "Incident page: http://" not in out and "without --exit" in out
