@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -328,6 +329,13 @@ async def _run_server(settings: Settings, *, handler: WorkHandler | None = None)
             wait.cancel()
         # Unready from now on: requests still in flight are finished, but no new ones sent.
         app[LOOPS].stopping = True
+        if settings.server.drain_s and not fatal.is_set():
+            # Still serving, but /readyz says 503: load balancers stop sending meanwhile. A
+            # second signal stops at once.
+            log.info("draining", extra={"seconds": settings.server.drain_s})
+            stop.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.server.drain_s)
         log.info("shutting down")
     finally:
         await runner.cleanup()

@@ -67,6 +67,14 @@ class ServerSettings(_Group):
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="How long shutdown waits for in-flight requests and writes."
     )
+    drain_s: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, how long the service keeps serving while /readyz answers "
+        "503, so load balancers stop sending before it stops (0: stop at once; on Kubernetes "
+        "the chart's preStop sleep does this).",
+    )
 
 
 class DatabaseSettings(_Group):

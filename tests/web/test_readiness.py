@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp.test_utils import TestClient
 
 from correlator.cli import _run_server
 from correlator.metrics import Metrics
-from correlator.settings import Settings
+from correlator.models.incidents import IncidentFilter
+from correlator.settings import Settings, load_settings
 from correlator.store import Store, WorkItem
 from correlator.web.app import create_app
 from tests.support.databases import drop_postgres_database
 from tests.support.deliveries import incident
 from tests.support.payloads import alert, payload
+from tests.support.processes import Service, wait_until
 
 
 class LoopBug(BaseException):
@@ -71,3 +77,33 @@ async def test_an_unreachable_store_makes_the_service_unready(
     await drop_postgres_database(database_url)
     status, problem = await _ready(client)
     assert status == 503 and "store" in problem["detail"], problem
+
+
+async def test_after_sigterm_the_service_drains_unready_then_stops(tmp_path: Path) -> None:
+    """With server.drain_s, SIGTERM makes /readyz 503 at once while the service still answers
+    (and stores) for the drain, so a load balancer stops sending before it stops."""
+    url = f"sqlite:///{tmp_path / 'correlator.db'}"
+    service = Service(
+        tmp_path, env={"CORRELATOR_DATABASE_URL": url, "CORRELATOR_SERVER_DRAIN_S": "3"}
+    ).start()
+    assert service.process is not None
+    signalled = time.monotonic()
+    service.process.send_signal(signal.SIGTERM)
+    ready = wait_until(
+        lambda: (r := httpx.get(f"{service.url}/readyz", timeout=2)).status_code == 503 and r,
+        timeout_s=2,
+        what="/readyz 503 after SIGTERM",
+    )
+    assert "shutting down" in ready.json()["detail"]
+    assert httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200
+    body = payload([alert("late")], group_key='{}:{alertname="DuringDrain"}')
+    stored = httpx.post(f"{service.url}/api/v1/alerts", json=body, timeout=5)
+    assert stored.status_code == 200, stored.text  # a sender that has not noticed loses nothing
+    assert await asyncio.to_thread(service.process.wait, 15) == 0
+    assert time.monotonic() - signalled >= 2.5  # it served out the drain
+    store = await Store.open(load_settings(database={"url": url}).database)
+    try:
+        found, _ = await store.list_incidents(IncidentFilter())
+        assert [i.id for i in found] == [stored.json()["incident_id"]]  # durable
+    finally:
+        await store.close()
