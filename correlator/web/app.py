@@ -21,6 +21,7 @@ from correlator.settings import Settings
 from correlator.store import Store
 from correlator.store.work import QueuePolicy
 from correlator.web.auth import Authenticator, auth_middleware
+from correlator.web.openapi import openapi
 from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
 from correlator.web.routes import rejections_middleware, routes
@@ -81,6 +82,7 @@ def create_app(
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app.add_routes(routes)
     app.add_routes(pages)
+    app.add_routes(openapi)
     app.cleanup_ctx.append(_lifecycle(store, handler))
     return app
 
