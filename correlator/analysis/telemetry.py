@@ -82,29 +82,30 @@ def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame
     return frame.dropna(subset=["value"])
 
 
+def _series_rows(
+    wide: pd.DataFrame, position: int, signal: str, service: str, instance: str | None = None
+) -> pd.DataFrame:
+    """One column of a range frame as long rows (its missing points dropped)."""
+    values = wide.iloc[:, position]
+    kept = values.notna().to_numpy()
+    rows: dict[str, object] = {"time": wide.index[kept], "service": service}
+    if instance is not None:
+        rows["instance"] = instance
+    rows.update(signal=signal, value=values.to_numpy(float)[kept])
+    return pd.DataFrame(rows)
+
+
 def wide_to_metrics(
     wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]
 ) -> pd.DataFrame:
     """A range frame (rows: time, columns: series) → metric rows of `signal`, one service per
     column through `service_of` (columns it does not name are dropped; several series of one
     service keep the largest value at each time)."""
-    frames = []
-    for position, column in enumerate(wide.columns):
-        service = service_of.get(column)
-        if service is None:
-            continue
-        values = wide.iloc[:, position]
-        kept = values.notna().to_numpy()
-        frames.append(
-            pd.DataFrame(
-                {
-                    "time": wide.index[kept],
-                    "service": service,
-                    "signal": signal,
-                    "value": values.to_numpy(float)[kept],
-                }
-            )
-        )
+    frames = [
+        _series_rows(wide, position, signal, service_of[column])
+        for position, column in enumerate(wide.columns)
+        if column in service_of
+    ]
     if not frames:
         return empty(METRIC_COLUMNS)
     long = pd.concat(frames, ignore_index=True)
@@ -125,24 +126,12 @@ def wide_to_replicas(
         service, instance = service_of.get(column), instance_of.get(column)
         if service is not None and instance:
             per_service.setdefault(service, []).append(position)
-    frames = []
-    for service, positions in per_service.items():
-        if len(positions) < 2:
-            continue
-        for position in positions:
-            values = wide.iloc[:, position]
-            kept = values.notna().to_numpy()
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "time": wide.index[kept],
-                        "service": service,
-                        "instance": instance_of[wide.columns[position]],
-                        "signal": signal,
-                        "value": values.to_numpy(float)[kept],
-                    }
-                )
-            )
+    frames = [
+        _series_rows(wide, position, signal, service, instance_of[wide.columns[position]])
+        for service, positions in per_service.items()
+        if len(positions) >= 2
+        for position in positions
+    ]
     if not frames:
         return empty(REPLICA_COLUMNS)
     return pd.concat(frames, ignore_index=True)

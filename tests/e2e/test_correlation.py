@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.loki import FakeLoki
-from tests.support.processes import Alertmanager, Prometheus, Service, wait_until
+from tests.support.processes import Alertmanager, Prometheus, Service, correlation_env, wait_until
 from tests.support.scenarios import Scenario, openmetrics, scenarios
 from tests.support.servers import InThread
 
@@ -87,11 +87,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         service = Service(
             workdir,
             env={
-                "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir / 'correlator.db'}",
-                "CORRELATOR_PROMETHEUS_URL": prometheus.url,
-                "CORRELATOR_LOKI_URL": loki_url,
-                "CORRELATOR_JAEGER_URL": jaeger_url,
-                "CORRELATOR_CORRELATION_DEADLINE_S": "20",
+                **correlation_env(workdir, prometheus.url, loki_url, jaeger_url),
             },
         )
         hook = {"url": f"{service.url}/api/v1/alerts", "send_resolved": True}

@@ -22,7 +22,7 @@ import yaml
 from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.loki import FakeLoki
 from tests.support.payloads import alert, payload
-from tests.support.processes import Prometheus, Service, wait_until
+from tests.support.processes import Prometheus, Service, correlation_env, wait_until
 from tests.support.scenarios import Scenario, openmetrics, scenarios
 from tests.support.servers import InThread
 
@@ -94,11 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, S
         service = Service(
             workdir,
             env={
-                "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir / 'correlator.db'}",
-                "CORRELATOR_PROMETHEUS_URL": prometheus.url,
-                "CORRELATOR_LOKI_URL": loki_url,
-                "CORRELATOR_JAEGER_URL": jaeger_url,
-                "CORRELATOR_CORRELATION_DEADLINE_S": "20",
+                **correlation_env(workdir, prometheus.url, loki_url, jaeger_url),
                 "CORRELATOR_PROVISIONING_SOURCE_DIR": str(apps),
                 "CORRELATOR_PROVISIONING_TARGET": "files",
                 "CORRELATOR_PROVISIONING_OUT_DIR": str(workdir / "out"),

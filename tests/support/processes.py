@@ -253,3 +253,15 @@ async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
+
+
+def correlation_env(workdir: Path, prometheus: str, loki: str, jaeger: str) -> dict[str, str]:
+    """`correlator serve`'s environment for a correlation against these backends (SQLite in
+    `workdir`, a deadline that a loaded CI machine meets)."""
+    return {
+        "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir / 'correlator.db'}",
+        "CORRELATOR_PROMETHEUS_URL": prometheus,
+        "CORRELATOR_LOKI_URL": loki,
+        "CORRELATOR_JAEGER_URL": jaeger,
+        "CORRELATOR_CORRELATION_DEADLINE_S": "20",
+    }
