@@ -145,13 +145,14 @@ def _analyze(path: Path, *, as_json: bool) -> int:
 
 
 def _bench_rca(dataset: Path, *, as_json: bool) -> int:
-    from correlator.rca import benchmark, nezha
+    from correlator.rca import benchmark
+    from correlator.rca.tables import Problems
 
     if not (dataset / "rca_data").is_dir():
         print(f"correlator: {dataset}: no rca_data/ directory (the Nezha layout)", file=sys.stderr)
         return 1
     started = time.perf_counter()
-    problems = nezha.Problems()
+    problems = Problems()
     try:
         result = benchmark.evaluate(benchmark.collected(dataset, problems), problems)
     except OSError as exc:

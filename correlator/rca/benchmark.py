@@ -24,6 +24,7 @@ from typing import Any
 from correlator.analysis.findings import Finding
 from correlator.analysis.report import PRODUCERS, Options, collect, decide
 from correlator.rca import nezha
+from correlator.rca.tables import Problems
 
 KS = (1, 2, 3, 4, 5)
 DEFAULT = Options()
@@ -83,7 +84,7 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     }
 
 
-def collected(root: Path, problems: nezha.Problems | None = None) -> list[Collected]:
+def collected(root: Path, problems: Problems | None = None) -> list[Collected]:
     return [
         Collected(case, collect(case.telemetry, case.windows))
         for case in nezha.cases(root, problems)
@@ -133,7 +134,7 @@ def _by_fault(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
     return {f: {"cases": len(os), **summary(os)} for f, os in sorted(groups.items())}
 
 
-def evaluate(cases: Sequence[Collected], problems: nezha.Problems | None = None) -> dict[str, Any]:
+def evaluate(cases: Sequence[Collected], problems: Problems | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     dev = [c.outcome(Options()) for c in cases]
     alerted = [o for o in dev if o.alerted]

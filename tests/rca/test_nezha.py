@@ -18,6 +18,7 @@ import pytest
 
 from correlator.cli import main
 from correlator.rca import benchmark, nezha
+from correlator.rca.tables import Problems
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "nezha-tt-dev"
 DAY = "2023-01-30"
@@ -87,7 +88,7 @@ def test_dirty_rows_are_skipped_counted_and_named(tmp_path: Path) -> None:
     log.write_bytes(log.read_bytes() + b"\xff\xfe,not,a,row\n")
     (day / "log" / "11_52_log.csv").write_text("")
     (day / "metric" / "ts-config-service-xyz-abcde_metric.csv").write_text("nonsense\n1\n")
-    problems = nezha.Problems()
+    problems = Problems()
     cases = list(nezha.cases(root, problems))
     assert [c.truth for c in cases] == ["ts-contacts-service", "ts-basic-service"]
     report = problems.json()
@@ -106,11 +107,11 @@ def test_a_malformed_fault_list_skips_its_day_and_says_why(tmp_path: Path) -> No
     root = layout(tmp_path / "bad-list", FAULTS)
     listing = root / "rca_data" / DAY / f"{DAY}-fault_list.json"
     listing.write_text('{"11": [{"inject_time": ')
-    problems = nezha.Problems()
+    problems = Problems()
     assert list(nezha.cases(root, problems)) == []
     assert "unreadable fault list" in problems.json()[str(listing)]["reasons"][0]
     listing.write_text(json.dumps({"11": [{"inject_pod": "x-1-2"}, FAULTS[0]]}))
-    problems = nezha.Problems()
+    problems = Problems()
     assert [c.truth for c in nezha.cases(root, problems)] == ["ts-contacts-service"]
     assert "fault 11[0] skipped" in problems.json()[str(listing)]["reasons"][0]
 
