@@ -1,4 +1,5 @@
-"""The Alertmanager webhook payload (version 4), validated where it enters.
+"""The webhook payloads correlator accepts, validated where they enter: Alertmanager's
+(version "4") and Grafana Alerting's (version "1", which also carries `orgId`).
 
 Alertmanager sends every field; unknown fields that newer releases add (e.g.
 `notification_reason` in 0.32) are ignored. Timestamps are RFC 3339 with an offset; the zero
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     field_validator,
 )
 
@@ -87,6 +89,42 @@ class WebhookAlert(_Model):
         """An alert's identity: one firing of one label set."""
         return (self.fingerprint, self.starts_at)
 
+    @property
+    def details(self) -> dict[str, Any] | None:
+        """What the sender adds beyond Alertmanager's fields (None: nothing)."""
+        return None
+
+
+Url = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_no_nul)]
+# Grafana sends a value per expression refId; NaN and infinities arrive as JSON null or are
+# absent, and a refId is a short user-chosen name.
+RefId = Annotated[str, StringConstraints(min_length=1, max_length=190), AfterValidator(_no_nul)]
+
+
+class GrafanaAlert(WebhookAlert):
+    """One alert of a Grafana Alerting webhook: Alertmanager's fields, plus the values that
+    fired it and links to silence it and to the dashboard and panel it belongs to."""
+
+    values: dict[RefId, float | None] | None = None
+    value_string: Text = Field("", alias="valueString")
+    silence_url: Url = Field("", alias="silenceURL")
+    dashboard_url: Url = Field("", alias="dashboardURL")
+    panel_url: Url = Field("", alias="panelURL")
+    image_url: Url = Field("", alias="imageURL")
+
+    @property
+    def details(self) -> dict[str, Any] | None:
+        found = {
+            "rule_url": self.generator_url,
+            "values": self.values,
+            "value_string": self.value_string,
+            "silence_url": self.silence_url,
+            "dashboard_url": self.dashboard_url,
+            "panel_url": self.panel_url,
+            "image_url": self.image_url,
+        }
+        return {name: value for name, value in found.items() if value}
+
 
 class WebhookPayload(_Model):
     """A notification for one alert group (Alertmanager webhook, version "4")."""
@@ -118,6 +156,37 @@ class WebhookPayload(_Model):
         """The alerts with repeated identities collapsed, the last occurrence winning."""
         by_key = {alert.key: alert for alert in self.alerts}
         return list(by_key.values())
+
+
+class GrafanaWebhookPayload(WebhookPayload):
+    """A notification from Grafana Alerting's webhook contact point (version "1").
+
+    Recognised by its version together with `orgId`, which Grafana always sends; stored as
+    an Alertmanager notification is (Grafana's notifier is an Alertmanager). `title`, `state`
+    and `message` are Grafana's rendered templates, kept only for what they say to a person.
+    """
+
+    # A Grafana notification is an Alertmanager one with a different version tag and richer
+    # alerts; everything downstream takes it as a WebhookPayload.
+    version: Literal["1"]  # type: ignore[assignment]
+    alerts: list[GrafanaAlert] = Field(min_length=1)  # type: ignore[assignment]
+    org_id: int = Field(alias="orgId", ge=0, le=2**63 - 1)
+    title: Text = ""
+    state: Text = ""
+    message: Text = ""
+
+
+AnyWebhookPayload = Annotated[
+    WebhookPayload | GrafanaWebhookPayload, Field(discriminator="version")
+]
+ANY_WEBHOOK_PAYLOAD: TypeAdapter[WebhookPayload] = TypeAdapter(AnyWebhookPayload)
+
+
+def parse_webhook(body: bytes | str) -> WebhookPayload:
+    """The payload by its `version`: "4" is Alertmanager's (an `orgId` is ignored like any
+    unknown field), "1" is Grafana Alerting's and must carry `orgId`; anything else is refused
+    (pydantic's ValidationError)."""
+    return ANY_WEBHOOK_PAYLOAD.validate_json(body)
 
 
 def incident_key(receiver: str, group_key: str) -> str:

@@ -45,6 +45,9 @@ class AlertRecord(_Out):
     labels: dict[str, str]
     annotations: dict[str, str]
     generator_url: str
+    # Grafana Alerting's additions: rule_url, values, value_string, silence_url,
+    # dashboard_url, panel_url, image_url (only those it sent); None for Alertmanager's.
+    details: dict[str, Any] | None = None
     first_seen_at: datetime
     updated_at: datetime
 

@@ -25,6 +25,7 @@ from correlator.sinks.base import (
     json_body,
     request,
 )
+from correlator.sinks.message import grafana_links
 
 MAX_BODY = 65_536
 API_VERSION = "2022-11-28"
@@ -60,6 +61,9 @@ def markdown(message: dict[str, Any]) -> str:
     links = [f"[Incident page]({message['incident_url']})"]
     if message.get("dashboard_url"):
         links.append(f"[Dashboard]({message['dashboard_url']})")
+    links += [f"[{title}]({url})" for title, url in grafana_links(message)]
+    if (message.get("grafana") or {}).get("values"):
+        lines.append(f"Grafana values: {e(message['grafana']['values'])}")
     lines.append(" · ".join(links))
     lines.append(marker(message["incident_id"]))
     body = "\n".join(lines)

@@ -85,8 +85,41 @@ def incident_message(
         ],
         # Who owns it (from the WebApplication), and what was deployed before the incident.
         "app": _app(app, report),
+        # Grafana Alerting's own links and values, when a Grafana-managed rule fired.
+        "grafana": _grafana(incident),
     }
     return message
+
+
+GRAFANA_LINKS = (("rule_url", "Alert rule"), ("panel_url", "Panel"), ("silence_url", "Silence"))
+
+
+def _grafana(incident: IncidentDetail) -> dict[str, Any] | None:
+    """The rule, panel and silence links and the values of the first firing alert Grafana
+    sent (the first alert if none fires); None when Alertmanager sent the group."""
+    with_details = [a for a in incident.alerts if a.details]
+    if not with_details:
+        return None
+    alert = next((a for a in with_details if a.status == AlertStatus.FIRING), with_details[0])
+    details = alert.details or {}
+    links = {
+        title: details[name]
+        for name, title in GRAFANA_LINKS
+        if str(details.get(name, "")).startswith(("https://", "http://"))
+    }
+    values = details.get("values") or {}
+    return {
+        "links": links,
+        "values": ", ".join(
+            f"{ref}={value:g}" for ref, value in values.items() if value is not None
+        )
+        or details.get("value_string", ""),
+    }
+
+
+def grafana_links(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, url) of the Grafana links a message carries, in a fixed order."""
+    return list(((message.get("grafana") or {}).get("links") or {}).items())
 
 
 def _time_range(url: str, incident: IncidentDetail) -> str:

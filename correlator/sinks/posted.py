@@ -12,6 +12,7 @@ import httpx
 
 from correlator.sinks import escape
 from correlator.sinks.base import Remember, SinkRejected, request
+from correlator.sinks.message import grafana_links
 
 TEAMS_MAX_BYTES = 28 * 1024 - 512  # Teams refuses messages over 28 KB; keep a margin
 
@@ -113,6 +114,10 @@ def _actions(message: dict[str, Any]) -> list[dict[str, str]]:
         actions.append(
             {"type": "Action.OpenUrl", "title": "Dashboard", "url": message["dashboard_url"]}
         )
+    actions += [
+        {"type": "Action.OpenUrl", "title": title, "url": url}
+        for title, url in grafana_links(message)
+    ]
     return actions
 
 

@@ -22,6 +22,7 @@ from correlator.sinks.base import (
     json_body,
     request,
 )
+from correlator.sinks.message import grafana_links
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -74,6 +75,7 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         links.append(f"<{_url(graph)}|Graph {number}>")
     if message["runbook_url"].startswith(("https://", "http://")):
         links.append(f"<{_url(message['runbook_url'])}|Runbook>")
+    links += [f"<{_url(url)}|{title}>" for title, url in grafana_links(message)]
     # Whole links only: a link cut in half would not open.
     while len(" · ".join(links)) > MAX_SECTION and len(links) > 1:
         links.pop()

@@ -137,6 +137,7 @@ def _alert_row(
         "labels": alert.labels,
         "annotations": alert.annotations,
         "generator_url": alert.generator_url,
+        "details": alert.details,
         "content_sha": content_sha(alert),
         "first_seen_at": now,
         "updated_at": now,
@@ -151,6 +152,7 @@ _FULL_CHANGE = (
     "labels",
     "annotations",
     "generator_url",
+    "details",
 )
 _RESOLVE_CHANGE = ("status", "ends_at", "content_sha", "updated_at")
 

@@ -115,6 +115,9 @@ alerts = Table(
     Column("labels", JSONText, nullable=False),
     Column("annotations", JSONText, nullable=False),
     Column("generator_url", Text, nullable=False),
+    # What Grafana Alerting adds to an alert (values, silence/dashboard/panel links); NULL
+    # for Alertmanager's. Not part of content_sha: values move with every evaluation.
+    Column("details", JSONText, nullable=True),
     # sha256 of what a notification can change, to tell a no-op re-notification cheaply.
     Column("content_sha", String(64), nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),

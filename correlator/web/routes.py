@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from correlator.errors import StoreRefused, StoreUnavailable
-from correlator.models.alerts import AlertStatus, WebhookPayload
+from correlator.models.alerts import AlertStatus, parse_webhook
 from correlator.models.incidents import (
     IncidentDetail,
     IncidentFilter,
@@ -49,8 +49,16 @@ def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.R
     return web.Response(status=status, body=body, content_type="application/json")
 
 
+# The version tags the payload is told apart by: what a field's location starts with once
+# the version has chosen the payload's kind.
+_PAYLOAD_TAGS = {"4": "Alertmanager", "1": "Grafana Alerting"}
+PAYLOAD_KINDS = 'an Alertmanager (version "4") or Grafana Alerting (version "1", with orgId)'
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
+    if loc and loc[0] in _PAYLOAD_TAGS:
+        loc = loc[1:]
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(body)"
@@ -60,13 +68,26 @@ def _validation_problem(exc: ValidationError) -> Problem:
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     if any(error["type"] == "json_invalid" for error in errors):
         return Problem(400, f"the body is not valid JSON: {errors[0]['msg']}")
-    shown = [{"field": _location(error["loc"]), "message": error["msg"]} for error in errors]
+    shown = [
+        {
+            "field": "version"
+            if error["type"].startswith("union_tag")
+            else _location(error["loc"]),
+            "message": error["msg"],
+        }
+        for error in errors
+    ]
     first = shown[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    tag = errors[0]["loc"][0] if errors[0]["loc"] else None
+    kind = (
+        f"not a valid {_PAYLOAD_TAGS[tag]} webhook payload"
+        if isinstance(tag, str) and tag in _PAYLOAD_TAGS
+        else f"not {PAYLOAD_KINDS} webhook payload"
+    )
     return Problem(
         422,
-        f"not an Alertmanager webhook payload (version 4): {first['field']}: "
-        f"{first['message']}{more}",
+        f"{kind}: {first['field']}: {first['message']}{more}",
         errors=shown[:MAX_ERRORS_SHOWN],
     )
 
@@ -91,7 +112,7 @@ async def rejections_middleware(request: web.Request, handler: Any) -> web.Strea
     """Count and log every refused notification once, whoever refused it (authentication,
     the body limit, validation): Alertmanager never retries a 4xx, so each is a lost group."""
     response: web.StreamResponse = await handler(request)
-    refused = request.method == "POST" and 400 <= response.status < 500
+    refused = request.method in ("POST", "PUT") and 400 <= response.status < 500
     if not refused or request.path.rstrip("/") != INTAKE_ROUTE:
         return response
     reason = request.get(REJECTION) or _REJECTION_REASONS.get(response.status, str(response.status))
@@ -119,8 +140,10 @@ def _reject(request: web.Request, reason: str, status: int, detail: str) -> Prob
 
 
 @routes.post("/api/v1/alerts")
+@routes.put("/api/v1/alerts")  # Grafana's webhook contact point may be set to PUT
 async def receive_alerts(request: web.Request) -> web.Response:
-    """Alertmanager webhook: validated, durably stored, then acknowledged."""
+    """Alertmanager or Grafana Alerting webhook: validated, durably stored, then
+    acknowledged."""
     if request.content_type not in JSON_TYPES:
         raise _reject(
             request,
@@ -149,10 +172,10 @@ async def _receive(request: web.Request) -> web.Response:
         ) from None
     if not body:
         raise _reject(
-            request, "empty", 400, "the body is empty; expected an Alertmanager webhook payload"
+            request, "empty", 400, f"the body is empty; expected {PAYLOAD_KINDS} webhook payload"
         )
     try:
-        payload = WebhookPayload.model_validate_json(body)
+        payload = parse_webhook(body)
     except ValidationError as exc:
         problem = _validation_problem(exc)
         request[REJECTION] = "malformed" if problem.status == 400 else "invalid"
