@@ -211,6 +211,18 @@ class ProvisioningSettings(_Group):
         True,
         description="Send X-Disable-Provenance so Grafana-managed rules stay editable in the UI.",
     )
+    webhook_url: str | None = Field(
+        None,
+        description="Where Grafana sends Grafana-managed rules' notifications: the URL of "
+        "correlator's webhook contact point, as Grafana reaches it (default: public_url + "
+        "/api/v1/alerts); it authenticates with auth.bearer_token or auth.basic_*.",
+    )
+    grafana_routing: Literal["auto", "rule", "policy"] = Field(
+        "auto",
+        description="How Grafana-managed rules reach correlator: `rule` sets each rule's "
+        "notification_settings (Grafana 11+), `policy` adds one child route to the "
+        "notification policy tree; `auto` picks `rule` on Grafana 11 and later.",
+    )
     concurrency: int = Field(8, ge=1, le=256, description="Grafana requests in flight at once.")
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one Grafana request.")
     source_dir: Path | None = Field(

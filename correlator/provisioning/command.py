@@ -11,15 +11,25 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from correlator.discovery.files import ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
-from correlator.errors import ConfigError
+from correlator.errors import ConfigError, CorrelatorError
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
 from correlator.provisioning.grafana import GrafanaTarget
+from correlator.provisioning.grafana_rules import wants_grafana_rules
 from correlator.provisioning.naming import Links
+from correlator.provisioning.notifications import (
+    Receiver,
+    Routing,
+    finish_routing,
+    notification_settings,
+    prepare_receiver,
+    routing_for,
+)
 from correlator.provisioning.reconcile import Action, Report, reconcile, reconcile_alert_rules
 from correlator.settings import Settings
 
 EXIT_PROBLEMS = 1
+INTAKE_PATH = "/api/v1/alerts"
 
 
 def file_options(settings: Settings) -> dict[str, Any]:
@@ -38,11 +48,33 @@ def links(settings: Settings) -> Links:
     )
 
 
+def receiver(settings: Settings) -> Receiver:
+    """correlator's webhook as Grafana's contact point should call it."""
+    options = settings.provisioning
+    url = options.webhook_url or f"{options.public_url.rstrip('/')}{INTAKE_PATH}"
+    return Receiver(url=url, auth=settings.auth)
+
+
 async def reconcile_grafana(
     grafana: GrafanaTarget, apps: list[WebApplication], settings: Settings, *, dry_run: bool = False
 ) -> Report:
-    """Dashboards, then the Grafana-managed alert rules, as one report."""
+    """Dashboards, then the Grafana-managed alert rules and the way their notifications reach
+    correlator (contact point first, as rules name it; routes and removals after), as one
+    report."""
     options = settings.provisioning
+    teams = frozenset(options.grafana_managed_teams)
+    needed = any(wants_grafana_rules(app, teams) for app in apps)
+    # Without managed rules the method does not matter: whatever exists is removed.
+    routing: Routing | None = "policy"
+    errors: list[tuple[str, str]] = []
+    if needed:
+        try:
+            version = "" if options.grafana_routing != "auto" else await grafana.version()
+            routing = routing_for(version, options.grafana_routing)
+        except CorrelatorError as exc:
+            routing = None
+            errors.append(("Grafana", f"version: {exc}"))
+    contact = await prepare_receiver(grafana, receiver(settings), needed=needed, dry_run=dry_run)
     report = await reconcile(
         grafana, apps, links(settings), concurrency=options.concurrency, dry_run=dry_run
     )
@@ -50,15 +82,19 @@ async def reconcile_grafana(
         grafana,
         apps,
         links(settings),
-        teams=frozenset(options.grafana_managed_teams),
+        teams=teams,
         datasource_uid=options.prometheus_datasource_uid,
         disable_provenance=options.disable_provenance,
         concurrency=options.concurrency,
         dry_run=dry_run,
+        notification_settings=notification_settings() if routing == "rule" else None,
     )
+    parts = [contact, report, rules]
+    if routing is not None and not rules.errors and not contact.errors:
+        parts.append(await finish_routing(grafana, routing, needed=needed, dry_run=dry_run))
     return Report(
-        steps=report.steps + rules.steps,
-        errors=report.errors + rules.errors,
+        steps=[step for part in parts for step in part.steps],
+        errors=errors + [error for part in parts for error in part.errors],
         conflicts=report.conflicts,
     )
 

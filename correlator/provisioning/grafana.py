@@ -163,6 +163,49 @@ class GrafanaTarget:
             raise
         return True
 
+    async def version(self) -> str:
+        """Grafana's version, as /api/health reports it ("11.5.0")."""
+        health = await self._call(lambda: self._api.client.GET("/health"))
+        return str(health.get("version", ""))
+
+    async def contact_point(self, uid: str) -> dict[str, Any] | None:
+        """The contact point with this UID (secure settings come back redacted), or None."""
+        points = await self._call(lambda: self._api.alertingprovisioning.get_contactpoints())
+        listed = points if isinstance(points, list) else []
+        found = (p for p in listed if isinstance(p, dict) and p.get("uid") == uid)
+        return next(found, None)
+
+    async def create_contact_point(self, point: dict[str, Any]) -> None:
+        await self._call(lambda: self._api.alertingprovisioning.create_contactpoint(point))
+
+    async def update_contact_point(self, point: dict[str, Any]) -> None:
+        await self._call(
+            lambda: self._api.alertingprovisioning.update_contactpoint(point["uid"], point)
+        )
+
+    async def delete_contact_point(self, uid: str) -> bool:
+        try:
+            await self._call(lambda: self._api.alertingprovisioning.delete_contactpoint(uid))
+        except GrafanaRefused as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def policy_tree(self) -> dict[str, Any]:
+        """The whole notification policy tree (Grafana keeps it as one object)."""
+        tree = await self._call(
+            lambda: self._api.alertingprovisioning.get_notification_policy_tree()
+        )
+        if not isinstance(tree, dict):
+            raise GrafanaRefused(200, "the notification policy tree is not a JSON object", None)
+        return tree
+
+    async def put_policy_tree(self, tree: dict[str, Any]) -> None:
+        """Replace the whole tree: callers send back what they read, changed only where they
+        mean to (see provisioning/notifications.py)."""
+        await self._call(lambda: self._api.alertingprovisioning.set_notification_policy_tree(tree))
+
     async def owned_dashboards(self) -> set[str]:
         """UIDs of every dashboard that carries correlator's ownership tag."""
         owned: set[str] = set()

@@ -37,9 +37,15 @@ def _inline_recordings(expr: str, records: dict[str, str], match: str) -> str:
 
 
 def grafana_alert_rules(
-    app: WebApplication, links: Links, *, folder_uid: str, datasource_uid: str
+    app: WebApplication,
+    links: Links,
+    *,
+    folder_uid: str,
+    datasource_uid: str,
+    notification_settings: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One ProvisionedAlertRule per SLO alert of the app."""
+    """One ProvisionedAlertRule per SLO alert of the app; `notification_settings` names the
+    contact point the rules notify directly (simplified routing), None: the policy tree."""
     match = f'namespace="{app.namespace}",webapp="{app.name}"'
     rules = []
     for group in rule_groups(app, links):
@@ -86,6 +92,11 @@ def grafana_alert_rules(
                     "labels": {**rule["labels"], OWNER_LABEL[0]: OWNER_LABEL[1]},
                     "annotations": rule["annotations"],
                     "isPaused": False,
+                    **(
+                        {"notification_settings": notification_settings}
+                        if notification_settings
+                        else {}
+                    ),
                 }
             )
     return rules

@@ -287,6 +287,8 @@ def rule_fingerprint(rule: dict[str, Any]) -> str:
             "labels": rule.get("labels", {}),
             "annotations": rule.get("annotations", {}),
             "data": queries,
+            # Grafana may fill in defaults around it; the contact point named is what matters.
+            "receiver": (rule.get("notification_settings") or {}).get("receiver"),
         }
     )
 
@@ -301,15 +303,21 @@ async def reconcile_alert_rules(
     disable_provenance: bool = True,
     concurrency: int = 8,
     dry_run: bool = False,
+    notification_settings: dict[str, Any] | None = None,
 ) -> Report:
-    """Grafana-managed SLO alert rules for the apps of `teams` (or that ask for them)."""
+    """Grafana-managed SLO alert rules for the apps of `teams` (or that ask for them), naming
+    `notification_settings`' contact point when given (simplified routing)."""
     report = Report()
     desired: dict[str, tuple[WebApplication, dict[str, Any]]] = {}
     for app in apps:
         if wants_grafana_rules(app, teams):
             folder = team_folder(app.spec.team)
             for rule in grafana_alert_rules(
-                app, links, folder_uid=folder.uid, datasource_uid=datasource_uid
+                app,
+                links,
+                folder_uid=folder.uid,
+                datasource_uid=datasource_uid,
+                notification_settings=notification_settings,
             ):
                 desired[rule["uid"]] = (app, rule)
     try:

@@ -110,6 +110,22 @@ class FencedGrafana(GrafanaTarget):
         self._fence()
         return await super().delete_alert_rule(uid)
 
+    async def create_contact_point(self, point: dict[str, Any]) -> None:
+        self._fence()
+        await super().create_contact_point(point)
+
+    async def update_contact_point(self, point: dict[str, Any]) -> None:
+        self._fence()
+        await super().update_contact_point(point)
+
+    async def delete_contact_point(self, uid: str) -> bool:
+        self._fence()
+        return await super().delete_contact_point(uid)
+
+    async def put_policy_tree(self, tree: dict[str, Any]) -> None:
+        self._fence()
+        await super().put_policy_tree(tree)
+
 
 class Provisioner:
     def __init__(

@@ -10,9 +10,22 @@ adopts its uid, id and version, as Grafana's getExistingDashboardByTitleAndFolde
 existing folder UID is a 409; no or a wrong token is a 401. Alert rules are answered with
 Grafana's defaults filled in; an invalid annotation PATCH is a 400.
 
+Notification endpoints (provisioning API, Grafana's docs for contact points and notification
+policies, and the webhook notifier's settings): a contact point is created (202, with its
+secure settings `password` and `authorization_credentials` answered as "[REDACTED]"), updated
+(202) and deleted (204; 409 while a route or a rule's notification_settings names it); a
+webhook needs `url`, and Basic and an Authorization header together are refused (400). The
+notification policy tree is one object: GET answers it whole, PUT replaces it whole (400 if a
+route names a receiver that does not exist, or the root has no receiver or has matchers) and
+DELETE resets it; the provisioning API carries no version for it, so a writer that wants not
+to lose a concurrent edit must re-read before writing (`before_next_tree_read` lets a test be
+that concurrent editor). Rule-level `notification_settings` (simplified routing, not in the
+stored OpenAPI: from the provisioning docs of Grafana 11) must name an existing contact point
+(400); a Grafana older than 11 (`version`) ignores the field as unknown JSON, as it would.
+
 Test controls: `fail(status, times)` answers the next requests with an error, `delay_s` adds
 latency to every request, `edit_by_hand(uid)` changes a dashboard as a person in the UI would,
-and `writes` counts the requests that change something.
+`version` is what /api/health reports, and `writes` counts the requests that change something.
 """
 
 from __future__ import annotations
@@ -45,6 +58,22 @@ def _document() -> dict[str, Any]:
         "type": ["integer", "string"],
         "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$",
     }
+    schemas = loaded["components"]["schemas"]
+    # Two more generator artefacts, where Grafana's docs and its own UI/Terraform payloads
+    # say otherwise: the contact point `type` enum lists " webhook" with a leading space (the
+    # server takes "webhook"), and a route's `object_matchers` is marshalled as
+    # [["label", "=", "value"], ...] (ObjectMatchers.MarshalJSON), not as Matcher objects.
+    point_type = schemas["EmbeddedContactPoint"]["properties"]["type"]
+    point_type["enum"] = [name.strip() for name in point_type["enum"]]
+    schemas["ObjectMatchers"] = {
+        "type": "array",
+        "items": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 3,
+            "maxItems": 3,
+        },
+    }
     return loaded
 
 
@@ -76,6 +105,27 @@ def _response_schema(op: dict[str, Any], status: int) -> dict[str, Any] | None:
     return schema
 
 
+DEFAULT_CONTACT_POINT = {
+    "uid": "default-email",
+    "name": "grafana-default-email",
+    "type": "email",
+    "settings": {"addresses": "<example@email.com>"},
+    "disableResolveMessage": False,
+}
+DEFAULT_POLICY_TREE = {
+    "receiver": "grafana-default-email",
+    "group_by": ["grafana_folder", "alertname"],
+}
+SECURE_SETTINGS = ("password", "authorization_credentials")
+
+
+def _receivers_of(route: dict[str, Any]) -> set[str]:
+    named = {route["receiver"]} if route.get("receiver") else set()
+    for child in route.get("routes") or []:
+        named |= _receivers_of(child)
+    return named
+
+
 @dataclass
 class StoredDashboard:
     dashboard: dict[str, Any]
@@ -97,6 +147,12 @@ class FakeGrafana:
         self.rules: dict[str, dict[str, Any]] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.version = "11.5.0"
+        self.contact_points: dict[str, dict[str, Any]] = {
+            "default-email": copy.deepcopy(DEFAULT_CONTACT_POINT)
+        }
+        self.policy_tree: dict[str, Any] = copy.deepcopy(DEFAULT_POLICY_TREE)
+        self.before_next_tree_read: list[Any] = []  # callables run before a GET of the tree
         self.delay_s = 0.0
         self._failures: list[int] = []
         self._ids = itertools.count(1)
@@ -116,6 +172,17 @@ class FakeGrafana:
         self.app.router.add_post("/api/annotations", self.create_annotation)
         self.app.router.add_patch("/api/annotations/{annotation_id}", self.patch_annotation)
         self.app.router.add_get("/api/annotations", self.find_annotations)
+        self.app.router.add_get("/api/v1/provisioning/contact-points", self.list_contact_points)
+        self.app.router.add_post("/api/v1/provisioning/contact-points", self.create_contact_point)
+        self.app.router.add_put(
+            "/api/v1/provisioning/contact-points/{UID}", self.update_contact_point
+        )
+        self.app.router.add_delete(
+            "/api/v1/provisioning/contact-points/{UID}", self.delete_contact_point
+        )
+        self.app.router.add_get("/api/v1/provisioning/policies", self.get_policies)
+        self.app.router.add_put("/api/v1/provisioning/policies", self.put_policies)
+        self.app.router.add_delete("/api/v1/provisioning/policies", self.reset_policies)
         self.app.router.add_get("/_test/stats", self.stats)
 
     # --- test controls -----------------------------------------------------------------
@@ -260,6 +327,10 @@ class FakeGrafana:
             return self._answer(
                 request, 400, {"message": "folder does not exist", "msg": "folder does not exist"}
             )
+        body = self._versioned(body)
+        problem = self._rule_problem(body)
+        if problem is not None:
+            return self._answer(request, 400, {"message": problem, "msg": problem})
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, next(self._ids))
         return self._answer(request, 201, self.rules[uid])
 
@@ -274,6 +345,10 @@ class FakeGrafana:
         body = await self._body(request)
         if uid not in self.rules:
             return web.Response(status=404)
+        body = self._versioned(body)
+        problem = self._rule_problem(body)
+        if problem is not None:
+            return self._answer(request, 400, {"message": problem, "msg": problem})
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, self.rules[uid]["id"])
         return self._answer(request, 200, self.rules[uid])
 
@@ -281,6 +356,162 @@ class FakeGrafana:
         if self.rules.pop(request.match_info["UID"], None) is None:
             return web.Response(status=404)
         return web.Response(status=204)
+
+    # --- notifications -----------------------------------------------------------------
+
+    def _receiver_names(self) -> set[str]:
+        return {point["name"] for point in self.contact_points.values()}
+
+    def _redacted(self, point: dict[str, Any]) -> dict[str, Any]:
+        settings = {
+            key: ("[REDACTED]" if key in SECURE_SETTINGS and value else value)
+            for key, value in point["settings"].items()
+        }
+        return {**point, "settings": settings, "provenance": point.get("provenance", "")}
+
+    def _point_problem(self, body: dict[str, Any]) -> str | None:
+        if not body.get("name"):
+            return "contact point name is required"
+        settings = body.get("settings") or {}
+        if body["type"] == "webhook":
+            if not settings.get("url"):
+                return "failed to validate integration: could not find url property in settings"
+            if settings.get("httpMethod", "POST") not in ("POST", "PUT"):
+                return "failed to validate integration: unsupported HTTP method"
+            basic = settings.get("username") or settings.get("password")
+            header = settings.get("authorization_scheme") or settings.get(
+                "authorization_credentials"
+            )
+            if basic and header:
+                return (
+                    "failed to validate integration: both HTTP Basic Authentication and "
+                    "Authorization Header are set, only 1 is permitted"
+                )
+        return None
+
+    async def list_contact_points(self, request: web.Request) -> web.Response:
+        name = request.query.get("name")
+        points = [
+            self._redacted(point)
+            for point in self.contact_points.values()
+            if name is None or point["name"] == name
+        ]
+        return self._answer(request, 200, points)
+
+    async def create_contact_point(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        uid = body.get("uid") or f"cp{next(self._ids)}"
+        problem = self._point_problem(body)
+        if problem is None and uid in self.contact_points:
+            problem = "a contact point with this uid already exists"
+        if problem is not None:
+            return self._answer(request, 400, {"msg": problem, "message": problem})
+        stored = {"disableResolveMessage": False, **body, "uid": uid}
+        stored.pop("provenance", None)
+        self.contact_points[uid] = stored
+        return self._answer(request, 202, self._redacted(stored))
+
+    async def update_contact_point(self, request: web.Request) -> web.Response:
+        uid = request.match_info["UID"]
+        body = await self._body(request)
+        if uid not in self.contact_points:
+            return web.json_response({"message": "contact point not found"}, status=404)
+        problem = self._point_problem(body)
+        if problem is not None:
+            return self._answer(request, 400, {"msg": problem, "message": problem})
+        old = self.contact_points[uid]
+        settings = dict(body["settings"])
+        for key in SECURE_SETTINGS:  # "[REDACTED]" sent back keeps the stored secret
+            if settings.get(key) == "[REDACTED]":
+                settings[key] = old["settings"].get(key, "")
+        if old["name"] != body["name"]:
+            self._rename_receiver(old["name"], body["name"])
+        self.contact_points[uid] = {
+            "disableResolveMessage": False,
+            **body,
+            "settings": settings,
+            "uid": uid,
+        }
+        return self._answer(request, 202, {"message": "contactpoint updated"})
+
+    def _rename_receiver(self, old: str, new: str) -> None:
+        def rename(route: dict[str, Any]) -> None:
+            if route.get("receiver") == old:
+                route["receiver"] = new
+            for child in route.get("routes") or []:
+                rename(child)
+
+        rename(self.policy_tree)
+
+    async def delete_contact_point(self, request: web.Request) -> web.Response:
+        point = self.contact_points.get(request.match_info["UID"])
+        if point is None:
+            return web.Response(status=204)
+        used_by_rule = any(
+            (rule.get("notification_settings") or {}).get("receiver") == point["name"]
+            for rule in self.rules.values()
+        )
+        if point["name"] in _receivers_of(self.policy_tree) or used_by_rule:
+            return web.json_response(
+                {
+                    "message": "contact point is referenced by a notification policy or rule",
+                    "messageId": "alerting.notifications.contact-points.referenced",
+                },
+                status=409,
+            )
+        del self.contact_points[point["uid"]]
+        return web.Response(status=204)
+
+    async def get_policies(self, request: web.Request) -> web.Response:
+        while self.before_next_tree_read:
+            self.before_next_tree_read.pop(0)()
+        return self._answer(request, 200, {**self.policy_tree, "provenance": ""})
+
+    async def put_policies(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        problem = None
+        if not body.get("receiver"):
+            problem = "invalid object specification: root route must specify a default receiver"
+        elif body.get("object_matchers") or body.get("matchers") or body.get("match"):
+            problem = "invalid object specification: root route must not have any matchers"
+        else:
+            missing = _receivers_of(body) - self._receiver_names()
+            if missing:
+                problem = (
+                    f"invalid object specification: receiver '{sorted(missing)[0]}' does not exist"
+                )
+        if problem is not None:
+            return self._answer(request, 400, {"msg": problem, "message": problem})
+        body.pop("provenance", None)
+        self.policy_tree = body
+        return self._answer(request, 202, {"message": "policies updated"})
+
+    async def reset_policies(self, request: web.Request) -> web.Response:
+        self.policy_tree = copy.deepcopy(DEFAULT_POLICY_TREE)
+        return self._answer(request, 202, {"message": "policies resetted"})
+
+    def _rule_problem(self, body: dict[str, Any]) -> str | None:
+        settings = body.get("notification_settings")
+        if settings is None:
+            return None
+        if not isinstance(settings, dict) or not isinstance(settings.get("receiver"), str):
+            return "invalid alert rule: notification settings must name a receiver"
+        if settings["receiver"] not in self._receiver_names():
+            return (
+                "invalid alert rule: notification settings: receiver "
+                f"'{settings['receiver']}' does not exist"
+            )
+        return None
+
+    def _versioned(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Before 11, Grafana does not know notification_settings and drops it unread."""
+        if self._major() < 11:
+            return {k: v for k, v in body.items() if k != "notification_settings"}
+        return body
+
+    def _major(self) -> int:
+        found = re.match(r"(\d+)", self.version)
+        return int(found.group(1)) if found else 0
 
     async def stats(self, request: web.Request) -> web.Response:
         """Not Grafana's: how many requests and writes this server saw (for benchmarks)."""
@@ -327,7 +558,7 @@ class FakeGrafana:
         return web.json_response(found)
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"database": "ok", "version": "11.5.0"})
+        return web.json_response({"database": "ok", "version": self.version})
 
     async def create_folder(self, request: web.Request) -> web.Response:
         body = await self._body(request)
