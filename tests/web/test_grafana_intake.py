@@ -204,3 +204,26 @@ async def test_any_value_in_grafanas_fields_is_stored_or_refused_never_a_500(
     assert response.status in (200, 400, 422), (response.status, body)
     if response.status == 422:
         assert (await response.json())["errors"][0]["field"]
+
+
+async def test_grafanas_authorization_options_are_checked_on_put_as_on_post(
+    app_client: Any,
+) -> None:
+    client = await app_client(auth={"bearer_token": "t0ken-with-enough-entropy"})
+    for method in ("POST", "PUT"):
+        refused = await client.request(method, "/api/v1/alerts", json=sample("firing"))
+        assert refused.status == 401, method
+    accepted = await client.request(
+        "PUT",
+        "/api/v1/alerts",
+        json=sample("firing"),
+        headers={"Authorization": "Bearer t0ken-with-enough-entropy"},
+    )
+    assert accepted.status == 200
+    metrics = await (
+        await client.get("/metrics", headers={"Authorization": "Bearer t0ken-with-enough-entropy"})
+    ).text()
+    assert (
+        'correlator_webhook_notifications_total{outcome="rejected",reason="unauthorized"} 2.0'
+        in metrics
+    )
