@@ -30,7 +30,11 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def make_settings(database_url: str) -> Callable[..., Settings]:
     def make(**groups: dict[str, Any]) -> Settings:
         database = {"url": database_url, **groups.pop("database", {})}
-        return load_settings(database=database, **groups)
+        # In-process apps analyse on threads: spawning a pool of analysis processes for each
+        # test's app would cost seconds apiece. The process pool (the default) is tested in
+        # tests/pipeline/test_analysis_pool.py and by every `correlator serve` end to end.
+        queue = {"analysis_pool": "thread", **groups.pop("queue", {})}
+        return load_settings(database=database, queue=queue, **groups)
 
     return make
 

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from correlator.catalogue import Catalogue
 from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
+from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
@@ -82,8 +82,8 @@ class Pipeline:
         self.metrics = metrics
         # Analysis is CPU: at most `analysis_concurrency` at once, off the event loop, however
         # many correlations are waiting on their backends.
-        self._analysis = ThreadPoolExecutor(
-            settings.queue.analysis_concurrency, thread_name_prefix="analysis"
+        self._analysis = AnalysisPool(
+            settings.queue.analysis_pool, settings.queue.analysis_concurrency
         )
         self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
@@ -113,7 +113,7 @@ class Pipeline:
         for backend in (self.prometheus, self.loki, self.jaeger):
             if backend is not None:
                 await backend.close()
-        self._analysis.shutdown(wait=False, cancel_futures=True)
+        self._analysis.close()
 
     async def handle(self, item: WorkItem) -> None:
         """The work-queue handler: correlate the incident and store its report."""
@@ -152,8 +152,7 @@ class Pipeline:
             span.set_attribute("correlator.incident_id", incident.id)
             telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
         analysis_started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        analysis = await loop.run_in_executor(self._analysis, analyse, telemetry, windows)
+        analysis = await self._analysis.run(analyse, telemetry, windows)
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         found = targets(services, namespaces, self.catalogue, self.labels)
