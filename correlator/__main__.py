@@ -2,4 +2,5 @@
 
 from correlator.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not again in the analysis processes it spawns
+    raise SystemExit(main())
