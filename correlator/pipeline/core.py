@@ -155,14 +155,13 @@ class Pipeline:
         analysis = await self._analysis.run(analyse, telemetry, windows)
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
-        found = targets(services, namespaces, self.catalogue, self.labels)
         body = build_report(
             self.settings,
             incident.id,
             analysis,
             fetch,
             (alert_services, services),
-            lambda service: self._log_query(found.get(service), service),
+            lambda service: self._log_query(fetch.targets.get(service), service),
             now,
         )
         body["series"] = evidence_series(analysis, telemetry.metrics)
@@ -213,7 +212,7 @@ class Pipeline:
             for neighbour in neighbours(service, edges, depth=c.neighbour_depth):
                 if neighbour.service not in services:
                     services.append(neighbour.service)
-        found = targets(services, namespaces, self.catalogue, self.labels)
+        found = fetch.targets = targets(services, namespaces, self.catalogue, self.labels)
         fetch.queries = metric_queries(self.signals, found, namespaces)
         metrics, logs, spans, _ = await asyncio.gather(
             bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),

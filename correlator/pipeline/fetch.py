@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from correlator.backends.http import BackendGarbage, BackendRefused, BackendUnavailable
+from correlator.pipeline.targets import Target
 
 T = TypeVar("T")
 BACKEND_OF_PART = {
@@ -30,6 +31,8 @@ class Fetch:
     changes: list[dict[str, Any]] = field(default_factory=list)
     # The PromQL of each signal for each service (services with other labels have their own).
     queries: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How each service in scope was queried (its WebApplication, else the heuristics).
+    targets: dict[str, Target] = field(default_factory=dict)
 
     def miss(self, backend: str, what: str, reason: str) -> None:
         self.missing.append({"backend": backend, "what": what, "reason": reason})

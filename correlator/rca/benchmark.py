@@ -182,19 +182,6 @@ def evaluate(cases: Sequence[Collected], problems: Problems | None = None) -> di
     }
 
 
-def report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """The dev figures of outcomes ranked elsewhere (no cross-validation)."""
-    return {
-        "cases": len(outcomes),
-        "overall": summary(outcomes),
-        "by_fault": _by_fault(outcomes),
-        "per_case": [
-            {"case": o.case, "fault": o.fault, "truth": o.truth, "ranking": o.ranking[:10]}
-            for o in outcomes
-        ],
-    }
-
-
 def _row(name: str, row: dict[str, Any], cases: int | None = None) -> str:
     n = row.get("cases", cases)
     return (

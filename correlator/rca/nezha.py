@@ -86,8 +86,6 @@ class Case:
     name: str
     truth: str
     fault: str
-    onset: datetime
-    alert: str
     alerted: bool  # a front-end rule fired; otherwise analysed at the end of the recording
     telemetry: Telemetry
     windows: Windows
@@ -321,11 +319,11 @@ def _case(
         )
     fired = alert_onset(front, *recorded) if not times.empty else None
     if fired is not None:
-        onset, alert = fired
+        onset, _ = fired
         windows = incident_windows(onset, min(onset + POLICY.tail_min, recorded[1]), POLICY)
     else:
         # No rule fired: analysed as if asked at the end of the recording.
-        onset, alert = recorded[1] - (POLICY.tail_min - POLICY.lead), "none (no front-end rule)"
+        onset = recorded[1] - (POLICY.tail_min - POLICY.lead)
         windows = incident_windows(onset, recorded[1], POLICY)
     # The fault-free minute, moved to end where the recording (or the baseline) begins.
     normal_logs, normal_spans = normal
@@ -350,8 +348,6 @@ def _case(
         name=name,
         truth=truth,
         fault=fault,
-        onset=onset,
-        alert=alert,
         alerted=fired is not None,
         telemetry=telemetry,
         windows=windows,

@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
@@ -28,12 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.models.alerts import AlertStatus, WebhookAlert
 from correlator.models.incidents import IntakeResult, ReceivedNotification
-from correlator.store.schema import alerts, incidents, notifications, reports, work_items
-from correlator.store.work import PENDING, RUNNING, SUPERSEDED, URGENT, WARNING, QueuePolicy
+from correlator.store.schema import alerts, incidents, notifications
+from correlator.store.work import URGENT, WARNING, QueuePolicy, Request, enqueue
 
 # Longest text kept in an indexed label column; PostgreSQL refuses btree entries over ~2.7 kB.
 INDEXED_TEXT_MAX = 256
-WORK_KIND_CORRELATE = "correlate"
 DEFAULT_POLICY = QueuePolicy()
 
 AlertKey = tuple[str, datetime]
@@ -247,7 +246,21 @@ def _record_wave(
         [_notification_row(item) for item in applied],
     )
     notification_of = {int(row.incident_id): int(row.id) for row in inserted}
-    work_of = _enqueue(connection, applied, notification_of, policy)
+    work_of = enqueue(
+        connection,
+        [
+            Request(
+                incident_id=item.incident_id,
+                notification_id=notification_of[item.incident_id],
+                received_at=item.received.received_at,
+                new_incident=item.new_incident,
+                changed=_changed(item),
+                severity=_severity(item),
+            )
+            for item in applied
+        ],
+        policy,
+    )
     return [
         IntakeResult(
             incident_id=item.incident_id,
@@ -259,77 +272,6 @@ def _record_wave(
         )
         for item in applied
     ]
-
-
-def _enqueue(
-    connection: Connection,
-    applied: list[_Applied],
-    notification_of: dict[int, int],
-    policy: QueuePolicy,
-) -> dict[int, int]:
-    """Work for the notifications that need a correlation; {notification id: work item id}.
-
-    A notification that changed something supersedes the incident's queued item (the report
-    must reflect the newest state; one queued per incident). One that changed nothing only
-    refreshes a report older than `policy.refresh_age_s`, and only if nothing is queued or
-    running for the incident already."""
-    if not applied:
-        return {}
-    now = applied[0].received.received_at
-    changed = [item for item in applied if _changed(item)]
-    unchanged = [item for item in applied if not _changed(item)]
-    if changed:
-        connection.execute(
-            update(work_items)
-            .where(
-                work_items.c.incident_id.in_([item.incident_id for item in changed]),
-                work_items.c.state == PENDING,
-            )
-            .values(state=SUPERSEDED, updated_at=now)
-        )
-    if unchanged:
-        ids = [item.incident_id for item in unchanged]
-        busy = set(
-            connection.execute(
-                select(work_items.c.incident_id).where(
-                    work_items.c.incident_id.in_(ids), work_items.c.state.in_((PENDING, RUNNING))
-                )
-            ).scalars()
-        )
-        fresh_after = now - timedelta(seconds=policy.refresh_age_s)
-        fresh = set(
-            connection.execute(
-                select(reports.c.incident_id).where(
-                    reports.c.incident_id.in_(ids), reports.c.updated_at >= fresh_after
-                )
-            ).scalars()
-        )
-        unchanged = [item for item in unchanged if item.incident_id not in busy | fresh]
-    work = changed + unchanged
-    if not work:
-        return {}
-    queued = connection.execute(
-        insert(work_items).returning(work_items.c.id, work_items.c.notification_id),
-        [
-            {
-                "kind": WORK_KIND_CORRELATE,
-                "incident_id": item.incident_id,
-                "notification_id": notification_of[item.incident_id],
-                "state": PENDING,
-                "attempts": 0,
-                "available_at": item.received.received_at,
-                "created_at": item.received.received_at,
-                "updated_at": item.received.received_at,
-                "due_at": policy.due(
-                    item.received.received_at,
-                    new_incident=item.new_incident,
-                    severity=_severity(item),
-                ),
-            }
-            for item in work
-        ],
-    )
-    return {int(row.notification_id): int(row.id) for row in queued}
 
 
 def _severity(item: _Applied) -> str | None:

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from correlator.store.schema import work_items
+from correlator.store.schema import reports, work_items
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 SUPERSEDED = "superseded"
@@ -60,6 +60,85 @@ class WorkItem:
     notification_id: int | None
     attempts: int
     created_at: datetime | None = None  # when its notification was stored
+
+
+WORK_KIND_CORRELATE = "correlate"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A stored notification that may need a correlation."""
+
+    incident_id: int
+    notification_id: int
+    received_at: datetime
+    new_incident: bool
+    changed: bool  # it changed the group (a new incident or alert, a status, a resolve)
+    severity: str | None
+
+
+def enqueue(connection: Connection, requests: list[Request], policy: QueuePolicy) -> dict[int, int]:
+    """Work for the notifications that need a correlation; {notification id: work item id}.
+
+    A notification that changed something supersedes the incident's queued item (the report
+    must reflect the newest state; one queued per incident). One that changed nothing only
+    refreshes a report older than `policy.refresh_age_s`, and only if nothing is queued or
+    running for the incident already."""
+    if not requests:
+        return {}
+    now = requests[0].received_at
+    changed = [r for r in requests if r.changed]
+    unchanged = [r for r in requests if not r.changed]
+    if changed:
+        connection.execute(
+            update(work_items)
+            .where(
+                work_items.c.incident_id.in_([r.incident_id for r in changed]),
+                work_items.c.state == PENDING,
+            )
+            .values(state=SUPERSEDED, updated_at=now)
+        )
+    if unchanged:
+        ids = [r.incident_id for r in unchanged]
+        busy = set(
+            connection.execute(
+                select(work_items.c.incident_id).where(
+                    work_items.c.incident_id.in_(ids), work_items.c.state.in_((PENDING, RUNNING))
+                )
+            ).scalars()
+        )
+        fresh_after = now - timedelta(seconds=policy.refresh_age_s)
+        fresh = set(
+            connection.execute(
+                select(reports.c.incident_id).where(
+                    reports.c.incident_id.in_(ids), reports.c.updated_at >= fresh_after
+                )
+            ).scalars()
+        )
+        unchanged = [r for r in unchanged if r.incident_id not in busy | fresh]
+    work = changed + unchanged
+    if not work:
+        return {}
+    queued = connection.execute(
+        insert(work_items).returning(work_items.c.id, work_items.c.notification_id),
+        [
+            {
+                "kind": WORK_KIND_CORRELATE,
+                "incident_id": r.incident_id,
+                "notification_id": r.notification_id,
+                "state": PENDING,
+                "attempts": 0,
+                "available_at": r.received_at,
+                "created_at": r.received_at,
+                "updated_at": r.received_at,
+                "due_at": policy.due(
+                    r.received_at, new_incident=r.new_incident, severity=r.severity
+                ),
+            }
+            for r in work
+        ],
+    )
+    return {int(row.notification_id): int(row.id) for row in queued}
 
 
 def _claimable(now: datetime) -> object:
