@@ -123,9 +123,11 @@ def serve_fakes(ports: tuple[int, int, int], services: int, now: datetime, histo
 
 
 def group(index: int, services: int, now: datetime) -> dict[str, Any]:
-    """Alert group `index`: on the root of one tree, severity by turns, started a minute ago."""
-    trees = services // CLUSTER
-    root = f"s{index % trees:03d}-0"
+    """Alert group `index`: on service `index % services` (every service fires groups, as an
+    app fires several alerts at once: error rate, latency, saturation), severity by turns,
+    started four minutes ago."""
+    service = index % (services // CLUSTER * CLUSTER)
+    root = f"s{service // CLUSTER:03d}-{service % CLUSTER}"
     labels = {
         "alertname": f"Storm{index}",
         "destination_workload": root,
@@ -248,12 +250,19 @@ async def one_setup(
         await asyncio.sleep(2)
         after = (await counts(db))[1]
         peaks = httpx.get(peak_url).json() if peak_url else {"loki": 0, "jaeger": 0}
+        analyses = {"analysed": 0.0, "shared": 0.0}
+        for base in urls:
+            for line in httpx.get(f"{base}/metrics").text.splitlines():
+                if line.startswith("correlator_correlations_total{"):
+                    how = line.split('how="', 1)[1].split('"', 1)[0]
+                    analyses[how] = analyses.get(how, 0.0) + float(line.rsplit(" ", 1)[1])
         rss = [peak_rss_mib(p.pid) for p in processes]
         return {
             "arrival_s": last - first,
             "marks": marks,
             "refresh_items": after - before,
             "peaks": peaks,
+            "analyses": analyses,
             "rss": rss,
         }
     finally:
@@ -335,6 +344,11 @@ def summarise(args: argparse.Namespace, results: dict[int, dict[str, Any]], what
     row(
         "correlations from unchanged repeats",
         [str(results[r]["refresh_items"]) for r in args.replicas],
+    )
+    analyses = [results[r].get("analyses", {}) for r in args.replicas]
+    row(
+        "reports analysed / shared",
+        [f"{a.get('analysed', 0):.0f} / {a.get('shared', 0):.0f}" for a in analyses],
     )
     peaks = [results[r]["peaks"] for r in args.replicas]
     row("Loki / Jaeger requests at peak", [f"{p['loki']} / {p['jaeger']}" for p in peaks])

@@ -29,9 +29,14 @@ class Deployed:
 class Catalogue:
     def __init__(self, apps: Iterable[WebApplication] = ()) -> None:
         self._apps = list(apps)
+        # Changes with every update: what was computed from an older catalogue is not reused.
+        self.revision = 0
 
     def update(self, apps: Iterable[WebApplication]) -> None:
-        self._apps = list(apps)
+        apps = list(apps)
+        if apps != self._apps:
+            self._apps = apps
+            self.revision += 1
 
     def apps(self) -> list[WebApplication]:
         return list(self._apps)

@@ -72,6 +72,13 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
             registry=r,
         )
+        self.correlations = Counter(
+            "correlator_correlations",
+            "Incident reports made, by how: analysed, or shared (the analysis of another "
+            "incident with the same services in scope and the same onset).",
+            ["how"],
+            registry=r,
+        )
         self.work_items = Counter(
             "correlator_work_items_processed",
             "Work items processed, by outcome: done, retried, given_up.",

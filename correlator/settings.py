@@ -295,6 +295,14 @@ class _BackendSettings(_Group):
         "run: the budget that keeps an alert storm from overloading the backend.",
     )
 
+    cache_s: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="Identical requests within this many seconds share one answer (and one "
+        "request while it runs): in a storm many correlations ask the same (0: never).",
+    )
+
     def config(self, name: str) -> BackendConfig | None:
         if self.url is None:
             return None
@@ -314,6 +322,7 @@ class _BackendSettings(_Group):
             insecure_skip_verify=self.insecure_skip_verify,
             max_body_bytes=self.max_body_bytes,
             max_in_flight=self.max_in_flight,
+            cache_s=self.cache_s,
         )
 
 
@@ -380,6 +389,13 @@ class CorrelationSettings(_Group):
     )
     neighbour_depth: int = Field(2, ge=0, le=5, description="Call-graph hops around the app.")
     step_s: float = Field(15.0, gt=0, description="Resolution of metric range queries.")
+    share_s: float = Field(
+        60.0,
+        ge=0,
+        description="Incidents with the same services in scope and the same onset, correlated "
+        "within this many seconds of each other, share one analysis (an app firing several "
+        "alert groups at once); 0: every incident is analysed on its own.",
+    )
     grafana_url: str | None = Field(
         None, description="Grafana base URL for Explore links in reports (unset: no links)."
     )

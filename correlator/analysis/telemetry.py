@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 METRIC_COLUMNS = ("time", "service", "signal", "value")
@@ -100,17 +101,33 @@ def wide_to_metrics(
 ) -> pd.DataFrame:
     """A range frame (rows: time, columns: series) → metric rows of `signal`, one service per
     column through `service_of` (columns it does not name are dropped; several series of one
-    service keep the largest value at each time)."""
-    frames = [
-        _series_rows(wide, position, signal, service_of[column])
+    service keep the largest value at each time). Rows are ordered by time, then service.
+
+    One numpy pass over the whole matrix (not a frame per column): in a storm this runs for
+    every signal of every correlation on the serving process."""
+    named = sorted(
+        (service_of[column], position)
         for position, column in enumerate(wide.columns)
         if column in service_of
-    ]
-    if not frames:
+    )
+    if not named:
         return empty(METRIC_COLUMNS)
-    long = pd.concat(frames, ignore_index=True)
-    merged = long.groupby(["time", "service", "signal"], as_index=False).agg(value=("value", "max"))
-    return merged[list(METRIC_COLUMNS)]
+    services = np.array([service for service, _ in named], dtype=object)
+    values = wide.iloc[:, [position for _, position in named]].to_numpy(dtype=float)
+    times, columns = np.nonzero(~np.isnan(values))  # time-major, then service order
+    long = pd.DataFrame(
+        {
+            "time": wide.index[times],
+            "service": services[columns],
+            "signal": signal,
+            "value": values[times, columns],
+        }
+    )
+    if len(set(services)) < len(services):  # several series of one service: the largest
+        long = long.groupby(["time", "service", "signal"], as_index=False, sort=True).agg(
+            value=("value", "max")
+        )
+    return long[list(METRIC_COLUMNS)]
 
 
 def wide_to_replicas(

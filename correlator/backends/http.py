@@ -1,5 +1,10 @@
 """One httpx client per backend: auth, TLS, limits, and retries of idempotent GETs.
 
+Identical GETs within `cache_s` share one answer: while one runs, the others wait for it
+(shielded: a waiter cancelled does not cancel it for the rest); its body is kept for `cache_s`,
+within `cache_bytes`, and parsed anew for each caller. A failure is not kept. In a storm many
+correlations ask the same (the call graph of a namespace, the traces of one app).
+
 Errors are translated here, once: a connection failure, a timeout or a 5xx (after retries) is
 BackendUnavailable, and so is a status the backend uses to say "overloaded, ask again" (Loki's
 429) where the backend's config names it; any other 4xx is BackendRefused with the backend's own
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +75,9 @@ class BackendConfig:
     # True: `timeout_s` bounds the whole answer (connect, headers and body), so a server that
     # trickles its answer cannot hold the caller longer; False: it bounds each read.
     timeout_whole_answer: bool = False
+    # Identical GETs within this many seconds share one answer; bodies kept within cache_bytes.
+    cache_s: float = 0.0
+    cache_bytes: int = 32 * 1024 * 1024
 
 
 class BackendClient:
@@ -92,6 +102,12 @@ class BackendClient:
         self._budget = asyncio.Semaphore(config.max_in_flight)
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.requests = 0  # sent to the backend (retries included)
+        self.shared_answers = 0  # answered from another caller's request
+        self._running: dict[Any, asyncio.Future[bytes]] = {}
+        self._kept: OrderedDict[Any, tuple[float, bytes]] = OrderedDict()
+        self._kept_bytes = 0
+        self.clock = time.monotonic
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -104,11 +120,56 @@ class BackendClient:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """GET and parse JSON; retried on connection failures, timeouts and 5xx."""
+        return self._parse(await self._body(path, params, headers))
+
+    async def _body(
+        self,
+        path: str,
+        params: dict[str, Any] | list[tuple[str, Any]],
+        headers: dict[str, str] | None,
+    ) -> bytes:
+        if self.config.cache_s <= 0:
+            return await self._get(path, params, headers)
+        pairs = sorted(params.items()) if isinstance(params, dict) else list(params)
+        key = (path, tuple((k, str(v)) for k, v in pairs), tuple(sorted((headers or {}).items())))
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > self.clock():
+            self.shared_answers += 1
+            return kept[1]
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._get(path, params, headers))
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._keep(key, done))
+        else:
+            self.shared_answers += 1
+        return await asyncio.shield(running)
+
+    def _keep(self, key: Any, done: asyncio.Future[bytes]) -> None:
+        del self._running[key]
+        if done.cancelled() or done.exception() is not None:
+            return
+        body = done.result()
+        if len(body) > self.config.cache_bytes // 4:
+            return
+        now = self.clock()
+        for old in [k for k, (expires, _) in self._kept.items() if expires <= now]:
+            self._kept_bytes -= len(self._kept.pop(old)[1])
+        while self._kept and self._kept_bytes + len(body) > self.config.cache_bytes:
+            self._kept_bytes -= len(self._kept.popitem(last=False)[1][1])
+        previous = self._kept.pop(key, None)
+        if previous is not None:
+            self._kept_bytes -= len(previous[1])
+        self._kept[key] = (now + self.config.cache_s, body)
+        self._kept_bytes += len(body)
+
+    async def _get(self, path: str, params: Any, headers: dict[str, str] | None) -> bytes:
         attempt = 0
         while True:
             try:
                 async with self._budget:
                     self.in_flight += 1
+                    self.requests += 1
                     self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                     try:
                         return await self._get_once(path, params, headers)
@@ -120,7 +181,15 @@ class BackendClient:
                     raise
                 await asyncio.sleep(0.1 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
 
-    async def _get_once(self, path: str, params: Any, headers: dict[str, str] | None) -> Any:
+    def _parse(self, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BackendGarbage(
+                f"{self.config.name} answered something that is not JSON: {_snippet(body)}"
+            ) from None
+
+    async def _get_once(self, path: str, params: Any, headers: dict[str, str] | None) -> bytes:
         name = self.config.name
         whole_answer_s = self.config.timeout_s if self.config.timeout_whole_answer else None
         try:
@@ -143,12 +212,7 @@ class BackendClient:
                 status=response.status_code,
                 body=_snippet(body, 2000),
             )
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BackendGarbage(
-                f"{name} answered something that is not JSON: {_snippet(body)}"
-            ) from None
+        return bytes(body)
 
     async def _read(
         self, path: str, params: Any, headers: dict[str, str] | None

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import trace
@@ -41,6 +41,7 @@ from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.report import build_report, evidence_series, failed_report
+from correlator.pipeline.sharing import Shared
 from correlator.pipeline.sources import (
     fetch_logs,
     fetch_metrics,
@@ -85,6 +86,8 @@ class Pipeline:
         self._analysis = AnalysisPool(
             settings.queue.analysis_pool, settings.queue.analysis_concurrency
         )
+        # Incidents asking the same question (same services, same onset) share one analysis.
+        self._shared: Shared[dict[str, Any]] = Shared(settings.correlation.share_s)
         self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
         c = settings.correlation
@@ -113,6 +116,7 @@ class Pipeline:
         for backend in (self.prometheus, self.loki, self.jaeger):
             if backend is not None:
                 await backend.close()
+        self._shared.close()
         self._analysis.close()
 
     async def handle(self, item: WorkItem) -> None:
@@ -143,13 +147,42 @@ class Pipeline:
                 await self.notifier.enqueue(latest, latest.report)
 
     async def correlate(self, incident: IncidentDetail, *, now: datetime) -> dict[str, Any]:
-        started = time.perf_counter()
+        """The report body of the incident; incidents with the same services in scope and the
+        same onset, correlated within `correlation.share_s` of each other, share one."""
         firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
         onset = min((a.starts_at for a in firing), default=incident.started_at)
-        windows = incident_windows(onset, now, self.policy)
         alert_services, namespaces = self._scope(firing)
+        key = (tuple(alert_services), tuple(namespaces), onset, self.catalogue.revision)
+        body, shared = await self._shared.get(
+            key, lambda: self._correlate(incident.id, alert_services, namespaces, onset, now)
+        )
+        if self.metrics is not None:
+            self.metrics.correlations.labels("shared" if shared else "analysed").inc()
+        if body["incident_id"] != incident.id:
+            note = (
+                f"analysed once for incident {body['incident_id']} and this one: the same "
+                "services in scope and the same onset"
+            )
+            body = {**body, "incident_id": incident.id, "notes": [*body["notes"], note]}
+        return body
+
+    async def _correlate(
+        self,
+        incident_id: int,
+        alert_services: list[str],
+        namespaces: list[str],
+        onset: datetime,
+        now: datetime,
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        # The windows end on the step grid (as Grafana and Prometheus' query frontends align
+        # queries): correlations within one step ask the backends the same questions, which
+        # the backend clients then answer once.
+        step = self.settings.correlation.step_s
+        aligned = datetime.fromtimestamp(now.timestamp() // step * step, tz=UTC)
+        windows = incident_windows(onset, aligned, self.policy)
         with tracer.start_as_current_span("correlate") as span:
-            span.set_attribute("correlator.incident_id", incident.id)
+            span.set_attribute("correlator.incident_id", incident_id)
             telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
         analysis_started = time.perf_counter()
         analysis = await self._analysis.run(analyse, telemetry, windows)
@@ -157,7 +190,7 @@ class Pipeline:
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         body = build_report(
             self.settings,
-            incident.id,
+            incident_id,
             analysis,
             fetch,
             (alert_services, services),

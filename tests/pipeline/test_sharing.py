@@ -1,0 +1,252 @@
+"""Incidents asking the same question share one analysis: a storm in which one app fires
+several alert groups costs one correlation, not one per group."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from correlator.catalogue import Catalogue
+from correlator.models.webapp import WebApplication
+from correlator.pipeline.sharing import Shared
+from tests.pipeline.test_pipeline import LABELS, slow_database
+from tests.support.payloads import alert, payload
+from tests.support.servers import served
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_askers_of_one_key_share_one_computation() -> None:
+    shared: Shared[int] = Shared(30)
+    calls = 0
+    release = asyncio.Event()
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    askers = [asyncio.ensure_future(shared.get("k", compute)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    release.set()
+    answers = await asyncio.gather(*askers)
+    assert calls == 1
+    assert sorted(answers) == [(42, False), (42, True), (42, True)]
+    assert (shared.computed, shared.shared) == (1, 2)
+
+
+async def test_a_finished_answer_serves_for_ttl_then_is_computed_again() -> None:
+    clock = Clock()
+    shared: Shared[int] = Shared(30, clock=clock)
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await shared.get("k", compute) == (1, False)
+    clock.now = 30
+    assert await shared.get("k", compute) == (1, True)
+    assert await shared.get("other", compute) == (2, False)  # another key is its own question
+    clock.now = 30.5
+    assert await shared.get("k", compute) == (3, False)
+
+
+async def test_a_failure_reaches_every_waiter_and_is_not_kept() -> None:
+    shared: Shared[int] = Shared(30)
+    release = asyncio.Event()
+    attempts = 0
+
+    async def compute() -> int:
+        nonlocal attempts
+        attempts += 1
+        await release.wait()
+        if attempts == 1:
+            raise RuntimeError("backend exploded")
+        return 7
+
+    askers = [asyncio.ensure_future(shared.get("k", compute)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    release.set()
+    outcomes = await asyncio.gather(*askers, return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert await shared.get("k", compute) == (7, False)  # asked again, not the failure
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_computation_of_the_others() -> None:
+    shared: Shared[str] = Shared(30)
+    release = asyncio.Event()
+
+    async def compute() -> str:
+        await release.wait()
+        return "report"
+
+    first = asyncio.ensure_future(shared.get("k", compute))
+    second = asyncio.ensure_future(shared.get("k", compute))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the first asker's lease was lost
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await second == ("report", True)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_zero_ttl_computes_every_time_and_entries_are_bounded() -> None:
+    never: Shared[int] = Shared(0)
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert [await never.get("k", compute) for _ in range(2)] == [(1, False), (2, False)]
+    bounded: Shared[int] = Shared(30, max_entries=2)
+    for key in "abc":
+        await bounded.get(key, compute)
+    assert await bounded.get("c", compute) == (5, True)
+    assert await bounded.get("a", compute) == (6, False)  # the oldest was let go
+
+
+def test_the_catalogue_revision_changes_only_when_the_apps_do() -> None:
+    app = WebApplication.model_validate(
+        {
+            "apiVersion": "platform.correlator.dev/v1alpha1",
+            "kind": "WebApplication",
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"image": "registry.example/api:1.0", "team": "shop"},
+        }
+    )
+    catalogue = Catalogue([app])
+    before = catalogue.revision
+    catalogue.update([app.model_copy(deep=True)])  # a resync that found the same apps
+    assert catalogue.revision == before
+    changed = app.model_copy(update={"spec": app.spec.model_copy(update={"port": 9090})})
+    catalogue.update([changed])
+    assert catalogue.revision == before + 1
+
+
+def _counting(app: web.Application) -> list[int]:
+    count = [0]
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> Any:
+        count[0] += 1
+        return await handler(request)
+
+    app.middlewares.append(middleware)
+    return count
+
+
+async def _reports(client: Any, group_keys: list[str], starts_at: datetime) -> list[Any]:
+    ids = []
+    for group_key in group_keys:
+        labels = {**LABELS, "alertname": group_key}
+        body = payload(
+            [alert(group_key, labels=labels, starts_at=starts_at.isoformat())],
+            group_key=f'{{}}:{{alertname="{group_key}"}}',
+        )
+        answer = await client.post("/api/v1/alerts", json=body)
+        assert answer.status == 200, await answer.text()
+        ids.append((await answer.json())["incident_id"])
+    reports: dict[int, Any] = {}
+    deadline = time.monotonic() + 30
+    while len(reports) < len(ids) and time.monotonic() < deadline:
+        for incident_id in ids:
+            detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+            if detail.get("report") is not None:
+                reports[incident_id] = detail["report"]
+        await asyncio.sleep(0.05)
+    assert len(reports) == len(ids), f"not every incident was reported: {sorted(reports)}"
+    return [reports[i] for i in ids]
+
+
+@pytest.mark.parametrize("share_s", [30.0, 0.0])
+async def test_alert_groups_of_one_app_with_one_onset_cost_one_correlation(
+    app_client: Any, share_s: float
+) -> None:
+    now = datetime.now(UTC)
+    jaeger, loki = slow_database(now)
+    asked = _counting(jaeger.app)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        # Identical requests are not shared here (cache_s 0): what is counted is analyses.
+        client = await app_client(
+            jaeger={"url": jaeger_url, "cache_s": 0},
+            loki={"url": loki_url, "cache_s": 0},
+            correlation={"share_s": share_s},
+        )
+        (alone,) = await _reports(client, ["Alone"], now - timedelta(minutes=2))
+        one_correlation = asked[0]
+        reports = await _reports(
+            client, ["ErrorRate", "Latency", "Saturation"], now - timedelta(minutes=3)
+        )
+    assert one_correlation > 0
+    expected = 1 if share_s else 3
+    assert asked[0] == one_correlation * (1 + expected)
+    for report in reports:  # each incident's own report, the same causes
+        assert report["suspects"][0]["service"] == "postgres"
+    assert len({r["incident_id"] for r in reports}) == 3
+    noted = [r for r in reports if any("analysed once for incident" in n for n in r["notes"])]
+    assert len(noted) == 3 - expected
+    # Another onset is another question: the lone incident was analysed on its own.
+    assert not any("analysed once" in n for n in alone["notes"])
+
+
+async def test_correlations_of_other_apps_within_one_step_ask_the_call_graph_once(
+    app_client: Any,
+) -> None:
+    """Windows end on the step grid, so correlations of different apps with one onset ask
+    Jaeger for the same call graph, and the client asks it once."""
+    now = datetime.now(UTC)
+    jaeger, loki = slow_database(now)
+    asked: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> Any:
+        asked.append(request.path)
+        return await handler(request)
+
+    jaeger.app.middlewares.append(record)
+    step = 15.0
+    if time.time() % step > step - 5:  # not across a step boundary
+        await asyncio.sleep(step - time.time() % step + 0.1)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        client = await app_client(
+            jaeger={"url": jaeger_url}, loki={"url": loki_url}, correlation={"step_s": step}
+        )
+        onset = now - timedelta(minutes=2)
+        ids = []
+        for app in ("api", "frontend"):
+            labels = {**LABELS, "destination_workload": app, "alertname": f"{app}Down"}
+            body = payload(
+                [alert(app, labels=labels, starts_at=onset.isoformat())],
+                group_key=f'{{}}:{{alertname="{app}Down"}}',
+            )
+            answer = await client.post("/api/v1/alerts", json=body)
+            ids.append((await answer.json())["incident_id"])
+        scopes = []
+        deadline = time.monotonic() + 30
+        while len(scopes) < 2 and time.monotonic() < deadline:
+            scopes = []
+            for incident_id in ids:
+                detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+                if detail.get("report"):
+                    scopes.append(detail["report"]["scope"]["alerting"])
+            await asyncio.sleep(0.05)
+    assert sorted(scopes) == [["api"], ["frontend"]]  # two questions, two analyses
+    assert asked.count("/api/dependencies") == 1
+    assert asked.count("/api/v3/traces") == 4  # each app's traces, both windows
