@@ -4,6 +4,7 @@ sinks (who to tell: team, chat channel, repository)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,14 +30,15 @@ class Deployed:
 class Catalogue:
     def __init__(self, apps: Iterable[WebApplication] = ()) -> None:
         self._apps = list(apps)
-        # Changes with every update: what was computed from an older catalogue is not reused.
-        self.revision = 0
+        # A digest of the apps, the same on every replica that knows the same apps: what was
+        # analysed with other apps is not reused (pipeline/sharing.py).
+        self.revision = _digest(self._apps)
 
     def update(self, apps: Iterable[WebApplication]) -> None:
         apps = list(apps)
         if apps != self._apps:
             self._apps = apps
-            self.revision += 1
+            self.revision = _digest(apps)
 
     def apps(self) -> list[WebApplication]:
         return list(self._apps)
@@ -58,6 +60,11 @@ class Catalogue:
         namespace uses (else the correlation would read another team's app)."""
         matching = [a for a in self._apps if a.name == name and namespace in (None, a.namespace)]
         return matching[0] if len(matching) == 1 else None
+
+
+def _digest(apps: Iterable[WebApplication]) -> str:
+    dumps = sorted(app.model_dump_json() for app in apps)
+    return hashlib.sha256("\n".join(dumps).encode()).hexdigest()
 
 
 def deployed(app: WebApplication) -> Deployed:

@@ -9,9 +9,12 @@ WebApplication, else label heuristics), `graph` (the call graph that widens the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ from correlator.backends.jaeger import JaegerBackend
 from correlator.backends.loki import LokiBackend
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.catalogue import Catalogue
+from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
@@ -58,11 +62,26 @@ from correlator.store import Store, WorkItem
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 BACKENDS = ("prometheus", "loki", "jaeger")
+SHARED_NOTE = "analysed once for incident"
 DEFAULT_LABELS = ServiceLabels()
 DEFAULT_SCOPE = ScopeRules()
 # The call graph gets a third of the deadline: a slow graph source must leave time for the
 # signals themselves (the scope is then the alerting apps and what answered).
 GRAPH_SHARE = 1 / 3
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What one analysis answers; `digest` names it across replicas."""
+
+    services: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    onset: datetime
+    digest: str
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class Pipeline:
@@ -88,6 +107,14 @@ class Pipeline:
         )
         # Incidents asking the same question (same services, same onset) share one analysis.
         self._shared: Shared[dict[str, Any]] = Shared(settings.correlation.share_s)
+        # The settings an analysis depends on, part of every question (replicas of two
+        # versions of the configuration do not share).
+        self._config = hashlib.sha256(
+            "".join(
+                getattr(settings, group).model_dump_json()
+                for group in ("correlation", "prometheus", "loki", "jaeger")
+            ).encode()
+        ).hexdigest()
         self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
         c = settings.correlation
@@ -126,13 +153,19 @@ class Pipeline:
         if incident is None:
             return
         now = self.store.clock()
+        question: Question | None = self.question(incident)
         try:
-            body = await self.correlate(incident, now=now)
+            body = await self.correlate(incident, now=now, question=question)
         except Exception as exc:  # a bug must still leave a report that says what happened
             log.exception("correlation of incident %s failed", incident.id)
-            body = failed_report(incident.id, now, exc)
+            body, question = failed_report(incident.id, now, exc), None
         stored = await self.store.save_report(
-            incident.id, item.notification_id, "partial" if body["missing"] else "complete", body
+            incident.id,
+            item.notification_id,
+            "partial" if body["missing"] else "complete",
+            body,
+            question=question.digest if question is not None else None,
+            analysed_at=_moment(body["generated_at"]) if question is not None else None,
         )
         if not stored:
             log.info("a newer report of incident %s is already stored", incident.id)
@@ -146,25 +179,55 @@ class Pipeline:
             if latest is not None:
                 await self.notifier.enqueue(latest, latest.report)
 
-    async def correlate(self, incident: IncidentDetail, *, now: datetime) -> dict[str, Any]:
-        """The report body of the incident; incidents with the same services in scope and the
-        same onset, correlated within `correlation.share_s` of each other, share one."""
+    def question(self, incident: IncidentDetail) -> Question:
+        """What the incident's analysis depends on: the services its firing alerts name, their
+        namespaces, the onset, the WebApplications and the settings."""
         firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
         onset = min((a.starts_at for a in firing), default=incident.started_at)
-        alert_services, namespaces = self._scope(firing)
-        key = (tuple(alert_services), tuple(namespaces), onset, self.catalogue.revision)
-        body, shared = await self._shared.get(
-            key, lambda: self._correlate(incident.id, alert_services, namespaces, onset, now)
+        services, namespaces = self._scope(firing)
+        text = json.dumps(
+            [services, namespaces, onset.isoformat(), self.catalogue.revision, self._config],
+            separators=(",", ":"),
         )
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return Question(tuple(services), tuple(namespaces), onset, digest)
+
+    async def correlate(
+        self, incident: IncidentDetail, *, now: datetime, question: Question | None = None
+    ) -> dict[str, Any]:
+        """The report body of the incident. Incidents asking the same question (`question`)
+        within `correlation.share_s` of each other share one analysis: the one running on this
+        replica, else a report another replica stored."""
+        question = question or self.question(incident)
+        body, _ = await self._shared.get(
+            question.digest, lambda: self._answer(question, incident.id, now)
+        )
+        shared = body.get("analysed_for", incident.id) != incident.id
         if self.metrics is not None:
             self.metrics.correlations.labels("shared" if shared else "analysed").inc()
-        if body["incident_id"] != incident.id:
-            note = (
-                f"analysed once for incident {body['incident_id']} and this one: the same "
-                "services in scope and the same onset"
+        notes = [n for n in body["notes"] if not n.startswith(SHARED_NOTE)]
+        if shared:
+            notes.append(
+                f"{SHARED_NOTE} {body['analysed_for']} and this one: the same services in "
+                "scope and the same onset"
             )
-            body = {**body, "incident_id": incident.id, "notes": [*body["notes"], note]}
-        return body
+        return {**body, "incident_id": incident.id, "notes": notes}
+
+    async def _answer(self, question: Question, incident_id: int, now: datetime) -> dict[str, Any]:
+        share_s = self.settings.correlation.share_s
+        if self.store is not None and share_s > 0:
+            try:
+                stored = await self.store.shared_report(
+                    question.digest, now - timedelta(seconds=share_s)
+                )
+            except (StoreUnavailable, StoreRefused) as exc:  # analysing again is always correct
+                log.warning("could not look for a shared report: %s", exc)
+                stored = None
+            if stored is not None and "analysed_for" in stored:
+                return stored
+        return await self._correlate(
+            incident_id, list(question.services), list(question.namespaces), question.onset, now
+        )
 
     async def _correlate(
         self,
@@ -198,6 +261,7 @@ class Pipeline:
             now,
         )
         body["series"] = evidence_series(analysis, telemetry.metrics)
+        body["analysed_for"] = incident_id  # the incident this analysis ran for
         return body
 
     def _log_query(self, target: Target | None, service: str) -> str:

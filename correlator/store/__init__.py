@@ -201,12 +201,30 @@ class Store:
         return await self.read(queries.get_incident, incident_id)
 
     async def save_report(
-        self, incident_id: int, notification_id: int | None, status: str, body: dict[str, Any]
+        self,
+        incident_id: int,
+        notification_id: int | None,
+        status: str,
+        body: dict[str, Any],
+        *,
+        question: str | None = None,
+        analysed_at: datetime | None = None,
     ) -> bool:
         now = self.clock()
         return await self.write(
-            queries.save_report, incident_id, notification_id, status, body, now
+            queries.save_report,
+            incident_id,
+            notification_id,
+            status,
+            body,
+            now,
+            question,
+            analysed_at,
         )
+
+    async def shared_report(self, question: str, since: datetime) -> dict[str, Any] | None:
+        """A report answering the same question, analysed at or after `since` (any replica)."""
+        return await self.read(queries.shared_report, question, since)
 
     async def get_report(self, incident_id: int) -> dict[str, Any] | None:
         return await self.read(queries.get_report, incident_id)

@@ -137,9 +137,12 @@ def save_report(
     status: str,
     body: dict[str, Any],
     now: datetime,
+    question: str | None = None,
+    analysed_at: datetime | None = None,
 ) -> bool:
     """Store the incident's report unless one built from a newer notification is already
-    there (two workers analysing one incident: the newest state wins). True if stored."""
+    there (two workers analysing one incident: the newest state wins). True if stored.
+    `question`/`analysed_at`: what the analysis answered and when, for `shared_report`."""
     newer = reports.c.notification_id > notification_id if notification_id is not None else None
     existing = connection.execute(
         select(reports.c.notification_id).where(reports.c.incident_id == incident_id)
@@ -153,6 +156,8 @@ def save_report(
                 body=body,
                 created_at=now,
                 updated_at=now,
+                question=question,
+                analysed_at=analysed_at,
             )
         )
         return True
@@ -160,9 +165,27 @@ def save_report(
     if newer is not None:
         query = query.where(or_(reports.c.notification_id.is_(None), ~newer))
     result = connection.execute(
-        query.values(notification_id=notification_id, status=status, body=body, updated_at=now)
+        query.values(
+            notification_id=notification_id,
+            status=status,
+            body=body,
+            updated_at=now,
+            question=question,
+            analysed_at=analysed_at,
+        )
     )
     return bool(result.rowcount)
+
+
+def shared_report(connection: Connection, question: str, since: datetime) -> dict[str, Any] | None:
+    """The newest report answering `question` from an analysis run at or after `since`."""
+    row = connection.execute(
+        select(reports.c.body)
+        .where(reports.c.question == question, reports.c.analysed_at >= since)
+        .order_by(reports.c.analysed_at.desc())
+        .limit(1)
+    ).one_or_none()
+    return dict(row.body) if row is not None else None
 
 
 def get_report(connection: Connection, incident_id: int) -> dict[str, Any] | None:

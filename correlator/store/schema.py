@@ -182,6 +182,11 @@ reports = Table(
     Column("notification_id", Id, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # What the analysis answered (a digest of its inputs) and when it ran: another incident
+    # asking the same question within correlation.share_s reuses it, on any replica.
+    Column("question", String(64), nullable=True),
+    Column("analysed_at", UTCDateTime, nullable=True),
+    Index(None, "question", "analysed_at"),
 )
 
 # The outbox: one row per (incident, sink). `desired` is the message the sink should show now;

@@ -13,8 +13,11 @@ from aiohttp import web
 
 from correlator.catalogue import Catalogue
 from correlator.models.webapp import WebApplication
+from correlator.pipeline import Pipeline
 from correlator.pipeline.sharing import Shared
+from correlator.store import Store, WorkItem
 from tests.pipeline.test_pipeline import LABELS, slow_database
+from tests.store.test_notifications import record
 from tests.support.payloads import alert, payload
 from tests.support.servers import served
 
@@ -137,7 +140,8 @@ def test_the_catalogue_revision_changes_only_when_the_apps_do() -> None:
     assert catalogue.revision == before
     changed = app.model_copy(update={"spec": app.spec.model_copy(update={"port": 9090})})
     catalogue.update([changed])
-    assert catalogue.revision == before + 1
+    assert catalogue.revision != before
+    assert Catalogue([app.model_copy(deep=True)]).revision == before  # the same on any replica
 
 
 def _counting(app: web.Application) -> list[int]:
@@ -250,3 +254,77 @@ async def test_correlations_of_other_apps_within_one_step_ask_the_call_graph_onc
     assert sorted(scopes) == [["api"], ["frontend"]]  # two questions, two analyses
     assert asked.count("/api/dependencies") == 1
     assert asked.count("/api/v3/traces") == 4  # each app's traces, both windows
+
+
+def _group(name: str, onset: datetime) -> dict[str, Any]:
+    labels = {**LABELS, "alertname": name}
+    return payload(
+        [alert(name, labels=labels, starts_at=onset.isoformat())],
+        group_key=f'{{}}:{{alertname="{name}"}}',
+    )
+
+
+async def test_a_report_one_replica_stored_answers_the_same_question_on_another(
+    store: Store, make_settings: Any
+) -> None:
+    now = datetime.now(UTC)
+    onset = now - timedelta(minutes=3)
+    jaeger, loki = slow_database(now)
+    asked = _counting(jaeger.app)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        settings = make_settings(
+            jaeger={"url": jaeger_url, "cache_s": 0}, loki={"url": loki_url, "cache_s": 0}
+        )
+        replicas = [Pipeline(settings, store=store) for _ in range(3)]
+        try:
+            incidents = []
+            for name in ("ErrorRate", "Latency", "Saturation"):
+                result = await record(store, _group(name, onset))
+                assert result.work_item_id is not None
+                incidents.append(
+                    WorkItem(result.work_item_id, "correlate", result.incident_id,
+                             result.notification_id, 0)
+                )  # fmt: skip
+            await replicas[0].handle(incidents[0])
+            one_correlation = asked[0]
+            await replicas[1].handle(incidents[1])  # another replica: nothing in its memory
+            reused = asked[0]
+            real_clock = store.clock
+            store.clock = lambda: real_clock() + timedelta(seconds=61)  # share_s passed
+            try:
+                await replicas[2].handle(incidents[2])  # a third, after share_s
+            finally:
+                store.clock = real_clock
+            other = Pipeline(make_settings(correlation={"step_s": 30}), store=store)
+            detail = await store.get_incident(incidents[0].incident_id)
+            assert detail is not None
+            assert other.question(detail).digest != replicas[0].question(detail).digest
+            await other.close()
+        finally:
+            for replica in replicas:
+                await replica.close()
+        reports = [await store.get_report(i.incident_id) for i in incidents]
+    assert one_correlation > 0 and reused == one_correlation
+    assert asked[0] == 2 * one_correlation  # the third came after share_s: analysed again
+    first, second, third = reports
+    assert first is not None and second is not None and third is not None
+    assert second["incident_id"] == incidents[1].incident_id
+    assert (
+        second["suspects"] == first["suspects"] and second["generated_at"] == first["generated_at"]
+    )
+    assert f"analysed once for incident {incidents[0].incident_id} and this one" in " ".join(
+        second["notes"]
+    )
+    assert not any("analysed once" in n for n in first["notes"] + third["notes"])
+
+
+async def test_the_store_finds_a_shared_report_by_question_and_age(store: Store) -> None:
+    now = datetime.now(UTC)
+    ids = [(await record(store, _group(f"G{i}", now))).incident_id for i in range(3)]
+    old, new = now - timedelta(seconds=50), now - timedelta(seconds=10)
+    await store.save_report(ids[0], None, "complete", {"n": 0}, question="q", analysed_at=old)
+    await store.save_report(ids[1], None, "complete", {"n": 1}, question="q", analysed_at=new)
+    await store.save_report(ids[2], None, "partial", {"n": 2})  # a failure: no question
+    assert await store.shared_report("q", now - timedelta(seconds=60)) == {"n": 1}
+    assert await store.shared_report("q", now - timedelta(seconds=5)) is None
+    assert await store.shared_report("other", now - timedelta(seconds=60)) is None
