@@ -9,6 +9,9 @@ ratio):
 - seconds from the last group's arrival until 50 %, 95 % and 100 % of incidents have a report;
 - the work items the unchanged re-notifications created (each would be a correlation);
 - Loki and Jaeger requests in flight at peak (the per-backend budget bounds each replica);
+- how busy the machine's cores were from the first post to the last report, and the CPU
+  seconds the serving processes and their analysis processes used (what bounds a second
+  replica on the same cores);
 - peak RSS of each service process.
 
     .venv/bin/python bench/storm.py [--groups 1000] [--services 200] [--replicas 1 2]
@@ -181,6 +184,34 @@ async def counts(db: Any) -> tuple[int, int]:
     return int(done), int(items)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def machine() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -236,6 +267,8 @@ async def one_setup(
             httpx.get(f"{peak_url}?reset=1")
         now = datetime.now(UTC)
         bodies = [group(i, args.services, now) for i in range(args.groups)]
+        serving_before = sum(cpu_s(p.pid) for p in processes)
+        busy_before = machine()
         first = time.monotonic()
         last = await post_all(urls, bodies)
         marks: dict[int, float] = {}
@@ -245,6 +278,15 @@ async def one_setup(
                 if share not in marks and done >= args.groups * share / 100:
                     marks[share] = time.monotonic() - last
             await asyncio.sleep(0.25)
+        busy_after = machine()
+        # From the first post to the last report: how busy the machine's cores were, and the
+        # CPU the replicas (and their analysis processes) used of it.
+        busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
+        cpu = {
+            "cores_busy": busy * (os.cpu_count() or 1),
+            "serving_s": sum(cpu_s(p.pid) for p in processes) - serving_before,
+            "analysis_s": sum(cpu_s(c) for p in processes for c in children(p.pid)),
+        }
         before = (await counts(db))[1]
         await post_all(urls, bodies)  # the same groups again: nothing new
         await asyncio.sleep(2)
@@ -263,6 +305,7 @@ async def one_setup(
             "refresh_items": after - before,
             "peaks": peaks,
             "analyses": analyses,
+            "cpu": cpu,
             "rss": rss,
         }
     finally:
@@ -349,6 +392,15 @@ def summarise(args: argparse.Namespace, results: dict[int, dict[str, Any]], what
     row(
         "reports analysed / shared",
         [f"{a.get('analysed', 0):.0f} / {a.get('shared', 0):.0f}" for a in analyses],
+    )
+    cpu = [results[r]["cpu"] for r in args.replicas]
+    row(
+        f"cores busy (of {os.cpu_count()}) until 100 %",
+        [f"{c['cores_busy']:.2f}" for c in cpu],
+    )
+    row(
+        "CPU s: serving / analysis processes",
+        [f"{c['serving_s']:.0f} / {c['analysis_s']:.0f}" for c in cpu],
     )
     peaks = [results[r]["peaks"] for r in args.replicas]
     row("Loki / Jaeger requests at peak", [f"{p['loki']} / {p['jaeger']}" for p in peaks])

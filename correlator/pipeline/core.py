@@ -106,7 +106,8 @@ class Pipeline:
             settings.queue.analysis_pool, settings.queue.analysis_concurrency
         )
         # Incidents asking the same question (same services, same onset) share one analysis.
-        self._shared: Shared[dict[str, Any]] = Shared(settings.correlation.share_s)
+        # At most 128 report bodies kept (a few MiB); older answers are found in the store.
+        self._shared: Shared[dict[str, Any]] = Shared(settings.correlation.share_s, 128)
         # The settings an analysis depends on, part of every question (replicas of two
         # versions of the configuration do not share).
         self._config = hashlib.sha256(

@@ -147,34 +147,23 @@ def save_report(
     existing = connection.execute(
         select(reports.c.notification_id).where(reports.c.incident_id == incident_id)
     ).one_or_none()
+    values = {
+        "notification_id": notification_id,
+        "status": status,
+        "body": body,
+        "updated_at": now,
+        "question": question,
+        "analysed_at": analysed_at,
+    }
     if existing is None:
         connection.execute(
-            insert(reports).values(
-                incident_id=incident_id,
-                notification_id=notification_id,
-                status=status,
-                body=body,
-                created_at=now,
-                updated_at=now,
-                question=question,
-                analysed_at=analysed_at,
-            )
+            insert(reports).values(incident_id=incident_id, created_at=now, **values)
         )
         return True
     query = update(reports).where(reports.c.incident_id == incident_id)
     if newer is not None:
         query = query.where(or_(reports.c.notification_id.is_(None), ~newer))
-    result = connection.execute(
-        query.values(
-            notification_id=notification_id,
-            status=status,
-            body=body,
-            updated_at=now,
-            question=question,
-            analysed_at=analysed_at,
-        )
-    )
-    return bool(result.rowcount)
+    return bool(connection.execute(query.values(**values)).rowcount)
 
 
 def shared_report(connection: Connection, question: str, since: datetime) -> dict[str, Any] | None:
