@@ -107,7 +107,9 @@ class Pipeline:
         )
         # Incidents asking the same question (same services, same onset) share one analysis.
         # At most 128 report bodies kept (a few MiB); older answers are found in the store.
-        self._shared: Shared[dict[str, Any]] = Shared(settings.correlation.share_s, 128)
+        self._shared: Shared[tuple[dict[str, Any], bool]] = Shared(
+            settings.correlation.share_s, 128
+        )
         # The settings an analysis depends on, part of every question (replicas of two
         # versions of the configuration do not share).
         self._config = hashlib.sha256(
@@ -200,12 +202,13 @@ class Pipeline:
         within `correlation.share_s` of each other share one analysis: the one running on this
         replica, else a report another replica stored."""
         question = question or self.question(incident)
-        body, _ = await self._shared.get(
+        (body, analysed), waited = await self._shared.get(
             question.digest, lambda: self._answer(question, incident.id, now)
         )
-        shared = body.get("analysed_for", incident.id) != incident.id
         if self.metrics is not None:
-            self.metrics.correlations.labels("shared" if shared else "analysed").inc()
+            how = "analysed" if analysed and not waited else "shared"
+            self.metrics.correlations.labels(how).inc()
+        shared = body.get("analysed_for", incident.id) != incident.id
         notes = [n for n in body["notes"] if not n.startswith(SHARED_NOTE)]
         if shared:
             notes.append(
@@ -214,7 +217,11 @@ class Pipeline:
             )
         return {**body, "incident_id": incident.id, "notes": notes}
 
-    async def _answer(self, question: Question, incident_id: int, now: datetime) -> dict[str, Any]:
+    async def _answer(
+        self, question: Question, incident_id: int, now: datetime
+    ) -> tuple[dict[str, Any], bool]:
+        """The report answering `question`, and whether it was analysed for it (False: a
+        report another replica stored)."""
         share_s = self.settings.correlation.share_s
         if self.store is not None and share_s > 0:
             try:
@@ -225,10 +232,11 @@ class Pipeline:
                 log.warning("could not look for a shared report: %s", exc)
                 stored = None
             if stored is not None and "analysed_for" in stored:
-                return stored
-        return await self._correlate(
+                return stored, False
+        body = await self._correlate(
             incident_id, list(question.services), list(question.namespaces), question.onset, now
         )
+        return body, True
 
     async def _correlate(
         self,

@@ -198,6 +198,13 @@ async def test_alert_groups_of_one_app_with_one_onset_cost_one_correlation(
         reports = await _reports(
             client, ["ErrorRate", "Latency", "Saturation"], now - timedelta(minutes=3)
         )
+        exposed = await (await client.get("/metrics")).text()
+    counted = {
+        how: float(line.rsplit(" ", 1)[1])
+        for how in ("analysed", "shared")
+        for line in exposed.splitlines()
+        if line.startswith(f'correlator_correlations_total{{how="{how}"}}')
+    }
     assert one_correlation > 0
     expected = 1 if share_s else 3
     assert asked[0] == one_correlation * (1 + expected)
@@ -206,6 +213,8 @@ async def test_alert_groups_of_one_app_with_one_onset_cost_one_correlation(
     assert len({r["incident_id"] for r in reports}) == 3
     noted = [r for r in reports if any("analysed once for incident" in n for n in r["notes"])]
     assert len(noted) == 3 - expected
+    assert counted.get("analysed", 0) == 1 + expected
+    assert counted.get("shared", 0) == 3 - expected
     # Another onset is another question: the lone incident was analysed on its own.
     assert not any("analysed once" in n for n in alone["notes"])
 
