@@ -10,20 +10,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # renders the incident page headless; buildah and debootstrap build the container image.
 as_root apt-get update -qq
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    prometheus prometheus-alertmanager python3-venv postgresql-client chromium \
+    prometheus prometheus-alertmanager python3-venv postgresql chromium \
     buildah debootstrap >/dev/null
 
-# PostgreSQL is expected on 127.0.0.1:5432 (trust auth); start the local cluster if it is down.
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-    fi
-    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-    pg_isready -h 127.0.0.1 -p 5432 || {
-        echo "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)" >&2
-        exit 1
-    }
-fi
+# PostgreSQL: Debian's server, started by us on 127.0.0.1:5432 (user postgres, trust on loopback).
+bash tests/tools/postgres.sh
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
