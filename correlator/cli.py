@@ -266,9 +266,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
+    from correlator.redaction import redactor_for
     from correlator.telemetry import configure_logging, configure_tracing, shutdown_tracing
 
-    configure_logging(settings.log)
+    configure_logging(settings.log, redact=redactor_for(settings))
     provider = configure_tracing()
     try:
         died = asyncio.run(_run_server(settings))

@@ -12,10 +12,8 @@ Each group is a section of the YAML file and a prefix of the environment variabl
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -40,6 +38,7 @@ from sqlalchemy.exc import ArgumentError
 from correlator.analysis.scope import APP_LABELS, NAMESPACE_LABELS
 from correlator.backends.http import BackendConfig
 from correlator.errors import ConfigError
+from correlator.redaction import mask_query, mask_text
 
 ENV_PREFIX = "CORRELATOR_"
 
@@ -569,6 +568,36 @@ class LogSettings(_Group):
     )
 
 
+class TeamBinding(_Group):
+    """What one team owns, as the platform grants it: its namespaces, and what its
+    WebApplications may name. In the lists, `*` matches within one path segment."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    chat_channels: list[str] = Field(default_factory=list)
+    repositories: list[str] = Field(default_factory=list)
+    receivers: list[str] = Field(default_factory=list)
+
+
+class TenancySettings(_Group):
+    """Who owns what: the operator's binding of teams to namespaces, chat channels,
+    repositories and receivers (docs/security.md)."""
+
+    teams: dict[str, TeamBinding] = Field(
+        default_factory=dict,
+        description="Team → {namespaces, chat_channels, repositories, receivers} (YAML; JSON in "
+        "the environment). Empty: a spec's team, chat channel, repository and receivers are "
+        "trusted as written; set: a spec naming any outside its namespace's team is refused "
+        "(Provisioned=False), and an alert without a namespace names no app.",
+    )
+    namespace_label: str | None = Field(
+        None,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Alert label the platform sets to the namespace of the rule that fired "
+        "(prometheus-operator's enforcedNamespaceLabel): set, it alone says which namespace "
+        "an alert comes from; unset: the first of correlation.namespace_labels.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything correlator can be told."""
 
@@ -593,6 +622,7 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     notify: NotifySettings = NotifySettings()
     leader: LeaderSettings = LeaderSettings()
+    tenancy: TenancySettings = TenancySettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
@@ -631,41 +661,36 @@ def database_scheme(url: str) -> Literal["sqlite", "postgresql"]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its userinfo's secret replaced by ***, for logs and `correlator config`:
-    the password, or for an HTTP URL with a user only, that user (a token in that place)."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("http", "https"):
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return "<unparsable URL>"
-        userinfo, at, host = parts.netloc.rpartition("@")
-        if not at:
-            return url
+    """The URL with its secrets replaced by ***, for logs and `correlator config`: the password
+    (which may hold `@`), or for an HTTP URL with a user only, that user (a token in that
+    place); and the values of secret query parameters (`sig=`, `token=`, …)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return mask_query(url)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")  # the host follows the last @
+    if at:
         user, colon, _ = userinfo.partition(":")
-        masked = f"{user}:***" if colon else "***"
-        return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
-
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+        masked = f"{user}:***" if colon else "***" if scheme.lower() in ("http", "https") else user
+        rest = f"{masked}@{host}{rest[end:]}"
+    return mask_query(f"{scheme}://{rest}")
 
 
 def mask_urls_in(text: str) -> str:
-    """`text` (an error message, a log line) with the userinfo of every URL in it masked."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+    """`text` (an error message, a log line) with the secrets of every URL in it masked."""
+    return mask_text(text)
 
 
-def _mask_urls(value: Any) -> Any:
-    """Every URL-shaped string in `value` (nested dicts and lists) with its userinfo masked."""
+def _mask_urls(value: Any, key: str = "") -> Any:
+    """Every URL-shaped string in `value` (nested dicts and lists) with its secrets masked, and
+    every header value (an API key, a token) replaced by ***."""
     if isinstance(value, dict):
-        return {key: _mask_urls(item) for key, item in value.items()}
+        if key == "headers":
+            return {name: "***" for name in value}
+        return {name: _mask_urls(item, name) for name, item in value.items()}
     if isinstance(value, list):
-        return [_mask_urls(item) for item in value]
-    if isinstance(value, str) and "://" in value and "@" in value:
+        return [_mask_urls(item, key) for item in value]
+    if isinstance(value, str) and "://" in value:
         return mask_url(value)
     return value
 

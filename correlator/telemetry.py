@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pythonjsonlogger.json import JsonFormatter
 
 from correlator import __version__
+from correlator.redaction import RedactingFilter, Redactor
 from correlator.settings import LogSettings
 
 
@@ -36,9 +37,13 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
-    """Route every logger to one handler on stderr, JSON by default."""
+def configure_logging(
+    settings: LogSettings, *, stream: Any = None, redact: Redactor | None = None
+) -> None:
+    """Route every logger to one handler on stderr, JSON by default, with every secret that
+    `redact` knows (and every URL userinfo and token shape) masked at every level."""
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactingFilter(redact))
     handler.addFilter(TraceContextFilter())
     if settings.format == "json":
         handler.setFormatter(
@@ -56,6 +61,10 @@ def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
     # Access lines are logged by our own middleware, with the route template.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs "HTTP Request: POST <full URL>" at INFO, and httpcore every step at DEBUG: a
+    # chat webhook's URL is its credential. Their warnings still come through, masked.
+    for name in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _env(*names: str) -> str | None:

@@ -89,6 +89,31 @@ def test_config_masks_the_userinfo_of_every_url(tmp_path: Path) -> None:
         assert f"SECRET-{n}" not in result.stdout + result.stderr
 
 
+def test_config_masks_headers_secret_query_strings_and_passwords_with_at(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "correlator.yml"
+    config.write_text(
+        "notify:\n  sinks:\n"
+        "    - {type: webhook, name: flow, headers: {X-Api-Key: header-SECRET-11},"
+        " url: 'https://x.logic.azure.com/workflows/1?api-version=2016&sig=sig-SECRET-12'}\n"
+        "prometheus:\n  headers: {Authorization: 'Basic header-SECRET-13'}\n"
+        "database:\n  url: 'postgresql://app:db@SECRET-14@db.example:5432/correlator'\n"
+        "loki:\n  url: 'https://tenant:lo@ki-SECRET-15@loki.example/?token=tok-SECRET-16'\n"
+    )
+    result = run("config", "--config", str(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    (sink,) = data["notify"]["sinks"]
+    assert sink["headers"] == {"X-Api-Key": "***"}
+    assert sink["url"] == "https://x.logic.azure.com/workflows/1?api-version=2016&sig=***"
+    assert data["prometheus"]["headers"] == {"Authorization": "***"}
+    assert data["database"]["url"] == "postgresql://app:***@db.example:5432/correlator"
+    assert data["loki"]["url"] == "https://tenant:***@loki.example/?token=***"
+    for n in range(11, 17):
+        assert f"SECRET-{n}" not in result.stdout + result.stderr
+
+
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     config = tmp_path / "correlator.yml"
     config.write_text("server:\n  port: 9999\n")

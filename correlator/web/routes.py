@@ -389,7 +389,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STORE].ping()
     except StoreUnavailable as exc:
-        raise Problem(503, f"the store is unreachable: {exc}") from None
+        # /readyz answers anyone: the cause (host, user, driver's words) goes to the log only.
+        log.warning("not ready: the store is unavailable: %s", exc)
+        raise Problem(503, "store unavailable") from None
     return json_response({"status": "ready"})
 
 

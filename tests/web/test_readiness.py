@@ -4,6 +4,7 @@ is 503, and `correlator serve` exits non-zero when a loop dies so that it is res
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
@@ -76,7 +77,11 @@ async def test_an_unreachable_store_makes_the_service_unready(
         return  # a SQLite file cannot become unreachable while its process holds it open
     await drop_postgres_database(database_url)
     status, problem = await _ready(client)
-    assert status == 503 and "store" in problem["detail"], problem
+    assert status == 503 and problem["detail"] == "store unavailable", problem
+    # An unauthenticated route tells nothing of the database: no host, user, name or error.
+    answer = json.dumps(problem)
+    for detail in ("127.0.0.1", "postgres", database_url.rsplit("/", 1)[-1], "database"):
+        assert detail not in answer, (detail, answer)
 
 
 async def test_after_sigterm_the_service_drains_unready_then_stops(tmp_path: Path) -> None:
