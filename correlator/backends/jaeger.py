@@ -128,6 +128,28 @@ def parse_v1(data: list[dict[str, Any]]) -> list[Span]:
     return spans
 
 
+# api_v3 search parameters: Jaeger up to v1.75 (v2.12) reads only the snake_case names (and
+# `query.num_traces` for the depth, which defaults to 0 there: a 500 with memory storage);
+# later releases read camelCase first and keep snake_case as a deprecated alias. Both spellings
+# are sent, so every release reads the same values.
+_SNAKE = {
+    "serviceName": "service_name",
+    "operationName": "operation_name",
+    "startTimeMin": "start_time_min",
+    "startTimeMax": "start_time_max",
+    "searchDepth": "num_traces",
+    "durationMin": "duration_min",
+}
+
+
+def _search_params(values: dict[str, str]) -> dict[str, str]:
+    params = {}
+    for name, value in values.items():
+        params[f"query.{name}"] = value
+        params[f"query.{_SNAKE[name]}"] = value
+    return params
+
+
 def _no_traces(exc: BackendRefused) -> bool:
     return exc.status == 404 and "No traces found" in exc.body
 
@@ -156,17 +178,23 @@ class JaegerBackend:
         min_duration_ms: float | None = None,
         attributes: dict[str, str] | None = None,
     ) -> list[Span]:
-        """Every span of up to `limit` traces that touch `service` in the range."""
-        params = {
-            "query.serviceName": service,
-            "query.startTimeMin": _rfc3339(start),
-            "query.startTimeMax": _rfc3339(end),
-            "query.searchDepth": str(limit),
-        }
+        """Every span of up to `limit` traces that touch `service` in the range.
+
+        `attributes` filters only on Jaeger releases whose api_v3 reads `query.attributes`;
+        v1.75 (Jaeger v2.12) ignores it, so callers must not rely on it to narrow the answer.
+        """
+        params = _search_params(
+            {
+                "serviceName": service,
+                "startTimeMin": _rfc3339(start),
+                "startTimeMax": _rfc3339(end),
+                "searchDepth": str(limit),
+            }
+        )
         if operation:
-            params["query.operationName"] = operation
+            params |= _search_params({"operationName": operation})
         if min_duration_ms is not None:
-            params["query.durationMin"] = f"{min_duration_ms:g}ms"
+            params |= _search_params({"durationMin": f"{min_duration_ms:g}ms"})
         if attributes:
             params["query.attributes"] = json.dumps(attributes)
         try:

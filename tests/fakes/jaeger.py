@@ -73,8 +73,22 @@ def _duration(name: str, value: str) -> int:
     return int(float(match.group(1)) * _UNIT_NS[match.group(3)])
 
 
+# What differs between the Jaeger releases imitated (`version=`), each checked against the real
+# binary in tests/backends/test_jaeger.py:
+# - "1.75" (v2.12, the approved release the tests build; cmd/query/app/apiv3/http_gateway.go at
+#   v1.75.0): api_v3 search reads only snake_case names and `query.num_traces`; without a depth
+#   the memory store refuses the search (500); success bodies carry no Content-Type of their own,
+#   so Go sniffs `text/plain; charset=utf-8`.
+# - "newer" (../shared/contracts/jaeger/NOTES.md, 2026-08): camelCase canonical names with
+#   snake_case aliases, `query.searchDepth` (default 100), JSON success bodies.
+VERSIONS = ("1.75", "newer")
+
+
 class FakeJaeger:
-    def __init__(self, *, legacy: bool = False) -> None:
+    def __init__(self, *, legacy: bool = False, version: str = "1.75") -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}")
+        self.version = version
         self.spans: list[FakeSpan] = []
         self.app = web.Application()
         if not legacy:
@@ -125,7 +139,7 @@ class FakeJaeger:
         }
 
     async def services(self, request: web.Request) -> web.Response:
-        return web.json_response({"services": sorted({s.service for s in self.spans})})
+        return self._json({"services": sorted({s.service for s in self.spans})})
 
     async def operations(self, request: web.Request) -> web.Response:
         service = request.query.get("service")
@@ -138,24 +152,55 @@ class FakeJaeger:
         )
         return web.json_response({"operations": [{"name": n, "spanKind": k} for n, k in found]})
 
+    def _search_param(self, request: web.Request, camel: str, snake: str) -> tuple[str, str | None]:
+        if self.version == "1.75":
+            return snake, request.query.get(snake) or None
+        return _param(request, camel, snake)
+
+    def _json(self, body: dict[str, Any]) -> web.Response:
+        if self.version == "1.75":
+            return web.Response(text=json.dumps(body), content_type="text/plain", charset="utf-8")
+        return web.json_response(body)
+
     async def find_traces(self, request: web.Request) -> web.Response:
+        snake = self.version == "1.75"
+        low_word, high_word = (
+            ("query.start_time_min", "query.start_time_max")
+            if snake
+            else ("query.startTimeMin", "query.startTimeMax")
+        )
         try:
-            low_name, low = _param(request, "query.startTimeMin", "query.start_time_min")
-            high_name, high = _param(request, "query.startTimeMax", "query.start_time_max")
+            low_name, low = self._search_param(
+                request, "query.startTimeMin", "query.start_time_min"
+            )
+            high_name, high = self._search_param(
+                request, "query.startTimeMax", "query.start_time_max"
+            )
             if low is None or high is None:
-                return _error(400, "query.startTimeMin and query.startTimeMax are required")
+                return _error(400, f"{low_word} and {high_word} are required")
             start, end = _time(low_name, low), _time(high_name, high)
-            if start >= end:
+            if start >= end and not snake:
                 return _error(400, "query.startTimeMin must be before query.startTimeMax")
-            _, service = _param(request, "query.serviceName", "query.service_name")
-            _, operation = _param(request, "query.operationName", "query.operation_name")
-            _, depth = _param(request, "query.searchDepth", "query.search_depth")
-            limit = int(depth) if depth else 100
-            min_name, minimum = _param(request, "query.durationMin", "query.duration_min")
+            _, service = self._search_param(request, "query.serviceName", "query.service_name")
+            _, operation = self._search_param(
+                request, "query.operationName", "query.operation_name"
+            )
+            if snake:
+                _, depth = self._search_param(request, "", "query.num_traces")
+            else:
+                _, depth = _param(request, "query.searchDepth", "query.search_depth")
+                depth = depth or request.query.get("query.num_traces")
+            limit = int(depth) if depth else (0 if snake else 100)
+            min_name, minimum = self._search_param(
+                request, "query.durationMin", "query.duration_min"
+            )
             min_ns = _duration(min_name, minimum) if minimum else 0
-            attributes = json.loads(request.query.get("query.attributes", "{}"))
+            # v1.75's gateway builds an empty attribute map whatever the query says.
+            attributes = {} if snake else json.loads(request.query.get("query.attributes", "{}"))
         except ValueError as exc:
             return _error(400, str(exc))
+        if limit <= 0:
+            return _error(500, "search depth must be greater than 0 and less than max traces")
         matching: list[str] = []
         for span in sorted(self.spans, key=lambda s: s.start_ns, reverse=True):
             if (
@@ -170,9 +215,7 @@ class FakeJaeger:
         chosen = set(matching[:limit])
         if not chosen:
             return _error(404, "No traces found")
-        return web.json_response(
-            {"result": self._otlp([s for s in self.spans if s.trace_id in chosen])}
-        )
+        return self._json({"result": self._otlp([s for s in self.spans if s.trace_id in chosen])})
 
     async def get_trace(self, request: web.Request) -> web.Response:
         trace_id = request.match_info["trace_id"]
@@ -181,7 +224,7 @@ class FakeJaeger:
         spans = [s for s in self.spans if s.trace_id == trace_id.lower().zfill(32)]
         if not spans:
             return _error(404, "No traces found")
-        return web.json_response({"result": self._otlp(spans)})
+        return self._json({"result": self._otlp(spans)})
 
     async def find_traces_v1(self, request: web.Request) -> web.Response:
         service = request.query.get("service")
