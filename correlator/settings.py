@@ -99,6 +99,12 @@ class DatabaseSettings(_Group):
         description="How long a write waits for a lock before it fails (SQLite busy_timeout, "
         "PostgreSQL lock_timeout). A failed write is answered with 503, so Alertmanager retries.",
     )
+    retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Incidents that ended (or were last updated) longer ago than this are "
+        "deleted hourly, with their alerts, notifications, reports and deliveries (0: never).",
+    )
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",
         description="SQLite `synchronous` pragma. `full` survives power loss; `normal` survives "
@@ -155,6 +161,12 @@ class QueueSettings(_Group):
     )
     analysis_concurrency: int = Field(
         2, ge=1, le=64, description="Analyses (CPU) at once per replica: about its cores."
+    )
+    analysis_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Wall-clock limit of one analysis: past it the analysis process is killed "
+        "and the report says the ranking is missing (threads are not killed).",
     )
     analysis_pool: Literal["process", "thread"] = Field(
         "process",
@@ -335,6 +347,12 @@ class LokiSettings(_BackendSettings):
     service_label: str = Field("app", description="Stream label naming the service.")
     namespace_label: str = Field("namespace", description="Stream label naming the namespace.")
     max_lines: int = Field(5000, ge=10, description="Lines read per window (baseline, incident).")
+    max_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of log lines and labels read per correlation, across its windows "
+        "and pages; past it the rest is reported missing (memory stays bounded).",
+    )
 
 
 class JaegerSettings(_BackendSettings):

@@ -86,14 +86,36 @@ def neighbours(
 ) -> list[Neighbour]:
     """Callers and callees of `service` within `depth` hops: nearest first, and at the same
     distance callees (where causes come from) before callers."""
+    return _walk(service, _graphs(edges), depth)
+
+
+def neighbours_of(
+    services: Iterable[str], edges: Iterable[tuple[str, str]], *, depth: int = 2
+) -> list[Neighbour]:
+    """The neighbours of each service in turn, the graph built once (a storm's scope holds
+    thousands of services: building it per service was quadratic)."""
+    graphs = _graphs(edges)
+    return [found for service in services for found in _walk(service, graphs, depth)]
+
+
+_Graphs = tuple[dict[str, set[str]], dict[str, set[str]]]
+
+
+def _graphs(edges: Iterable[tuple[str, str]]) -> _Graphs:
     callees: dict[str, set[str]] = {}
     callers: dict[str, set[str]] = {}
     for caller, callee in edges:
         if caller != callee:
             callees.setdefault(caller, set()).add(callee)
             callers.setdefault(callee, set()).add(caller)
+    return callees, callers
+
+
+def _walk(service: str, graphs: _Graphs, depth: int) -> list[Neighbour]:
     found: list[Neighbour] = []
-    for relation, graph in (("callee", callees), ("caller", callers)):
+    for relation, graph in zip(("callee", "caller"), graphs, strict=True):
+        if service not in graph:
+            continue
         seen = {service}
         queue = deque([(service, 0)])
         while queue:

@@ -20,8 +20,8 @@ from typing import Any
 
 from opentelemetry import trace
 
-from correlator.analysis.report import analyse
-from correlator.analysis.scope import ScopeRules, candidate_names, neighbours
+from correlator.analysis.report import Analysis, analyse
+from correlator.analysis.scope import ScopeRules, candidate_names, neighbours_of
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
     REPLICA_COLUMNS,
@@ -40,7 +40,7 @@ from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
-from correlator.pipeline.analysis_pool import AnalysisPool
+from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
@@ -103,7 +103,9 @@ class Pipeline:
         # Analysis is CPU: at most `analysis_concurrency` at once, off the event loop, however
         # many correlations are waiting on their backends.
         self._analysis = AnalysisPool(
-            settings.queue.analysis_pool, settings.queue.analysis_concurrency
+            settings.queue.analysis_pool,
+            settings.queue.analysis_concurrency,
+            timeout_s=settings.queue.analysis_timeout_s,
         )
         # Incidents asking the same question (same services, same onset) share one analysis.
         # At most 128 report bodies kept (a few MiB); older answers are found in the store.
@@ -257,7 +259,13 @@ class Pipeline:
             span.set_attribute("correlator.incident_id", incident_id)
             telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
         analysis_started = time.perf_counter()
-        analysis = await self._analysis.run(analyse, telemetry, windows)
+        try:
+            analysis = await self._analysis.run(analyse, telemetry, windows)
+        except AnalysisTimeout as exc:
+            # What was fetched is still worth a report; that it ranks nothing is said in it.
+            log.warning("incident %s: %s", incident_id, exc)
+            fetch.miss("analysis", "ranked causes", str(exc))
+            analysis = Analysis(windows, [], services, notes=[str(exc)])
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         body = build_report(
@@ -279,18 +287,19 @@ class Pipeline:
         return regex_selector({self.settings.loki.service_label: service})
 
     def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
-        services: list[str] = []
+        # An ordered set: a storm's group holds 20,000 alerts, and a list's `in` made this
+        # quadratic on the event loop (4 s).
+        services: dict[str, None] = {}
         namespaces: list[str] = []
         for alert in alerts:
             labels = alert.labels
             for name in candidate_names(labels, self.scope_rules)[:1]:
-                if name not in services:
-                    services.append(name)
+                services.setdefault(name)
             for label in self.scope_rules.namespace_labels:
                 if labels.get(label) and labels[label] not in namespaces:
                     namespaces.append(labels[label])
                     break
-        return services, namespaces
+        return list(services), namespaces
 
     async def gather(
         self, alert_services: list[str], namespaces: list[str], windows: Windows
@@ -313,11 +322,10 @@ class Pipeline:
             self.jaeger, self.prometheus, namespaces, windows, fetch, graph_deadline, names
         )
         fetch.timings_ms["graph"] = (time.perf_counter() - started) * 1e3
-        services = list(alert_services)
-        for service in alert_services:
-            for neighbour in neighbours(service, edges, depth=c.neighbour_depth):
-                if neighbour.service not in services:
-                    services.append(neighbour.service)
+        in_scope = dict.fromkeys(alert_services)
+        for neighbour in neighbours_of(alert_services, edges, depth=c.neighbour_depth):
+            in_scope.setdefault(neighbour.service)
+        services = list(in_scope)
         found = fetch.targets = targets(services, namespaces, self.catalogue, self.labels)
         fetch.queries = metric_queries(self.signals, found, namespaces)
         metrics, logs, spans, _ = await asyncio.gather(

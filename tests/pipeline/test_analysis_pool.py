@@ -1,18 +1,23 @@
 """The analysis runs in a pool of worker processes by default: the same result as in this
-process, and a pool that breaks costs one analysis on a thread, then starts again."""
+process; a pool that breaks is started again (never a thread in the server); an analysis past
+its wall-clock limit is killed, and its report says so."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from correlator.analysis.report import analyse
-from correlator.pipeline.analysis_pool import AnalysisPool
+from correlator.pipeline import Pipeline
+from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.rca.bundle import load
+from correlator.settings import load_settings
 from tests.support.bundles import write_bundle
 from tests.support.scenarios import scenarios
 
@@ -38,10 +43,9 @@ async def test_a_process_analyses_as_this_process_does_and_survives_a_broken_poo
         for process in list(workers.values()):
             os.kill(process.pid, signal.SIGKILL)  # out of memory, say
         again = await pool.run(analyse, loaded.telemetry, loaded.windows)
-        assert again.ranking() == here.ranking()  # on a thread this once
-        assert pool._processes is None
-        restarted = await pool.run(analyse, loaded.telemetry, loaded.windows)
-        assert restarted.ranking() == here.ranking() and pool._processes is not None
+        assert again.ranking() == here.ranking()  # in a new pool of processes
+        assert pool._processes is not None and pool._processes._processes is not workers
+        assert await pool.run(os.getpid) != os.getpid()  # not on a thread in this process
     finally:
         pool.close()
 
@@ -54,3 +58,44 @@ async def test_threads_when_asked(bundle: Path) -> None:
         assert result.ranking()[0] == "search" and pool._processes is None
     finally:
         pool.close()
+
+
+def _stuck(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+async def test_an_analysis_past_its_limit_is_killed_and_the_others_run_again() -> None:
+    pool = AnalysisPool("process", 2, timeout_s=8)
+    try:
+        assert await pool.run(_stuck, 0) != os.getpid()  # the pool is warm
+        workers = dict(pool._processes._processes)  # type: ignore[union-attr]
+        stuck = asyncio.ensure_future(pool.run(_stuck, 3600))
+        await asyncio.sleep(0.5)
+        innocent = asyncio.ensure_future(pool.run(_stuck, 0.5))
+        with pytest.raises(AnalysisTimeout, match="stopped after 8 s"):
+            await stuck
+        # Killed, not left running: every process of that pool is gone.
+        for process in workers.values():
+            process.join(10)
+            assert not process.is_alive()
+        # The analysis that shared the pool ran again in a new one, not in this process.
+        assert await innocent != os.getpid()
+    finally:
+        pool.close()
+
+
+async def test_a_correlation_whose_analysis_is_too_slow_reports_without_a_ranking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("correlator.pipeline.core.analyse", lambda *args: _stuck(2))
+    settings = load_settings(queue={"analysis_pool": "thread", "analysis_timeout_s": 0.5})
+    pipeline = Pipeline(settings)
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        body = await pipeline._correlate(7, ["api"], ["shop"], now - timedelta(minutes=5), now)
+    finally:
+        await pipeline.close()
+    (missing,) = [m for m in body["missing"] if m["backend"] == "analysis"]
+    assert missing["reason"] == "the analysis was stopped after 0.5 s (queue.analysis_timeout_s)"
+    assert body["suspects"] == []
