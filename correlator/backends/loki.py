@@ -16,6 +16,10 @@ Loki's 429 ("too many outstanding requests") is its overload signal: retried wit
 a 5xx. If a later page fails after earlier ones arrived, what arrived is kept: `logs` raises
 PartialLogs, a BackendUnavailable that carries the lines. Errors are plain text with status
 400; they come back as BackendRefused with Loki's words.
+
+A `LogBudget` shared by the windows of one correlation bounds what they keep in memory (each
+page up to `max_body_bytes`, pages accumulating, made about 1.3 GB possible): once the bytes
+of its lines and labels are spent, reading stops and the windows are partial.
 """
 
 from __future__ import annotations
@@ -79,6 +83,29 @@ class LogLine:
             frozenset(self.labels.items()),
             frozenset(self.structured_metadata.items()),
         )
+
+
+class LogBudget:
+    """Bytes of log lines (text and labels) one correlation may still read, across its
+    windows and pages."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.max_bytes
+
+    def take(self, line: LogLine) -> bool:
+        """Count `line`; False when it no longer fits (it is then not kept)."""
+        size = len(line.line) + sum(len(k) + len(v) for k, v in line.labels.items())
+        size += sum(len(k) + len(v) for k, v in line.structured_metadata.items())
+        if self.used + size > self.max_bytes:
+            self.used = self.max_bytes
+            return False
+        self.used += size
+        return True
 
 
 class PartialLogs(BackendUnavailable):
@@ -154,12 +181,23 @@ class _Window:
 
     max_lines: int
     page_size: int
+    budget: LogBudget | None = None
     lines: dict[tuple[object, ...], LogLine] = field(default_factory=dict)
     shortfall: str | None = None
+    exhausted: bool = False  # the budget is spent: read no more
 
     def add(self, page: list[LogLine]) -> None:
-        for line in page:
-            self.lines.setdefault(line.identity, line)
+        for line in page:  # newest first: what the budget cuts off is the oldest
+            if line.identity in self.lines:
+                continue
+            if self.budget is not None and not self.budget.take(line):
+                self.exhausted = True
+                self.shortfall = (
+                    f"the correlation's log budget ({self.budget.max_bytes} bytes, "
+                    "loki.max_bytes) is spent: older lines are missing"
+                )
+                return
+            self.lines[line.identity] = line
 
     @property
     def wanted(self) -> int:
@@ -229,17 +267,25 @@ class LokiBackend:
         *,
         max_lines: int = 5000,
         categorize: bool = True,
+        budget: LogBudget | None = None,
     ) -> list[LogLine]:
-        """Newest first, each entry once, at most `max_lines`, from [start, end).
+        """Newest first, each entry once, at most `max_lines`, from [start, end), within what
+        is left of `budget`.
 
         Raises PartialLogs (a BackendUnavailable carrying the lines) when some lines arrived but
         not the whole window; the error that stopped it is its message."""
         start_ns = to_ns(start)
-        window = _Window(max_lines, self.page_size)
+        window = _Window(max_lines, self.page_size, budget)
+        if budget is not None and budget.spent:
+            raise PartialLogs(
+                f"the correlation's log budget ({budget.max_bytes} bytes, loki.max_bytes) was "
+                "spent before this window was read",
+                lines=[],
+            )
         upper = to_ns(end)  # the exclusive end of what is left to read
         first = True  # Loki judges the window (start == end: no lines; end < start: a 400)
         try:
-            while window.wanted > 0 and (upper > start_ns or first):
+            while window.wanted > 0 and (upper > start_ns or first) and not window.exhausted:
                 first = False
                 page, asked = await self._page(
                     query, start_ns, upper, min(window.page_size, window.wanted), categorize

@@ -22,7 +22,7 @@ from correlator.analysis.telemetry import (
 )
 from correlator.analysis.windows import Windows
 from correlator.backends.jaeger import JaegerBackend, Span
-from correlator.backends.loki import LogLine, LokiBackend, PartialLogs
+from correlator.backends.loki import LogBudget, LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
 from correlator.pipeline.fetch import Fetch, call
@@ -127,6 +127,7 @@ async def fetch_logs(
 ) -> pd.DataFrame:
     """Both windows of every service: an app's own stream selector where its spec gives one
     (its lines are its own), one selector on the service label for all the others."""
+    budget = LogBudget(settings.max_bytes)  # shared by every window of this correlation
     streams: list[tuple[str, str | None]] = []  # (selector, the service its lines belong to)
     heuristic = sorted(s for s, t in found.items() if t.log_selector is None)
     if heuristic:
@@ -139,7 +140,9 @@ async def fetch_logs(
     async def window(selector: str, start: datetime, end: datetime, what: str) -> list[LogLine]:
         async def read() -> list[LogLine]:
             try:
-                return await loki.logs(selector, start, end, max_lines=settings.max_lines)
+                return await loki.logs(
+                    selector, start, end, max_lines=settings.max_lines, budget=budget
+                )
             except PartialLogs as partial:
                 # Keep every line that arrived (it may be the one that names the cause) and
                 # say the window is partial.
