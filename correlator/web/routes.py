@@ -28,7 +28,7 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.web.problems import Problem
-from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, STORE
+from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -102,8 +102,8 @@ _REJECTION_REASONS = {
 }
 REJECTION = web.RequestKey("rejection", str)
 INTAKE_ROUTE = "/api/v1/alerts"
-# Bodies above this are read, parsed and stored one at a time, so that memory stays bounded
-# by one big group however many arrive at once.
+# Bodies above this (decompressed) are read, parsed and stored one at a time, so that memory
+# stays bounded by one big group however many arrive at once.
 LARGE_BODY_BYTES = 1024 * 1024
 
 
@@ -151,17 +151,30 @@ async def receive_alerts(request: web.Request) -> web.Response:
             415,
             f"Content-Type must be application/json, got {request.content_type or 'none'}",
         )
-    length = request.content_length
-    if length is not None and length <= LARGE_BODY_BYTES:
-        return await _receive(request)
-    async with request.app[LARGE_BODIES]:
-        return await _receive(request)
+    async with contextlib.AsyncExitStack() as gate:
+        body = await _read_body(request, gate)
+        return await _receive(request, body)
 
 
-async def _receive(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS]
+async def _read_body(request: web.Request, gate: contextlib.AsyncExitStack) -> bytes:
+    """The body, decompressed; once it grows past LARGE_BODY_BYTES the one-at-a-time gate is
+    taken (and held by `gate` while it is parsed and stored). The decompressed size counts: a
+    small gzip body may expand to the whole limit."""
+    limit = request.app[SETTINGS].server.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    gated = False
     try:
-        body = await request.read()
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            if size > LARGE_BODY_BYTES and not gated:
+                await gate.enter_async_context(request.app[LARGE_BODIES])
+                gated = True
+            chunks.append(chunk)
     except (ContentEncodingError, RequestPayloadError):
         encoding = request.headers.get("Content-Encoding", "")
         raise _reject(
@@ -170,6 +183,11 @@ async def _receive(request: web.Request) -> web.Response:
             400,
             f"the body is not {encoding[:20]!r}-encoded as its Content-Encoding says",
         ) from None
+    return b"".join(chunks)
+
+
+async def _receive(request: web.Request, body: bytes) -> web.Response:
+    metrics = request.app[METRICS]
     if not body:
         raise _reject(
             request, "empty", 400, f"the body is empty; expected {PAYLOAD_KINDS} webhook payload"

@@ -4,12 +4,15 @@ would."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import logging
 from typing import Any
 
 import pytest
 
+from correlator.web.state import LARGE_BODIES
 from tests.support.payloads import alert, big_group, payload
 
 TOKEN = "s3cr3t-t0ken-never-logged"
@@ -96,3 +99,30 @@ async def test_namespace_filter_finds_the_labels_correlation_understands(
     listing = await (await client.get("/api/v1/incidents?namespace=shop")).json()
     assert [i["id"] for i in listing["items"]] == [(await response.json())["incident_id"]]
     assert listing["items"][0]["namespace"] == "shop"
+
+
+async def test_a_small_gzip_body_that_expands_past_a_mebibyte_waits_for_the_big_body_gate(
+    app_client: Any,
+) -> None:
+    """The gate counts decompressed bytes: 2 MiB of alerts gzipped to a few kB is a big body,
+    taken one at a time (here: while another big body holds the gate), and stored after."""
+    client = await app_client(queue={"workers": 0})
+    alerts = [alert(f"f{n}", labels={"alertname": "Big", "pad": "x" * 1000}) for n in range(2000)]
+    raw = json.dumps(payload(alerts, group_key='{}:{alertname="Big"}')).encode()
+    packed = gzip.compress(raw)
+    assert len(packed) < 1024 * 1024 < len(raw)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    small = gzip.compress(
+        json.dumps(payload([alert("s1")], group_key='{}:{alertname="Small"}')).encode()
+    )
+    gate = client.server.app[LARGE_BODIES]
+    async with gate:  # another big body is being taken
+        post = asyncio.ensure_future(client.post("/api/v1/alerts", data=packed, headers=headers))
+        # A small body is not held up by the gate ...
+        answer = await client.post("/api/v1/alerts", data=small, headers=headers)
+        assert answer.status == 200, await answer.text()
+        # ... the big one (once decompressed) is.
+        done, _ = await asyncio.wait([post], timeout=2)
+        assert not done, "a 2 MiB body ran while another big body held the gate"
+    answer = await post
+    assert answer.status == 200, await answer.text()
