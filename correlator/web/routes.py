@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -161,8 +162,9 @@ async def _read_body(request: web.Request, gate: contextlib.AsyncExitStack) -> b
     taken (and held by `gate` while it is parsed and stored). The decompressed size counts: a
     small gzip body may expand to the whole limit."""
     limit = request.app[SETTINGS].server.max_body_bytes
-    if (request.content_length or 0) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    declared = request.content_length or 0
+    if declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
     chunks: list[bytes] = []
     size = 0
     gated = False
@@ -172,7 +174,8 @@ async def _read_body(request: web.Request, gate: contextlib.AsyncExitStack) -> b
             if size > limit:
                 raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
             if size > LARGE_BODY_BYTES and not gated:
-                await gate.enter_async_context(request.app[LARGE_BODIES])
+                semaphore: asyncio.Semaphore = request.app[LARGE_BODIES]
+                await gate.enter_async_context(semaphore)
                 gated = True
             chunks.append(chunk)
     except (ContentEncodingError, RequestPayloadError):
