@@ -19,6 +19,7 @@ from correlator.loops import Loops
 from correlator.metrics import Metrics
 from correlator.settings import Settings
 from correlator.store import Store
+from correlator.store.retention import Pruner
 from correlator.store.work import QueuePolicy
 from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.openapi import openapi
@@ -136,6 +137,9 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         tasks += [loops.start(f"deliverer-{n}", d.run()) for n, d in enumerate(deliverers)]
         workers += deliverers
         background: list[asyncio.Task[None]] = []  # loops with nothing to finish: cancelled
+        if settings.database.retention_days > 0:
+            pruner = Pruner(store, retention_days=settings.database.retention_days)
+            background.append(loops.start("retention", pruner.run()))
         if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner
 
