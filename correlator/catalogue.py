@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,6 +61,14 @@ class Catalogue:
         matching = [a for a in self._apps if a.name == name and namespace in (None, a.namespace)]
         return matching[0] if len(matching) == 1 else None
 
+    def find_in(self, name: str, namespaces: Sequence[str]) -> WebApplication | None:
+        """The app of that name among `namespaces` (an alert group's): a group mixing
+        namespaces reaches no app outside them; with none, as `find` without a namespace."""
+        if len(namespaces) <= 1:
+            return self.find(name, namespaces[0] if namespaces else None)
+        matching = [a for a in self._apps if a.name == name and a.namespace in namespaces]
+        return matching[0] if len(matching) == 1 else None
+
 
 def _digest(apps: Iterable[WebApplication]) -> str:
     dumps = sorted(app.model_dump_json() for app in apps)
@@ -74,6 +82,10 @@ def deployed(app: WebApplication) -> Deployed:
     status = app.status or {}
     revision = annotations.get(REVISION_ANNOTATION) or status.get("revision")
     source = "annotation" if annotations.get(REVISION_ANNOTATION) else "status"
+    # A revision goes into Git hosts' API paths under an organisation-wide token: only a
+    # commit id is one (`../../repos/victim/…` would be another repository's path).
+    if not isinstance(revision, str) or not _SHA.match(revision):
+        revision = None
     if not revision:
         tag = app.spec.image.rsplit(":", 1)[-1] if ":" in app.spec.image.split("/")[-1] else ""
         revision = tag if _SHA.match(tag) else None
@@ -101,8 +113,3 @@ def trace_service(app: WebApplication) -> str:
     """The app's service name in the tracing backend: its spec's, else Istio's `name.namespace`
     (the dashboards and the correlation read the same one)."""
     return app.spec.observability.trace_service or f"{app.name}.{app.namespace}"
-
-
-def log_selector(app: WebApplication) -> str | None:
-    """The app's own LogQL stream selector, when its spec gives one."""
-    return app.spec.observability.log_selector or None

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from correlator.backends.logql import SelectorRefused, parse_selector
+
 KIND = "WebApplication"
 DEFAULT_API_GROUP = "platform.correlator.dev"
 DEFAULT_API_VERSION = "v1alpha1"
@@ -81,7 +83,36 @@ Percent = Annotated[
     ),
     AfterValidator(_percent),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+def _no_template(value: str) -> str:
+    # Spec values are copied into PrometheusRule labels and annotations, which Prometheus
+    # expands as Go templates: `{{ query "…" }}` would run any PromQL, a stray `{{` would
+    # break the rule reload.
+    if "{{" in value or "}}" in value:
+        raise ValueError("must not contain '{{' or '}}' (Prometheus would expand a template)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL without spaces")
+    return value
+
+
+def _stream_selector(value: str) -> str:
+    try:
+        parse_selector(value)
+    except SelectorRefused as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Text = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_no_template)
+]
+Url = Annotated[Text, AfterValidator(_http_url)]
+StreamSelector = Annotated[Text, AfterValidator(_stream_selector)]
 
 
 class _Spec(BaseModel):
@@ -145,10 +176,10 @@ class MetricLabels(_Spec):
 
 class Observability(_Spec):
     extra_panels: list[ExtraPanel] = Field(default_factory=list, max_length=50)
-    log_selector: Text | None = None
+    log_selector: StreamSelector | None = None
     trace_service: Text | None = None
     metric_labels: MetricLabels = MetricLabels()
-    runbook_url: Text | None = None
+    runbook_url: Url | None = None
     revert_manual_edits: bool = True
 
 

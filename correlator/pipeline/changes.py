@@ -31,7 +31,7 @@ async def fetch_changes(
     (kube-state-metrics) as the deploy time. Stored in `fetch.changes`."""
     found: dict[str, dict[str, Any]] = {}
     for service in services:
-        app = catalogue.find(service, namespaces[0] if len(namespaces) == 1 else None)
+        app = catalogue.find_in(service, namespaces)
         if app is None:
             continue
         state = deployed(app)

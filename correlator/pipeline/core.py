@@ -58,6 +58,7 @@ from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
 from correlator.sinks.deliver import Notifier
 from correlator.store import Store, WorkItem
+from correlator.tenancy import alert_namespace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -284,7 +285,7 @@ class Pipeline:
     def _log_query(self, target: Target | None, service: str) -> str:
         if target is not None and target.log_selector:
             return target.log_selector
-        return regex_selector({self.settings.loki.service_label: service})
+        return regex_selector({self.settings.loki.service_label: [service]})
 
     def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
         # An ordered set: a storm's group holds 20,000 alerts, and a list's `in` made this
@@ -295,10 +296,9 @@ class Pipeline:
             labels = alert.labels
             for name in candidate_names(labels, self.scope_rules)[:1]:
                 services.setdefault(name)
-            for label in self.scope_rules.namespace_labels:
-                if labels.get(label) and labels[label] not in namespaces:
-                    namespaces.append(labels[label])
-                    break
+            namespace = alert_namespace(labels, self.scope_rules, self.settings.tenancy)
+            if namespace is not None and namespace not in namespaces:
+                namespaces.append(namespace)
         return list(services), namespaces
 
     async def gather(
@@ -314,7 +314,10 @@ class Pipeline:
         if not alert_services:
             fetch.miss("scope", "services", "no alert label names an app")
             return Telemetry(), fetch, []
-        alerting = targets(alert_services, namespaces, self.catalogue, self.labels)
+        where = self.settings.loki.namespace_label
+        alerting = targets(
+            alert_services, namespaces, self.catalogue, self.labels, namespace_label=where
+        )
         names = tracing_names(alerting.values(), self.catalogue)
         started = time.perf_counter()
         graph_deadline = time.monotonic() + c.deadline_s * GRAPH_SHARE
@@ -326,7 +329,9 @@ class Pipeline:
         for neighbour in neighbours_of(alert_services, edges, depth=c.neighbour_depth):
             in_scope.setdefault(neighbour.service)
         services = list(in_scope)
-        found = fetch.targets = targets(services, namespaces, self.catalogue, self.labels)
+        found = fetch.targets = targets(
+            services, namespaces, self.catalogue, self.labels, namespace_label=where
+        )
         fetch.queries = metric_queries(self.signals, found, namespaces)
         metrics, logs, spans, _ = await asyncio.gather(
             bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),

@@ -33,11 +33,12 @@ from correlator.signals import ServiceLabels, Signal, signal_query
 _POD_SUFFIX = r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"
 
 
-def regex_selector(matchers: Mapping[str, str]) -> str:
-    """`{label=~"a|b"}` where each `|`-separated value is matched literally."""
+def regex_selector(matchers: Mapping[str, Sequence[str]]) -> str:
+    """`{label=~"a|b"}` matching any of each label's values, every value literally (a value
+    holding `|` is one value, not two alternatives)."""
     parts = []
     for name, alternatives in sorted(matchers.items()):
-        pattern = "|".join(regex_escape(v) for v in alternatives.split("|"))
+        pattern = "|".join(regex_escape(v) for v in alternatives)
         parts.append(f"{label_name(name)}=~{string_literal(pattern)}")
     return "{" + ",".join(parts) + "}"
 
@@ -131,9 +132,9 @@ async def fetch_logs(
     streams: list[tuple[str, str | None]] = []  # (selector, the service its lines belong to)
     heuristic = sorted(s for s, t in found.items() if t.log_selector is None)
     if heuristic:
-        matchers = {settings.service_label: "|".join(heuristic)}
+        matchers: dict[str, Sequence[str]] = {settings.service_label: heuristic}
         if namespaces:
-            matchers[settings.namespace_label] = "|".join(namespaces)
+            matchers[settings.namespace_label] = namespaces
         streams.append((regex_selector(matchers), None))
     streams += [(t.log_selector, s) for s, t in sorted(found.items()) if t.log_selector]
 

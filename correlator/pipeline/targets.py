@@ -13,9 +13,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from correlator.catalogue import Catalogue, log_selector, trace_service
+from correlator.catalogue import Catalogue, trace_service
 from correlator.models.webapp import WebApplication
 from correlator.signals import ServiceLabels
+from correlator.tenancy import app_log_selector
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +43,20 @@ def targets(
     namespaces: Sequence[str],
     catalogue: Catalogue,
     default_labels: ServiceLabels,
+    *,
+    namespace_label: str = "namespace",
 ) -> dict[str, Target]:
-    """The target of each service, from its WebApplication where the catalogue has one (in the
-    alert's namespace; a name alone must be unique among the apps)."""
-    namespace = namespaces[0] if len(namespaces) == 1 else None
+    """The target of each service, from its WebApplication where the catalogue has one: in the
+    alerts' namespaces (a group mixing namespaces reaches no app outside them); with no
+    namespace, a name unique among the apps. Its log stream is confined to its namespace."""
     out = {}
     for service in services:
-        app = catalogue.find(service, namespace)
+        app = catalogue.find_in(service, namespaces)
         if app is None:
             out[service] = Target(service, default_labels, None, service)
         else:
-            out[service] = Target(
-                service, metric_labels(app), log_selector(app), trace_service(app), app
-            )
+            selector = app_log_selector(app, namespace_label)
+            out[service] = Target(service, metric_labels(app), selector, trace_service(app), app)
     return out
 
 

@@ -27,6 +27,7 @@ from correlator.provisioning.notifications import (
 )
 from correlator.provisioning.reconcile import Action, Report, reconcile, reconcile_alert_rules
 from correlator.settings import Settings
+from correlator.tenancy import admit
 
 EXIT_PROBLEMS = 1
 INTAKE_PATH = "/api/v1/alerts"
@@ -114,6 +115,8 @@ def provision(
     else:
         manifests = load_manifests(Path(source))
         apps, invalid = [loaded.app for loaded in manifests.apps], manifests.errors
+    apps, refused = admit(apps, settings.tenancy, namespace_label=settings.loki.namespace_label)
+    invalid = invalid + refused
     for error in invalid:
         print(f"invalid: {error}", file=sys.stderr)
     verb = "would " if dry_run else ""

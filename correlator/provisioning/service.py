@@ -42,6 +42,7 @@ from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.reconcile import Report
 from correlator.settings import Settings
+from correlator.tenancy import admit
 
 log = logging.getLogger(__name__)
 GLOBAL = ("Grafana", "Kubernetes")
@@ -243,7 +244,8 @@ class Provisioner:
                 snapshot = latest[0]
                 problems = await self.run_once(snapshot.apps, snapshot.errors, api=api)
                 if k8s.write_status and self._leading():
-                    await self._write_conditions(source, snapshot, problems)
+                    refused = self._admit(snapshot.apps)[1]
+                    await self._write_conditions(source, snapshot.errors + refused, problems)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -251,20 +253,27 @@ class Provisioner:
             await api.close()
 
     async def _write_conditions(
-        self, source: KubernetesSource, snapshot: Snapshot, problems: dict[str, list[str]]
+        self, source: KubernetesSource, invalid: list[ManifestError], problems: dict[str, list[str]]
     ) -> None:
         results = {
             key: (not errors, "; ".join(errors) or "dashboards and alert rules in sync")
             for key, errors in problems.items()
         }
-        for invalid in snapshot.errors:
-            key = str(invalid.path).removeprefix("webapplications/")
-            results[key] = (False, f"invalid: {invalid.field}: {invalid.message}")
+        for problem in invalid:
+            key = str(problem.path).removeprefix("webapplications/")
+            results[key] = (False, f"invalid: {problem.field}: {problem.message}")
         for key, (ok, message) in results.items():
             try:
                 await source.write_condition(key, ok=ok, message=message)
             except Exception as exc:  # status is best effort; provisioning already happened
                 log.warning("cannot write status", extra={"app": key, "error": str(exc)})
+
+    def _admit(
+        self, apps: list[WebApplication]
+    ) -> tuple[list[WebApplication], list[ManifestError]]:
+        return admit(
+            apps, self._settings.tenancy, namespace_label=self._settings.loki.namespace_label
+        )
 
     async def run_once(
         self,
@@ -274,7 +283,10 @@ class Provisioner:
         api: client.ApiClient | None = None,
     ) -> dict[str, list[str]]:
         """One pass; returns each app's problems. Never raises for a provisioning problem.
-        A replica that does not lead only updates its catalogue."""
+        A replica that does not lead only updates its catalogue. Apps that reach beyond their
+        tenancy are refused like invalid ones: neither provisioned nor known to the catalogue."""
+        apps, refused = self._admit(apps)
+        invalid = invalid + refused
         if self._catalogue is not None:
             self._catalogue.update(apps)
         if not self._leading():

@@ -25,16 +25,18 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from correlator.analysis.scope import ScopeRules
 from correlator.backoff import Backoff
 from correlator.catalogue import Catalogue
 from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
 from correlator.provisioning.naming import Links
-from correlator.settings import NotifySettings, mask_urls_in
+from correlator.settings import NotifySettings, TenancySettings, mask_urls_in
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.message import incident_message, material
 from correlator.store import Store, outbox
+from correlator.tenancy import app_of_alerts
 from correlator.worker import worker_identity
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,29 @@ class Notifier:
         sinks: dict[str, Sink],
         catalogue: Catalogue | None = None,
         links: Links | None = None,
+        *,
+        rules: ScopeRules | None = None,
+        tenancy: TenancySettings | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.sinks = sinks
         self.catalogue = catalogue or Catalogue()
         self.links = links or Links()
+        self.rules = rules or ScopeRules()
+        self.tenancy = tenancy or TenancySettings()
         self.wake = asyncio.Event()
 
     async def enqueue(self, incident: IncidentDetail, report: dict[str, Any] | None) -> int:
         """Record the incident's message for every sink routed to it; returns how many are news."""
         if not self.sinks:
             return 0
-        labels = incident.alerts[0].labels if incident.alerts else incident.common_labels
-        app = self.catalogue.for_labels({**labels, **incident.common_labels})
+        # The app the alerts' namespace owns, which every alert of the group must agree on:
+        # a label naming another namespace's app does not reach that app's channel or repo.
+        alerts = [{**a.labels, **incident.common_labels} for a in incident.alerts]
+        app = app_of_alerts(
+            alerts or [incident.common_labels], self.catalogue.apps(), self.rules, self.tenancy
+        )
         message = incident_message(
             incident,
             report,

@@ -10,8 +10,10 @@ link can form.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 JOINER = "\u2060"
+_URL_SAFE = ":/?#&=+;,@!$*~%"  # with letters, digits and `-._`, left as they are
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
@@ -34,6 +36,15 @@ def markdown(text: str) -> str:
     """For GitHub/GitLab Markdown: HTML escaped, every Markdown metacharacter backslashed."""
     text = defang(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", text)
+
+
+def markdown_link(title: str, url: str) -> str:
+    """A Markdown link that stays one link: the title escaped, and the URL an http(s) one in
+    angle brackets, with every character that could end or bend it percent-encoded (`)`, `>`,
+    `]`, quotes, spaces…); another scheme gives the title alone."""
+    if not url.startswith(("https://", "http://")):
+        return markdown(title)
+    return f"[{markdown(title)}](<{quote(url, safe=_URL_SAFE)}>)"
 
 
 def truncate(text: str, limit: int) -> str:

@@ -11,7 +11,9 @@ edits the comment it already made instead of posting a second one. GitHub Enterp
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -28,6 +30,7 @@ from correlator.sinks.base import (
 from correlator.sinks.message import grafana_links
 
 MAX_BODY = 65_536
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
 API_VERSION = "2022-11-28"
 
 
@@ -58,10 +61,10 @@ def markdown(message: dict[str, Any]) -> str:
         lines.append("")
     if message["missing"]:
         lines += ["Missing: " + "; ".join(e(m) for m in message["missing"]), ""]
-    links = [f"[Incident page]({message['incident_url']})"]
+    links = [escape.markdown_link("Incident page", message["incident_url"])]
     if message.get("dashboard_url"):
-        links.append(f"[Dashboard]({message['dashboard_url']})")
-    links += [f"[{title}]({url})" for title, url in grafana_links(message)]
+        links.append(escape.markdown_link("Dashboard", message["dashboard_url"]))
+    links += [escape.markdown_link(title, url) for title, url in grafana_links(message)]
     if (message.get("grafana") or {}).get("values"):
         lines.append(f"Grafana values: {e(message['grafana']['values'])}")
     lines.append(" · ".join(links))
@@ -115,6 +118,8 @@ class GitHubSink:
         if repo is None or repo[0] != self._web_host or not revision:
             return {"skipped": "no GitHub repository or deployed revision known"}
         _, owner, name = repo
+        if not SHA.match(revision):
+            return {"skipped": "the deployed revision is not a commit id"}
         body = {"body": markdown(message)}
         if remote.get("edit_path"):
             try:
@@ -122,7 +127,8 @@ class GitHubSink:
                 return remote
             except SinkGone:
                 remote = {}  # deleted by someone: post it again
-        base = f"/repos/{owner}/{name}"
+        # Every segment from a spec or a label is quoted: it stays one segment of this path.
+        base = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
         pulls = await self._request("GET", f"{base}/commits/{revision}/pulls")
         if isinstance(pulls, list) and pulls:
             chosen = next((p for p in pulls if p.get("merged_at")), pulls[0])

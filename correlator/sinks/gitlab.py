@@ -18,7 +18,7 @@ import httpx
 
 from correlator.catalogue import github_repo
 from correlator.sinks.base import Remember, SinkGone, SinkRejected, json_body, request
-from correlator.sinks.github import markdown, marker
+from correlator.sinks.github import SHA, markdown, marker
 
 
 class GitLabSink:
@@ -57,6 +57,8 @@ class GitLabSink:
         revision = app.get("revision")
         if repo is None or repo[0] != self._web_host or not revision:
             return {"skipped": "no GitLab project or deployed revision known"}
+        if not SHA.match(revision):
+            return {"skipped": "the deployed revision is not a commit id"}
         project = f"/projects/{quote(f'{repo[1]}/{repo[2]}', safe='')}"
         body = {"body": markdown(message)}
         if remote.get("edit_path"):

@@ -52,20 +52,20 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": escape.truncate(title, MAX_SECTION)},
+            "text": _mrkdwn(escape.truncate(title, MAX_SECTION)),
         },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},
+        {"type": "context", "elements": [_mrkdwn(" · ".join(facts))]},
     ]
     if message["summary"]:
         text = escape.truncate(e(message["summary"]), MAX_SECTION)
-        out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        out.append({"type": "section", "text": _mrkdwn(text)})
     tail: list[dict[str, Any]] = []
     if message["missing"]:
         missing = "Missing: " + "; ".join(e(m) for m in message["missing"])
         tail.append(
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": escape.truncate(missing, MAX_SECTION)}],
+                "elements": [_mrkdwn(escape.truncate(missing, MAX_SECTION))],
             }
         )
     links = [f"<{_url(message['incident_url'])}|Incident page>"]
@@ -79,7 +79,7 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     # Whole links only: a link cut in half would not open.
     while len(" · ".join(links)) > MAX_SECTION and len(links) > 1:
         links.pop()
-    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    tail.append({"type": "context", "elements": [_mrkdwn(" · ".join(links))]})
     if message["suspects"]:
         out.append({"type": "divider"})
         # The links to the page come last and always fit: suspects give way to them.
@@ -93,7 +93,7 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
                 detail = e(evidence["detail"])
                 lines.append(f"• <{_url(link)}|{detail}>" if link else f"• {detail}")
             text = escape.truncate("\n".join(lines), MAX_SECTION)
-            out.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+            out.append({"type": "section", "text": _mrkdwn(text)})
         if len(shown) < len(suspects):
             out.append(_plain(f"… and {len(suspects) - len(shown)} more suspects on the page."))
     elif message["analysed"]:
@@ -103,8 +103,14 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return out + tail
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object, verbatim: Slack turns no bare domain or channel name into a link
+    (what the text links, it links explicitly with <url|label>)."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": escape.slack(text)}}
+    return {"type": "section", "text": _mrkdwn(escape.slack(text))}
 
 
 def _url(url: str) -> str:

@@ -112,9 +112,19 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
 
         sinks = build_sinks(settings)
         catalogue = Catalogue()
+        from correlator.analysis.scope import ScopeRules
         from correlator.provisioning.command import links
 
-        notifier = Notifier(store, settings.notify, sinks, catalogue, links(settings))
+        rules = ScopeRules(settings.correlation.namespace_labels, settings.correlation.app_labels)
+        notifier = Notifier(
+            store,
+            settings.notify,
+            sinks,
+            catalogue,
+            links(settings),
+            rules=rules,
+            tenancy=settings.tenancy,
+        )
         pipeline = None
         handler = given_handler
         if handler is None:  # the correlation pipeline consumes the work items

@@ -34,8 +34,9 @@ def test_an_app_with_a_webapplication_is_queried_as_its_spec_says() -> None:
     found = targets(["checkout", "cart", "legacy"], ["shop"], catalogue(), ServiceLabels())
     checkout, cart, legacy = found["checkout"], found["cart"], found["legacy"]
     assert checkout.labels == ServiceLabels("ns", "app", "pod_ns", "pod_name")
+    # Its own stream, confined to its namespace.
     assert (checkout.log_selector, checkout.trace_service) == (
-        '{container="checkout"}',
+        '{namespace="shop",container="checkout"}',
         "checkout-api",
     )
     # A spec without them: the platform's defaults, and Istio's name.namespace in Jaeger.

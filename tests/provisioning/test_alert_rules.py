@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.alert_rules import (
@@ -184,10 +185,14 @@ def test_prometheus_rule_object_holds_the_same_groups() -> None:
 
 
 def test_hostile_runbook_url_cannot_inject_yaml_or_rules(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="http"):  # not a URL: refused at the door
+        webapp(observability={"runbookUrl": 'x"\n- alert: Injected\n  expr: vector(1)'})
+    with pytest.raises(ValidationError, match="template"):  # Prometheus would expand it
+        webapp(observability={"runbookUrl": 'https://x/{{ query "up" }}'})
     app = webapp(
         slo={"availability": 99.9},
         observability={
-            "runbookUrl": 'x"\n- alert: Injected\n  expr: vector(1)\n${correlator.team}'
+            "runbookUrl": "https://x/\"'-alert:Injected:expr:vector(1)${correlator.team}"
         },
     )
     rules, _ = write(app, tmp_path)

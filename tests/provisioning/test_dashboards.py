@@ -115,7 +115,7 @@ def test_datasources_are_variables_and_rates_use_rate_interval() -> None:
 def test_logs_traces_and_extra_panels_come_from_the_spec() -> None:
     app = webapp(
         observability={
-            "logSelector": '{app="checkout"} |= "error"',
+            "logSelector": '{app="checkout", level="error"}',
             "traceService": "checkout-api",
             "extraPanels": [
                 {"title": "Orders/s", "expr": 'sum(rate(orders_total{job="x"}[5m]))', "unit": "ops"}
@@ -123,7 +123,7 @@ def test_logs_traces_and_extra_panels_come_from_the_spec() -> None:
         }
     )
     panels = {p["title"]: p for p in dashboard(app, LINKS)["panels"]}
-    assert panels["Logs"]["targets"][0]["expr"] == '{app="checkout"} |= "error"'
+    assert panels["Logs"]["targets"][0]["expr"] == '{app="checkout", level="error"}'
     assert panels["Traces"]["targets"][0]["service"] == "checkout-api"
     assert panels["Orders/s"]["targets"][0]["expr"] == 'sum(rate(orders_total{job="x"}[5m]))'
     assert panels["Orders/s"]["fieldConfig"]["defaults"]["unit"] == "ops"
@@ -131,11 +131,14 @@ def test_logs_traces_and_extra_panels_come_from_the_spec() -> None:
 
 def test_hostile_spec_values_stay_values() -> None:
     app = webapp(
-        observability={"logSelector": '"}], "panels": [{"type": "html"} ${correlator.uid}'}
+        observability={
+            "logSelector": '{app="\\"}], \\"panels\\": [{\\"type\\": \\"html\\"} '
+            '${correlator.uid}"}'
+        }
     )
     board = dashboard(app, LINKS)
     assert {p["type"] for p in board["panels"]} <= {"row", "timeseries", "stat", "logs", "traces"}
-    assert board["panels"][-2]["targets"][0]["expr"].endswith("${correlator.uid}")
+    assert board["panels"][-2]["targets"][0]["expr"].endswith('${correlator.uid}"}')
 
 
 def test_one_folder_per_team() -> None:

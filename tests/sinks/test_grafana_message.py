@@ -41,7 +41,7 @@ async def test_grafana_links_and_values_reach_the_chat_and_git_messages(store: S
     text = json.dumps(slack.blocks(message))
     assert "|Alert rule>" in text and "|Panel>" in text and "javascript:" not in text
     body = github.markdown(message)
-    assert "[Panel](http://grafana.example:3000/d/wa-shop-checkout" in body
+    assert "[Panel](<http://grafana.example:3000/d/wa-shop-checkout" in body
     assert "Grafana values: A=0\\.0731, C=1" in body  # Markdown-escaped
 
 
