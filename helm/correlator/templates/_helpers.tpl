@@ -100,6 +100,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* Header values (API keys, tokens), a URL's user:password and secret query values
+(Teams' sig=, token=, …) would land in the ConfigMap too: refused wherever they appear. */}}
+{{- range $section, $group := $v.config }}
+{{- if kindIs "map" $group }}
+{{- range $field, $value := $group }}
+{{- $env := printf "CORRELATOR_%s_%s" (upper $section) (upper $field) }}
+{{- if and (eq $field "headers") $value }}
+{{- fail (printf "config.%s.headers holds secrets (header values are API keys and tokens): put %s in your Secret (secrets.existingSecret or externalSecret), not config, which is rendered into a ConfigMap" $section $env) }}
+{{- end }}
+{{- if and (kindIs "string" $value) (regexMatch "^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@" $value) }}
+{{- fail (printf "config.%s.%s holds a user:password in its URL: put %s in your Secret (secrets.existingSecret or externalSecret), not config, which is rendered into a ConfigMap" $section $field $env) }}
+{{- end }}
+{{- if and (kindIs "string" $value) (regexMatch "(?i)[?&;](sig|signature|token|access_token|api_key|apikey|key|secret|password|passwd|auth|code|client_secret)=" $value) }}
+{{- fail (printf "config.%s.%s holds a secret in its query string: put %s in your Secret (secrets.existingSecret or externalSecret), not config, which is rendered into a ConfigMap" $section $field $env) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $target := dig "provisioning" "target" "grafana" $v.config }}
 {{- if and $v.discovery.enabled (eq $target "grafana") (not $external) (not $v.secrets.grafanaToken) }}
 {{- fail "discovery.enabled provisions Grafana: set secrets.grafanaToken (or CORRELATOR_PROVISIONING_GRAFANA_TOKEN in secrets.existingSecret), or config.provisioning.target: files" }}
