@@ -13,12 +13,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/correlator
 WORKDIR /src
+# The dependencies exactly as locked, each checked against its hash; then correlator alone.
+COPY requirements.lock ./
+RUN /opt/correlator/bin/pip install --no-compile --require-hashes -r requirements.lock
 # correlator/assets links to the template folders at the top level: they come along.
 COPY pyproject.toml README.md ./
 COPY alert_rules ./alert_rules
 COPY dashboards ./dashboards
 COPY correlator ./correlator
-RUN /opt/correlator/bin/pip install --no-compile . \
+RUN /opt/correlator/bin/pip install --no-compile --no-deps . \
+ && /opt/correlator/bin/pip check \
  && /opt/correlator/bin/python -m compileall -q /opt/correlator/lib \
  && rm -rf /opt/correlator/bin/pip* /opt/correlator/lib/python3*/site-packages/pip
 
