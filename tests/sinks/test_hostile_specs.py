@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from correlator.sinks import github
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.slack import FakeSlack
@@ -231,3 +232,20 @@ async def test_a_group_mixing_namespaces_reaches_no_apps_channel(
         await _settled(client, await _post(client, mixed))
         await until(lambda: slack.messages, "the message")
     assert {m.channel for m in slack.messages} == {"C0INCIDENTS"}
+
+
+def test_links_stay_links_in_git_markdown() -> None:
+    hostile = "https://grafana.example/d/x?a=1) [click](https://evil.example) <b>"
+    message = {
+        "incident_id": 7, "status": "firing", "title": "Hostile", "app": None,
+        "alerts_firing": 1, "alerts_total": 1, "duration": None, "summary": "", "suspects": [],
+        "missing": [], "incident_url": "https://c.example/incidents/7",
+        "dashboard_url": "https://g.example/d/wa?from=1&to=2",
+        "grafana": {"links": {"Panel": hostile, "Silence": "javascript:alert(1)"}, "values": ""},
+    }  # fmt: skip
+    body = github.markdown(message)
+    assert "[Incident page](<https://c.example/incidents/7>)" in body
+    assert "[Dashboard](<https://g.example/d/wa?from=1&to=2>)" in body
+    assert "[Panel](<https://grafana.example/d/x?a=1%29%20%5Bclick%5D%28" in body
+    assert "](https://evil.example)" not in body and "<b>" not in body
+    assert "javascript:" not in body
