@@ -102,8 +102,9 @@ class DatabaseSettings(_Group):
     retention_days: float = Field(
         30.0,
         ge=0,
-        description="Incidents that ended (or were last updated) longer ago than this are "
-        "deleted hourly, with their alerts, notifications, reports and deliveries (0: never).",
+        description="Incidents with no notification, work or delivery for longer than this "
+        "are deleted hourly, with their alerts, notifications, reports and deliveries "
+        "(0: never).",
     )
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",
