@@ -191,6 +191,7 @@ async def fetch_traces(
         *(
             window(t, start, end, f"{what} traces of {t.service}")
             for t in alerting
+            if t.trace_service
             for start, end, what in (
                 (windows.baseline_start, windows.baseline_end, "baseline"),
                 (windows.incident_start, windows.incident_end, "incident"),

@@ -24,7 +24,7 @@ class Target:
     service: str  # the name the analysis and the report use (the app's name)
     labels: ServiceLabels  # the label names of its series
     log_selector: str | None  # its own LogQL stream selector; None: the heuristic one
-    trace_service: str  # its name in Jaeger
+    trace_service: str  # its name in Jaeger; empty: not to be read there
     app: WebApplication | None = None
 
 
@@ -49,11 +49,15 @@ def targets(
     """The target of each service, from its WebApplication where the catalogue has one: in the
     alerts' namespaces (a group mixing namespaces reaches no app outside them); with no
     namespace, a name unique among the apps. Its log stream is confined to its namespace."""
+    # A name without an app is its own tracing name, unless it is an app's of a namespace
+    # the alerts do not come from (`app="checkout.payments"` in shop's rule): not read.
+    claimed = {trace_service(app): app.namespace for app in catalogue.apps()}
     out = {}
     for service in services:
         app = catalogue.find_in(service, namespaces)
         if app is None:
-            out[service] = Target(service, default_labels, None, service)
+            foreign = claimed.get(service) not in (None, *namespaces)
+            out[service] = Target(service, default_labels, None, "" if foreign else service)
         else:
             selector = app_log_selector(app, namespace_label)
             out[service] = Target(service, metric_labels(app), selector, trace_service(app), app)
@@ -72,5 +76,5 @@ def tracing_names(found: Iterable[Target], catalogue: Catalogue) -> dict[str, st
     """Jaeger's service names → the names the analysis uses, for every known app (a callee's
     spans arrive with the traces of its caller)."""
     names = {trace_service(app): app.name for app in catalogue.apps()}
-    names.update({t.trace_service: t.service for t in found})
+    names.update({t.trace_service: t.service for t in found if t.trace_service})
     return names

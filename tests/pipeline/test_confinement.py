@@ -92,3 +92,23 @@ async def test_an_apps_own_selector_is_confined_to_its_namespace(
     assert queries and all(namespaces_of(q) == {"shop"} for q in queries), queries
     assert any('app=~"evil|checkout"' in q for q in queries)
     assert "s3cr3t" not in json.dumps(shown["detail"])
+
+
+async def test_an_alert_label_naming_another_namespaces_tracing_name_reads_no_spans(
+    app_client: Any, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    jaeger = FakeJaeger()
+    traces = recorded(jaeger.app)
+    async with served(payments_logs(now).app) as loki_url, served(jaeger.app) as jaeger_url:
+        client = await start(
+            app_client,
+            tmp_path,
+            [checkout(), webapp("evil", "shop")],
+            [],
+            loki={"url": loki_url},
+            jaeger={"url": jaeger_url},
+        )
+        alert = {"alertname": "Claim", "namespace": "shop", "app": "checkout.payments"}
+        await _settled(client, await _post(client, firing(alert)))
+    assert not any("checkout.payments" in line for line in traces), traces
