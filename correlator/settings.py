@@ -121,6 +121,12 @@ class AuthSettings(_Group):
     )
     basic_username: str | None = Field(None, description="HTTP basic auth user name.")
     basic_password: SecretStr | None = Field(None, description="HTTP basic auth password.")
+    read_bearer_token: SecretStr | None = Field(
+        None,
+        description="Token that reads the API and the incident pages, as `Authorization: Bearer "
+        "TOKEN`; set, the credentials above only write alerts (what Grafana's contact point "
+        "holds cannot read incidents); unset, they do both.",
+    )
 
     @model_validator(mode="after")
     def _basic_is_complete(self) -> AuthSettings:
@@ -131,6 +137,14 @@ class AuthSettings(_Group):
             )
         if self.bearer_token is not None and not self.bearer_token.get_secret_value():
             raise ValueError("auth.bearer_token is set but empty")
+        if self.read_bearer_token is not None:
+            if not self.read_bearer_token.get_secret_value():
+                raise ValueError("auth.read_bearer_token is set but empty")
+            if not self.configured:
+                raise ValueError(
+                    "auth.read_bearer_token needs an intake credential too (auth.bearer_token or "
+                    "auth.basic_*): else anyone could write alerts"
+                )
         return self
 
     @property

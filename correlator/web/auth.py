@@ -1,5 +1,9 @@
 """Authentication of /api/v1/*: bearer token and HTTP basic, as Alertmanager's http_config sends.
 
+With `auth.read_bearer_token` set, writing alerts and reading incidents take different
+credentials: the intake's (which Alertmanager's and Grafana's configuration hold) only writes,
+the read token only reads. Without it the intake's credentials do both.
+
 Credentials are compared as SHA-256 digests with `hmac.compare_digest`, so neither the
 content nor the length of a secret leaks through timing.
 """
@@ -19,6 +23,7 @@ from correlator.web.problems import problem_response
 
 # The API and the incident pages (which show alert content) need credentials.
 PROTECTED_PREFIXES = ("/api/", "/incidents")
+INTAKE_PATH = "/api/v1/alerts"
 REALM = "correlator"
 
 
@@ -40,8 +45,11 @@ class Authenticator:
         self._basic_password = (
             settings.basic_password.get_secret_value() if settings.basic_password else None
         )
+        self._read = (
+            settings.read_bearer_token.get_secret_value() if settings.read_bearer_token else None
+        )
         self.challenges = []
-        if self._bearer is not None:
+        if self._bearer is not None or self._read is not None:
             self.challenges.append(f'Bearer realm="{REALM}"')
         if self._basic_user is not None:
             self.challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
@@ -50,12 +58,15 @@ class Authenticator:
     def enabled(self) -> bool:
         return bool(self.challenges)
 
-    def accepts(self, authorization: str | None) -> bool:
+    def accepts(self, authorization: str | None, *, intake: bool = True) -> bool:
+        """Whether `authorization` may write alerts (`intake`) or read (not `intake`)."""
         if not authorization:
             return False
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         credentials = credentials.strip()
+        if not intake and self._read is not None:
+            return scheme == "bearer" and _equal(credentials, self._read)
         if scheme == "bearer" and self._bearer is not None:
             return _equal(credentials, self._bearer)
         if scheme == "basic" and self._basic_user is not None and self._basic_password is not None:
@@ -75,7 +86,8 @@ def auth_middleware(authenticator: Authenticator) -> Any:
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if authenticator.enabled and request.path.startswith(PROTECTED_PREFIXES):
             header = request.headers.get("Authorization")
-            if not authenticator.accepts(header):
+            intake = request.path.rstrip("/") == INTAKE_PATH and request.method in ("POST", "PUT")
+            if not authenticator.accepts(header, intake=intake):
                 schemes = " or ".join(c.split()[0] for c in authenticator.challenges)
                 reason = (
                     "missing credentials" if header is None else "the credentials are not valid"

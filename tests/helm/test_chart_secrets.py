@@ -39,6 +39,7 @@ def chart() -> helm.Chart:
             {"provisioning": {"webhook_url": "https://hooks.example/in?token=t-SECRET"}},
             "config.provisioning.webhook_url holds a secret in its query string",
         ),
+        ({"auth": {"read_bearer_token": "r-SECRET"}}, "config.auth.read_bearer_token is a secret"),
         (
             {"provisioning": {"grafana_url": "https://x.example/w?api-version=1&sig=s-SECRET"}},
             "config.provisioning.grafana_url holds a secret in its query string",

@@ -92,7 +92,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (eq $v.store "postgresql") (not $external) (not $v.secrets.databaseUrl) }}
 {{- fail "store: postgresql needs secrets.databaseUrl (or secrets.existingSecret / externalSecret with CORRELATOR_DATABASE_URL)" }}
 {{- end }}
-{{- range $section, $fields := dict "database" (list "url") "auth" (list "bearer_token" "basic_password") "provisioning" (list "grafana_token") "notify" (list "sinks") "prometheus" (list "bearer_token" "basic_password") "loki" (list "bearer_token" "basic_password") "jaeger" (list "bearer_token" "basic_password") }}
+{{- range $section, $fields := dict "database" (list "url") "auth" (list "bearer_token" "basic_password" "read_bearer_token") "provisioning" (list "grafana_token") "notify" (list "sinks") "prometheus" (list "bearer_token" "basic_password") "loki" (list "bearer_token" "basic_password") "jaeger" (list "bearer_token" "basic_password") }}
 {{- $group := get $v.config $section | default dict }}
 {{- range $fields }}
 {{- if hasKey $group . }}
