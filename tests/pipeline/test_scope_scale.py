@@ -49,3 +49,18 @@ def test_the_neighbours_of_many_services_are_those_of_each() -> None:
     services = ["checkout", "frontend", "unknown"]
     expected = [n for s in services for n in neighbours(s, edges, depth=2)]
     assert neighbours_of(services, edges, depth=2) == expected
+
+
+def test_the_targets_of_twenty_thousand_services_are_found_by_name_not_by_scan() -> None:
+    from correlator.catalogue import Catalogue
+    from correlator.pipeline.core import DEFAULT_LABELS
+    from correlator.pipeline.targets import targets
+    from tests.provisioning.conftest import webapp
+
+    catalogue = Catalogue([webapp(f"app-{n}", "shop") for n in range(0, ALERTS, 40)])
+    services = [Counted(f"app-{n}") for n in range(ALERTS)]
+    Counted.compared = 0
+    found = targets(services, ["shop"], catalogue, DEFAULT_LABELS)
+    assert len(found) == ALERTS and found["app-40"].app is not None
+    assert found["app-41"].app is None
+    assert Counted.compared < 10 * ALERTS, Counted.compared  # a scan per service: 1e7
