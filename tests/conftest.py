@@ -76,3 +76,11 @@ async def backend(prometheus: Any) -> AsyncIterator[Any]:
         yield client
     finally:
         await client.close()
+
+
+def pytest_report_header() -> list[str]:
+    """Which real servers this run tests against (built from the Go module proxy, or Debian's)."""
+    from tests.support import tools
+
+    names = ("prometheus", "promtool", "alertmanager", "amtool", "jaeger", "helm")
+    return ["real servers: " + "; ".join(tools.version(name) for name in names)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.loki import FakeLoki
+from tests.support.jaeger import Jaeger
 from tests.support.processes import Alertmanager, Prometheus, Service, correlation_env, wait_until
 from tests.support.scenarios import Scenario, openmetrics, scenarios
 from tests.support.servers import InThread
@@ -78,16 +79,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
     made = scenarios(now)
     prometheus = Prometheus(workdir, rule_files=[], openmetrics=openmetrics(made, now)).start()
-    loki, jaeger = FakeLoki(), FakeJaeger()
+    loki, jaeger = FakeLoki(), Jaeger(workdir).start()  # the real Jaeger v2, spans over OTLP
     for scenario in made:
         for labels, lines in scenario.log_streams(now):
             loki.add(labels, list(lines))
-        jaeger.add(*scenario.spans(now))
-    with InThread(loki.app) as loki_url, InThread(jaeger.app) as jaeger_url:
+        jaeger.push(scenario.spans(now))
+    with InThread(loki.app) as loki_url, closing(jaeger):
         service = Service(
             workdir,
             env={
-                **correlation_env(workdir, prometheus.url, loki_url, jaeger_url),
+                **correlation_env(workdir, prometheus.url, loki_url, jaeger.url),
             },
         )
         hook = {"url": f"{service.url}/api/v1/alerts", "send_resolved": True}

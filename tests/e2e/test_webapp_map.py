@@ -11,6 +11,7 @@ labels, the log streams have no `app` label, and Jaeger knows the services as `<
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.loki import FakeLoki
+from tests.support.jaeger import Jaeger
 from tests.support.payloads import alert, payload
 from tests.support.processes import Prometheus, Service, correlation_env, wait_until
 from tests.support.scenarios import Scenario, openmetrics, scenarios
@@ -84,17 +85,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, S
     prometheus = Prometheus(
         workdir, rule_files=[], openmetrics=relabelled(openmetrics([scenario], now))
     ).start()
-    loki, jaeger = FakeLoki(), FakeJaeger()
+    loki, jaeger = FakeLoki(), Jaeger(workdir).start()  # the real Jaeger v2, spans over OTLP
     for labels, lines in scenario.log_streams(now):
-        loki.add(selector(labels["app"]), list(lines))
-    for span in scenario.spans(now):
+        # Fluentd labels every stream with its namespace, which correlator always matches on.
+        loki.add({**selector(labels["app"]), "namespace": scenario.namespace}, list(lines))
+    spans = scenario.spans(now)
+    for span in spans:
         span.service = f"{span.service}-svc"
-        jaeger.add(span)
-    with InThread(loki.app) as loki_url, InThread(jaeger.app) as jaeger_url:
+    jaeger.push(spans)
+    with InThread(loki.app) as loki_url, closing(jaeger):
         service = Service(
             workdir,
             env={
-                **correlation_env(workdir, prometheus.url, loki_url, jaeger_url),
+                **correlation_env(workdir, prometheus.url, loki_url, jaeger.url),
                 "CORRELATOR_PROVISIONING_SOURCE_DIR": str(apps),
                 "CORRELATOR_PROVISIONING_TARGET": "files",
                 "CORRELATOR_PROVISIONING_OUT_DIR": str(workdir / "out"),

@@ -23,6 +23,7 @@ import yaml
 from packaging.version import Version
 
 from correlator.settings import load_settings
+from tests.support.tools import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "correlator"
@@ -422,10 +423,7 @@ def test_the_webapplication_crd_accepts_the_examples_and_refuses_a_broken_one() 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not installed: tests/run.sh installs Debian's prometheus")
-    return path
+    return binary("promtool")
 
 
 def test_self_alerts_pass_promtool_check_and_their_unit_tests(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from correlator.models.webapp import WebApplication
 from correlator.provisioning.grafana import GrafanaTarget
 from tests.fakes.grafana import FakeGrafana
 from tests.support.servers import served
+from tests.support.tools import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,10 +62,9 @@ EXAMPLE_APPS = {
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        raise RuntimeError("promtool is not installed: apt-get install prometheus (tests/run.sh)")
-    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [binary("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(params=sorted(EXAMPLE_APPS))

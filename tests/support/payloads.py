@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts"
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 ALERTMANAGER_CONTRACTS = CONTRACTS / "alertmanager"
 
 
 def recorded(name: str) -> dict[str, Any]:
-    """A payload recorded from Alertmanager 0.25 (../shared/contracts/alertmanager)."""
+    """A payload recorded from Alertmanager 0.25 or 0.35 (tests/contracts/alertmanager)."""
     data: dict[str, Any] = json.loads((ALERTMANAGER_CONTRACTS / name).read_text())
     return data
 

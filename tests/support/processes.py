@@ -1,10 +1,10 @@
-"""Real processes for end-to-end tests: `correlator serve` and Debian's Alertmanager."""
+"""Real processes for end-to-end tests: `correlator serve`, Prometheus and Alertmanager (the builds
+tests/support/tools.py chooses)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+from tests.support.tools import binary
 
 
 def free_port() -> int:
@@ -98,16 +98,10 @@ class Service:
 
 
 class Alertmanager:
-    """Debian's Alertmanager with a config written by the test, clustering off."""
+    """Alertmanager with a config written by the test, clustering off."""
 
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
-        binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
-        if binary is None:
-            raise RuntimeError(
-                "Alertmanager is not installed: apt-get install prometheus-alertmanager "
-                "(tests/run.sh does this)"
-            )
-        self.binary = binary
+        self.binary = binary("alertmanager")
         self.workdir = workdir
         self.port = free_port()
         self.config_path = workdir / "alertmanager.yml"
@@ -120,11 +114,11 @@ class Alertmanager:
         return f"http://127.0.0.1:{self.port}"
 
     def check_config(self) -> None:
-        amtool = shutil.which("amtool")
-        if amtool:
-            subprocess.run(
-                [amtool, "check-config", str(self.config_path)], check=True, capture_output=True
-            )
+        subprocess.run(
+            [binary("amtool"), "check-config", str(self.config_path)],
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> Alertmanager:
         self.check_config()
@@ -176,7 +170,7 @@ class Alertmanager:
 
 
 class Prometheus:
-    """Debian's Prometheus over a history backfilled with promtool, evaluating given rules."""
+    """Prometheus over a history backfilled with promtool, evaluating given rules."""
 
     def __init__(self, workdir: Path, *, rule_files: list[Path], openmetrics: str) -> None:
         self.workdir = workdir
@@ -186,7 +180,7 @@ class Prometheus:
         (workdir / "history.om").write_text(openmetrics)
         subprocess.run(
             [
-                "promtool",
+                binary("promtool"),
                 "tsdb",
                 "create-blocks-from",
                 "openmetrics",
@@ -211,7 +205,7 @@ class Prometheus:
     def start(self) -> Prometheus:
         self.process = subprocess.Popen(
             [
-                "prometheus",
+                binary("prometheus"),
                 f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.data}",
                 f"--web.listen-address=127.0.0.1:{self.port}",

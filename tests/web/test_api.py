@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from tests.support.payloads import alert, payload, recorded
 
 TOKEN = "t0ken-with-enough-entropy"
@@ -39,6 +41,28 @@ async def test_unknown_fields_from_newer_alertmanagers_are_accepted(app_client: 
     body["alerts"][0]["silencedBy"] = []
     response = await post(client, body)
     assert response.status == 200
+
+
+@pytest.mark.parametrize("version", ["0.25", "0.35"])
+async def test_each_alertmanager_versions_webhook_is_stored_and_resolved(
+    app_client: Any, version: str
+) -> None:
+    """Recorded bodies, byte for byte: 0.35 adds `notification_reason` and `routeLabels`."""
+    client = await app_client()
+    firing = recorded(f"webhook-v4-firing-am{version}.json")
+    assert ("notification_reason" in firing) is (version == "0.35")
+    answer = await post(client, firing)
+    assert answer.status == 200, await answer.text()
+    url = (await answer.json())["incident_url"]
+    incident = await (await client.get(url)).json()
+    labels = firing["alerts"][0]["labels"]
+    stored = {a["fingerprint"]: a for a in incident["alerts"]}
+    assert stored.keys() == {a["fingerprint"] for a in firing["alerts"]}
+    assert stored[firing["alerts"][0]["fingerprint"]]["labels"] == labels
+    assert (await post(client, recorded(f"webhook-v4-resolved-am{version}.json"))).status == 200
+    incident = await (await client.get(url)).json()
+    assert incident["status"] == "resolved"
+    assert [t["status"] for t in incident["timeline"]] == ["firing", "resolved"]
 
 
 async def test_timeline_lists_every_notification(app_client: Any) -> None:
