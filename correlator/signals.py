@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from correlator.backends.promql import label_name, regex_escape, string_literal
+from correlator.backends.promql import label_name, metric_label, regex_escape, string_literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +102,12 @@ def signal_query(
         raise ValueError(f"{window!r} is not a PromQL duration")
     pods = [f"{regex_escape(s)}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}" for s in sorted(set(services))]
     values = {
-        "$istio_ns": label_name(labels.istio_namespace),
-        "$istio_workload": label_name(labels.istio_workload),
-        "$pod_ns": label_name(labels.pod_namespace),
-        "$pod_by": f"{label_name(labels.pod_namespace)}, {label_name(labels.pod)}",
-        "$pod": label_name(labels.pod),
-        "$by": f"{labels.istio_namespace}, {labels.istio_workload}",
+        "$istio_ns": metric_label(labels.istio_namespace),
+        "$istio_workload": metric_label(labels.istio_workload),
+        "$pod_ns": metric_label(labels.pod_namespace),
+        "$pod_by": f"{metric_label(labels.pod_namespace)}, {metric_label(labels.pod)}",
+        "$pod": metric_label(labels.pod),
+        "$by": f"{metric_label(labels.istio_namespace)}, {metric_label(labels.istio_workload)}",
         # No namespace known (an alert without one): any namespace.
         "$ns": alternation(namespaces) if namespaces else string_literal(".+"),
         "$names": alternation(services),

@@ -99,7 +99,7 @@ BASE = {
         (("spec", "team"), "t" * 64),
         (("spec", "port"), 0),
         (("spec", "replicas"), "three"),
-        (("spec", "observability"), {"metricLabels": {"pod": "pod-name"}}),
+        (("spec", "observability"), {"metricLabels": {"pod": 'pod"name'}}),
     ],
 )
 def test_the_api_server_would_refuse_what_the_model_refuses(

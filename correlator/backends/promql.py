@@ -3,7 +3,10 @@
 Label values in alerts are untrusted: a value such as `"} or vector(1) or {x="` must select
 the series whose label has exactly that value, never change the query. Values are emitted as
 PromQL string literals with every character that could end or bend the literal escaped;
-label names are checked, never escaped, since PromQL has no quoting for them.
+label names are checked. Prometheus 3 also takes any UTF-8 label name quoted as a string
+(`{"service.name"="checkout"}`, `by ("k8s.pod.name")`): `metric_label` emits a classic name as it
+is, so queries stay valid on Prometheus 2, and quotes only the names Prometheus 2 never had.
+LogQL has no such quoting, so `label_name` stays strict for it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,20 @@ def label_name(name: str) -> str:
     if not _LABEL_NAME.match(name):
         raise UnsafeName(f"{name!r} is not a Prometheus label name")
     return name
+
+
+# A UTF-8 label name correlator will quote: printable, and free of the characters that end or
+# bend a matcher, so a name read from a spec cannot smuggle PromQL in even before escaping.
+_UTF8_LABEL_NAME = re.compile(r'^[^\x00-\x1f\x7f"\\{},=~!`]{1,128}$')
+
+
+def metric_label(name: str) -> str:
+    """`name` for a PromQL matcher or grouping: classic names bare, UTF-8 names quoted."""
+    if _LABEL_NAME.match(name):
+        return name
+    if not _UTF8_LABEL_NAME.match(name) or name.startswith("__"):
+        raise UnsafeName(f"{name!r} is not a Prometheus label name")
+    return string_literal(name)
 
 
 def matchers(equal: Mapping[str, str], *, regex: Mapping[str, str] | None = None) -> str:

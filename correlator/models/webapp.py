@@ -32,7 +32,8 @@ _ISTIO_BUCKETS = "0.5 1 5 10 25 50 100 250 500 1000 2500 5000 10000 30000 60000 
 ISTIO_LATENCY_BUCKETS_MS: tuple[Decimal, ...] = tuple(Decimal(b) for b in _ISTIO_BUCKETS.split(" "))
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# A classic label name, or a UTF-8 one Prometheus 3 reads quoted (backends/promql.metric_label).
+_LABEL_NAME = re.compile(r'^(?!__)[^\x00-\x1f\x7f"\\{},=~!`]{1,128}$|^[a-zA-Z_][a-zA-Z0-9_]*$')
 
 
 def _dns_label(value: str) -> str:
@@ -48,7 +49,11 @@ def _dns_label(value: str) -> str:
 
 def _label_name(value: str) -> str:
     if not _LABEL_NAME.match(value):
-        raise ValueError(f"{value!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        raise ValueError(
+            f"{value!r} is not a Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*, or on Prometheus 3 "
+            "a UTF-8 name such as service.name (no quotes, braces, commas, =, ~, ! or control "
+            "characters; not starting with __)"
+        )
     return value
 
 

@@ -254,12 +254,17 @@ def rule_tests(app: WebApplication, links: Links, rule_file_name: str) -> dict[s
     return {"rule_files": [rule_file_name], "evaluation_interval": "1m", "tests": tests}
 
 
-_LABEL_REFERENCE = re.compile(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+_LABEL_REFERENCE = re.compile(
+    r'\{\{\s*(?:\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)|index \$labels "([^"\\]*)")\s*\}\}'
+)
 
 
 def _expand_labels(text: str, labels: dict[str, str]) -> str:
-    """What Prometheus makes of `{{ $labels.name }}` in an annotation (the only form used)."""
-    return _LABEL_REFERENCE.sub(lambda match: labels.get(match.group(1), ""), text)
+    """What Prometheus makes of `{{ $labels.name }}` and `{{ index $labels "a.b" }}` (the forms
+    the templates use) in an annotation."""
+    return _LABEL_REFERENCE.sub(
+        lambda match: labels.get(match.group(1) or match.group(2), ""), text
+    )
 
 
 def _link_values(app: WebApplication, links: Links) -> dict[str, str]:

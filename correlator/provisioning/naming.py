@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from correlator.backends.promql import metric_label
 from correlator.models.webapp import WebApplication
 
 MANAGED_BY = "correlator"
@@ -55,18 +56,29 @@ def series_values(app: WebApplication) -> dict[str, str]:
         "team": app.spec.team,
         "severity_page": severity.page,
         "severity_ticket": severity.ticket,
+        # Label names as PromQL takes them: classic names bare, UTF-8 ones quoted (Prometheus 3).
         "selector": (
-            f'reporter="destination",{labels.namespace}="{app.namespace}",'
-            f'{labels.workload}="{app.name}"'
+            f'reporter="destination",{metric_label(labels.namespace)}="{app.namespace}",'
+            f'{metric_label(labels.workload)}="{app.name}"'
         ),
         "match": f'namespace="{app.namespace}",webapp="{app.name}"',
         "pod_selector": (
-            f'{labels.pod_namespace}="{app.namespace}",'
-            f'{labels.pod}=~"{app.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"'
+            f'{metric_label(labels.pod_namespace)}="{app.namespace}",'
+            f'{metric_label(labels.pod)}=~"{app.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"'
         ),
-        "pod_label": labels.pod,
+        "pod_label": labels.pod,  # as a name: legends and label maps
+        "pod_by": metric_label(labels.pod),  # in PromQL
+        # in Prometheus' Go templates: `$labels.pod`, or `index $labels "k8s.pod.name"`
+        "pod_in_template": (
+            f"$labels.{labels.pod}"
+            if metric_label(labels.pod) == labels.pod
+            else f"index $labels {metric_label(labels.pod)}"
+        ),
         "pod": _test_pod(app),
-        "pod_series": f'{labels.pod_namespace}="{app.namespace}",{labels.pod}="{_test_pod(app)}"',
+        "pod_series": (
+            f'{metric_label(labels.pod_namespace)}="{app.namespace}",'
+            f'{metric_label(labels.pod)}="{_test_pod(app)}"'
+        ),
     }
 
 

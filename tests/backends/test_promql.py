@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from correlator.backends.promql import UnsafeName, matchers, regex_literal, selector, string_literal
+from correlator.backends.promql import (
+    UnsafeName,
+    matchers,
+    metric_label,
+    regex_literal,
+    selector,
+    string_literal,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,3 +43,12 @@ def test_selectors_sort_labels_and_refuse_unsafe_names() -> None:
             matchers({bad: "x"})
     with pytest.raises(UnsafeName):
         selector("up or vector(1)", {})
+
+
+def test_metric_labels_quote_only_what_prometheus_2_could_not_name() -> None:
+    assert metric_label("destination_workload") == "destination_workload"
+    assert metric_label("service.name") == '"service.name"'
+    assert metric_label("k8s.pod.name") == '"k8s.pod.name"'
+    for bad in ('a"b', "a{b", "a,b", "x=~y", "__meta.x", "", "new\nline"):
+        with pytest.raises(UnsafeName):
+            metric_label(bad)

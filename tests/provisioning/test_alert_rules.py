@@ -203,3 +203,38 @@ def test_hostile_runbook_url_cannot_inject_yaml_or_rules(tmp_path: Path) -> None
         "${correlator.team}"
     )
     assert promtool("check", "rules", rules.name, cwd=tmp_path).returncode == 0
+
+
+OTEL_LABELS = {
+    "namespace": "k8s.namespace.name",
+    "workload": "service.name",
+    "podNamespace": "k8s.namespace.name",
+    "pod": "k8s.pod.name",
+}
+
+
+@pytest.mark.prometheus3
+def test_utf8_label_names_make_rules_prometheus_3_checks_tests_and_fires(tmp_path: Path) -> None:
+    """Prometheus 3 keeps OpenTelemetry's dotted names: the rules quote them, and promtool's
+    own unit tests (series with those labels) fire the generated alerts."""
+    app = webapp(
+        "otel",
+        slo={"availability": "99.5", "latency": {"thresholdMs": 250, "target": 99}},
+        observability={"metricLabels": OTEL_LABELS},
+    )
+    rules, tests = write(app, tmp_path)
+    text = rules.read_text()
+    assert '"service.name"="otel"' in text and 'by ("k8s.pod.name", container)' in text
+    assert 'index $labels \\"k8s.pod.name\\"' in text or "index $labels" in text
+    checked = promtool("check", "rules", rules.name, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", tests.name, cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ['service"name', "a{b", "a,b", "x=y", "__reserved.name", "", "tab\tname", "." * 129]
+)
+def test_label_names_that_could_bend_a_matcher_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="label name"):
+        webapp(observability={"metricLabels": {"pod": name}})
