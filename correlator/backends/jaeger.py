@@ -128,8 +128,9 @@ def parse_v1(data: list[dict[str, Any]]) -> list[Span]:
     return spans
 
 
-# api_v3 search parameters: Jaeger up to v1.75 (v2.12) reads only the snake_case names (and
-# `query.num_traces` for the depth, which defaults to 0 there: a 500 with memory storage);
+# api_v3 search parameters: Jaeger up to module v1.75.0 (a Jaeger v2 binary) reads only the
+# snake_case names (and `query.num_traces` for the depth, which defaults to 0 there: a 500 with
+# memory storage);
 # later releases read camelCase first and keep snake_case as a deprecated alias. Both spellings
 # are sent, so every release reads the same values.
 _SNAKE = {
@@ -181,7 +182,7 @@ class JaegerBackend:
         """Every span of up to `limit` traces that touch `service` in the range.
 
         `attributes` filters only on Jaeger releases whose api_v3 reads `query.attributes`;
-        v1.75 (Jaeger v2.12) ignores it, so callers must not rely on it to narrow the answer.
+        module v1.75.0 ignores it, so callers must not rely on it to narrow the answer.
         """
         params = _search_params(
             {

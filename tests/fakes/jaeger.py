@@ -75,10 +75,10 @@ def _duration(name: str, value: str) -> int:
 
 # What differs between the Jaeger releases imitated (`version=`), each checked against the real
 # binary in tests/backends/test_jaeger.py:
-# - "1.75" (v2.12, the approved release the tests build; cmd/query/app/apiv3/http_gateway.go at
-#   v1.75.0): api_v3 search reads only snake_case names and `query.num_traces`; without a depth
-#   the memory store refuses the search (500); success bodies carry no Content-Type of their own,
-#   so Go sniffs `text/plain; charset=utf-8`.
+# - "1.75" (module v1.75.0, the approved Jaeger v2 binary the tests build;
+#   cmd/query/app/apiv3/http_gateway.go at v1.75.0): api_v3 search reads only snake_case names
+#   and `query.num_traces`; without a depth the memory store refuses the search (500); success
+#   bodies carry no Content-Type of their own, so Go sniffs `text/plain; charset=utf-8`.
 # - "newer" (../shared/contracts/jaeger/NOTES.md, 2026-08): camelCase canonical names with
 #   snake_case aliases, `query.searchDepth` (default 100), JSON success bodies.
 VERSIONS = ("1.75", "newer")
