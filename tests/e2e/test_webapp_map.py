@@ -152,5 +152,8 @@ def test_the_spec_drives_promql_logql_and_jaeger(stack: tuple[Service, Scenario]
             assert "k8s_destination_app" in item["query"] or "k8s_pod_name" in item["query"]
             assert scenario.culprit in item["query"]
         if item["kind"] == "log":
-            assert item["query"] == '{cluster="eu-1", container="payments-main"}', item
+            # The spec's matchers, confined to the app's namespace.
+            where = f'namespace="{scenario.namespace}"'
+            confined = "{" + where + ',cluster="eu-1",container="payments-main"}'
+            assert item["query"] == confined, item
     assert any(e["trace_ids"] for e in evidence if e["kind"] == "trace")
