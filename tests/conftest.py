@@ -84,3 +84,11 @@ def pytest_report_header() -> list[str]:
 
     names = ("prometheus", "promtool", "alertmanager", "amtool", "jaeger", "helm")
     return ["real servers: " + "; ".join(tools.version(name) for name in names)]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once what could not be checked without the material in ../shared."""
+    from tests.support import optional
+
+    for line in optional.summary():
+        terminalreporter.write_line(line, yellow=True)

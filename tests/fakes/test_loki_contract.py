@@ -3,7 +3,7 @@
 Every test pushes its own lines (labelled with a run id, timestamps near now) through
 `/loki/api/v1/push` and reads them back, so the same test runs unchanged against a real Loki 3.4
 (`LOKI_URL=http://127.0.0.1:3100 pytest tests/fakes/test_loki_contract.py`). The recorded
-answers of a real Loki 3.4.6 are in ../shared/contracts/loki/. Tests that inject answers (429,
+answers of a real Loki 3.4.6 are in tests/contracts/loki/. Tests that inject answers (429,
 504) only run against the test server.
 """
 
@@ -26,7 +26,7 @@ import pytest
 from tests.fakes.loki import FakeLoki
 from tests.support.servers import served
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "loki"
+RECORDED = Path(__file__).resolve().parents[1] / "contracts" / "loki"
 LOKI_URL = os.environ.get("LOKI_URL", "").rstrip("/")
 NS = 1_000_000_000
 only_on_the_test_server = pytest.mark.skipif(

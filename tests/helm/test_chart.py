@@ -1,7 +1,7 @@
 """The Helm chart, rendered and linted by the real Helm v4 SDK (helm-python-sdk, no cluster):
 every built-in object validated with kubernetes-validate for each Kubernetes release from 1.29
 to the newest it knows, every prometheus-operator and External Secrets object against its CRD
-schema in ../shared/contracts/, the rendered config loaded by correlator itself, the self-alerts
+schema in tests/contracts/, the rendered config loaded by correlator itself, the self-alerts
 through promtool."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.support.tools import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "correlator"
-CONTRACTS = ROOT.parent / "shared" / "contracts"
+CONTRACTS = ROOT / "tests" / "contracts"
 RELEASE, NAMESPACE = "correlator", "correlator"
 KUBE_VERSIONS = [
     v

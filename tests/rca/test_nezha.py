@@ -4,6 +4,8 @@ reports the figures that say whether the ranking generalises.
 
 Cases are laid out in a temporary tree whose data files are links to the development dataset
 in `../shared/datasets/` (never copied into the repository) beside a fault list the test writes.
+Only the tests that read that dataset need it (tests/support/optional.py): the others run from
+the repository alone.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import pytest
 from correlator.cli import main
 from correlator.rca import benchmark, nezha
 from correlator.rca.tables import Problems
+from tests.support import optional
 
-DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "nezha-tt-dev"
+DATASET = optional.SHARED / optional.NEZHA_DATASET
 DAY = "2023-01-30"
 # Two faults of the day (a network delay and a CPU contention), as the dataset lists them.
 FAULTS = [
@@ -30,14 +33,11 @@ FAULTS = [
      "inject_type": "cpu_contention"},
 ]  # fmt: skip
 
-pytestmark = pytest.mark.skipif(
-    not (DATASET / "rca_data" / DAY).is_dir(), reason="the shared dataset is not beside the repo"
-)
-
 
 def layout(root: Path, faults: list[dict[str, str]], *, copy: tuple[str, ...] = ()) -> Path:
     """A dataset tree over the real day: its folders linked, the fault list written, and the
-    folders in `copy` copied so that a test may dirty their files."""
+    folders in `copy` copied so that a test may dirty their files. Needs the shared dataset."""
+    optional.require(optional.NEZHA_DATASET)
     day = root / "rca_data" / DAY
     day.mkdir(parents=True)
     for folder in ("metric", "log", "trace", "traceid"):
