@@ -100,11 +100,14 @@ def parse_v1(data: list[dict[str, Any]]) -> list[Span]:
         for trace in data:
             processes = {pid: p["serviceName"] for pid, p in trace.get("processes", {}).items()}
             for span in trace["spans"]:
+                # The parent is a CHILD_OF reference within this trace: a span may also point
+                # into other traces (Jaeger's own fixture ui_01 does), which are no parent here.
                 parent = next(
                     (
                         r["spanID"]
                         for r in span.get("references", [])
                         if r.get("refType") == "CHILD_OF"
+                        and r.get("traceID", span["traceID"]) == span["traceID"]
                     ),
                     None,
                 )
