@@ -34,9 +34,8 @@ def _data(answer: Any, result_type: str | None = None) -> Any:
     if result_type is not None and (
         not isinstance(data, dict) or data.get("resultType") != result_type
     ):
-        raise BackendGarbage(
-            f"Prometheus answered resultType {data.get('resultType')!r}, expected {result_type}"
-        )
+        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+        raise BackendGarbage(f"Prometheus answered resultType {kind!r}, expected {result_type}")
     return data
 
 
@@ -82,6 +81,8 @@ class PrometheusBackend:
         data = _data(
             await self._client.get_json("/api/v1/query", {"query": expr, "time": _seconds(at)})
         )
+        if not isinstance(data, dict):
+            raise BackendGarbage(f"Prometheus answered a query with data {str(data)[:200]}")
         if data.get("resultType") == "scalar":
             return [Sample({}, float(data["result"][1]))]
         if data.get("resultType") != "vector":

@@ -148,6 +148,7 @@ async def test_server_errors_are_retried_then_reported() -> None:
         ),
         (b'{"status":"success"}', "application/json", "unexpected document"),
         (b"[]", "application/json", "unexpected document"),
+        (b'{"status":"success","data":[1,2]}', "application/json", "a query with data"),
     ],
 )
 async def test_garbage_answers_are_reported_as_garbage(
