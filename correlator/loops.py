@@ -2,8 +2,9 @@
 
 Each loop (work-queue consumers, outbox deliverers, provisioning) survives refusals of the
 store and of the network on its own. If one ends anyway (a bug), the process cannot do its
-whole job any more: `/readyz` says which loop died and why, and `correlator serve` exits
-non-zero so that the orchestrator restarts it.
+whole job any more: `/readyz` says which loop died, and `correlator serve` exits
+non-zero so that the orchestrator restarts it. `/readyz`, which answers without credentials,
+names the loop only; why it died (an exception's text may hold hosts or users) is in the log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 class Loops:
     def __init__(self) -> None:
         self.tasks: list[asyncio.Task[None]] = []
-        self.died: list[str] = []
+        self.died: list[str] = []  # "name: why", for the log and the exit message
+        self.dead: list[str] = []  # names only: /readyz is unauthenticated
         self.fatal = asyncio.Event()
         self.stopping = False
 
@@ -41,4 +43,5 @@ class Loops:
             exc_info=error,
         )
         self.died.append(f"{task.get_name()}: {why}")
+        self.dead.append(task.get_name())
         self.fatal.set()

@@ -402,7 +402,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready: the store answers, the intake writer and every background loop run."""
     loops = request.app[LOOPS]
     if loops.died:
-        raise Problem(503, f"a background loop died: {'; '.join(loops.died)}")
+        raise Problem(503, f"a background loop died: {', '.join(loops.dead)} (see the log)")
     if loops.stopping:
         raise Problem(503, "the service is shutting down")
     if not request.app[INTAKE].alive:
