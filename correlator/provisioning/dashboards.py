@@ -22,6 +22,7 @@ from correlator.models.webapp import WebApplication
 from correlator.provisioning.alert_rules import decimal_text
 from correlator.provisioning.naming import UID_MAX, Links, dashboard_uid, series_values
 from correlator.provisioning.templates import keep_supported, render
+from correlator.tenancy import app_log_selector
 
 OWNER_TAG = "correlator"
 GRID_WIDTH = 24
@@ -81,7 +82,9 @@ def _values(app: WebApplication, links: Links) -> dict[str, str]:
         ),
         "latency_budget": _budget(latency.target if latency else None),
         "le": decimal_text(latency.threshold_ms) if latency else "",
-        "log_selector": observability.log_selector
+        # The spec's matchers with the app's namespace forced in, as correlator reads them:
+        # a dashboard never shows another namespace's logs either.
+        "log_selector": app_log_selector(app, "namespace")
         or f'{{namespace="{app.namespace}", app="{app.name}"}}',
         "trace_service": trace_service(app),
         "incidents_url": links.incidents_url(app),

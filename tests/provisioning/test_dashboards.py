@@ -123,10 +123,17 @@ def test_logs_traces_and_extra_panels_come_from_the_spec() -> None:
         }
     )
     panels = {p["title"]: p for p in dashboard(app, LINKS)["panels"]}
-    assert panels["Logs"]["targets"][0]["expr"] == '{app="checkout", level="error"}'
+    # The app's namespace is forced in, as correlator's own queries have it.
+    assert panels["Logs"]["targets"][0]["expr"] == '{namespace="shop",app="checkout",level="error"}'
     assert panels["Traces"]["targets"][0]["service"] == "checkout-api"
     assert panels["Orders/s"]["targets"][0]["expr"] == 'sum(rate(orders_total{job="x"}[5m]))'
     assert panels["Orders/s"]["fieldConfig"]["defaults"]["unit"] == "ops"
+
+
+def test_a_dashboards_logs_stay_in_the_apps_namespace() -> None:
+    app = webapp(observability={"logSelector": '{app="checkout"}'})
+    panels = {p["title"]: p for p in dashboard(app, LINKS)["panels"]}
+    assert panels["Logs"]["targets"][0]["expr"] == '{namespace="shop",app="checkout"}'
 
 
 def test_hostile_spec_values_stay_values() -> None:
