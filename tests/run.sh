@@ -17,12 +17,13 @@ as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 bash tests/tools/postgres.sh
 
 # Real Jaeger v2, Prometheus 3, Alertmanager 0.3x and helm 4, built from the Go module proxy at the
-# versions tests/tools/*/go.mod pin; cached by version, so only a machine's first run builds.
-# Without Go, or if a build fails, build.sh says so and the tests of that tool use Debian's.
+# versions tests/tools/*/go.mod pin; cached by version, so only a machine's first run builds
+# (in the background, while pip installs). Without Go, or if a build fails, build.sh says so
+# and the tests of that tool use Debian's.
 started=$(date +%s)
-CORRELATOR_TEST_BIN="$(bash tests/tools/build.sh)" || CORRELATOR_TEST_BIN=""
-export CORRELATOR_TEST_BIN
-echo "tools: ready in $(( $(date +%s) - started )) s"
+tools_out="$(mktemp)"
+bash tests/tools/build.sh >"$tools_out" &
+tools_pid=$!
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
@@ -33,13 +34,18 @@ echo "tools: ready in $(( $(date +%s) - started )) s"
     .venv/checkov/bin/python -m pip install -q --disable-pip-version-check 'checkov==3.3.30'
 }
 
+wait "$tools_pid" || true
+CORRELATOR_TEST_BIN="$(tail -n 1 "$tools_out")"
+export CORRELATOR_TEST_BIN
+echo "tools: ready in $(( $(date +%s) - started )) s"
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 # Compatibility: the tests that drive Prometheus and Alertmanager themselves, again against
 # Debian's Prometheus 2.42 and Alertmanager 0.25, so older platforms stay supported.
 if [ "$#" -eq 0 ]; then
-    CORRELATOR_TEST_BIN=debian .venv/bin/pytest -q -p no:randomly -m "not prometheus3" \
+    CORRELATOR_TEST_BIN=debian .venv/bin/pytest -q -m "not prometheus3" \
         tests/provisioning/test_rules_in_prometheus.py tests/e2e/test_alertmanager.py \
         tests/backends/test_prometheus.py tests/test_signals.py
 fi
