@@ -1,4 +1,4 @@
-"""A Loki test server that answers as Loki 3.4.6 does (../shared/contracts/loki/).
+"""A Loki test server that answers as Loki 3.4.6 does (tests/contracts/loki/).
 
 Time is integer nanoseconds throughout and a log query's window is [start, end), as in Loki;
 `start`/`end` parse as Loki parses them (float seconds rounded to the millisecond, up to ten
@@ -35,7 +35,7 @@ import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -564,7 +564,11 @@ class FakeLoki:
         max_entries: int = 5000,
         max_query_length_s: float = 721 * 3600,
         max_line_size: int = 256 * 1024,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        """`clock_ns` is the server's now (integer ns): the default query windows and the
+        push age limits are measured from it, so recorded traffic replays at its own time."""
+        self.clock_ns = clock_ns
         self.max_entries = max_entries
         self.max_query_length_ns = round(max_query_length_s * NS)
         self.max_line_size = max_line_size
@@ -765,7 +769,7 @@ class FakeLoki:
     async def _query_range(
         self, request: web.Request, params: dict[str, str]
     ) -> web.StreamResponse:
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         start_ns = parse_time(params.get("start"), now_ns - 3600 * NS)
         end_ns = parse_time(params.get("end"), now_ns)
         if end_ns < start_ns:
@@ -824,9 +828,12 @@ class FakeLoki:
                 grouped[_key(stream.labels)].append(value)
             else:
                 grouped[_key({**stream.labels, **metadata, **parsed})].append([str(ns), line])
+        # Loki's query frontend merges its splits by stream and orders the streams by their
+        # label string ({a="x", b="y"}): descending for backward queries, ascending for forward.
+        keys = sorted(grouped, key=lambda key: _selector(dict(key)), reverse=backward)
         data = {
             "resultType": "streams",
-            "result": [{"stream": dict(key), "values": values} for key, values in grouped.items()],
+            "result": [{"stream": dict(key), "values": grouped[key]} for key in keys],
             "stats": STATS,
         }
         if categorize:
@@ -838,7 +845,7 @@ class FakeLoki:
         if refused := self._refusal():
             return refused
         try:
-            at_ns = parse_time(params.get("time"), time.time_ns())
+            at_ns = parse_time(params.get("time"), self.clock_ns())
             parse_limit(params.get("limit"))
             query = parse(params.get("query", ""))
         except Refusal as refusal:
@@ -854,7 +861,7 @@ class FakeLoki:
         return await self._answer(request, {"status": "success", "data": data})
 
     def _streams_between(self, params: dict[str, str]) -> list[Stream]:
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         start_ns = parse_time(params.get("start"), now_ns - 3600 * NS)
         end_ns = parse_time(params.get("end"), now_ns)
         return [s for s in self.streams.values() if s.between(start_ns, end_ns + 1)]
@@ -907,13 +914,12 @@ class FakeLoki:
                 raise TypeError("streams")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
             return _text(400, f"loghttp.PushRequest.Streams: {type(exc).__name__}: {exc}")
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         problems = []
         for item in streams:
+            # An empty label set is accepted: the distributor adds service_name (here
+            # "unknown_service") before it validates labels, as a real Loki 3.4.6 answered 204.
             labels = item.get("stream") or {}
-            if not labels:
-                problems.append("error at least one label pair is required per stream")
-                continue
             if any(not _LABEL_NAME.fullmatch(name) for name in labels):
                 problems.append(f"error parsing labels {_selector(labels)}: invalid label name")
                 continue

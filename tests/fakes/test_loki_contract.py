@@ -22,13 +22,62 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from tests.fakes.loki import FakeLoki
+from tests.fakes.loki import FakeLoki, duration_ns
 from tests.support.servers import served
 
 RECORDED = Path(__file__).resolve().parents[1] / "contracts" / "loki"
 LOKI_URL = os.environ.get("LOKI_URL", "").rstrip("/")
 NS = 1_000_000_000
+
+# The Loki these tests expect (the test server is configured from it too). Start a real one with
+#   printf '%s' "$LOKI_CONFIG" > /tmp/loki.yaml    # this string
+#   loki-3.4.6 -config.file=/tmp/loki.yaml         # or: docker run -p 3100:3100 \
+#       -v /tmp/loki.yaml:/etc/loki/local-config.yaml grafana/loki:3.4.6
+# then run `LOKI_URL=http://127.0.0.1:3100 pytest tests/fakes/test_loki_contract.py`.
+# The recordings in tests/contracts/loki came from this configuration. Only
+# max_entries_limit_per_query differs from Loki's defaults (the tests ask for 500 to see it
+# refused); the others are spelt out because the tests rely on them: structured metadata
+# (trace_id), service_name discovery, detected_level, 7 days' and 10 minutes' push tolerance,
+# out-of-order writes, and any max_query_length below 800h.
+LOKI_CONFIG = """\
+auth_enabled: false
+server:
+  http_listen_port: 3100
+  grpc_listen_port: 9096
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: /tmp/loki
+  storage:
+    filesystem:
+      chunks_directory: /tmp/loki/chunks
+      rules_directory: /tmp/loki/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+schema_config:
+  configs:
+    - from: 2024-01-01
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+limits_config:
+  max_entries_limit_per_query: 100
+  max_query_length: 721h
+  max_line_size: 256KB
+  allow_structured_metadata: true
+  discover_log_levels: true
+  reject_old_samples: true
+  reject_old_samples_max_age: 168h
+  creation_grace_period: 10m
+  unordered_writes: true
+"""
+LIMITS = yaml.safe_load(LOKI_CONFIG)["limits_config"]
 only_on_the_test_server = pytest.mark.skipif(
     bool(LOKI_URL), reason="injects answers into the test server"
 )
@@ -92,8 +141,10 @@ async def loki() -> AsyncIterator[Loki]:
         async with httpx.AsyncClient(base_url=LOKI_URL, timeout=30) as http:
             yield Loki(http, None)
         return
-    # As the recorded Loki was configured: max_entries_limit_per_query 100, max_query_length 1h.
-    fake = FakeLoki(max_entries=100, max_query_length_s=3600)
+    fake = FakeLoki(
+        max_entries=LIMITS["max_entries_limit_per_query"],
+        max_query_length_s=duration_ns(LIMITS["max_query_length"]) / NS,
+    )
     async with served(fake.app) as url, httpx.AsyncClient(base_url=url) as http:
         yield Loki(http, fake)
 
@@ -353,12 +404,18 @@ async def test_instant_metric_queries_answer_bytes_and_rates(loki: Loki) -> None
 # --- the other endpoints -----------------------------------------------------------------------
 
 
-async def test_push_refuses_a_stream_without_labels(loki: Loki) -> None:
+async def test_push_accepts_a_stream_without_labels_as_unknown_service(loki: Loki) -> None:
+    # A real Loki 3.4.6 answers 204: its distributor adds service_name before it checks that a
+    # stream has labels, so an unlabelled stream is stored as {service_name="unknown_service"}.
+    line = f"unlabelled {loki.run}"
+    at = loki.now_ns - 2 * NS
     answer = await loki.http.post(
-        "/loki/api/v1/push",
-        json={"streams": [{"stream": {}, "values": [[str(loki.now_ns), "x"]]}]},
+        "/loki/api/v1/push", json={"streams": [{"stream": {}, "values": [[str(at), line]]}]}
     )
-    assert answer.status_code == 400
+    assert answer.status_code == 204, answer.text
+    (stream,) = await loki.streams(f'{{service_name="unknown_service"}} |= "{line}"')
+    assert stream["stream"] == {"service_name": "unknown_service", "detected_level": "unknown"}
+    assert stream["values"] == [[str(at), line]]
 
 
 async def test_labels_values_series_ready_and_buildinfo(loki: Loki) -> None:
@@ -420,6 +477,108 @@ async def test_answers_have_the_recorded_shapes(loki: Loki) -> None:
     assert set(matrix["data"]) == {"resultType", "result", "stats"}
     point = matrix["data"]["result"][0]["values"][0]
     assert isinstance(point[0], int | float) and isinstance(point[1], str)
+
+
+# --- the recorded traffic, replayed (test server only) ---------------------------------------
+
+# When the recorded queries ran: the instant query's default `time` (query-vector.json).
+RECORDED_AT_NS = 1_795_665_904_254_000_000
+RECORDED_QUERIES: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+    # recording: (path, parameters, headers), as far as the answers determine them
+    "query_range-streams.json": ("/loki/api/v1/query_range", {"query": '{env="test"}'}, {}),
+    "query_range-streams-categorized.json": (
+        "/loki/api/v1/query_range",
+        {"query": '{app="api", level="error"}'},
+        {"X-Loki-Response-Encoding-Flags": "categorize-labels"},
+    ),
+    "query_range-matrix.json": (
+        "/loki/api/v1/query_range",
+        {"query": 'sum by (level) (count_over_time({app="api"}[5m]))', "step": "60"},
+        {},
+    ),
+    "query-vector.json": (
+        "/loki/api/v1/query",
+        {"query": 'sum by (level) (count_over_time({app="api"}[5m]))'},
+        {},
+    ),
+    "labels.json": ("/loki/api/v1/labels", {}, {}),
+    "series.json": ("/loki/api/v1/series", {"match[]": '{env="test"}'}, {}),
+}
+
+
+def recorded_headers(name: str) -> tuple[int, dict[str, str]]:
+    status_line, *lines = (RECORDED / name).read_text().strip().splitlines()
+    fields = dict(line.split(": ", 1) for line in lines if line)
+    return int(status_line.split()[1]), fields
+
+
+@pytest.fixture
+async def recorded_loki() -> AsyncIterator[tuple[httpx.AsyncClient, httpx.Response]]:
+    """The test server at the recording's time, after the recorded push, byte for byte."""
+    fake = FakeLoki(
+        max_entries=LIMITS["max_entries_limit_per_query"], clock_ns=lambda: RECORDED_AT_NS
+    )
+    async with served(fake.app) as url, httpx.AsyncClient(base_url=url) as http:
+        pushed = await http.post(
+            "/loki/api/v1/push",
+            content=(RECORDED / "push-request.json").read_bytes(),
+            headers={"Content-Type": "application/json"},
+        )
+        yield http, pushed
+
+
+@only_on_the_test_server
+async def test_the_recorded_push_is_answered_as_loki_answered_it(
+    recorded_loki: tuple[httpx.AsyncClient, httpx.Response],
+) -> None:
+    _, pushed = recorded_loki
+    status, headers = recorded_headers("push-response.headers")
+    assert pushed.status_code == status
+    assert pushed.content == (RECORDED / "push-response.body").read_bytes()
+    # Date and Server are the server's own; Loki sends no other header with its 204.
+    assert set(pushed.headers) - {"date", "server"} == {h.lower() for h in headers} - {"date"}
+
+
+@only_on_the_test_server
+@pytest.mark.parametrize("recording", sorted(RECORDED_QUERIES))
+async def test_the_recorded_queries_answer_the_recorded_values(
+    recorded_loki: tuple[httpx.AsyncClient, httpx.Response], recording: str
+) -> None:
+    """Everything but `data.stats`: its figures are Loki's work accounting (timings, bytes per
+    second, chunk, cache and split counts of its storage), which no client of ours reads and the
+    test server does not model; only its sections are compared."""
+    http, _ = recorded_loki
+    path, params, headers = RECORDED_QUERIES[recording]
+    answer = await http.get(path, params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    expected = json.loads(recorded_body(recording))
+    got = answer.json()
+    if isinstance(expected["data"], dict):
+        assert set(got["data"].pop("stats")) == set(expected["data"].pop("stats"))
+    assert got == expected
+
+
+@only_on_the_test_server
+async def test_the_recorded_label_values_are_answered_but_for_an_unrecorded_push(
+    recorded_loki: tuple[httpx.AsyncClient, httpx.Response],
+) -> None:
+    # The recording's "gz" came from a gzip-compressed push the recordings do not hold.
+    http, _ = recorded_loki
+    answer = (await http.get("/loki/api/v1/label/app/values")).json()
+    expected = json.loads(recorded_body("label-app-values.json"))
+    assert answer == {**expected, "data": [v for v in expected["data"] if v != "gz"]}
+
+
+@only_on_the_test_server
+async def test_buildinfo_has_the_recorded_fields(
+    recorded_loki: tuple[httpx.AsyncClient, httpx.Response],
+) -> None:
+    # The recorded binary was built without version stamping (every field empty); the test
+    # server names the release it answers as.
+    http, _ = recorded_loki
+    build = (await http.get("/loki/api/v1/status/buildinfo")).json()
+    assert build["version"] == "3.4.6"
+    assert {**build, "version": ""} == json.loads(recorded_body("buildinfo.json"))
 
 
 # --- injected answers (test server only) ---------------------------------------------------
