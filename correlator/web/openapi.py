@@ -73,7 +73,8 @@ NUMBER = {
     "name": "number",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+    "description": "The graph's place in the report's series, counted from 0.",
+    "schema": {"type": "integer", "minimum": 0},
 }
 
 

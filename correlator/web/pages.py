@@ -16,7 +16,13 @@ from correlator.models.alerts import AlertStatus
 from correlator.sinks.message import duration_text
 from correlator.web.graphs import render_png
 from correlator.web.problems import Problem
-from correlator.web.routes import _incident_filter, bounded_int, encode_cursor, incident_of
+from correlator.web.routes import (
+    ID_MAX,
+    _incident_filter,
+    bounded_int,
+    encode_cursor,
+    incident_of,
+)
 from correlator.web.state import STORE
 
 pages = web.RouteTableDef()
@@ -76,14 +82,16 @@ async def incident_page(request: web.Request) -> web.Response:
 
 @pages.get("/api/v1/incidents/{incident_id}/graphs/{number}.png")
 async def graph(request: web.Request) -> web.Response:
-    incident = await incident_of(request)
     raw = request.match_info["number"]
-    series = (incident.report or {}).get("series", [])
-    number = bounded_int(raw, 0, len(series) - 1)
+    # A number that is no number is the request's fault (400), as a bad id is; one past the
+    # report's graphs names a graph that does not exist (404).
+    number = bounded_int(raw, 0, ID_MAX)
     if number is None:
-        raise Problem(
-            404, f"incident {incident.id} has no graph {raw[:40]!r} ({len(series)} graphs)"
-        )
+        raise Problem(400, f"graph number must be a non-negative integer, got {raw[:40]!r}")
+    incident = await incident_of(request)
+    series = (incident.report or {}).get("series", [])
+    if number >= len(series):
+        raise Problem(404, f"incident {incident.id} has no graph {number} ({len(series)} graphs)")
     png = render_png(series[number], (incident.report or {}).get("windows"))
     return web.Response(
         body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=60"}

@@ -141,7 +141,7 @@ async def test_graphs_of_the_evidence_are_png(app_client: Any, tmp_path: Path) -
     assert graph.status == 200 and graph.content_type == "image/png"
     body = await graph.read()
     assert body.startswith(b"\x89PNG\r\n\x1a\n") and len(body) > 5000
-    assert missing.status == 404 and hostile.status == 404
+    assert missing.status == 404 and hostile.status == 400  # "../1" is no number
     assert f"/api/v1/incidents/{incident_id}/graphs/0.png" in page
 
 
