@@ -45,6 +45,8 @@ echo "tools: ready in $(( $(date +%s) - started )) s"
 # Compatibility: the tests that drive Prometheus and Alertmanager themselves, again against
 # Debian's Prometheus 2.42 and Alertmanager 0.25, so older platforms stay supported.
 if [ "$#" -eq 0 ]; then
+    echo "compatibility run: $(prometheus --version 2>&1 | head -n 1);" \
+        "$(prometheus-alertmanager --version 2>&1 | head -n 1)"
     CORRELATOR_TEST_BIN=debian .venv/bin/pytest -q -m "not prometheus3" \
         tests/provisioning/test_rules_in_prometheus.py tests/e2e/test_alertmanager.py \
         tests/backends/test_prometheus.py tests/test_signals.py
