@@ -154,6 +154,9 @@ _FULL_CHANGE = (
     "details",
 )
 _RESOLVE_CHANGE = ("status", "ends_at", "content_sha", "updated_at")
+# What the sender adds (Grafana's values and links) is kept current, but is no change that
+# calls for a new correlation: Grafana's values move at every evaluation.
+_DETAILS_CHANGE = ("details", "updated_at")
 
 
 def _waves(batch: Sequence[ReceivedNotification]) -> list[list[int]]:
@@ -217,6 +220,7 @@ def _record_wave(
                 alerts.c.starts_at,
                 alerts.c.status,
                 alerts.c.content_sha,
+                alerts.c.details,
             ).where(alerts.c.incident_id.in_(known_ids))
         )
         for row in rows:
@@ -224,10 +228,12 @@ def _record_wave(
 
     full_changes: list[dict[str, Any]] = []
     resolve_changes: list[dict[str, Any]] = []
+    details_changes: list[dict[str, Any]] = []
     for item in applied:
-        full, resolved = _diff(item, existing[item.incident_id], namespaces)
+        full, resolved, details = _diff(item, existing[item.incident_id], namespaces)
         full_changes += full
         resolve_changes += resolved
+        details_changes += details
         item.changed = len(full) + len(resolved)
 
     new_rows = [row for item in applied for row in item.new_rows]
@@ -235,6 +241,7 @@ def _record_wave(
         connection.execute(insert(alerts), new_rows)
     _update_alerts(connection, full_changes, _FULL_CHANGE)
     _update_alerts(connection, resolve_changes, _RESOLVE_CHANGE)
+    _update_alerts(connection, details_changes, _DETAILS_CHANGE)
     _refresh_incidents(
         connection, [item for item in applied if item.new_incident or item.new_rows or item.changed]
     )
@@ -289,10 +296,12 @@ def _severity(item: _Applied) -> str | None:
 
 def _diff(
     item: _Applied, existing: dict[AlertKey, Any], namespaces: Sequence[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """New alert rows (kept on the item), full updates and inferred resolves."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """New alert rows (kept on the item), full updates, inferred resolves and updates of the
+    sender's details alone."""
     now = item.received.received_at
     full: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
     for alert in item.alerts:
         row = _alert_row(alert, item.incident_id, now, namespaces)
         known = existing.get(alert.key)
@@ -300,6 +309,8 @@ def _diff(
             item.new_rows.append(row)
         elif known.content_sha != row["content_sha"]:
             full.append({"b_id": known.id, **{name: row[name] for name in _FULL_CHANGE}})
+        elif known.details != row["details"]:
+            details.append({"b_id": known.id, "details": row["details"], "updated_at": now})
 
     # Alerts held as firing that the group no longer carries have ended: Alertmanager drops
     # an alert from its group once it resolved (and omits it when send_resolved is off), and
@@ -320,7 +331,7 @@ def _diff(
                         "updated_at": now,
                     }
                 )
-    return full, resolved
+    return full, resolved, details
 
 
 def _update_alerts(

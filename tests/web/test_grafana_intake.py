@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from correlator.models.alerts import GrafanaWebhookPayload, WebhookPayload, parse_webhook
 from tests.support.payloads import recorded
+from tests.support.totals import store_totals
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "grafana"
 
@@ -86,6 +87,25 @@ async def test_firing_then_resolved_resolves_one_incident_as_alertmanager_would(
     assert [t["status"] for t in incident["timeline"]] == ["firing", "firing", "resolved"]
     [alert] = incident["alerts"]  # fingerprint + startsAt: the same alert, now resolved
     assert alert["status"] == "resolved" and alert["details"]["values"]["C"] == 0
+
+
+async def test_a_repeat_with_new_values_updates_them_without_being_a_change(
+    app_client: Any,
+) -> None:
+    """Grafana's values move at every evaluation: a repeat carries the new ones, which the
+    incident shows, but it is no change that calls for a new correlation."""
+    client = await app_client()
+    first = await (await send(client, sample("firing"))).json()
+    repeat = sample("firing")
+    repeat["alerts"][0]["values"] = {"A": 0.5, "C": 1.0}
+    repeat["alerts"][0]["panelURL"] += "&from=now-1h"
+    answer = await send(client, repeat)
+    assert (await answer.json())["changed"] is False
+    incident = await incident_of(client, answer)
+    assert incident["id"] == first["incident_id"]
+    [alert] = incident["alerts"]
+    assert alert["details"]["values"] == {"A": 0.5, "C": 1.0}
+    assert alert["details"]["panel_url"].endswith("&from=now-1h")
 
 
 async def test_several_alerts_and_a_truncated_group_are_stored_like_alertmanagers(
@@ -197,13 +217,27 @@ async def fuzzed(app_client: Any) -> Any:
 async def test_any_value_in_grafanas_fields_is_stored_or_refused_never_a_500(
     fuzzed: Any, top: dict[str, Any], per_alert: dict[str, Any]
 ) -> None:
+    """Stored means stored as sent (what the model makes of the body is what the API gives
+    back); refused means nothing of it was stored."""
     body = sample("firing")
     body.update(top)
     body["alerts"][0].update(per_alert)
+    before = await store_totals(fuzzed)
     response = await send(fuzzed, body)
     assert response.status in (200, 400, 422), (response.status, body)
-    if response.status == 422:
-        assert (await response.json())["errors"][0]["field"]
+    if response.status != 200:
+        assert await store_totals(fuzzed) == before, body
+        if response.status == 422:
+            assert (await response.json())["errors"][0]["field"]
+        return
+    sent = parse_webhook(json.dumps(body))
+    incident = await incident_of(fuzzed, response)
+    assert incident["group_key"] == sent.group_key
+    assert incident["truncated_alerts"] == sent.truncated_alerts
+    assert incident["timeline"][-1]["truncated_alerts"] == sent.truncated_alerts
+    [alert] = sent.alerts
+    [stored] = [a for a in incident["alerts"] if a["fingerprint"] == alert.fingerprint]
+    assert stored["details"] == json.loads(json.dumps(alert.details)), body
 
 
 async def test_grafanas_authorization_options_are_checked_on_put_as_on_post(
