@@ -330,8 +330,14 @@ def test_secrets_live_only_in_the_secret(chart: helm.Chart) -> None:
 
 
 def test_without_a_credential_the_chart_makes_a_webhook_token(chart: helm.Chart) -> None:
-    token = secret_env(render(chart, {}))["CORRELATOR_AUTH_BEARER_TOKEN"]
-    assert len(token) == 40
+    """A fresh random token per install (randAlphaNum 40: about 238 bits), not a constant:
+    five renders give five different tokens, whose characters span letters and digits."""
+    tokens = [secret_env(render(chart, {}))["CORRELATOR_AUTH_BEARER_TOKEN"] for _ in range(5)]
+    assert all(re.fullmatch(r"[A-Za-z0-9]{40}", token) for token in tokens), tokens
+    assert len(set(tokens)) == len(tokens), tokens
+    used = set("".join(tokens))
+    assert used & set("0123456789") and used & set("abcdefghijklmnopqrstuvwxyz"), tokens
+    assert used & set("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), tokens
 
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
