@@ -21,6 +21,7 @@ from correlator.models.incidents import IncidentFilter
 from correlator.settings import Settings, load_settings
 from correlator.store import Store, WorkItem
 from correlator.web.app import create_app
+from correlator.web.state import STORE
 from tests.support.databases import drop_postgres_database
 from tests.support.deliveries import incident
 from tests.support.payloads import alert, payload
@@ -70,35 +71,45 @@ async def test_serve_stops_when_a_loop_dies(make_settings: Callable[..., Setting
     assert len(died) == 1 and re.match(r"worker-\d+: LoopBug", died[0]), died
 
 
-async def test_an_unreachable_store_makes_the_service_unready(
+async def test_a_store_that_does_not_answer_makes_the_service_unready(
     app_client: Callable[..., Any], database_url: str
 ) -> None:
+    """PostgreSQL: the database is dropped under the service. SQLite: a file cannot be cut
+    off from the process that holds it open, so the store itself stops answering (closed, as
+    at shutdown). Either way /readyz is 503 and names nothing of the database."""
     client = await app_client()
     assert (await _ready(client))[0] == 200
     if database_url.startswith("sqlite"):
-        return  # a SQLite file cannot become unreachable while its process holds it open
-    await drop_postgres_database(database_url)
+        await client.server.app[STORE].close()
+    else:
+        await drop_postgres_database(database_url)
     status, problem = await _ready(client)
     assert status == 503 and problem["detail"] == "store unavailable", problem
-    # An unauthenticated route tells nothing of the database: no host, user, name or error.
+    # An unauthenticated route tells nothing of the database: no host, user, name, file or
+    # error.
     answer = json.dumps(problem)
-    for detail in ("127.0.0.1", "postgres", database_url.rsplit("/", 1)[-1], "database"):
+    name = database_url.rsplit("/", 1)[-1]
+    for detail in ("127.0.0.1", "postgres", "sqlite", "closed", name, "database"):
         assert detail not in answer, (detail, answer)
 
 
+DRAIN_S = 8.0
+
+
 async def test_after_sigterm_the_service_drains_unready_then_stops(tmp_path: Path) -> None:
-    """With server.drain_s, SIGTERM makes /readyz 503 at once while the service still answers
-    (and stores) for the drain, so a load balancer stops sending before it stops."""
+    """With server.drain_s, SIGTERM makes /readyz 503 while the service still answers (and
+    stores) for the drain, so a load balancer stops sending before it stops. Each wait is
+    bounded by the drain: the 503, /healthz and the stored POST must all come within it."""
     url = f"sqlite:///{tmp_path / 'correlator.db'}"
     service = Service(
-        tmp_path, env={"CORRELATOR_DATABASE_URL": url, "CORRELATOR_SERVER_DRAIN_S": "3"}
+        tmp_path, env={"CORRELATOR_DATABASE_URL": url, "CORRELATOR_SERVER_DRAIN_S": str(DRAIN_S)}
     ).start()
     assert service.process is not None
     signalled = time.monotonic()
     service.process.send_signal(signal.SIGTERM)
     ready = wait_until(
         lambda: (r := httpx.get(f"{service.url}/readyz", timeout=2)).status_code == 503 and r,
-        timeout_s=2,
+        timeout_s=DRAIN_S,
         what="/readyz 503 after SIGTERM",
     )
     assert "shutting down" in ready.json()["detail"]
@@ -106,8 +117,8 @@ async def test_after_sigterm_the_service_drains_unready_then_stops(tmp_path: Pat
     body = payload([alert("late")], group_key='{}:{alertname="DuringDrain"}')
     stored = httpx.post(f"{service.url}/api/v1/alerts", json=body, timeout=5)
     assert stored.status_code == 200, stored.text  # a sender that has not noticed loses nothing
-    assert await asyncio.to_thread(service.process.wait, 15) == 0
-    assert time.monotonic() - signalled >= 2.5  # it served out the drain
+    assert await asyncio.to_thread(service.process.wait, DRAIN_S + 30) == 0
+    assert time.monotonic() - signalled >= DRAIN_S - 0.1  # it served out the drain
     store = await Store.open(load_settings(database={"url": url}).database)
     try:
         found, _ = await store.list_incidents(IncidentFilter())
