@@ -40,6 +40,8 @@ RULES = ("monitoring.coreos.com", "v1", "prometheusrules")
 LEASES = ("coordination.k8s.io", "v1", "leases")
 # metav1.RFC3339Micro as Go parses it: exactly six fraction digits, Z or a numeric offset.
 MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$")
+# creationTimestamp of every object the test server creates (a fixed moment: tests compare).
+CREATED = "2026-01-01T00:00:00Z"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -124,7 +126,12 @@ class FakeKubernetes:
         key = (WEBAPPS[2], meta.get("namespace", "default"), meta["name"])
         existing = self.objects.get(key)
         stored = copy.deepcopy(obj)
-        stored["metadata"] = {**meta, "namespace": key[1], "uid": f"uid-{key[1]}-{key[2]}"}
+        stored["metadata"] = {
+            **meta,
+            "namespace": key[1],
+            "uid": f"uid-{key[1]}-{key[2]}",
+            "creationTimestamp": CREATED,
+        }
         if existing is None:
             stored["metadata"]["generation"] = 1
         else:
@@ -296,6 +303,9 @@ class FakeKubernetes:
         body["metadata"] = {
             **body["metadata"],
             "namespace": key[1],
+            "uid": f"uid-rule-{key[1]}-{key[2]}",
+            "creationTimestamp": CREATED,
+            "generation": 1,
             "resourceVersion": self._next_rv(),
         }
         self.objects[key] = body
@@ -323,7 +333,16 @@ class FakeKubernetes:
                 "Conflict",
                 "the object has been modified; please apply your changes to the latest version",
             )
-        body["metadata"] = {**body["metadata"], "resourceVersion": self._next_rv()}
+        stored = self.objects[key]["metadata"]
+        # The system fields stay the stored ones whatever the body says; a spec change is a
+        # new generation.
+        body["metadata"] = {
+            **body["metadata"],
+            **{k: stored[k] for k in ("namespace", "uid", "creationTimestamp") if k in stored},
+            "generation": stored.get("generation", 1)
+            + int(body.get("spec") != self.objects[key].get("spec")),
+            "resourceVersion": self._next_rv(),
+        }
         self.objects[key] = body
         return web.json_response(body)
 
@@ -411,7 +430,7 @@ class FakeKubernetes:
                 "uid": existing["metadata"]["uid"] if existing else f"uid-lease-{namespace}-{name}",
                 "creationTimestamp": existing["metadata"]["creationTimestamp"]
                 if existing
-                else "2026-01-01T00:00:00Z",
+                else CREATED,
                 "resourceVersion": self._next_rv(),
             },
             "spec": copy.deepcopy(body.get("spec") or {}),
