@@ -73,7 +73,7 @@ BAD = [
     ),
     (
         "bad label name",
-        manifest(spec="{image: x, team: t, observability: {metricLabels: {pod: 'pod"name'}}}"),
+        manifest(spec="{image: x, team: t, observability: {metricLabels: {pod: 'pod,name'}}}"),
         "spec.observability.metricLabels.pod",
         "label name",
     ),
