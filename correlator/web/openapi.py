@@ -239,7 +239,7 @@ def description() -> dict[str, Any]:
                     "operationId": "openapi",
                     "summary": "This description",
                     "security": auth,
-                    "responses": {"200": _json_any("OpenAPI 3.1.")},
+                    "responses": {"200": _json_any("OpenAPI 3.1."), **_problems(401)},
                 }
             },
         },
