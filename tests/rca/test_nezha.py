@@ -2,10 +2,11 @@
 rows are skipped and counted, the alert comes from the front-end rule, and the benchmark
 reports the figures that say whether the ranking generalises.
 
-Cases are laid out in a temporary tree whose data files are links to the development dataset
-in `../shared/datasets/` (never copied into the repository) beside a fault list the test writes.
-Only the tests that read that dataset need it (tests/support/optional.py): the others run from
-the repository alone.
+Cases are laid out in a temporary tree whose data files are links to the data beside a fault
+list the test writes: the adapter's behaviour is tested on the real extract the repository
+carries (tests/contracts/nezha-extract: one day, its two faults of 11:00, trimmed); only the
+test of the benchmark's figures on whole cases reads the development dataset in `../shared/`
+(tests/support/optional.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from correlator.rca import benchmark, nezha
 from correlator.rca.tables import Problems
 from tests.support import optional
 
-DATASET = optional.SHARED / optional.NEZHA_DATASET
+EXTRACT = Path(__file__).resolve().parents[1] / "contracts" / "nezha-extract"
 DAY = "2023-01-30"
 # Two faults of the day (a network delay and a CPU contention), as the dataset lists them.
 FAULTS = [
@@ -34,22 +35,30 @@ FAULTS = [
 ]  # fmt: skip
 
 
-def layout(root: Path, faults: list[dict[str, str]], *, copy: tuple[str, ...] = ()) -> Path:
-    """A dataset tree over the real day: its folders linked, the fault list written, and the
-    folders in `copy` copied so that a test may dirty their files. Needs the shared dataset."""
-    optional.require(optional.NEZHA_DATASET)
+def layout(
+    root: Path, faults: list[dict[str, str]], *, source: Path = EXTRACT, copy: tuple[str, ...] = ()
+) -> Path:
+    """A dataset tree over the real day in `source`: its folders linked, the fault list
+    written, and the folders in `copy` copied so that a test may dirty their files."""
     day = root / "rca_data" / DAY
     day.mkdir(parents=True)
     for folder in ("metric", "log", "trace", "traceid"):
-        source = DATASET / "rca_data" / DAY / folder
+        origin = source / "rca_data" / DAY / folder
         if folder in copy:
-            shutil.copytree(source, day / folder)
+            shutil.copytree(origin, day / folder)
         else:
-            (day / folder).symlink_to(source)
+            (day / folder).symlink_to(origin)
     (root / "construct_data").mkdir()
-    (root / "construct_data" / DAY).symlink_to(DATASET / "construct_data" / DAY)
+    (root / "construct_data" / DAY).symlink_to(source / "construct_data" / DAY)
     (day / f"{DAY}-fault_list.json").write_text(json.dumps({"11": faults}))
     return root
+
+
+def span_rows(*minutes: str) -> int:
+    """The extract's spans of these minutes and of the day's fault-free minute."""
+    paths = [EXTRACT / "rca_data" / DAY / "trace" / f"{m}_trace.csv" for m in minutes]
+    paths += sorted((EXTRACT / "construct_data" / DAY / "trace").glob("*.csv"))
+    return sum(len(path.read_text().splitlines()) - 1 for path in paths)
 
 
 def rankings(root: Path) -> list[list[str]]:
@@ -69,7 +78,7 @@ def test_scrambled_answers_do_not_change_the_rankings(tmp_path: Path) -> None:
         for fault, other in zip(FAULTS, reversed(FAULTS), strict=True)
     ]  # fmt: skip
     assert rankings(layout(tmp_path / "scrambled", scrambled)) == honest
-    assert all(len(r) > 5 for r in honest)  # a real ranking, not an empty one
+    assert all(len(r) >= 2 for r in honest)  # a real ranking, not an empty one
 
 
 def test_dirty_rows_are_skipped_counted_and_named(tmp_path: Path) -> None:
@@ -99,8 +108,11 @@ def test_dirty_rows_are_skipped_counted_and_named(tmp_path: Path) -> None:
     assert report[str(day / "log" / "11_52_log.csv")]["reasons"] == ["empty file"]
     metric = str(day / "metric" / "ts-config-service-xyz-abcde_metric.csv")
     assert "no column TimeStamp" in report[metric]["reasons"][0]
-    # The ranking still runs on what could be read.
-    assert all(len(c.telemetry.spans) > 1000 for c in cases)
+    # The ranking still runs on what could be read: the extract's spans, but for three rows.
+    assert [len(c.telemetry.spans) for c in cases] == [
+        span_rows("11_51", "11_52", "11_53") - 3,
+        span_rows("11_59", "12_00", "12_01"),
+    ]
 
 
 def test_a_malformed_fault_list_skips_its_day_and_says_why(tmp_path: Path) -> None:
@@ -167,11 +179,21 @@ def test_bench_rca_reports_cross_validation_ablation_and_alerts_apart(
         "edges",
     }
     assert [c["truth"] for c in result["per_case"]] == ["ts-contacts-service", "ts-basic-service"]
-    # Both are found first: a delayed pod by its edges, a starved one by its edges and CPU.
-    assert [c["rank"] for c in result["per_case"]] == [1, 1]
     assert main(["bench", "rca", str(root)]) == 0
     text = capsys.readouterr().out
     assert "cross-validated: leave one fault type out" in text and "without edges" in text
+
+
+def test_bench_rca_finds_both_faults_first_on_the_whole_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = optional.require(optional.NEZHA_DATASET)
+    root = layout(tmp_path / "bench", FAULTS, source=dataset)
+    assert main(["bench", "rca", "--json", str(root)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [c["truth"] for c in result["per_case"]] == ["ts-contacts-service", "ts-basic-service"]
+    # Both are found first: a delayed pod by its edges, a starved one by its edges and CPU.
+    assert [c["rank"] for c in result["per_case"]] == [1, 1]
 
 
 def test_bench_rca_on_a_folder_that_is_not_the_layout_says_so(
