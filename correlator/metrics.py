@@ -93,7 +93,8 @@ class Metrics:
         )
         self.provisioning_runs = Counter(
             "correlator_provisioning_runs",
-            "Provisioning passes by outcome: ok, or with_errors (see the log).",
+            "Provisioning passes by outcome: ok, with_errors (see the log), or following (a "
+            "replica that does not lead updated its catalogue and wrote nothing).",
             ["outcome"],
             registry=r,
         )

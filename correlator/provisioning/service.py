@@ -290,6 +290,9 @@ class Provisioner:
         if self._catalogue is not None:
             self._catalogue.update(apps)
         if not self._leading():
+            # Counted, so that a follower is seen to follow (and, after a pause, to have
+            # passed without writing).
+            self._metrics.provisioning_runs.labels("following").inc()
             return {}
         for problem in invalid:
             log.warning("invalid WebApplication", extra={"problem": str(problem)})

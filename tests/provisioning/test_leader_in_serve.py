@@ -4,7 +4,8 @@ work; a leader that was paused past its lease does not write when it wakes up.
 
 Elections: a PostgreSQL advisory lock (both replicas on one database), and a Lease through the
 Kubernetes API test server. Short timings (lease 3 s, renew deadline 2 s, retry 0.3 s) keep it
-quick; the takeover bound is the lease duration plus a margin for process scheduling.
+quick. Every wait is for a signal (a metric, a log line); its bound is a multiple of what the
+configured timings allow, there to end a hang, not to measure speed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from tests.support.processes import Service
 from tests.support.servers import eventually, served
 
 LEASE_S, RENEW_S, RETRY_S = 3.0, 2.0, 0.3
-TAKEOVER_BOUND_S = LEASE_S + 2 * RETRY_S + 3.0  # + process scheduling on a loaded CI machine
+RESYNC_S = 1.0
+# A follower takes over once it has seen the lease unrenewed for LEASE_S; its next try comes
+# within RETRY_S and takes at most RENEW_S. Ten times that leaves a loaded CI machine room.
+TAKEOVER_BOUND_S = 10 * (LEASE_S + RETRY_S + RENEW_S)
+# A replica passes at least every RESYNC_S; ten resyncs bound a wait for its next pass.
+PASS_BOUND_S = 10 * RESYNC_S + TAKEOVER_BOUND_S
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 
 
@@ -45,6 +51,7 @@ def metric(service: Service, name: str) -> float:
 LEADER = 'correlator_leader{role="provisioning"}'
 WRITES = "correlator_provisioning_writes_total"
 PASSES_OK = 'correlator_provisioning_runs_total{outcome="ok"}'
+PASSES_FOLLOWING = 'correlator_provisioning_runs_total{outcome="following"}'
 
 
 def passes_logged(service: Service) -> int:
@@ -55,6 +62,9 @@ def passes_logged(service: Service) -> int:
 def new_app(source: Path, name: str) -> str:
     app = yaml.safe_load((source / "checkout.yaml").read_text())
     app["metadata"]["name"] = name
+    # Its own tracing name and log stream: an app cannot claim another app's.
+    app["spec"]["observability"]["traceService"] = f"{name}.shop"
+    app["spec"]["observability"]["logSelector"] = f'{{namespace="shop", app="{name}"}}'
     (source / f"{name}.yaml").write_text(yaml.safe_dump(app))
     return dashboard_uid("shop", name)
 
@@ -70,7 +80,7 @@ async def replicas(
         "CORRELATOR_PROVISIONING_GRAFANA_URL": grafana_url,
         "CORRELATOR_PROVISIONING_GRAFANA_TOKEN": token,
         "CORRELATOR_PROVISIONING_WATCH_INTERVAL_S": "0.2",
-        "CORRELATOR_PROVISIONING_RESYNC_INTERVAL_S": "1",
+        "CORRELATOR_PROVISIONING_RESYNC_INTERVAL_S": str(RESYNC_S),
         "CORRELATOR_LEADER_LEASE_DURATION_S": str(LEASE_S),
         "CORRELATOR_LEADER_RENEW_DEADLINE_S": str(RENEW_S),
         "CORRELATOR_LEADER_RETRY_PERIOD_S": str(RETRY_S),
@@ -109,6 +119,7 @@ async def exactly_one_writes_then_the_other_takes_over(
     assert metric(leader, WRITES) > 0
     assert metric(follower, WRITES) == 0
     assert metric(follower, PASSES_OK) == 0  # it followed the apps, and wrote nothing
+    assert metric(follower, PASSES_FOLLOWING) > 0
     assert metric(follower, LEADER) == 0
 
     leader.kill()
@@ -116,7 +127,9 @@ async def exactly_one_writes_then_the_other_takes_over(
     await eventually(
         lambda: metric(follower, LEADER) == 1, "the takeover", timeout_s=TAKEOVER_BOUND_S
     )
-    await eventually(lambda: uid in fake.dashboards, "the new leader's pass", timeout_s=10)
+    await eventually(
+        lambda: uid in fake.dashboards, "the new leader's pass", timeout_s=PASS_BOUND_S
+    )
     # The pass counts its writes when it ends, a moment after Grafana received them.
     await eventually(lambda: metric(follower, WRITES) > 0, "the new leader's writes counted")
     return leader, follower
@@ -177,6 +190,7 @@ async def test_lease_a_paused_leader_does_not_write_when_it_wakes(tmp_path: Path
         await eventually(lambda: len(fake.dashboards) == 3, "three dashboards", timeout_s=30)
         leader, follower = await leader_and_follower(services)
         assert leader.process is not None
+        following_at_pause = metric(leader, PASSES_FOLLOWING)
         os.kill(leader.process.pid, signal.SIGSTOP)  # a long GC pause, a frozen node
         passes_at_pause = passes_logged(leader)  # its log cannot grow while it is stopped
         await eventually(
@@ -187,13 +201,26 @@ async def test_lease_a_paused_leader_does_not_write_when_it_wakes(tmp_path: Path
         checkout = dashboard_uid("shop", "checkout")
         fake.edit_by_hand(checkout)
         os.kill(leader.process.pid, signal.SIGCONT)
-        await eventually(lambda: uid in fake.dashboards, "the new leader's pass", timeout_s=10)
+        await eventually(
+            lambda: uid in fake.dashboards, "the new leader's pass", timeout_s=PASS_BOUND_S
+        )
         await eventually(
             lambda: fake.dashboards[checkout].dashboard["title"] == "shop / checkout",
             "the hand edit reverted",
-            timeout_s=10,
+            timeout_s=PASS_BOUND_S,
         )
-        await asyncio.sleep(4 * RETRY_S + 1)  # time for the woken replica to act, if it would
+        # The woken replica has had its chance: its election read the Lease and found it lost,
+        # and its provisioning loop has passed again since it woke (as a follower).
+        await eventually(
+            lambda: "leader election: lost the lease" in leader.log(),
+            "the woken replica seeing the lease lost",
+            timeout_s=TAKEOVER_BOUND_S,
+        )
+        await eventually(
+            lambda: metric(leader, PASSES_FOLLOWING) > following_at_pause,
+            "a pass by the woken replica",
+            timeout_s=PASS_BOUND_S,
+        )
         assert metric(leader, LEADER) == 0
         # Its resync was overdue when it woke: without fencing it would pass (and write) now.
         assert passes_logged(leader) == passes_at_pause
