@@ -39,6 +39,41 @@ class FakeSpan:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+def otlp_traces(spans: list[FakeSpan], *, scope: str = "") -> dict[str, Any]:
+    """OTLP/JSON `TracesData` for `spans`, one resource per service: what an instrumented app
+    pushes (tests/support/jaeger.py) and what api_v3 answers inside `{"result": …}`."""
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        otlp: dict[str, Any] = {
+            "traceId": span.trace_id,
+            "spanId": span.span_id,
+            "name": span.operation,
+            "kind": KINDS.get(span.kind, 0),
+            "startTimeUnixNano": str(span.start_ns),
+            "endTimeUnixNano": str(span.start_ns + span.duration_ns),
+        }
+        if span.parent_span_id:
+            otlp["parentSpanId"] = span.parent_span_id
+        if span.error:
+            otlp["status"] = {"code": 2}
+        if span.attributes:
+            otlp["attributes"] = [
+                {"key": k, "value": {"stringValue": v}} for k, v in span.attributes.items()
+            ]
+        by_service.setdefault(span.service, []).append(otlp)
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [{"scope": {"name": scope} if scope else {}, "spans": found}],
+            }
+            for service, found in by_service.items()
+        ]
+    }
+
+
 def _error(status: int, message: str) -> web.Response:
     body = json.dumps({"error": {"httpCode": status, "message": message}}) + "\n"
     return web.Response(
@@ -107,36 +142,7 @@ class FakeJaeger:
 
     @staticmethod
     def _otlp(spans: list[FakeSpan]) -> dict[str, Any]:
-        by_service: dict[str, list[dict[str, Any]]] = {}
-        for span in spans:
-            otlp: dict[str, Any] = {
-                "traceId": span.trace_id,
-                "spanId": span.span_id,
-                "name": span.operation,
-                "kind": KINDS.get(span.kind, 0),
-                "startTimeUnixNano": str(span.start_ns),
-                "endTimeUnixNano": str(span.start_ns + span.duration_ns),
-            }
-            if span.parent_span_id:
-                otlp["parentSpanId"] = span.parent_span_id
-            if span.error:
-                otlp["status"] = {"code": 2}
-            if span.attributes:
-                otlp["attributes"] = [
-                    {"key": k, "value": {"stringValue": v}} for k, v in span.attributes.items()
-                ]
-            by_service.setdefault(span.service, []).append(otlp)
-        return {
-            "resourceSpans": [
-                {
-                    "resource": {
-                        "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
-                    },
-                    "scopeSpans": [{"scope": {}, "spans": spans}],
-                }
-                for service, spans in by_service.items()
-            ]
-        }
+        return otlp_traces(spans)
 
     async def services(self, request: web.Request) -> web.Response:
         return self._json({"services": sorted({s.service for s in self.spans})})

@@ -97,21 +97,66 @@ class Service:
                 self.kill()
 
 
-class Alertmanager:
-    """Alertmanager with a config written by the test, clustering off."""
+class Server:
+    """A real server in its own process, logging to a file in its working directory."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
-        self.binary = binary("alertmanager")
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.config_path = workdir / "alertmanager.yml"
-        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "alertmanager.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self, argv: list[str], *, ready_path: str, env: dict[str, str] | None = None) -> None:
+        """Start `argv` and wait until GET `ready_path` answers 200 (failing at once, with the
+        server's log, if it exits first)."""
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
+                )
+            return httpx.get(f"{self.url}{ready_path}", timeout=1).status_code == 200
+
+        wait_until(ready, timeout_s=60, what=f"{self.name} on {self.url}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def close(self) -> None:
+        self.stop()
+
+
+class Alertmanager(Server):
+    """Alertmanager with a config written by the test, clustering off."""
+
+    name = "alertmanager"
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        super().__init__(workdir)
+        self.binary = binary("alertmanager")
+        self.config_path = workdir / "alertmanager.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
 
     def check_config(self) -> None:
         subprocess.run(
@@ -124,7 +169,7 @@ class Alertmanager:
         self.check_config()
         storage = self.workdir / "am-data"
         storage.mkdir(exist_ok=True)
-        self.process = subprocess.Popen(
+        self.spawn(
             [
                 self.binary,
                 f"--config.file={self.config_path}",
@@ -133,18 +178,9 @@ class Alertmanager:
                 "--cluster.listen-address=",
                 "--log.level=debug",
             ],
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(
-            lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
-            timeout_s=30,
-            what="Alertmanager to be ready",
+            ready_path="/-/ready",
         )
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def fire(
         self,
@@ -160,23 +196,15 @@ class Alertmanager:
         response = httpx.post(f"{self.url}/api/v2/alerts", json=[alert], timeout=5)
         response.raise_for_status()
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
-
-class Prometheus:
+class Prometheus(Server):
     """Prometheus over a history backfilled with promtool, evaluating given rules."""
 
+    name = "prometheus"
+
     def __init__(self, workdir: Path, *, rule_files: list[Path], openmetrics: str) -> None:
-        self.workdir = workdir
-        self.port = free_port()
+        super().__init__(workdir)
         self.data = workdir / "tsdb"
-        self.log_path = workdir / "prometheus.log"
         (workdir / "history.om").write_text(openmetrics)
         subprocess.run(
             [
@@ -196,14 +224,9 @@ class Prometheus:
         }
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Prometheus:
-        self.process = subprocess.Popen(
+        self.spawn(
             [
                 binary("prometheus"),
                 f"--config.file={self.config_path}",
@@ -211,13 +234,7 @@ class Prometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--storage.tsdb.retention.time=30d",
             ],
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(
-            lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
-            timeout_s=30,
-            what="Prometheus to be ready",
+            ready_path="/-/ready",
         )
         return self
 
@@ -225,11 +242,6 @@ class Prometheus:
         body = httpx.get(f"{self.url}/api/v1/alerts", timeout=5).json()
         result: list[dict[str, Any]] = body["data"]["alerts"]
         return result
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
