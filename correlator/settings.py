@@ -536,7 +536,7 @@ class NotifySettings(_Group):
     """Where developers hear about incidents: chat and webhooks, through a durable outbox."""
 
     sinks: list[SinkSettings] = Field(
-        default_factory=list, description="Sinks (YAML list; see README → Telling the developers)."
+        default_factory=list, description="Sinks (YAML list; see docs/concepts/notifications.md)."
     )
     deliverers: int = Field(1, ge=0, le=16, description="Concurrent outbox consumers (0: none).")
     lease_s: float = Field(
@@ -804,7 +804,7 @@ def effective_config(settings: Settings) -> dict[str, Any]:
 
 
 def reference_markdown() -> str:
-    """The README's configuration reference, generated from the fields above."""
+    """The configuration reference (docs/reference/configuration.md), from the fields above."""
     rows = [
         "| Environment variable | YAML key | Default | Description |",
         "| --- | --- | --- | --- |",

@@ -42,6 +42,9 @@ echo "tools: ready in $(( $(date +%s) - started )) s"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The documentation site: a broken link, a missing page or one left out of the nav fails here.
+site_out="$(mktemp -d)"  # not --quiet: it hides the warnings that --strict fails on
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site_out" && rm -rf "$site_out"
 # Compatibility: the tests that drive Prometheus and Alertmanager themselves, again against
 # Debian's Prometheus 2.42 and Alertmanager 0.25, so older platforms stay supported.
 if [ "$#" -eq 0 ]; then

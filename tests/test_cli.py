@@ -214,9 +214,9 @@ def test_serve_explains_a_store_it_cannot_open(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_readme_configuration_reference_matches_the_settings() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_documented_configuration_reference_matches_the_settings() -> None:
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text()
     begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
-    documented = readme.split(begin, 1)[1].split(end, 1)[0]
+    documented = page.split(begin, 1)[1].split(end, 1)[0]
     assert documented == reference_markdown(), "run: correlator config --reference"
     assert run("config", "--reference").stdout == reference_markdown()
