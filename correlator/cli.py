@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(
                     run(port=args.port, workdir=args.dir, keep_running=not args.exit)
                 )
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM
                 return 0
             except PortInUse as exc:
                 print(exc, file=sys.stderr)

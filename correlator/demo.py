@@ -11,8 +11,10 @@ incident page URL and what was provisioned. What it cannot do here it says, plai
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -195,6 +197,7 @@ def start_prometheus(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
         stdout=(workdir / "prometheus.log").open("ab"), stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,  # only prctl runs between fork and exec
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -250,15 +253,32 @@ def _fresh_start(root: Path) -> None:
 
 
 async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
-    """Run the demo; a temporary working directory is removed if the demo fails."""
+    """Run the demo; a temporary working directory is removed if the demo fails or is stopped.
+
+    SIGTERM (`timeout`, systemd, a container runtime) stops it as Ctrl-C does: the service
+    and its analysis processes shut down, Prometheus is stopped, the directory removed."""
     _check_port(port)
     root = workdir or Path(tempfile.mkdtemp(prefix="correlator-demo-"))
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+    if main is not None:
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         return await _run(root, port=port, keep_running=keep_running)
     except BaseException:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
         raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the demo dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 async def _run(root: Path, *, port: int, keep_running: bool) -> int:
