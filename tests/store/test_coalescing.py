@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from correlator.metrics import Metrics
 from correlator.settings import load_settings
@@ -16,8 +17,11 @@ from correlator.worker import Worker
 from tests.store.test_notifications import received, record
 from tests.store.test_work_queue import Clock
 from tests.support.payloads import alert, payload
+from tests.support.servers import eventually
 
 GROUP = '{}:{alertname="Storm"}'
+POLL_S = 0.05
+POLLS_BOUND_S = 200 * POLL_S  # a bound for a hang: two polls take 2 * POLL_S
 
 
 def notification(*fingerprints: str, severity: str = "critical", group: str = GROUP) -> dict:  # type: ignore[type-arg]
@@ -49,7 +53,16 @@ async def test_notifications_during_a_correlation_give_one_more_with_the_newest(
         await release.wait()
         running -= 1
 
-    settings = load_settings(queue={"poll_interval_s": 0.05}).queue
+    settings = load_settings(queue={"poll_interval_s": POLL_S}).queue
+    claims: list[int | None] = []  # what each worker's poll claimed (an item's id, or nothing)
+    claim_work = store.claim_work
+
+    async def counted_claim(**kwargs: Any) -> WorkItem | None:
+        item = await claim_work(**kwargs)
+        claims.append(item.id if item is not None else None)
+        return item
+
+    store.claim_work = counted_claim  # type: ignore[method-assign]
     workers = [Worker(store, settings, Metrics(), handler) for _ in range(2)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
@@ -61,14 +74,23 @@ async def test_notifications_during_a_correlation_give_one_more_with_the_newest(
             SUPERSEDED,
             PENDING,
         ]
-        await asyncio.sleep(0.3)  # both workers poll: the queued one must wait for the running
+        # The idle worker has polled twice since the newest was queued (a claim that found the
+        # queued item and had to leave it, as its incident's correlation runs): still one.
+        polls_then = len(claims)
+        await eventually(
+            lambda: len(claims) >= polls_then + 2 or len(handled) > 1,
+            "two polls by the idle worker",
+            timeout_s=POLLS_BOUND_S,
+        )
         assert len(handled) == 1
+        assert claims[polls_then:] == [None] * (len(claims) - polls_then)
         release.set()
         for _ in range(200):
             if await work_states(store, first.incident_id) == ["done", *[SUPERSEDED] * 2, "done"]:
                 break
             await asyncio.sleep(0.05)
     finally:
+        release.set()  # a failed check must not leave a handler waiting forever
         for w in workers:
             w.stop()
         await asyncio.gather(*tasks)
