@@ -27,7 +27,7 @@ from correlator.sinks.base import (
     json_body,
     request,
 )
-from correlator.sinks.message import grafana_links
+from correlator.sinks.message import evidence_links, responder_links
 
 MAX_BODY = 65_536
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -39,15 +39,18 @@ def marker(incident_id: int) -> str:
 
 
 def markdown(message: dict[str, Any]) -> str:
-    e = escape.markdown
+    e, name = escape.markdown, escape.markdown_name
     icon = "🔴" if message["status"] == "firing" else "🟢"
-    lines = [f"### {icon} {message['status'].upper()}: {e(message['title'])}", ""]
+    lines = [f"### {icon} {message['status'].upper()}: {name(message['title'])}", ""]
     app = message.get("app") or {}
     if app.get("revision"):
         when = app.get("deployed_minutes_before_alert")
         lead = f" {when:.0f} min before the alert" if isinstance(when, int | float) else ""
-        lines.append(f"This revision (`{e(app['revision'][:12])}`) was deployed{lead}.")
+        revision = escape.markdown_code(escape.defang(app["revision"][:12]))
+        lines.append(f"This revision ({revision}) was deployed{lead}.")
     facts = f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
+    if message.get("namespace"):
+        facts += f" in namespace {name(message['namespace'])}"
     if message["duration"]:
         facts += f", resolved after {message['duration']}"
     lines += [facts, ""]
@@ -56,15 +59,16 @@ def markdown(message: dict[str, Any]) -> str:
     if message["suspects"]:
         lines.append("**Likely causes**")
         for rank, suspect in enumerate(message["suspects"], 1):
-            lines.append(f"{rank}. **{e(suspect['service'])}**: {e(suspect['reason'])}")
-            lines += [f"    - {e(ev['detail'])}" for ev in suspect["evidence"]]
+            lines.append(f"{rank}. **{name(suspect['service'])}**: {e(suspect['reason'])}")
+            for ev in suspect["evidence"]:
+                opens = "".join(
+                    f" · {escape.markdown_link(title, url)}" for title, url in evidence_links(ev)
+                )
+                lines.append(f"    - {e(ev['detail'])}{opens}")
         lines.append("")
     if message["missing"]:
         lines += ["Missing: " + "; ".join(e(m) for m in message["missing"]), ""]
-    links = [escape.markdown_link("Incident page", message["incident_url"])]
-    if message.get("dashboard_url"):
-        links.append(escape.markdown_link("Dashboard", message["dashboard_url"]))
-    links += [escape.markdown_link(title, url) for title, url in grafana_links(message)]
+    links = [escape.markdown_link(title, url) for title, url in responder_links(message)]
     if (message.get("grafana") or {}).get("values"):
         lines.append(f"Grafana values: {e(message['grafana']['values'])}")
     lines.append(" · ".join(links))

@@ -15,6 +15,7 @@ from correlator.catalogue import deployed
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
 from correlator.models.webapp import WebApplication
+from correlator.sinks.links import alertmanager_silence, kiali_graph
 
 TOP_SUSPECTS = 3
 EVIDENCE_PER_SUSPECT = 2
@@ -39,6 +40,7 @@ def incident_message(
     public_url: str,
     app: WebApplication | None = None,
     dashboard_url: str | None = None,
+    kiali_url: str | None = None,
 ) -> dict[str, Any]:
     labels = incident.common_labels
     firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
@@ -88,7 +90,50 @@ def incident_message(
         # Grafana Alerting's own links and values, when a Grafana-managed rule fired.
         "grafana": _grafana(incident),
     }
+    # A responder's next clicks: silence the group, see the mesh around the app.
+    message["silence_url"] = _silence(incident, message["grafana"])
+    message["mesh_url"] = kiali_graph(
+        kiali_url, app.namespace if app else incident.namespace, app.name if app else None
+    )
     return message
+
+
+def _silence(incident: IncidentDetail, grafana: dict[str, Any] | None) -> str | None:
+    """Grafana's own silence link for a Grafana-managed rule; else Alertmanager's form (its
+    `externalURL`) prefilled with the labels every alert of the group shares."""
+    if grafana is not None:
+        silence = grafana["links"].get("Silence")
+        return str(silence) if silence else None
+    return alertmanager_silence(
+        incident.external_url, incident.common_labels or incident.group_labels
+    )
+
+
+def responder_links(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, url) of the links every renderer offers, in a fixed order: the incident page,
+    the dashboard, the graphs, the runbook, Silence, Mesh, then Grafana's rule and panel."""
+    links = [("Incident page", message["incident_url"])]
+    if message.get("dashboard_url"):
+        links.append(("Dashboard", message["dashboard_url"]))
+    links += [(f"Graph {n}", url) for n, url in enumerate(message.get("graphs", []), 1)]
+    if str(message.get("runbook_url", "")).startswith(("https://", "http://")):
+        links.append(("Runbook", message["runbook_url"]))
+    if message.get("silence_url"):
+        links.append(("Silence", message["silence_url"]))
+    if message.get("mesh_url"):
+        links.append(("Mesh", message["mesh_url"]))
+    links += [(t, u) for t, u in grafana_links(message) if t != "Silence"]
+    return links
+
+
+def evidence_links(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, url) of one piece of evidence: Explore, then its traces."""
+    titles = {"explore": "Explore"}
+    return [
+        (titles.get(name, name.replace("_", " ").capitalize()), url)
+        for name, url in evidence.get("links", {}).items()
+        if str(url).startswith(("https://", "http://"))
+    ]
 
 
 GRAFANA_LINKS = (("rule_url", "Alert rule"), ("panel_url", "Panel"), ("silence_url", "Silence"))

@@ -12,7 +12,7 @@ import httpx
 
 from correlator.sinks import escape
 from correlator.sinks.base import Remember, SinkRejected, request
-from correlator.sinks.message import grafana_links
+from correlator.sinks.message import evidence_links, responder_links
 
 TEAMS_MAX_BYTES = 28 * 1024 - 512  # Teams refuses messages over 28 KB; keep a margin
 
@@ -48,45 +48,74 @@ class PostOnceSink:
         return {"posted": sorted(posted | {status})}
 
 
-def _suspect_lines(message: dict[str, Any], e: Callable[[str], str]) -> list[str]:
+def _suspect_lines(message: dict[str, Any]) -> list[str]:
+    e, name = escape.markdown, escape.markdown_name
     lines = []
     for rank, suspect in enumerate(message["suspects"], 1):
-        lines.append(f"**{rank}. {e(suspect['service'])}**: {e(suspect['reason'])}")
-        lines += [f"- {e(ev['detail'])}" for ev in suspect["evidence"]]
+        lines.append(f"**{rank}. {name(suspect['service'])}**: {e(suspect['reason'])}")
+        for ev in suspect["evidence"]:
+            opens = "".join(
+                f" · {escape.markdown_link(title, url)}" for title, url in evidence_links(ev)
+            )
+            lines.append(f"- {e(ev['detail'])}{opens}")
     return lines
 
 
-def _title(message: dict[str, Any], e: Callable[[str], str]) -> str:
-    title = f"{message['status'].upper()}: {e(message['title'])}"
-    return title + (f" ({e(message['severity'])})" if message["severity"] else "")
+def _title(message: dict[str, Any], name: Callable[[str], str]) -> str:
+    title = f"{message['status'].upper()}: {name(message['title'])}"
+    return title + (f" ({name(message['severity'])})" if message["severity"] else "")
+
+
+def _runs(*runs: dict[str, Any] | str) -> dict[str, Any]:
+    """A RichTextBlock: its TextRuns parse no Markdown, so alert text shows as typed."""
+    inlines = [
+        {"type": "TextRun", "text": run} if isinstance(run, str) else {"type": "TextRun", **run}
+        for run in runs
+    ]
+    return {"type": "RichTextBlock", "inlines": inlines}
+
+
+def _code(text: str, **style: Any) -> dict[str, Any]:
+    return {"text": escape.text_run(text), "fontType": "Monospace", **style}
 
 
 def teams_card(message: dict[str, Any], *, max_bytes: int = TEAMS_MAX_BYTES) -> dict[str, Any]:
     """An Adaptive Card in the Workflows webhook envelope, shrunk to fit Teams' size limit:
-    evidence goes first, then suspects' reasons, then the summary."""
-    e = escape.markdown
+    evidence goes first, then suspects' reasons, then the summary. Alert and report text is in
+    TextRuns (no Markdown: nothing formats, mentions or links; names copy out unchanged)."""
+    t = escape.text_run
     for level in range(4):
-        body: list[dict[str, Any]] = [
-            {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True,
-             "text": _title(message, e)},
-            {"type": "TextBlock", "isSubtle": True, "wrap": True,
-             "text": f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
-             + (f", resolved after {message['duration']}" if message["duration"] else "")},
-        ]  # fmt: skip
-        if message["summary"] and level < 3:
-            body.append({"type": "TextBlock", "wrap": True, "text": e(message["summary"])})
-        shrunk = [
-            dict(s, evidence=s["evidence"] if level < 1 else [])
-            | ({} if level < 2 else {"reason": ""})
-            for s in message["suspects"]
+        head: list[dict[str, Any] | str] = [
+            {"text": f"{message['status'].upper()}: ", "weight": "Bolder", "size": "Medium"},
+            _code(message["title"], weight="Bolder", size="Medium"),
         ]
-        suspects = dict(message, suspects=shrunk)
-        lines = _suspect_lines(suspects, e)
-        if lines:
-            body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(lines)})
+        if message["severity"]:
+            head += [" (", _code(message["severity"]), ")"]
+        facts = f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
+        if message["duration"]:
+            facts += f", resolved after {message['duration']}"
+        where: list[dict[str, Any] | str] = []
+        if message["namespace"]:
+            where = [{"text": " · namespace ", "isSubtle": True}, _code(message["namespace"])]
+        body: list[dict[str, Any]] = [
+            _runs(*head),
+            _runs({"text": facts, "isSubtle": True}, *where),
+        ]
+        if message["summary"] and level < 3:
+            body.append(_runs(t(message["summary"])))
+        for rank, suspect in enumerate(message["suspects"], 1):
+            line: list[dict[str, Any] | str] = [
+                {"text": f"{rank}. ", "weight": "Bolder"},
+                _code(suspect["service"], weight="Bolder"),
+            ]
+            if level < 2 and suspect["reason"]:
+                line.append(": " + t(suspect["reason"]))
+            body.append(_runs(*line))
+            for ev in suspect["evidence"] if level < 1 else []:
+                body.append(_runs("• " + t(ev["detail"])))
         if message["missing"]:
-            missing = "Missing: " + "; ".join(e(m) for m in message["missing"])
-            body.append({"type": "TextBlock", "wrap": True, "isSubtle": True, "text": missing})
+            missing = "Missing: " + "; ".join(t(m) for m in message["missing"])
+            body.append(_runs({"text": missing, "isSubtle": True}))
         card = {
             "type": "message",
             "attachments": [
@@ -109,45 +138,48 @@ def teams_card(message: dict[str, Any], *, max_bytes: int = TEAMS_MAX_BYTES) -> 
 
 
 def _actions(message: dict[str, Any]) -> list[dict[str, str]]:
-    actions = [{"type": "Action.OpenUrl", "title": "Incident page", "url": message["incident_url"]}]
-    if message.get("dashboard_url"):
-        actions.append(
-            {"type": "Action.OpenUrl", "title": "Dashboard", "url": message["dashboard_url"]}
-        )
-    actions += [
-        {"type": "Action.OpenUrl", "title": title, "url": url}
-        for title, url in grafana_links(message)
-    ]
-    return actions
+    """Buttons: the responder's links, and Explore on the first suspect's evidence."""
+    links = responder_links(message)
+    for suspect in message["suspects"][:1]:
+        for ev in suspect["evidence"]:
+            links += [(f"{t} ({suspect['service'][:40]})", u) for t, u in evidence_links(ev)][:1]
+    return [{"type": "Action.OpenUrl", "title": title, "url": url} for title, url in links]
 
 
 def mattermost_post(message: dict[str, Any]) -> dict[str, Any]:
     e = escape.markdown
     color = "#d62728" if message["status"] == "firing" else "#2ca02c"
-    text = "\n".join(
-        [message["summary"] and e(message["summary"]), *_suspect_lines(message, e)]
-    ).strip()
+    text = "\n".join([message["summary"] and e(message["summary"]), *_suspect_lines(message)])
+    # The attachment's title links the page; the other links close its (Markdown) text.
+    links = " · ".join(escape.markdown_link(t, u) for t, u in responder_links(message)[1:])
     fields = [
         {"short": True, "title": "Alerts firing",
          "value": f"{message['alerts_firing']} of {message['alerts_total']}"},
     ]  # fmt: skip
+    if message["namespace"]:
+        fields.append(
+            {
+                "short": True,
+                "title": "Namespace",
+                "value": escape.markdown_name(message["namespace"]),
+            }
+        )
     if message["missing"]:
         fields.append(
             {"short": False, "title": "Missing", "value": e("; ".join(message["missing"]))}
         )
+    title = _title(message, escape.markdown_name)
     return {
-        "text": _title(message, e),
+        "text": title,
         "attachments": [
             {
-                "fallback": escape.truncate(_title(message, e), 300),
+                "fallback": escape.truncate(title, 300),
                 "color": color,
-                "text": escape.truncate(text or "No suspects yet.", 7000),
+                "text": escape.truncate(text.strip() or "No suspects yet.", 7000 - len(links))
+                + ("\n" + links if links else ""),
                 "fields": fields,
                 "title": "Incident page",
                 "title_link": message["incident_url"],
-                "footer": f"Dashboard: {message['dashboard_url']}"
-                if message.get("dashboard_url")
-                else "",
             }
         ],
     }

@@ -4,7 +4,8 @@ webhook cannot edit).
 
 Block Kit limits are kept: at most 50 blocks, at most 3,000 characters in a section's text,
 the notification `text` short. Every piece of text from an alert or a report goes through
-`escape.slack`. 429 answers carry Retry-After, which the outbox honours.
+`escape.slack` (free text) or `escape.slack_name` (a name: one code span, copied out whole).
+429 answers carry Retry-After, which the outbox honours.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from correlator.sinks.base import (
     json_body,
     request,
 )
-from correlator.sinks.message import grafana_links
+from correlator.sinks.message import evidence_links, responder_links
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -39,14 +40,14 @@ ICONS = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
 
 
 def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    e = escape.slack
+    e, name = escape.slack, escape.slack_name
     status = message["status"]
-    title = f"{ICONS[status]} *{status.upper()}* {e(message['title'])}"
+    title = f"{ICONS[status]} *{status.upper()}* {name(message['title'])}"
     if message["severity"]:
-        title += f" ({e(message['severity'])})"
+        title += f" ({name(message['severity'])})"
     facts = [f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"]
     if message["namespace"]:
-        facts.append(f"namespace {e(message['namespace'])}")
+        facts.append(f"namespace {name(message['namespace'])}")
     if message["duration"]:
         facts.append(f"resolved after {message['duration']}")
     out: list[dict[str, Any]] = [
@@ -68,14 +69,7 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
                 "elements": [_mrkdwn(escape.truncate(missing, MAX_SECTION))],
             }
         )
-    links = [f"<{_url(message['incident_url'])}|Incident page>"]
-    if message.get("dashboard_url"):
-        links.append(f"<{_url(message['dashboard_url'])}|Dashboard>")
-    for number, graph in enumerate(message.get("graphs", []), 1):
-        links.append(f"<{_url(graph)}|Graph {number}>")
-    if message["runbook_url"].startswith(("https://", "http://")):
-        links.append(f"<{_url(message['runbook_url'])}|Runbook>")
-    links += [f"<{_url(url)}|{title}>" for title, url in grafana_links(message)]
+    links = [f"<{_url(url)}|{title}>" for title, url in responder_links(message)]
     # Whole links only: a link cut in half would not open.
     while len(" · ".join(links)) > MAX_SECTION and len(links) > 1:
         links.pop()
@@ -87,11 +81,12 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         suspects = message["suspects"]
         shown = suspects if len(suspects) <= room else suspects[: room - 1]
         for rank, suspect in enumerate(shown, 1):
-            lines = [f"*{rank}. {e(suspect['service'])}*: {e(suspect['reason'])}"]
+            lines = [f"*{rank}. {name(suspect['service'])}*: {e(suspect['reason'])}"]
             for evidence in suspect["evidence"]:
-                link = next(iter(evidence["links"].values()), None)
-                detail = e(evidence["detail"])
-                lines.append(f"• <{_url(link)}|{detail}>" if link else f"• {detail}")
+                opens = "".join(
+                    f" · <{_url(url)}|{title}>" for title, url in evidence_links(evidence)
+                )
+                lines.append(f"• {e(evidence['detail'])}{opens}")
             text = escape.truncate("\n".join(lines), MAX_SECTION)
             out.append({"type": "section", "text": _mrkdwn(text)})
         if len(shown) < len(suspects):
@@ -120,9 +115,9 @@ def _url(url: str) -> str:
 
 def fallback(message: dict[str, Any]) -> str:
     """The notification text (shown where blocks are not)."""
-    text = f"{message['status'].upper()}: {escape.slack(message['title'])}"
+    text = f"{message['status'].upper()}: {escape.slack_name(message['title'])}"
     if message["suspects"]:
-        text += f" · likely cause: {escape.slack(message['suspects'][0]['service'])}"
+        text += f" · likely cause: {escape.slack_name(message['suspects'][0]['service'])}"
     return escape.truncate(text, MAX_TEXT)
 
 

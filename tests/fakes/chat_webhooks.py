@@ -42,7 +42,10 @@ class FakeTeams:
 
     def texts(self, index: int) -> list[str]:
         card = self.posts[index]["attachments"][0]["content"]
-        return [block.get("text", "") for block in card["body"]]
+        return [
+            block.get("text") or "".join(run.get("text", "") for run in block.get("inlines", []))
+            for block in card["body"]
+        ]
 
 
 class FakeMattermost:

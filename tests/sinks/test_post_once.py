@@ -8,6 +8,7 @@ from typing import Any
 
 from correlator.sinks.posted import teams_card
 from tests.fakes.chat_webhooks import TEAMS_MAX_BYTES, FakeMattermost, FakeTeams
+from tests.sinks.inert import outside_markdown_code
 from tests.sinks.test_delivery import GROUP, HOSTILE, LABELS, _post, _settled, until
 from tests.support.payloads import alert, payload
 from tests.support.servers import served
@@ -51,8 +52,11 @@ async def test_hostile_content_is_inert_in_teams_and_mattermost(app_client: Any)
         ]
         client = await app_client(notify={"sinks": sinks})
         await _settled(client, await _post(client, body))
-    rendered = json.dumps(teams.posts) + json.dumps(mattermost.posts)
-    assert "evil" in rendered
+    card = teams.posts[0]["attachments"][0]["content"]
+    assert {block["type"] for block in card["body"]} == {"RichTextBlock"}  # no Markdown
+    assert "http://evil" not in json.dumps(card)  # a URL in a TextRun is defused
+    rendered = outside_markdown_code(json.dumps(mattermost.posts, ensure_ascii=False))
+    assert "evil" in json.dumps(mattermost.posts)
     for active in ("@here", "@channel", "http://evil", "[a](", "<!channel>", "*bold*", "<@U123>"):
         assert active not in rendered, active
 
