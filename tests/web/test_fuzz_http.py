@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
+from yarl import URL
 
 from tests.support.payloads import alert, payload
 from tests.support.totals import store_totals
@@ -165,10 +166,13 @@ async def fuzzed(app_client: Any) -> Fuzzed:
 
 
 def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
-    """The operation the description names for `method` on the raw (encoded) `path`."""
+    """The operation the description names for `method` on the raw (encoded) `path`, matched
+    as aiohttp's router matches: on the path decoded but for %2F and %25, a parameter being
+    one or more characters other than '/', '{' and '}'."""
+    routed = URL.build(path=path, encoded=True).path_safe
     for template, item in document["paths"].items():
-        pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path) and method in item:
+        pattern = re.sub(r"\\\{\w+\\\}", "[^{}/]+", re.escape(template))
+        if re.fullmatch(pattern, routed) and method in item:
             operation: dict[str, Any] = item[method]
             return operation
     return None
@@ -186,18 +190,20 @@ class Answer:
     body: bytes
 
 
+MAX_LINE_BYTES = 8190  # aiohttp's limit on the request line (and each header line)
+
+
 def _refused_by_the_http_parser(answer: Answer, sent: dict[str, str]) -> bool:
-    """aiohttp's HTTP parser found, at the end of the message, that the body is not encoded as
-    its Content-Encoding says: it answers 400 naming the encoding, in plain text, before any
-    route, middleware or credential check runs (the app never sees the request; a route that
-    reads its body, the intake, answers the same 400 as a problem)."""
+    """aiohttp's HTTP parser refused the message itself, before any route, middleware or
+    credential check ran (the app never saw it), with a plain-text 400 saying why: a request
+    line over MAX_LINE_BYTES, or a body not encoded as its Content-Encoding says (found at
+    the end of the message; the intake, which reads its body, answers that as a problem)."""
+    if answer.status != 400 or not (answer.content_type or "text/plain").startswith("text/plain"):
+        return False
+    if f"Got more than {MAX_LINE_BYTES} bytes when reading".encode() in answer.body:
+        return True
     encoding = sent.get("Content-Encoding")
-    return (
-        encoding is not None
-        and answer.status == 400
-        and (answer.content_type or "text/plain").startswith("text/plain")
-        and encoding.encode() in answer.body
-    )
+    return encoding is not None and encoding.encode() in answer.body
 
 
 def check_against_the_description(
@@ -242,6 +248,18 @@ def check_against_the_description(
         fuzzed.api.validate_response(request, response)
     except (PathNotFound, OperationNotFound) as exc:  # the router disagrees with the text
         raise AssertionError((method, path, answer)) from exc
+
+
+async def _documented(fuzzed: Fuzzed, method: str, path: str, response: Any) -> None:
+    """A well-formed request's answer matches the description too (Stored, IncidentDetail)."""
+    fuzzed.api.validate_response(
+        MockRequest("http://localhost", method, path),
+        MockResponse(
+            await response.read(),
+            status_code=response.status,
+            content_type=response.headers["Content-Type"],
+        ),
+    )
 
 
 async def _send(
@@ -346,8 +364,9 @@ async def test_every_answer_is_documented_refusals_store_nothing_and_notificatio
         added = {table: after[table] - before[table] for table in after}
         assert added == fuzzed.valid_footprint, (method, path, answer)
     assert valid.status == 200, await valid.text()
-    stored = await client.get(
-        (await valid.json())["incident_url"], headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    await _documented(fuzzed, "post", "/api/v1/alerts", valid)
+    incident_url = (await valid.json())["incident_url"]
+    stored = await client.get(incident_url, headers={"Authorization": f"Bearer {TOKEN}"})
+    await _documented(fuzzed, "get", incident_url, stored)
     assert (await stored.json())["group_key"] == group
     assert (await client.get("/readyz")).status == 200
