@@ -436,6 +436,11 @@ class CorrelationSettings(_Group):
     jaeger_ui_url: str | None = Field(
         None, description="Jaeger UI base URL for trace links (unset: the Jaeger API URL)."
     )
+    kiali_url: str | None = Field(
+        None,
+        description="Kiali base URL with its web root (e.g. https://kiali.example/kiali) for "
+        "the Mesh link to the app's workload graph (unset: no link).",
+    )
     metric_link: str = Field(
         "{grafana}/explore?schemaVersion=1&orgId=1&panes={prometheus_pane}",
         description="Link of a metric: {grafana}, {prometheus_pane}, {query}, {from}, {to}.",

@@ -46,6 +46,7 @@ def links(settings: Settings) -> Links:
     return Links(
         grafana_url=grafana.grafana_public_url or grafana.grafana_url,
         correlator_url=grafana.public_url,
+        kiali_url=settings.correlation.kiali_url,
     )
 
 

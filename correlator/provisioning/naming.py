@@ -33,10 +33,11 @@ def managed_labels(app: WebApplication) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Links:
-    """Where people find things: Grafana's public URL and correlator's own."""
+    """Where people find things: Grafana's public URL, correlator's own, and Kiali's."""
 
     grafana_url: str = "http://grafana.monitoring.svc:3000"
     correlator_url: str = "http://correlator.monitoring.svc:8080"
+    kiali_url: str | None = None
 
     def dashboard_url(self, app: WebApplication) -> str:
         uid = dashboard_uid(app.namespace, app.name)

@@ -79,6 +79,7 @@ class Notifier:
             public_url=self.links.correlator_url,
             app=app,
             dashboard_url=self.links.dashboard_url(app) if app else None,
+            kiali_url=self.links.kiali_url,
         )
         key = material(message)
         now = self.store.clock()

@@ -91,16 +91,17 @@ def incident_message(
         "grafana": _grafana(incident),
     }
     # A responder's next clicks: silence the group, see the mesh around the app.
-    message["silence_url"] = _silence(incident, message["grafana"])
+    message["silence_url"] = silence_url(incident)
     message["mesh_url"] = kiali_graph(
         kiali_url, app.namespace if app else incident.namespace, app.name if app else None
     )
     return message
 
 
-def _silence(incident: IncidentDetail, grafana: dict[str, Any] | None) -> str | None:
+def silence_url(incident: IncidentDetail) -> str | None:
     """Grafana's own silence link for a Grafana-managed rule; else Alertmanager's form (its
     `externalURL`) prefilled with the labels every alert of the group shares."""
+    grafana = _grafana(incident)
     if grafana is not None:
         silence = grafana["links"].get("Silence")
         return str(silence) if silence else None
