@@ -13,7 +13,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from correlator.errors import StoreUnavailable
 from correlator.models.alerts import AlertStatus
-from correlator.sinks.message import duration_text
+from correlator.models.incidents import IncidentDetail
+from correlator.sinks.links import kiali_graph
+from correlator.sinks.message import duration_text, silence_url
+from correlator.web.explain import analysed_for, confidence, timeline
 from correlator.web.graphs import render_png
 from correlator.web.problems import Problem
 from correlator.web.routes import (
@@ -23,7 +26,7 @@ from correlator.web.routes import (
     encode_cursor,
     incident_of,
 )
-from correlator.web.state import STORE
+from correlator.web.state import SETTINGS, STORE
 
 pages = web.RouteTableDef()
 templates = Environment(
@@ -77,7 +80,26 @@ async def incident_page(request: web.Request) -> web.Response:
         summary=annotations.get("summary") or annotations.get("description"),
         runbook=_web_url(annotations.get("runbook_url")),
         duration=duration,
+        silence=silence_url(incident),
+        mesh=_mesh(request, incident),
+        confidence=confidence,
+        analysed=analysed_for(incident),
+        timeline=timeline(incident),
     )
+
+
+def _mesh(request: web.Request, incident: IncidentDetail) -> str | None:
+    """Kiali's graph around the alerting service (the app's workload) in its namespace (the
+    group's, else the first the alerts name)."""
+    correlation = request.app[SETTINGS].correlation
+    alerting = ((incident.report or {}).get("scope") or {}).get("alerting") or [None]
+    named = (
+        alert.labels[label]
+        for alert in incident.alerts
+        for label in correlation.namespace_labels
+        if alert.labels.get(label)
+    )
+    return kiali_graph(correlation.kiali_url, incident.namespace or next(named, None), alerting[0])
 
 
 @pages.get("/api/v1/incidents/{incident_id}/graphs/{number}.png")

@@ -9,12 +9,14 @@ import re
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from tests.pipeline.test_pipeline import LABELS, slow_database
 from tests.sinks.test_delivery import HOSTILE
+from tests.sinks.test_links import silence_matchers
 from tests.support.payloads import alert, payload
 from tests.support.servers import served
 
@@ -70,11 +72,27 @@ async def test_the_incident_page_shows_the_report_and_loads_nothing_external(
         incident_id = await _reported(client, LABELS)
         page = await client.get(f"/incidents/{incident_id}")
         listing = await client.get("/incidents")
+        detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
         html, listed = await page.text(), await listing.text()
     assert page.status == 200 and page.content_type == "text/html"
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert "postgres" in html and "SELECT orders" in html  # the first suspect and its evidence
     assert "prometheus (everything): not configured" in html  # what is missing
+    # The score is explained as the confidence it is.
+    assert re.search(
+        r"(strong|moderate|weak|faint) confidence that the incident started here", html
+    )
+    assert re.search(r"score \d\.\d\d of at most 1\.2: how far its own metrics", html)
+    # When the report was analysed, for which notification, and the timeline of both.
+    analysed = re.search(r"Analysed (\S+ \S+) UTC for notification #(\d+) \(received", html)
+    assert analysed, html
+    notification = analysed.group(2)
+    assert f"notification #{notification}: firing" in html
+    assert f"analysed notification #{notification}" in html
+    # Silence opens Alertmanager's form (the payload's externalURL) with the group's matchers.
+    (silence,) = re.findall(r'class="silence" href="([^"]+)"', html)
+    matchers = silence_matchers(unescape(silence), "http://alertmanager:9093")
+    assert matchers == detail["common_labels"]
     assert f'href="/incidents/{incident_id}"' in listed
     resources = Resources()
     resources.feed(html)
@@ -105,7 +123,8 @@ async def test_hostile_alert_content_is_inert_on_the_page(app_client: Any) -> No
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text
 
 
-async def test_graphs_of_the_evidence_are_png(app_client: Any, tmp_path: Path) -> None:
+def _throttled_prometheus(tmp_path: Path) -> Any:
+    """A real Prometheus holding 90 minutes of api's CPU throttling, 80% in the last 4."""
     from tests.support.processes import Prometheus
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -125,7 +144,11 @@ async def test_graphs_of_the_evidence_are_png(app_client: Any, tmp_path: Path) -
         ["# TYPE container_cpu_cfs_throttled_periods counter", *lines["throttled"],
          "# TYPE container_cpu_cfs_periods counter", *lines["periods"], "# EOF"]
     ) + "\n"  # fmt: skip
-    prometheus = Prometheus(tmp_path, rule_files=[], openmetrics=history).start()
+    return Prometheus(tmp_path, rule_files=[], openmetrics=history).start()
+
+
+async def test_graphs_of_the_evidence_are_png(app_client: Any, tmp_path: Path) -> None:
+    prometheus = _throttled_prometheus(tmp_path)
     try:
         client = await app_client(prometheus={"url": prometheus.url})
         incident_id = await _reported(client, LABELS)
@@ -155,21 +178,44 @@ async def test_the_page_renders_in_headless_chromium(app_client: Any, tmp_path: 
 
     now = datetime.now(UTC)
     jaeger, loki = slow_database(now)
-    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
-        client = await app_client(jaeger={"url": jaeger_url}, loki={"url": loki_url})
-        incident_id = await _reported(client, LABELS)
-        html = await (await client.get(f"/incidents/{incident_id}")).text()
+    prometheus = _throttled_prometheus(tmp_path)
+    correlation = {"kiali_url": "https://kiali.example/kiali", "grafana_url": "https://g.example"}
+    try:
+        async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+            client = await app_client(
+                jaeger={"url": jaeger_url},
+                loki={"url": loki_url},
+                prometheus={"url": prometheus.url},
+                correlation=correlation,
+            )
+            incident_id = await _reported(client, LABELS)
+            html = await (await client.get(f"/incidents/{incident_id}")).text()
+            graphs = {
+                path: await (await client.get(path)).read()
+                for path in re.findall(r'src="(/api/v1/incidents/\d+/graphs/\d+\.png)"', html)
+            }
+    finally:
+        prometheus.stop()
+    assert graphs, "the page shows the evidence's graphs"
+    assert (
+        'class="mesh" href="https://kiali.example/kiali/console/graph/node/namespaces/shop/' in html
+    )
+    assert ">Explore</a>" in html
 
-    # Serve the rendered page from a plain server so the browser needs no credentials.
+    # Serve the rendered page (and its graphs) from a plain server: no credentials needed.
     async def page(_: web.Request) -> web.Response:
         return web.Response(text=html, content_type="text/html")
 
+    async def graph(request: web.Request) -> web.Response:
+        return web.Response(body=graphs[request.path], content_type="image/png")
+
     app = web.Application()
     app.router.add_get("/page", page)
+    app.router.add_get("/api/v1/incidents/{id}/graphs/{n}", graph)
     async with served(app) as url:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         logs = []
-        for label, size in (("laptop", "1280,1600"), ("phone", "390,844")):
+        for label, size in (("laptop", "1280,2600"), ("phone", "390,844")):
             shot = ARTIFACTS / f"incident-page-{label}.png"
             process = await asyncio.create_subprocess_exec(
                 str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
@@ -189,3 +235,27 @@ async def test_the_page_renders_in_headless_chromium(app_client: Any, tmp_path: 
     console_errors = [line for line in log.splitlines() if "CONSOLE" in line and "ERROR" in line]
     assert console_errors == []
     assert "ERR_NAME_NOT_RESOLVED" not in log  # nothing tried to reach another host
+
+
+def test_a_graph_shows_the_incident_with_a_proportionate_stretch_of_baseline() -> None:
+    from correlator.web.graphs import view
+
+    onset = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    stamp = lambda moment: moment.isoformat().replace("+00:00", "Z")  # noqa: E731
+    points = [
+        [stamp(onset - timedelta(minutes=100) + timedelta(minutes=m)), 1.0] for m in range(106)
+    ]
+    windows = {
+        "baseline_start": stamp(onset - timedelta(minutes=100)),
+        "incident_start": stamp(onset - timedelta(minutes=5)),
+        "incident_end": stamp(onset + timedelta(minutes=30)),  # beyond the data: cut to it
+        "onset": stamp(onset),
+    }
+    start, end = view(points, windows)
+    # 10 minutes of incident (to the last point), 10 of baseline: not 90 minutes of baseline.
+    assert end == onset + timedelta(minutes=5)
+    assert start == onset - timedelta(minutes=15)
+    long = {**windows, "incident_start": stamp(onset - timedelta(minutes=80))}
+    start, _ = view(points, long)
+    assert start == onset - timedelta(minutes=100)  # never before the data
+    assert view(points, None) == (onset - timedelta(minutes=100), onset + timedelta(minutes=5))
