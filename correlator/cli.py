@@ -18,6 +18,7 @@ import yaml
 
 from correlator import __version__
 from correlator.errors import ConfigError, StoreUnavailable
+from correlator.progress import Progress
 from correlator.settings import Settings, effective_config, is_loopback, load_settings, mask_url
 
 if TYPE_CHECKING:
@@ -110,15 +111,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _analyze(path: Path, *, as_json: bool) -> int:
-    from correlator.analysis.report import analyse, suspect_json, windows_json
+    from correlator.analysis.report import collect, decide, suspect_json, windows_json
     from correlator.rca.bundle import BundleError, load
 
+    progress = Progress.on_terminal(machine_output=as_json)
     try:
-        bundle = load(path)
+        with progress.stage(f"loading the bundle {path.name}"):
+            bundle = load(path)
     except BundleError as exc:
         print(f"correlator: {exc}", file=sys.stderr)
         return 1
-    analysis = analyse(bundle.telemetry, bundle.windows)
+    with progress.stage("finding what left its baseline in metrics, logs and traces"):
+        findings = collect(bundle.telemetry, bundle.windows)
+    services = {f.service for found in findings.values() for f in found}
+    with progress.stage(f"ranking {len(services)} services"):
+        analysis = decide(findings, bundle.telemetry, bundle.windows)
     report: dict[str, Any] = {
         "bundle": str(path),
         "windows": windows_json(analysis.windows),
@@ -153,8 +160,10 @@ def _bench_rca(dataset: Path, *, as_json: bool) -> int:
         return 1
     started = time.perf_counter()
     problems = Problems()
+    steps = Progress.on_terminal(machine_output=as_json).steps
     try:
-        result = benchmark.evaluate(benchmark.collected(dataset, problems), problems)
+        cases = benchmark.collected(dataset, problems, steps=steps)
+        result = benchmark.evaluate(cases, problems, steps=steps)
     except OSError as exc:
         print(f"correlator: {exc.filename or dataset}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -241,7 +250,7 @@ def _validate(directory: Path) -> int:
     """Print every problem as FILE: FIELD: MESSAGE; exit 1 if there is any."""
     from correlator.discovery.files import load_manifests
 
-    manifests = load_manifests(directory)
+    manifests = load_manifests(directory, steps=Progress.on_terminal().steps)
     for error in manifests.errors:
         print(error, file=sys.stderr)
     for loaded in manifests.apps:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from correlator.models.webapp import KIND, WebApplication
+from correlator.progress import Steps, quiet
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -81,14 +82,16 @@ def parse_document(
         return None, errors
 
 
-def load_manifests(directory: Path) -> Manifests:
-    """Every WebApplication below `directory`, and every error found on the way."""
+def load_manifests(directory: Path, *, steps: Steps = quiet) -> Manifests:
+    """Every WebApplication below `directory`, and every error found on the way (`steps`
+    reports each file read)."""
     apps: list[LoadedApp] = []
     errors: list[ManifestError] = []
     if not directory.is_dir():
         return Manifests([], [ManifestError(directory, 1, "(directory)", "is not a directory")])
     seen: dict[str, Path] = {}
-    for path in _manifest_files(directory):
+    paths = list(_manifest_files(directory))
+    for path in steps(paths, "reading WebApplication manifests", total=len(paths)):
         for index, document, error in _documents(path):
             if error is not None:
                 errors.append(error)

@@ -13,6 +13,7 @@ from correlator.discovery.files import ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import ConfigError, CorrelatorError
 from correlator.models.webapp import WebApplication
+from correlator.progress import Progress, Steps, quiet
 from correlator.provisioning import files
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.grafana_rules import wants_grafana_rules
@@ -58,7 +59,12 @@ def receiver(settings: Settings) -> Receiver:
 
 
 async def reconcile_grafana(
-    grafana: GrafanaTarget, apps: list[WebApplication], settings: Settings, *, dry_run: bool = False
+    grafana: GrafanaTarget,
+    apps: list[WebApplication],
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    steps: Steps = quiet,
 ) -> Report:
     """Dashboards, then the Grafana-managed alert rules and the way their notifications reach
     correlator (contact point first, as rules name it; routes and removals after), as one
@@ -78,7 +84,12 @@ async def reconcile_grafana(
             errors.append(("Grafana", f"version: {exc}"))
     contact = await prepare_receiver(grafana, receiver(settings), needed=needed, dry_run=dry_run)
     report = await reconcile(
-        grafana, apps, links(settings), concurrency=options.concurrency, dry_run=dry_run
+        grafana,
+        apps,
+        links(settings),
+        concurrency=options.concurrency,
+        dry_run=dry_run,
+        steps=steps,
     )
     rules = await reconcile_alert_rules(
         grafana,
@@ -90,6 +101,7 @@ async def reconcile_grafana(
         concurrency=options.concurrency,
         dry_run=dry_run,
         notification_settings=notification_settings() if routing == "rule" else None,
+        steps=steps,
     )
     parts = [contact, report, rules]
     if routing is not None and not rules.errors and not contact.errors:
@@ -111,10 +123,12 @@ def provision(
         )
     if target == "files" and out is None:
         raise ConfigError("--target files needs --out DIRECTORY")
+    progress = Progress.on_terminal()
     if source == "k8s":
-        apps, invalid = asyncio.run(_from_kubernetes(settings))
+        with progress.stage("listing WebApplications from the Kubernetes API"):
+            apps, invalid = asyncio.run(_from_kubernetes(settings))
     else:
-        manifests = load_manifests(Path(source))
+        manifests = load_manifests(Path(source), steps=progress.steps)
         apps, invalid = [loaded.app for loaded in manifests.apps], manifests.errors
     apps, refused = admit(apps, settings.tenancy, namespace_label=settings.loki.namespace_label)
     invalid = invalid + refused
@@ -123,12 +137,14 @@ def provision(
     verb = "would " if dry_run else ""
 
     if target == "kubernetes":
-        report = asyncio.run(_prometheus_rules(settings, apps, dry_run=dry_run))
+        with progress.stage(f"PrometheusRules of {len(apps)} app(s)"):
+            report = asyncio.run(_prometheus_rules(settings, apps, dry_run=dry_run))
         return _print_report(report, apps, verb, bool(invalid))
 
     if target == "files":
         assert out is not None
-        steps, contents = files.plan(out, apps, links(settings), **file_options(settings))
+        rendering = progress.steps(apps, "rendering files", total=len(apps))
+        steps, contents = files.plan(out, rendering, links(settings), **file_options(settings))
         for step in steps:
             if step.action is not Action.UNCHANGED:
                 print(f"{step.action.value:9} {step.path}  {step.app or ''}".rstrip())
@@ -148,7 +164,9 @@ def provision(
         token.get_secret_value(),
         timeout_s=settings.provisioning.timeout_s,
     )
-    report = asyncio.run(reconcile_grafana(grafana, apps, settings, dry_run=dry_run))
+    report = asyncio.run(
+        reconcile_grafana(grafana, apps, settings, dry_run=dry_run, steps=progress.steps)
+    )
     return _print_report(report, apps, verb, bool(invalid))
 
 

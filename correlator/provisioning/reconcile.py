@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from correlator.errors import CorrelatorError
 from correlator.models.webapp import WebApplication
+from correlator.progress import Steps, quiet
 from correlator.provisioning.dashboards import Folder, dashboard, team_folder
 from correlator.provisioning.grafana import (
     OWNERSHIP_TAG,
@@ -172,8 +173,10 @@ async def reconcile(
     *,
     concurrency: int = 8,
     dry_run: bool = False,
+    steps: Steps = quiet,
 ) -> Report:
-    """Bring Grafana to the desired state (or, with dry_run, only say what that would take)."""
+    """Bring Grafana to the desired state (or, with dry_run, only say what that would take);
+    `steps` reports each dashboard as it is done."""
     report = Report()
     desired = desired_dashboards(apps, links)
     limit = asyncio.Semaphore(concurrency)
@@ -248,12 +251,22 @@ async def reconcile(
             return
         report.steps.append(Step(Action.DELETE, uid, None, "its WebApplication is gone"))
 
-    await asyncio.gather(
-        *(one(want) for want in desired.values()),
-        *(collect(uid) for uid in sorted(owned - desired.keys())),
+    await _all(
+        [
+            *(one(want) for want in desired.values()),
+            *(collect(uid) for uid in sorted(owned - desired.keys())),
+        ],
+        steps,
+        "Grafana dashboards",
     )
     report.steps.sort(key=lambda step: (step.app or "", step.uid))
     return report
+
+
+async def _all(work: list[Coroutine[Any, Any, None]], steps: Steps, what: str) -> None:
+    """Run the work concurrently, reporting each piece as it finishes."""
+    for finished in steps(asyncio.as_completed(work), what, total=len(work)):
+        await finished
 
 
 # --- Grafana-managed alert rules ------------------------------------------------------------
@@ -304,6 +317,7 @@ async def reconcile_alert_rules(
     concurrency: int = 8,
     dry_run: bool = False,
     notification_settings: dict[str, Any] | None = None,
+    steps: Steps = quiet,
 ) -> Report:
     """Grafana-managed SLO alert rules for the apps of `teams` (or that ask for them), naming
     `notification_settings`' contact point when given (simplified routing)."""
@@ -362,9 +376,13 @@ async def reconcile_alert_rules(
             Step(Action.DELETE, uid, None, "its WebApplication is gone", "alert-rule")
         )
 
-    await asyncio.gather(
-        *(one(uid, app, rule) for uid, (app, rule) in desired.items()),
-        *(collect(uid) for uid in sorted(live.keys() - desired.keys())),
+    await _all(
+        [
+            *(one(uid, app, rule) for uid, (app, rule) in desired.items()),
+            *(collect(uid) for uid in sorted(live.keys() - desired.keys())),
+        ],
+        steps,
+        "Grafana alert rules",
     )
     report.steps.sort(key=lambda step: (step.app or "", step.uid))
     return report

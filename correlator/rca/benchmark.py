@@ -23,6 +23,7 @@ from typing import Any
 
 from correlator.analysis.findings import Finding
 from correlator.analysis.report import PRODUCERS, Options, collect, decide
+from correlator.progress import Steps, quiet
 from correlator.rca import nezha
 from correlator.rca.tables import Problems
 
@@ -84,10 +85,13 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     }
 
 
-def collected(root: Path, problems: Problems | None = None) -> list[Collected]:
+def collected(
+    root: Path, problems: Problems | None = None, *, steps: Steps = quiet
+) -> list[Collected]:
+    """Every case of the dataset with its findings (the slow part: each case is analysed)."""
     return [
         Collected(case, collect(case.telemetry, case.windows))
-        for case in nezha.cases(root, problems)
+        for case in steps(nezha.cases(root, problems), "reading and analysing cases")
     ]
 
 
@@ -95,7 +99,7 @@ def run(root: Path, options: Options = DEFAULT) -> list[Outcome]:
     return [c.outcome(options) for c in collected(root)]
 
 
-def _choose(training: Sequence[Collected]) -> Options:
+def _choose(training: Sequence[Collected], *, steps: Steps = quiet) -> Options:
     """The grid's options that rank the training cases best (Avg@5, then AC@1; ties keep the
     earlier, the defaults first)."""
 
@@ -103,15 +107,20 @@ def _choose(training: Sequence[Collected]) -> Options:
         s = summary([c.outcome(options) for c in training])
         return s["Avg@5"], s["AC@1"]
 
-    return max(GRID, key=fitness)
+    return max(steps(GRID, "choosing options on all cases", total=len(GRID)), key=fitness)
 
 
 def cross_validated(
-    cases: Sequence[Collected], group: Callable[[nezha.Case], str]
+    cases: Sequence[Collected],
+    group: Callable[[nezha.Case], str],
+    *,
+    steps: Steps = quiet,
+    what: str = "cross-validation",
 ) -> list[Outcome]:
     """Each group's cases scored with options chosen on the other groups only."""
     out = []
-    for name in sorted({group(c.case) for c in cases}):
+    names = sorted({group(c.case) for c in cases})
+    for name in steps(names, what, total=len(names)):
         training = [c for c in cases if group(c.case) != name]
         chosen = _choose(training) if training else Options()
         out += [c.outcome(chosen) for c in cases if group(c.case) == name]
@@ -134,15 +143,21 @@ def _by_fault(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
     return {f: {"cases": len(os), **summary(os)} for f, os in sorted(groups.items())}
 
 
-def evaluate(cases: Sequence[Collected], problems: Problems | None = None) -> dict[str, Any]:
+def evaluate(
+    cases: Sequence[Collected], problems: Problems | None = None, *, steps: Steps = quiet
+) -> dict[str, Any]:
     started = time.perf_counter()
-    dev = [c.outcome(Options()) for c in cases]
+    dev = [c.outcome(Options()) for c in steps(cases, "ranking with the defaults")]
     alerted = [o for o in dev if o.alerted]
-    quiet = [o for o in dev if not o.alerted]
-    lofo = cross_validated(cases, lambda c: c.fault)
-    loso = cross_validated(cases, lambda c: c.truth)
+    no_alert = [o for o in dev if not o.alerted]
+    lofo = cross_validated(
+        cases, lambda c: c.fault, steps=steps, what="cross-validation, leaving out a fault type"
+    )
+    loso = cross_validated(
+        cases, lambda c: c.truth, steps=steps, what="cross-validation, leaving out a service"
+    )
     ablation = {}
-    for name in PRODUCERS:
+    for name in steps(PRODUCERS, "ablation of each evidence producer", total=len(PRODUCERS)):
         without = Options(producers=frozenset(PRODUCERS) - {name})
         alone = Options(producers=frozenset({name}))
         ablation[name] = {
@@ -155,7 +170,7 @@ def evaluate(cases: Sequence[Collected], problems: Problems | None = None) -> di
         "by_fault": _by_fault(dev),
         "untuned": summary([c.outcome(UNTUNED) for c in cases]),
         "alerted": {"cases": len(alerted), **summary(alerted)},
-        "no_alert": {"cases": len(quiet), **summary(quiet)},
+        "no_alert": {"cases": len(no_alert), **summary(no_alert)},
         "cross_validated": {
             "leave_one_fault_type_out": {
                 "overall": summary(lofo),
@@ -164,7 +179,7 @@ def evaluate(cases: Sequence[Collected], problems: Problems | None = None) -> di
             "leave_one_service_out": {"overall": summary(loso), "by_fault": _by_fault(loso)},
         },
         "ablation": ablation,
-        "chosen_on_all_cases": _options_json(_choose(cases)),
+        "chosen_on_all_cases": _options_json(_choose(cases, steps=steps)),
         "defaults": _options_json(DEFAULT),
         "data_problems": problems.json() if problems else {},
         "ranking_seconds": round(time.perf_counter() - started, 2),
