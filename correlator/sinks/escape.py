@@ -31,7 +31,7 @@ _URL_SAFE = ":/?#&=+;,@!$*~%"  # with letters, digits and `-._`, left as they ar
 _PLAIN = re.compile(r"[^\W_]|[.,;%()'\"=/?!+\-…·\u2013\u2014]")
 # What a word may not start with: list markers and setext underlines at a line's start, and
 # GitLab's references (`!12` merge request, `%milestone`).
-_LEADING = re.compile(r"^(?:[-+=!%]|\d+[.)])")
+_LEADING = re.compile(r"^(?:[-+=!%]|\d+[.)]$)")
 # Autolinks: bare domains (`evil.example`, `www.x`), and hex that GitHub links to a commit.
 _LINKISH = re.compile(r"[^\W\d_]\.[^\W\d_]|^[0-9a-f]{7,40}$")
 
