@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from typing import Never, Protocol, TypeVar
 
@@ -44,6 +44,8 @@ class Progress:
     def steps(self, items: Iterable[T], what: str, *, total: int | None = None) -> Iterable[T]:
         if not self.enabled:
             return items
+        if total is None and isinstance(items, Sized):
+            total = len(items)
         return self._bar_over(items, what, total)
 
     def _bar_over(self, items: Iterable[T], what: str, total: int | None) -> Iterator[T]:
