@@ -31,7 +31,8 @@ def annotation(message: dict[str, Any]) -> dict[str, Any]:
     text = f"{message['status'].upper()}: {message['title']}"
     if message["suspects"]:
         text += f" · likely cause: {message['suspects'][0]['service']}"
-    # Grafana shows annotation text as HTML in its tooltip: escape it, and defuse links.
+    # Grafana shows annotation text as HTML in its tooltip: escaped, no tag (so no link) forms,
+    # and names copy out as they are.
     safe = escape.defang(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     body: dict[str, Any] = {
         "time": start,
