@@ -189,7 +189,14 @@ async def test_the_page_renders_in_headless_chromium(app_client: Any, tmp_path: 
                 correlation=correlation,
             )
             incident_id = await _reported(client, LABELS)
-            html = await (await client.get(f"/incidents/{incident_id}")).text()
+            # The report is stored a moment before its work item is recorded done: the page
+            # names the notification analysed once both are.
+            for _ in range(300):
+                html = await (await client.get(f"/incidents/{incident_id}")).text()
+                if "for notification #" in html:
+                    break
+                await asyncio.sleep(0.1)
+            assert "for notification #" in html, html
             graphs = {
                 path: await (await client.get(path)).read()
                 for path in re.findall(r'src="(/api/v1/incidents/\d+/graphs/\d+\.png)"', html)
