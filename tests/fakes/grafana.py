@@ -13,7 +13,13 @@ Grafana's defaults filled in; an invalid annotation PATCH is a 400.
 Notification endpoints (provisioning API, Grafana's docs for contact points and notification
 policies, and the webhook notifier's settings): a contact point is created (202, with its
 secure settings `password` and `authorization_credentials` answered as "[REDACTED]"), updated
-(202) and deleted (204; 409 while a route or a rule's notification_settings names it); a
+(202) and deleted
+(202, also for an unknown uid; 409 only for the last integration of a name a route or a rule's
+notification_settings names). Contact points are grouped by name: a new one with an existing
+name joins it as one more integration, as in Grafana. A write without `X-Disable-Provenance`
+marks the object provenance `api` (the header's presence decides), and a provisioned policy
+tree is not turned back to none (403 `invalidProvenance`), only reset by DELETE;
+`provision_policy_tree(routes, provenance)` presets a tree another tool provisioned. A
 webhook needs `url`, and Basic and an Authorization header together are refused (400). The
 notification policy tree is one object: GET answers it whole, PUT replaces it whole (400 if a
 route names a receiver that does not exist, or the root has no receiver or has matchers) and
@@ -127,6 +133,14 @@ DEFAULT_POLICY_TREE = {
 SECURE_SETTINGS = ("password", "authorization_credentials")
 
 
+def _provenance(request: web.Request) -> str:
+    """What a provisioning write marks its object with: the header's presence decides, not
+    its value (determineProvenance in pkg/services/ngalert/api/api_provisioning.go, Grafana
+    9.3 to 12.x; the provisioning docs' "Edit API-provisioned alerting resources"). Marked
+    `api`, the UI refuses to edit the object."""
+    return "" if "X-Disable-Provenance" in request.headers else "api"
+
+
 def _receivers_of(route: dict[str, Any]) -> set[str]:
     named = {route["receiver"]} if route.get("receiver") else set()
     for child in route.get("routes") or []:
@@ -161,6 +175,8 @@ class FakeGrafana:
             "default-email": copy.deepcopy(DEFAULT_CONTACT_POINT)
         }
         self.policy_tree: dict[str, Any] = copy.deepcopy(DEFAULT_POLICY_TREE)
+        # "" (none: editable in the UI), "api" or "file": who provisioned the tree.
+        self.policy_provenance = ""
         self.before_next_tree_read: list[Any] = []  # callables run before a GET of the tree
         self.delay_s = 0.0
         self._failures: list[int] = []
@@ -208,6 +224,12 @@ class FakeGrafana:
         stored.dashboard = {**stored.dashboard, "title": title}
         stored.version += 1
         stored.messages.append("edited by a person")
+
+    def provision_policy_tree(self, routes: list[dict[str, Any]], provenance: str) -> None:
+        """The tree as another tool left it: `file` (Grafana's provisioning files) or `api`
+        (Terraform, or a script that sent no X-Disable-Provenance)."""
+        self.policy_tree = {**copy.deepcopy(DEFAULT_POLICY_TREE), "routes": routes}
+        self.policy_provenance = provenance
 
     def add_foreign_rule(self, uid: str, title: str, labels: dict[str, str]) -> None:
         """A Grafana-managed alert rule someone else made."""
@@ -415,8 +437,17 @@ class FakeGrafana:
             problem = "a contact point with this uid already exists"
         if problem is not None:
             return self._answer(request, 400, {"msg": problem, "message": problem})
-        stored = {"disableResolveMessage": False, **body, "uid": uid}
-        stored.pop("provenance", None)
+        # A name that exists already is not refused: Grafana groups contact points by name
+        # and appends this one as one more integration of that receiver, so whatever routes
+        # to the name now also reaches this integration (CreateContactPoint in
+        # pkg/services/ngalert/provisioning/contactpoints.go, Grafana 9.1 to 12.x). Stored by
+        # uid, listed one integration per entry, as the provisioning API lists them.
+        stored = {
+            "disableResolveMessage": False,
+            **body,
+            "uid": uid,
+            "provenance": _provenance(request),
+        }
         self.contact_points[uid] = stored
         return self._answer(request, 202, self._redacted(stored))
 
@@ -440,6 +471,7 @@ class FakeGrafana:
             **body,
             "settings": settings,
             "uid": uid,
+            "provenance": _provenance(request),
         }
         return self._answer(request, 202, {"message": "contactpoint updated"})
 
@@ -453,14 +485,25 @@ class FakeGrafana:
         rename(self.policy_tree)
 
     async def delete_contact_point(self, request: web.Request) -> web.Response:
+        # Grafana answers 202 {"message": "contactpoint deleted"}, also for a uid it does not
+        # know (RouteDeleteContactPoint in pkg/services/ngalert/api/api_provisioning.go,
+        # Grafana 9.1 to 12.x); its OpenAPI says 204, so this answer is not checked against
+        # the document. Removing one integration of a name that has others is always allowed;
+        # only removing the last one of a name that a route or a rule names is refused (409,
+        # DeleteContactPoint's fullRemoval check in .../provisioning/contactpoints.go).
+        deleted = web.json_response({"message": "contactpoint deleted"}, status=202)
         point = self.contact_points.get(request.match_info["UID"])
         if point is None:
-            return web.Response(status=204)
+            return deleted
         used_by_rule = any(
             (rule.get("notification_settings") or {}).get("receiver") == point["name"]
             for rule in self.rules.values()
         )
-        if point["name"] in _receivers_of(self.policy_tree) or used_by_rule:
+        last = not any(
+            other["name"] == point["name"] and uid != point["uid"]
+            for uid, other in self.contact_points.items()
+        )
+        if last and (point["name"] in _receivers_of(self.policy_tree) or used_by_rule):
             return web.json_response(
                 {
                     "message": "contact point is referenced by a notification policy or rule",
@@ -469,12 +512,14 @@ class FakeGrafana:
                 status=409,
             )
         del self.contact_points[point["uid"]]
-        return web.Response(status=204)
+        return deleted
 
     async def get_policies(self, request: web.Request) -> web.Response:
         while self.before_next_tree_read:
             self.before_next_tree_read.pop(0)()
-        return self._answer(request, 200, {**self.policy_tree, "provenance": ""})
+        return self._answer(
+            request, 200, {**self.policy_tree, "provenance": self.policy_provenance}
+        )
 
     async def put_policies(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -491,12 +536,36 @@ class FakeGrafana:
                 )
         if problem is not None:
             return self._answer(request, 400, {"msg": problem, "message": problem})
+        provenance = _provenance(request)
+        if self.policy_provenance and not provenance:
+            # A provisioned tree cannot be made editable again by a PUT without provenance:
+            # the validator NotificationPolicyService.UpdatePolicyTree calls refuses any
+            # status -> none (ValidateProvenanceRelaxed in
+            # pkg/services/ngalert/provisioning/validation/provenance.go, Grafana 11+; the
+            # error is ErrProvenanceChangeNotAllowed, 403 alerting.notifications.
+            # invalidProvenance). none -> api/file and file <-> api pass. Only a DELETE (reset)
+            # unlocks it. Not in the OpenAPI for this operation, so not checked against it.
+            message = (
+                f"Resource with provenance status '{self.policy_provenance}' cannot be "
+                "changed to 'none'. You must use appropriate API and permissions to manage "
+                "this resource"
+            )
+            return web.json_response(
+                {
+                    "message": message,
+                    "messageId": "alerting.notifications.invalidProvenance",
+                    "statusCode": 403,
+                },
+                status=403,
+            )
         body.pop("provenance", None)
         self.policy_tree = body
+        self.policy_provenance = provenance
         return self._answer(request, 202, {"message": "policies updated"})
 
     async def reset_policies(self, request: web.Request) -> web.Response:
         self.policy_tree = copy.deepcopy(DEFAULT_POLICY_TREE)
+        self.policy_provenance = ""  # ResetPolicyTree deletes the provenance with the tree
         return self._answer(request, 202, {"message": "policies resetted"})
 
     def _rule_problem(self, body: dict[str, Any]) -> str | None:

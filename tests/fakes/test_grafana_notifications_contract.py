@@ -96,3 +96,75 @@ async def test_contact_points_policies_and_rule_notification_settings() -> None:
             {**rule, "uid": "old", "notification_settings": {"receiver": "nobody"}},
         )
         assert old.status_code == 201 and old.json()["notification_settings"] is None
+
+
+async def test_provenance_follows_the_header_and_a_provisioned_tree_stays_provisioned() -> None:
+    fake = FakeGrafana()
+    async with (
+        served(fake.app) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {fake.token}"}) as http,
+    ):
+
+        async def call(method: str, path: str, body: Any = None, **headers: str) -> httpx.Response:
+            return await http.request(
+                method, f"/api/v1/provisioning/{path}", json=body, headers=headers
+            )
+
+        editable = {"X-Disable-Provenance": "true"}
+        tree = (await call("GET", "policies")).json()
+        assert tree["provenance"] == ""
+        assert (await call("PUT", "policies", tree, **editable)).status_code == 202
+        assert (await call("GET", "policies")).json()["provenance"] == ""
+        # The header's presence decides, whatever its value.
+        assert (await call("PUT", "policies", tree, **{"X-Disable-Provenance": "false"})).is_success
+        assert (await call("GET", "policies")).json()["provenance"] == ""
+        assert (await call("PUT", "policies", tree)).status_code == 202
+        assert (await call("GET", "policies")).json()["provenance"] == "api"
+        # From api back to none is refused; only a reset unlocks the tree.
+        refused = await call("PUT", "policies", tree, **editable)
+        assert refused.status_code == 403
+        assert refused.json()["messageId"] == "alerting.notifications.invalidProvenance"
+        assert (await call("DELETE", "policies")).status_code == 202
+        assert (await call("GET", "policies")).json()["provenance"] == ""
+
+        fake.provision_policy_tree([{"receiver": "grafana-default-email"}], "file")
+        provisioned = (await call("GET", "policies")).json()
+        assert provisioned["provenance"] == "file"
+        assert (await call("PUT", "policies", provisioned, **editable)).status_code == 403
+
+        made = await call("POST", "contact-points", WEBHOOK)
+        assert made.json()["provenance"] == "api"
+        kept_editable = await call("POST", "contact-points", {**WEBHOOK, "uid": "h2"}, **editable)
+        assert kept_editable.json()["provenance"] == ""
+
+
+async def test_contact_points_are_grouped_by_name_and_deleted_as_grafana_does() -> None:
+    fake = FakeGrafana()
+    async with (
+        served(fake.app) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {fake.token}"}) as http,
+    ):
+
+        async def call(method: str, path: str, body: Any = None) -> httpx.Response:
+            return await http.request(method, f"/api/v1/provisioning/{path}", json=body)
+
+        # A second contact point of an existing name is not refused: it joins that name.
+        assert (await call("POST", "contact-points", WEBHOOK)).status_code == 202
+        second = {**WEBHOOK, "uid": "hook-2", "settings": {"url": "http://y.example/"}}
+        assert (await call("POST", "contact-points", second)).status_code == 202
+        named = (await call("GET", "contact-points?name=hook")).json()
+        assert sorted(point["uid"] for point in named) == ["hook", "hook-2"]
+
+        tree = (await call("GET", "policies")).json()
+        assert (
+            await call("PUT", "policies", {**tree, "routes": [{"receiver": "hook"}]})
+        ).is_success
+        # An unknown uid: 202, as for a deletion.
+        unknown = await call("DELETE", "contact-points/nobody")
+        assert unknown.status_code == 202
+        assert unknown.json() == {"message": "contactpoint deleted"}
+        # One of two integrations of a referenced name may go; the last one may not.
+        assert (await call("DELETE", "contact-points/hook-2")).status_code == 202
+        assert "hook-2" not in fake.contact_points
+        assert (await call("DELETE", "contact-points/hook")).status_code == 409
+        assert "hook" in fake.contact_points
