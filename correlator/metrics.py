@@ -114,6 +114,15 @@ class Metrics:
             "make holds their title or UID (see the log and the app's Provisioned condition).",
             registry=r,
         )
+        self.provisioning_left_alone = Gauge(
+            "correlator_provisioning_left_alone",
+            "1 for each Grafana object correlator needed to change in the last pass but left "
+            "alone because someone else owns it, by object (policy_tree, contact_point) and "
+            "reason (provenance_file, provenance_api: provisioned by another tool; name_taken: "
+            "a contact point of correlator's name that it did not make); see the log.",
+            ["object", "reason"],
+            registry=r,
+        )
         self.provisioning_last_success = Gauge(
             "correlator_provisioning_last_success_timestamp_seconds",
             "When a provisioning pass last finished without errors.",

@@ -91,18 +91,22 @@ async def reconcile_grafana(
         dry_run=dry_run,
         steps=steps,
     )
-    rules = await reconcile_alert_rules(
-        grafana,
-        apps,
-        links(settings),
-        teams=teams,
-        datasource_uid=options.prometheus_datasource_uid,
-        disable_provenance=options.disable_provenance,
-        concurrency=options.concurrency,
-        dry_run=dry_run,
-        notification_settings=notification_settings() if routing == "rule" else None,
-        steps=steps,
-    )
+    # A contact point of correlator's name that is someone else's: rules naming it, or a route
+    # to it, would send correlator's alerts to the user's integrations. Nothing is written.
+    rules = Report()
+    if not contact.left_alone:
+        rules = await reconcile_alert_rules(
+            grafana,
+            apps,
+            links(settings),
+            teams=teams,
+            datasource_uid=options.prometheus_datasource_uid,
+            disable_provenance=options.disable_provenance,
+            concurrency=options.concurrency,
+            dry_run=dry_run,
+            notification_settings=notification_settings() if routing == "rule" else None,
+            steps=steps,
+        )
     parts = [contact, report, rules]
     if routing is not None and not rules.errors and not contact.errors:
         parts.append(await finish_routing(grafana, routing, needed=needed, dry_run=dry_run))
@@ -110,6 +114,7 @@ async def reconcile_grafana(
         steps=[step for part in parts for step in part.steps],
         errors=errors + [error for part in parts for error in part.errors],
         conflicts=report.conflicts,
+        left_alone=[held for part in parts for held in part.left_alone],
     )
 
 

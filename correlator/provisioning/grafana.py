@@ -168,19 +168,33 @@ class GrafanaTarget:
         health = await self._call(lambda: self._api.client.GET("/health"))
         return str(health.get("version", ""))
 
-    async def contact_point(self, uid: str) -> dict[str, Any] | None:
-        """The contact point with this UID (secure settings come back redacted), or None."""
+    async def contact_points(self) -> list[dict[str, Any]]:
+        """Every contact point integration (secure settings come back redacted); several may
+        share a name, as Grafana groups integrations by name."""
         points = await self._call(lambda: self._api.alertingprovisioning.get_contactpoints())
         listed = points if isinstance(points, list) else []
-        found = (p for p in listed if isinstance(p, dict) and p.get("uid") == uid)
+        return [point for point in listed if isinstance(point, dict)]
+
+    async def contact_point(self, uid: str) -> dict[str, Any] | None:
+        """The contact point with this UID, or None."""
+        found = (p for p in await self.contact_points() if p.get("uid") == uid)
         return next(found, None)
 
+    # Contact point and policy tree are written with X-Disable-Provenance: without it Grafana
+    # marks them provenance `api`, and the UI then refuses every edit of them, which for the
+    # tree means every route of the user's own.
     async def create_contact_point(self, point: dict[str, Any]) -> None:
-        await self._call(lambda: self._api.alertingprovisioning.create_contactpoint(point))
+        await self._call(
+            lambda: self._api.alertingprovisioning.create_contactpoint(
+                point, disable_provenance=True
+            )
+        )
 
     async def update_contact_point(self, point: dict[str, Any]) -> None:
         await self._call(
-            lambda: self._api.alertingprovisioning.update_contactpoint(point["uid"], point)
+            lambda: self._api.alertingprovisioning.update_contactpoint(
+                point["uid"], point, disable_provenance=True
+            )
         )
 
     async def delete_contact_point(self, uid: str) -> bool:
@@ -203,8 +217,14 @@ class GrafanaTarget:
 
     async def put_policy_tree(self, tree: dict[str, Any]) -> None:
         """Replace the whole tree: callers send back what they read, changed only where they
-        mean to (see provisioning/notifications.py)."""
-        await self._call(lambda: self._api.alertingprovisioning.set_notification_policy_tree(tree))
+        mean to (see provisioning/notifications.py). Its provenance is Grafana's to keep,
+        not part of the tree sent."""
+        body = {key: value for key, value in tree.items() if key != "provenance"}
+        await self._call(
+            lambda: self._api.alertingprovisioning.set_notification_policy_tree(
+                body, disable_provenance=True
+            )
+        )
 
     async def owned_dashboards(self) -> set[str]:
         """UIDs of every dashboard that carries correlator's ownership tag."""

@@ -10,6 +10,15 @@ changed only at that route, read again just before the write to make sure nobody
 meanwhile (the provisioning API carries no version to send back), and written whole; never
 replaced by a tree of correlator's own.
 
+Never locking or taking over what is the user's: both are written with X-Disable-Provenance,
+so they stay editable in Grafana's UI (without it Grafana marks them `api`, and the UI refuses
+every edit of the user's own routes). A tree another tool provisioned (provenance `file`, or
+`api`: Terraform, a script, or a correlator from before it sent the header) is left as it is and
+reported, as Grafana would refuse or the other tool would undo the change. Grafana groups
+contact points by name and adds a new one to an existing one of the same name, so
+correlator's has a name of its own, and if a contact point it did not make holds that name,
+nothing is written and that is reported.
+
 Reconciled like dashboards: created when a managed rule needs them, kept, put back when edited,
 removed when no managed rule needs them. The contact point's credentials are secrets: Grafana
 answers them redacted, they are never logged, and a change of them alone is not seen (it is
@@ -30,7 +39,8 @@ from correlator.provisioning.reconcile import Action, Report, Step
 from correlator.settings import AuthSettings
 
 CONTACT_POINT_UID = "correlator-webhook"
-CONTACT_POINT_NAME = "correlator"
+# Not plain "correlator": a user's contact point of that name would gain correlator's webhook.
+CONTACT_POINT_NAME = "correlator-webhook (managed by correlator)"
 SIMPLIFIED_ROUTING_SINCE = (11, 0)
 # Settings Grafana stores encrypted and answers as this placeholder.
 SECURE_SETTINGS = ("password", "authorization_credentials")
@@ -145,8 +155,24 @@ def _contact_point_drifted(live: dict[str, Any], want: dict[str, Any]) -> bool:
     return {k: v for k, v in live_settings.items() if v not in (None, "")} != want_settings
 
 
+def _provisioned_elsewhere(provenance: str) -> str:
+    """Why a tree with this provenance is not correlator's to change."""
+    how = {
+        "file": "Grafana's provisioning files, which would put it back at the next restart",
+        "api": "the provisioning API without X-Disable-Provenance (Terraform, a script, or "
+        "correlator before it sent that header; DELETE /api/v1/provisioning/policies resets "
+        "it and its routes to editable)",
+    }.get(provenance, "another tool")
+    return (
+        f"the notification policy tree is provisioned (provenance {provenance!r}) by {how}; "
+        f"correlator leaves it untouched: add its route there (receiver {CONTACT_POINT_NAME!r}, "
+        f"matcher {OWNER_LABEL[0]}={OWNER_LABEL[1]}, continue) or use grafana_routing: rule"
+    )
+
+
 async def _policy(target: GrafanaTarget, wanted: bool, report: Report, dry_run: bool) -> None:
-    """Insert or remove correlator's route: read, change, re-read to check, write whole."""
+    """Insert or remove correlator's route: read, change, re-read to check, write whole.
+    A tree provisioned by another tool is not changed: reported instead."""
     for _ in range(TREE_ATTEMPTS):
         tree = await target.policy_tree()
         changed = with_route(tree) if wanted else without_route(tree)
@@ -155,6 +181,11 @@ async def _policy(target: GrafanaTarget, wanted: bool, report: Report, dry_run: 
                 report.steps.append(
                     Step(Action.UNCHANGED, "managed_by=correlator", None, "in place", "route")
                 )
+            return
+        provenance = str(tree.get("provenance") or "")
+        if provenance:
+            report.left_alone.append(("policy_tree", f"provenance_{provenance}"))
+            report.errors.append(("Grafana", _provisioned_elsewhere(provenance)))
             return
         if not dry_run:
             if await target.policy_tree() != tree:
@@ -180,7 +211,21 @@ async def prepare_receiver(
         return report
     want = receiver.contact_point()
     try:
-        live = await target.contact_point(CONTACT_POINT_UID)
+        points = await target.contact_points()
+        live = next((p for p in points if p.get("uid") == CONTACT_POINT_UID), None)
+        theirs = [p for p in points if p.get("name") == CONTACT_POINT_NAME and p is not live]
+        if theirs:
+            # Grafana would add correlator's webhook to it (or, renaming, merge into it).
+            report.left_alone.append(("contact_point", "name_taken"))
+            report.errors.append(
+                (
+                    "Grafana",
+                    f"a contact point named {CONTACT_POINT_NAME!r} exists that correlator did "
+                    f"not make (uid {theirs[0].get('uid')!r}); correlator writes no contact "
+                    "point, rule or route until it is renamed or removed",
+                )
+            )
+            return report
         if live is None:
             if not dry_run:
                 await target.create_contact_point(want)

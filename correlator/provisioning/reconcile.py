@@ -92,6 +92,9 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     conflicts: list[Conflict] = field(default_factory=list)  # also among the errors
+    # Grafana objects someone else owns that correlator needed to change and left alone:
+    # (object, reason), also among the errors.
+    left_alone: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def writes(self) -> int:

@@ -318,6 +318,7 @@ class Provisioner:
                     steps=report.steps + rules.steps,
                     errors=report.errors + rules.errors,
                     conflicts=report.conflicts,
+                    left_alone=report.left_alone,
                 )
         except NotLeading:
             log.warning("provisioning pass abandoned: this replica no longer leads")
@@ -329,6 +330,9 @@ class Provisioner:
             return {}
         self._metrics.provisioning_writes.inc(report.writes)
         self._metrics.provisioning_conflicts.set(len(report.conflicts))
+        self._metrics.provisioning_left_alone.clear()
+        for what, reason in report.left_alone:
+            self._metrics.provisioning_left_alone.labels(what, reason).set(1)
         for what, why in report.errors:
             log.warning("provisioning failed", extra={"what": what, "problem": why})
         outcome = "with_errors" if report.errors else "ok"
