@@ -348,6 +348,9 @@ async def _run_server(settings: Settings, *, handler: WorkHandler | None = None)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.server.drain_s)
         log.info("shutting down")
+        # One budget from here on: in-flight requests (the runner's shutdown_timeout), the
+        # intake's flush, the workers and the store's close all share it.
+        app[LOOPS].shutdown_deadline = loop.time() + settings.server.shutdown_timeout_s
     finally:
         await runner.cleanup()
     return list(app[LOOPS].died)

@@ -24,6 +24,9 @@ class Loops:
         self.dead: list[str] = []  # names only: /readyz is unauthenticated
         self.fatal = asyncio.Event()
         self.stopping = False
+        # When the shutdown budget runs out (event-loop time), once shutdown has begun: every
+        # step after it (requests, intake, workers, store) shares what is left.
+        self.shutdown_deadline: float | None = None
 
     def start(self, name: str, loop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(loop, name=name)

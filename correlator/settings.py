@@ -64,7 +64,11 @@ class ServerSettings(_Group):
         description="Allow binding a non-loopback address with no credential configured.",
     )
     shutdown_timeout_s: float = Field(
-        10.0, gt=0, description="How long shutdown waits for in-flight requests and writes."
+        30.0,
+        gt=0,
+        description="The whole shutdown's budget after the drain: in-flight requests, the "
+        "intake's flush, the workers and the store's close share it, so the process exits "
+        "within drain_s + this (the chart derives the pod's grace period from both).",
     )
     drain_s: float = Field(
         0.0,
@@ -74,6 +78,12 @@ class ServerSettings(_Group):
         "503, so load balancers stop sending before it stops (0: stop at once; on Kubernetes "
         "the chart's preStop sleep does this).",
     )
+
+    @property
+    def shutdown_budget_s(self) -> float:
+        """The longest the process takes from SIGTERM to exit: the drain, then the bounded
+        shutdown."""
+        return self.drain_s + self.shutdown_timeout_s
 
 
 class DatabaseSettings(_Group):

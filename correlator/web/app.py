@@ -158,12 +158,18 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         try:
             yield
         finally:
-            # Every step is bounded: a stuck dependency must never keep the process from
-            # exiting (Kubernetes would SIGKILL it, and the durable store makes that safe).
+            # Every step is bounded, and all share one budget (server.shutdown_timeout_s): a
+            # stuck dependency must never keep the process past the grace period the chart
+            # derives from it (Kubernetes would SIGKILL it; the durable store makes that safe).
             loops.stopping = True
-            limit = settings.server.shutdown_timeout_s
+            clock = asyncio.get_running_loop()
+            deadline = loops.shutdown_deadline or clock.time() + settings.server.shutdown_timeout_s
+
+            def left_s() -> float:
+                return max(0.0, deadline - clock.time())
+
             try:
-                await asyncio.wait_for(intake.close(), limit)
+                await asyncio.wait_for(intake.close(), left_s())
             except TimeoutError:
                 log.warning("intake did not drain before the shutdown timeout")
             for worker in workers:
@@ -174,7 +180,7 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=limit)
+                _, pending = await asyncio.wait(tasks, timeout=left_s())
                 for task in pending:  # any worker still busy
                     task.cancel()
                 for task in pending:
@@ -185,6 +191,6 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
             for sink in sinks.values():
                 await sink.close()
             if given_store is None:
-                await store.close(timeout_s=limit)
+                await store.close(timeout_s=left_s())
 
     return lifecycle
