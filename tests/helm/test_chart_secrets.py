@@ -9,7 +9,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.helm.test_chart import NAMESPACE, RELEASE, find, render
+from tests.helm.test_chart import CREDENTIAL, NAMESPACE, RELEASE, find, render
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,6 @@ def test_the_same_settings_without_secrets_render(chart: helm.Chart) -> None:
         "loki": {"url": "http://loki-gateway.logging/?direction=backward"},
         "provisioning": {"grafana_url": "http://grafana.monitoring"},
     }
-    objects = render(chart, {"config": config})
+    objects = render(chart, {**CREDENTIAL, "config": config})
     text = find(objects, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"]
     assert "prometheus-operated.monitoring" in text

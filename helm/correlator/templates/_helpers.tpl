@@ -72,6 +72,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- toJson $entries }}
 {{- end }}
 
+{{/* The chart-made Secret's final data, the webhook token included: the Secret renders it
+and the pods hash it, so they roll exactly when it changes. Without a credential in the values
+the token the release already has (lookup) is kept; where lookup sees no cluster (helm
+template, Argo CD, --dry-run, helm-diff) or the release is new, the render fails rather than
+make a token each render that the running pods would not know. */}}
+{{- define "correlator.secretData" -}}
+{{- $entries := fromJson (include "correlator.secretEntries" .) }}
+{{- if not (or .Values.secrets.bearerToken .Values.secrets.basicAuthPassword) }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "correlator.secretName" .) }}
+{{- $kept := dig "data" "CORRELATOR_AUTH_BEARER_TOKEN" "" ($existing | default dict) }}
+{{- if not $kept }}
+{{- fail "the webhook needs a credential: set secrets.bearerToken (e.g. --set secrets.bearerToken=$(openssl rand -hex 32), or keep it in your GitOps secret store), secrets.basicAuthUsername and secrets.basicAuthPassword, secrets.existingSecret or externalSecret.enabled. The chart makes none itself: under helm template, Argo CD or helm-diff a generated token would change at every render" }}
+{{- end }}
+{{- $_ := set $entries "CORRELATOR_AUTH_BEARER_TOKEN" (b64dec $kept) }}
+{{- end }}
+{{- toJson $entries }}
+{{- end }}
+
 {{/* Settings that hold secrets: refused in `config` (they would land in a ConfigMap). */}}
 {{- define "correlator.validate" -}}
 {{- $v := .Values }}
@@ -118,6 +136,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* Keys the chart wires to its own objects (the container port and probes, the Role's
+Lease name, the RBAC's namespaces): a `config` value would render but break them. */}}
+{{- $owned := dict "server" (dict "host" "the probes and Service reach 0.0.0.0" "port" "containerPort, probes and the Service use 8080; set service.port for the Service") "kubernetes" (dict "discovery" "set discovery.enabled (it grants the RBAC)" "namespaces" "set rbac.namespaces (the Roles follow it)" "prometheus_rules" "set rbac.prometheusRules (it grants the RBAC)") "leader" (dict "election" "the chart picks the Lease" "lease_name" "the Role grants this one Lease by name" "lease_duration_s" "set leaderElection.leaseDurationSeconds" "renew_deadline_s" "set leaderElection.renewDeadlineSeconds" "retry_period_s" "set leaderElection.retryPeriodSeconds") }}
+{{- range $section, $fields := $owned }}
+{{- $group := get $v.config $section | default dict }}
+{{- if kindIs "map" $group }}
+{{- range $field, $why := $fields }}
+{{- if hasKey $group $field }}
+{{- fail (printf "config.%s.%s is set by the chart and cannot be overridden (%s): remove it from config" $section $field $why) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $target := dig "provisioning" "target" "grafana" $v.config }}
 {{- if and $v.discovery.enabled (eq $target "grafana") (not $external) (not $v.secrets.grafanaToken) }}
 {{- fail "discovery.enabled provisions Grafana: set secrets.grafanaToken (or CORRELATOR_PROVISIONING_GRAFANA_TOKEN in secrets.existingSecret), or config.provisioning.target: files" }}
@@ -125,11 +156,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $v.externalSecret.enabled (not $v.externalSecret.secretStoreRef.name) }}
 {{- fail "externalSecret.enabled needs externalSecret.secretStoreRef.name" }}
 {{- end }}
+{{- if not $external }}
+{{- $_ := include "correlator.secretData" . }}
+{{- end }}
 {{- end }}
 
 {{/* The file the service reads: chart wiring, then the user's `config` on top. */}}
 {{- define "correlator.configFile" -}}
-{{- $wiring := dict "server" (dict "host" "0.0.0.0" "port" 8080) }}
+{{- $wiring := dict "server" (dict "host" "0.0.0.0" "port" 8080 "shutdown_timeout_s" 30) }}
 {{- if eq .Values.store "sqlite" }}
 {{- $_ := set $wiring "database" (dict "url" "sqlite:////var/lib/correlator/correlator.db") }}
 {{- end }}
@@ -138,4 +172,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- $_ := set $wiring "leader" (dict "election" "auto" "lease_name" (printf "%s-provisioning" (include "correlator.fullname" .)) "lease_duration_s" .Values.leaderElection.leaseDurationSeconds "renew_deadline_s" .Values.leaderElection.renewDeadlineSeconds "retry_period_s" .Values.leaderElection.retryPeriodSeconds) }}
 {{- toYaml (mustMergeOverwrite $wiring (deepCopy .Values.config)) }}
+{{- end }}
+
+{{/* The pod's grace period: the preStop sleep, the service's drain and its shutdown budget (as
+the rendered config sets them), and a margin; never below terminationGracePeriodSeconds. */}}
+{{- define "correlator.gracePeriodSeconds" -}}
+{{- $server := (include "correlator.configFile" . | fromYaml).server }}
+{{- $needed := add .Values.preStopSleepSeconds .Values.shutdownMarginSeconds | float64 | addf (float64 (default 0 $server.drain_s)) (float64 $server.shutdown_timeout_s) | ceil | int }}
+{{- max $needed (int .Values.terminationGracePeriodSeconds) }}
 {{- end }}
