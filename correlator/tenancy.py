@@ -84,6 +84,12 @@ def _trace_problems(
     namespaces |= {n for binding in settings.teams.values() for n in binding.namespaces}
     defaults = {default_trace_name(app): app.key for app in apps}
     claims = Counter(app.spec.observability.trace_service for app in apps)
+    naturals: dict[str, list[str]] = {}
+    for app in apps:
+        name = app.spec.observability.trace_service
+        if name and name in (app.name, default_trace_name(app)):
+            naturals.setdefault(name, []).append(app.key)
+    natural = {name: keys[0] for name, keys in naturals.items() if len(keys) == 1}
     problems = {}
     for app in apps:
         name = app.spec.observability.trace_service
@@ -94,7 +100,9 @@ def _trace_problems(
             why = f"{name!r} names namespace {suffix!r}: use a name in {app.namespace!r}"
         elif defaults.get(name, app.key) != app.key:
             why = f"{name!r} is the tracing name of {defaults[name]}"
-        elif claims[name] > 1:
+        elif claims[name] > 1 and natural.get(name) != app.key:
+            # One natural claimant (its own name, or Istio's name.namespace) keeps the name, so
+            # a copy cannot take an app's name from it; with none or several, nobody does.
             why = f"{name!r} is claimed by several apps: a tracing name must be unique"
         else:
             continue

@@ -141,6 +141,24 @@ def test_a_trace_service_of_another_namespace_is_refused(trace_service: str) -> 
         assert "payments/checkout" not in refused  # the owner keeps its name
 
 
+def test_a_copy_cannot_take_an_apps_tracing_name_from_it() -> None:
+    """Its own name (or Istio's name.namespace) stays with the app that carries it; the copy,
+    in the same namespace or another, is refused alone. Two apps with an equal claim to a name
+    (both called checkout) both lose it: neither can be told from the other in Jaeger."""
+    owner = app("checkout", "shop", observability={"traceService": "checkout.shop"})
+    copy = app("late", "shop", observability={"traceService": "checkout.shop"})
+    assert refusals([owner, copy], TenancySettings()) == {
+        "shop/late": "spec.observability.traceService"
+    }
+    plain = app("checkout", "payments", observability={"traceService": "checkout"})
+    squat = app("evil", "shop", observability={"traceService": "checkout"})
+    assert refusals([plain, squat], TenancySettings()) == {
+        "shop/evil": "spec.observability.traceService"
+    }
+    twin = app("checkout", "shop", observability={"traceService": "checkout"})
+    assert set(refusals([plain, twin], TenancySettings())) == {"payments/checkout", "shop/checkout"}
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
