@@ -357,7 +357,9 @@ async def test_categorize_labels_keeps_index_metadata_and_parsed_labels_apart(lo
 
 
 async def test_metric_queries_are_aligned_to_the_step(loki: Loki) -> None:
-    at = loki.now_ns - 5 * 60 * NS
+    # The six lines span 5 s just after a minute: one step's [1m] window holds all of them
+    # (placed anywhere, they straddled a step one run in twelve).
+    at = (loki.now_ns - 5 * 60 * NS) // (60 * NS) * (60 * NS) + 10 * NS
     await loki.push({"app": "api"}, [[str(at + i * NS), f"line {i}"] for i in range(6)])
     query = f"sum(count_over_time({loki.selector()}[1m]))"
     start = loki.now_ns - 10 * 60 * NS + 7 * NS  # not on a step
