@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from correlator.provisioning.notifications import CONTACT_POINT_UID
+from correlator.provisioning.notifications import CONTACT_POINT_NAME, CONTACT_POINT_UID
 from tests.fakes.grafana import FakeGrafana
 from tests.support.servers import served
 
@@ -95,7 +95,7 @@ async def test_a_provisioned_rules_notification_is_correlated_within_its_webapp(
         point = fake.contact_points[CONTACT_POINT_UID]["settings"]
         assert point["url"] == "http://correlator.example:8080/api/v1/alerts"
         rule = next(r for r in fake.rules.values() if "Page" in r["title"])
-        assert rule["notification_settings"] == {"receiver": "correlator"}
+        assert rule["notification_settings"] == {"receiver": CONTACT_POINT_NAME}
 
         headers = {
             "Authorization": f"{point['authorization_scheme']} {point['authorization_credentials']}"
