@@ -53,7 +53,7 @@ class Catalogue:
 
     def named(self, name: str, namespace: str | None = None) -> WebApplication | None:
         for app in self._by_name.get(name, ()):
-            if app.name == name and namespace in (None, app.namespace):
+            if namespace in (None, app.namespace):
                 return app
         return None
 
@@ -123,4 +123,9 @@ def github_repo(url: str | None) -> tuple[str, str, str] | None:
 def trace_service(app: WebApplication) -> str:
     """The app's service name in the tracing backend: its spec's, else Istio's `name.namespace`
     (the dashboards and the correlation read the same one)."""
-    return app.spec.observability.trace_service or f"{app.name}.{app.namespace}"
+    return app.spec.observability.trace_service or default_trace_name(app)
+
+
+def default_trace_name(app: WebApplication) -> str:
+    """Istio's service name of the app in the tracing backend: `name.namespace`."""
+    return f"{app.name}.{app.namespace}"

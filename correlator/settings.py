@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError
 from correlator.analysis.scope import APP_LABELS, NAMESPACE_LABELS
 from correlator.backends.http import BackendConfig
 from correlator.errors import ConfigError
-from correlator.redaction import mask_query, mask_text
+from correlator.redaction import mask_query
 
 ENV_PREFIX = "CORRELATOR_"
 
@@ -722,11 +722,6 @@ def mask_url(url: str) -> str:
         masked = f"{user}:***" if colon else "***" if scheme.lower() in ("http", "https") else user
         rest = f"{masked}@{host}{rest[end:]}"
     return mask_query(f"{scheme}://{rest}")
-
-
-def mask_urls_in(text: str) -> str:
-    """`text` (an error message, a log line) with the secrets of every URL in it masked."""
-    return mask_text(text)
 
 
 def _mask_urls(value: Any, key: str = "") -> Any:

@@ -23,16 +23,12 @@ from pathlib import Path
 
 from correlator.analysis.scope import ScopeRules, candidate_names
 from correlator.backends.logql import confined_selector, parse_selector
+from correlator.catalogue import default_trace_name
 from correlator.discovery.files import ManifestError
 from correlator.models.webapp import WebApplication
 from correlator.settings import TeamBinding, TenancySettings
 
 __all__ = ["admit", "alert_namespace", "app_log_selector", "app_of_alerts", "default_trace_name"]
-
-
-def default_trace_name(app: WebApplication) -> str:
-    """Istio's service name of the app in the tracing backend: `name.namespace`."""
-    return f"{app.name}.{app.namespace}"
 
 
 def app_log_selector(app: WebApplication, namespace_label: str) -> str | None:

@@ -32,7 +32,8 @@ from correlator.errors import StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
 from correlator.provisioning.naming import Links
-from correlator.settings import NotifySettings, TenancySettings, mask_urls_in
+from correlator.redaction import mask_text
+from correlator.settings import NotifySettings, TenancySettings
 from correlator.sinks.base import Sink, SinkRejected, SinkRetry
 from correlator.sinks.message import incident_message, material
 from correlator.store import Store, outbox
@@ -231,7 +232,7 @@ class Deliverer:
         give_up: bool,
         at_least_s: float | None = None,
     ) -> None:
-        error = mask_urls_in(error)  # a sink's error may quote a URL with its credentials
+        error = mask_text(error)  # a sink's error may quote a URL with its credentials
         give_up = give_up or delivery.attempts >= self.settings.max_attempts
         # Exponential backoff with full jitter, never sooner than the platform asked.
         ceiling = min(
