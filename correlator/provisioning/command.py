@@ -215,6 +215,12 @@ async def _prometheus_rules(
 
     api = await api_client(settings.kubernetes.kubeconfig)
     try:
-        return await reconcile_prometheus_rules(api, apps, links(settings), dry_run=dry_run)
+        return await reconcile_prometheus_rules(
+            api,
+            apps,
+            links(settings),
+            namespaces=settings.kubernetes.namespaces,
+            dry_run=dry_run,
+        )
     finally:
         await api.close()

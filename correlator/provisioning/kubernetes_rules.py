@@ -4,11 +4,14 @@ Each app's rules go into `webapp-NAME` in its namespace, labelled as correlator'
 that differs from the desired one is replaced (with its resourceVersion, so a concurrent
 change is a conflict, retried at the next pass), and correlator's objects whose app is gone are
 deleted. Objects without correlator's label are never touched.
+
+With `kubernetes.namespaces` set, every list is per namespace: the RBAC then grants Roles in
+those namespaces only (the chart's `rbac.namespaces`), and a cluster-wide list is a 403.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -27,23 +30,59 @@ def _describe(exc: ApiException) -> str:
     return f"Kubernetes API answered {exc.status} {exc.reason}"
 
 
-async def reconcile_prometheus_rules(
-    api: client.ApiClient, apps: Iterable[WebApplication], links: Links, *, dry_run: bool = False
-) -> Report:
-    objects = client.CustomObjectsApi(api)
-    report = Report()
-    desired = {
-        (app.namespace, f"webapp-{app.name}"): (app, prometheus_rule(app, links)) for app in apps
-    }
-    try:
+async def _list_owned(
+    objects: client.CustomObjectsApi, namespaces: Sequence[str]
+) -> list[dict[str, Any]]:
+    """correlator's PrometheusRules: one list per namespace when namespaces are configured (the
+    RBAC grants no more), else one cluster-wide list."""
+    if not namespaces:
         listed = await objects.list_cluster_custom_object(
             GROUP, VERSION, PLURAL, label_selector=OWNED
         )
+        return list(listed.get("items", []))
+    items: list[dict[str, Any]] = []
+    for namespace in sorted(set(namespaces)):
+        listed = await objects.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, label_selector=OWNED
+        )
+        items += listed.get("items", [])
+    return items
+
+
+async def reconcile_prometheus_rules(
+    api: client.ApiClient,
+    apps: Iterable[WebApplication],
+    links: Links,
+    *,
+    namespaces: Sequence[str],
+    dry_run: bool = False,
+) -> Report:
+    """Make each app's PrometheusRule the desired one and delete correlator's orphans.
+
+    `namespaces` is `kubernetes.namespaces`: empty for the whole cluster, else the only
+    namespaces read or written (an app elsewhere is reported, not written).
+    """
+    objects = client.CustomObjectsApi(api)
+    report = Report()
+    desired = {}
+    for app in apps:
+        if namespaces and app.namespace not in namespaces:
+            report.errors.append(
+                (
+                    app.key,
+                    f"namespace {app.namespace} is not in kubernetes.namespaces "
+                    f"({', '.join(namespaces)}): its PrometheusRule is not written",
+                )
+            )
+            continue
+        desired[(app.namespace, f"webapp-{app.name}")] = (app, prometheus_rule(app, links))
+    try:
+        listed = await _list_owned(objects, namespaces)
     except ApiException as exc:
         report.errors.append(("Kubernetes", _describe(exc)))
         return report
     live: dict[tuple[str, str], dict[str, Any]] = {
-        (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in listed.get("items", [])
+        (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in listed
     }
     for (namespace, name), (app, want) in sorted(desired.items()):
         current = live.get((namespace, name))

@@ -313,7 +313,9 @@ class Provisioner:
                 self._metrics.provisioning_writes.inc(written)
             if api is not None and self._settings.kubernetes.prometheus_rules:
                 self._fence()
-                rules = await reconcile_prometheus_rules(api, apps, self._links)
+                rules = await reconcile_prometheus_rules(
+                    api, apps, self._links, namespaces=self._settings.kubernetes.namespaces
+                )
                 report = Report(
                     steps=report.steps + rules.steps,
                     errors=report.errors + rules.errors,

@@ -21,6 +21,13 @@ resourceVersions are gone), `break_watches()` (drop every open watch), `bookmark
 `touch_lease(namespace, name)` (another writer bumps its resourceVersion, so a replace based
 on the old one conflicts) and `writes_before_next_lease_replace` (that many such writes land
 between a client's read and its next replace: a deterministic race).
+
+RBAC, when the server is given `rbac` (Roles, ClusterRoles and their bindings, as `helm
+template` renders them) and the service account its token authenticates: every request is
+authorized as the API server's RBAC authorizer does it (verb from the method and `watch`,
+apiGroups/resources/subresources/resourceNames/verbs with `*`; a RoleBinding grants in its own
+namespace only, a ClusterRoleBinding everywhere), and a refusal is the API server's `403`
+Status, reason `Forbidden`, with its message and details. `forbidden` lists every refusal.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import copy
 import itertools
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -67,9 +75,130 @@ def status(
     return web.json_response(body, status=code)
 
 
+@dataclass(frozen=True)
+class Attributes:
+    """What the API server's authorizer is asked: who does what to which resource."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+
+
+# /apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME[/SUBRESOURCE]]
+RESOURCE_PATH = re.compile(
+    r"^/apis/(?P<group>[^/]+)/[^/]+(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?/?$"
+)
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def request_attributes(method: str, path: str, query: dict[str, str]) -> Attributes | None:
+    """RequestInfoFactory's reading of a resource request (None: not a resource path)."""
+    match = RESOURCE_PATH.match(path)
+    if match is None:
+        return None
+    name = match["name"] or ""
+    if method == "GET":
+        verb = "get" if name else ("watch" if go_bool(query.get("watch")) else "list")
+    elif method == "DELETE" and not name:
+        verb = "deletecollection"
+    else:
+        verb = VERBS.get(method, method.lower())
+    return Attributes(
+        verb, match["group"], match["plural"], match["sub"] or "", match["ns"] or "", name
+    )
+
+
+def _rule_allows(rule: dict[str, Any], attrs: Attributes) -> bool:
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    resources = rule.get("resources") or []
+    names = rule.get("resourceNames") or []
+    return (
+        bool(set(rule.get("verbs") or []) & {attrs.verb, "*"})
+        and bool(set(rule.get("apiGroups") or []) & {attrs.group, "*"})
+        and (
+            resource in resources
+            or "*" in resources
+            or (bool(attrs.subresource) and f"*/{attrs.subresource}" in resources)
+        )
+        and (not names or attrs.name in names)
+    )
+
+
+class Rbac:
+    """The RBAC authorizer over a fixed set of Roles, ClusterRoles and bindings."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = [copy.deepcopy(o) for o in objects]
+
+    def _role(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        for obj in self.objects:
+            meta = obj["metadata"]
+            if (
+                obj["kind"] == kind
+                and meta["name"] == name
+                and (kind == "ClusterRole" or meta.get("namespace") == namespace)
+            ):
+                return obj
+        return None
+
+    def allows(self, user: tuple[str, str], attrs: Attributes) -> bool:
+        """Whether the service account `user` (namespace, name) may do `attrs`."""
+        for binding in self.objects:
+            kind = binding["kind"]
+            if kind not in ("RoleBinding", "ClusterRoleBinding"):
+                continue
+            where = binding["metadata"].get("namespace", "")
+            if kind == "RoleBinding" and (not attrs.namespace or attrs.namespace != where):
+                continue  # a RoleBinding grants in its namespace, never cluster-wide
+            if not any(
+                subject.get("kind") == "ServiceAccount"
+                and (subject.get("namespace"), subject.get("name")) == user
+                for subject in binding.get("subjects") or []
+            ):
+                continue
+            ref = binding["roleRef"]
+            if kind == "ClusterRoleBinding" and ref["kind"] != "ClusterRole":
+                continue
+            role = self._role(ref["kind"], ref["name"], where)
+            if role is not None and any(_rule_allows(r, attrs) for r in role.get("rules") or []):
+                return True
+        return False
+
+
+def forbidden(user: tuple[str, str], attrs: Attributes) -> web.Response:
+    """The API server's answer (responsewriters.Forbidden over errors.NewForbidden)."""
+    username = f"system:serviceaccount:{user[0]}:{user[1]}"
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    why = (
+        f'User "{username}" cannot {attrs.verb} resource "{resource}" in API group '
+        f'"{attrs.group}" {scope}'
+    )
+    qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
+    subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
+    details: dict[str, Any] = {"group": attrs.group, "kind": attrs.resource}
+    if attrs.name:
+        details = {"name": attrs.name, **details}
+    return status(403, "Forbidden", f"{subject} is forbidden: {why}", details)
+
+
 class FakeKubernetes:
-    def __init__(self, *, token: str = "k8s-test-token") -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "k8s-test-token",
+        rbac: list[dict[str, Any]] | None = None,
+        service_account: tuple[str, str] = ("correlator", "correlator"),
+    ) -> None:
         self.token = token
+        # None: every authenticated request is allowed (no authorizer).
+        self.rbac = Rbac(rbac) if rbac is not None else None
+        self.service_account = service_account  # (namespace, name) the token authenticates
+        self.forbidden: list[Attributes] = []
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
         self.history: list[tuple[int, str, dict[str, Any]]] = []  # (rv, type, object)
         self.oldest_rv = 0
@@ -168,6 +297,11 @@ class FakeKubernetes:
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return status(401, "Unauthorized", "Unauthorized")
+        if self.rbac is not None:
+            attrs = request_attributes(request.method, request.path, dict(request.query))
+            if attrs is not None and not self.rbac.allows(self.service_account, attrs):
+                self.forbidden.append(attrs)
+                return forbidden(self.service_account, attrs)
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -33,7 +33,7 @@ from correlator.leader import KubernetesLease, Timings
 from correlator.models.crd import webapplication_crd
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.naming import Links
-from tests.fakes.kubernetes import FakeKubernetes
+from tests.fakes.kubernetes import FakeKubernetes, Rbac
 from tests.support import structural
 from tests.support.servers import served
 
@@ -296,14 +296,38 @@ async def test_the_prometheusrules_correlator_applies_are_served_as_prometheus_o
         on_change=lambda snapshot: _nothing(),
     )
     apps = (await source.list_once()).apps
-    created = await reconcile_prometheus_rules(kube.api, apps, Links())
+    created = await reconcile_prometheus_rules(kube.api, apps, Links(), namespaces=[NAMESPACE])
     assert not created.errors
     changed = await reconcile_prometheus_rules(
-        kube.api, apps, Links(grafana_url="https://grafana.example")
+        kube.api, apps, Links(grafana_url="https://grafana.example"), namespaces=[NAMESPACE]
     )
     assert not changed.errors
     assert {code for path, code, _ in kube.answers if "prometheusrules" in path} == {200, 201}
     assert check_answers(kube) >= 1 + 2 * len(apps)
+
+
+async def test_an_rbac_refusal_is_the_api_servers_forbidden_status(kube: Kube) -> None:
+    """With RBAC that grants nothing, each kind of request is a 403 Status an API server sends."""
+    kube.fake.rbac = Rbac([])
+    plural = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/webapplications"
+    await kube.http.get(plural)
+    await kube.http.get(f"/apis/{GROUP}/{VERSION}/webapplications", params={"watch": "1"})
+    await kube.http.patch(
+        f"{plural}/web/status",
+        json={"status": {}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    await kube.http.get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/l")
+    refused = [(code, body["reason"], body["details"]) for _, code, body in kube.answers]
+    assert refused == [
+        (403, "Forbidden", {"group": GROUP, "kind": "webapplications"}),
+        (403, "Forbidden", {"group": GROUP, "kind": "webapplications"}),
+        (403, "Forbidden", {"name": "web", "group": GROUP, "kind": "webapplications"}),
+        (403, "Forbidden", {"name": "l", "group": "coordination.k8s.io", "kind": "leases"}),
+    ]
+    assert [a.verb for a in kube.fake.forbidden] == ["list", "watch", "patch", "get"]
+    assert 'cannot patch resource "webapplications/status"' in kube.answers[2][2]["message"]
+    assert check_answers(kube) == 4
 
 
 def test_the_checks_refuse_what_an_api_server_would_not_send() -> None:
