@@ -27,11 +27,47 @@ DELETE resets it; the provisioning API carries no version for it, so a writer th
 to lose a concurrent edit must re-read before writing (`before_next_tree_read` lets a test be
 that concurrent editor). Rule-level `notification_settings` (simplified routing, not in the
 stored OpenAPI: from the provisioning docs of Grafana 11) must name an existing contact point
-(400); a Grafana older than 11 (`version`) ignores the field as unknown JSON, as it would.
+(500, see below); a Grafana older than 10.4 ignores the field as unknown JSON, as it would.
+
+Grafana by version (`version`, one of VERSIONS or any "major.minor.patch"; `hide_version`):
+- /api/health leaves out `version` and `commit` with `[auth.anonymous] hide_version`
+  (apiHealthHandler in pkg/api/http_server.go); /api/frontend/settings still shows
+  `buildInfo.version` to a signed-in caller such as a service account token (hideVersion is
+  `AnonymousHideVersion && !c.IsSignedIn`, pkg/api/frontendsettings.go).
+- Up to 10.0 folders are dashboards: titles clash by slug, across folders for a folder's
+  (getExistingDashboardByTitleAndFolder in pkg/services/dashboards/database/database.go
+  matched `slug AND (is_folder OR folder_id)` until grafana/grafana#70378, 10.1): a
+  dashboard's title may not be a folder's (400 `name-match`, ErrDashboardWithSameNameAsFolder)
+  nor a folder's a dashboard's in the General folder (400,
+  ErrDashboardFolderWithSameNameAsDashboard, passed through by pkg/api/apierrors/folder.go),
+  and a folder of an existing folder's name is a 409 (ErrFolderSameNameExists).
+- 10.1 to 11.2: titles clash as titles: a same-titled dashboard in the folder is 412
+  `name-exists`, or with `overwrite` is taken over; a folder of an existing title is 409
+  (ErrFolderSameNameExists, apierrors/folder.go).
+- From 11.3 titles need not be unique: dashboards and folders of one title are created side by
+  side, never taken over, and a folder uid that exists answers 412 `version-mismatch`
+  (ErrFolderVersionMismatch in apierrors/folder.go, as the folder API over unified storage
+  reports a conflict; issue 22's comparison of Grafana's source, 2026-12-06).
+- Rule `notification_settings` (simplified routing, grafana/grafana#77928) exists from 10.4;
+  before, it is unknown JSON and dropped (ProvisionedAlertRule in
+  pkg/services/ngalert/api/tooling/definitions/provisioning_alert_rules.go).
+
+Rules (pkg/services/ngalert/provisioning/alert_rules.go, api_provisioning.go): provenance is
+`api` unless X-Disable-Provenance is sent (its presence decides); an update or a delete whose
+provenance differs from a stored `api` or `file` fails with 500, and Grafana's body then says
+only "Internal Server Error" (the reason, "cannot change provenance from 'api' to ''", is in
+its log: response.ErrOrFallback over a plain error); deleting an absent rule is 204; a second
+rule of a uid is 400 (ErrAlertRuleUniqueConstraintViolation); a rule naming a contact point
+that does not exist is 500 (notifier.ErrorReceiverDoesNotExist reaches RoutePostAlertRule and
+RoutePutAlertRule unwrapped). A second contact point of a uid is 500 (CreateContactPoint's
+plain error). An annotation whose dashboardUID names no dashboard is saved as an organisation
+annotation and answered 200 (PostAnnotation in pkg/api/annotations.go keeps dashboardId 0 when
+the lookup fails).
 
 Test controls: `fail(status, times)` answers the next requests with an error, `delay_s` adds
 latency to every request, `edit_by_hand(uid)` changes a dashboard as a person in the UI would,
-`version` is what /api/health reports, and `writes` counts the requests that change something.
+`before(method, path, action)` runs `action` just before the next such request (someone else
+acting meanwhile), and `writes` counts the requests that change something.
 """
 
 from __future__ import annotations
@@ -41,6 +77,7 @@ import copy
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -56,6 +93,10 @@ from tests.support import optional
 # against the document, and tests/fakes/test_grafana_contract.py says so.
 OPENAPI = optional.find(optional.GRAFANA_OPENAPI)
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# The versions whose behaviour differs, as the test server imitates them (see the docstring);
+# tests/provisioning runs against each.
+VERSIONS = ("10.0.3", "10.4.19", "11.2.10", "11.3.0", "12.2.0")
+INTERNAL_ERROR = {"message": "Internal Server Error"}  # Grafana's body for a plain error
 
 
 @cache
@@ -161,7 +202,14 @@ class StoredDashboard:
 class FakeGrafana:
     """State and handlers; `app` is the aiohttp application to serve."""
 
-    def __init__(self, *, token: str = "glsa_test_token", validate: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "glsa_test_token",
+        validate: bool = True,
+        version: str = "11.5.0",
+        hide_version: bool = False,
+    ) -> None:
         self.token = token
         # Off in benchmarks, where the checking would dominate, and without the document.
         self.validate = validate and OPENAPI is not None
@@ -170,7 +218,9 @@ class FakeGrafana:
         self.rules: dict[str, dict[str, Any]] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
-        self.version = "11.5.0"
+        self.version = version
+        self.hide_version = hide_version
+        self._before: list[tuple[str, str, Callable[[], None]]] = []
         self.contact_points: dict[str, dict[str, Any]] = {
             "default-email": copy.deepcopy(DEFAULT_CONTACT_POINT)
         }
@@ -194,6 +244,7 @@ class FakeGrafana:
         self.app.router.add_put("/api/v1/provisioning/alert-rules/{UID}", self.update_rule)
         self.app.router.add_delete("/api/v1/provisioning/alert-rules/{UID}", self.delete_rule)
         self.app.router.add_get("/api/health", self.health)
+        self.app.router.add_get("/api/frontend/settings", self.frontend_settings)
         self.app.router.add_post("/api/annotations", self.create_annotation)
         self.app.router.add_patch("/api/annotations/{annotation_id}", self.patch_annotation)
         self.app.router.add_get("/api/annotations", self.find_annotations)
@@ -219,6 +270,15 @@ class FakeGrafana:
     def fail(self, status: int, times: int = 1) -> None:
         self._failures += [status] * times
 
+    def before(self, method: str, path: str, action: Callable[[], None]) -> None:
+        """Run `action` just before the next `method path` request is handled."""
+        self._before.append((method, path, action))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """Whether the imitated Grafana is this version or newer."""
+        found = re.match(r"v?(\d+)\.(\d+)", self.version)
+        return found is not None and (int(found.group(1)), int(found.group(2))) >= (major, minor)
+
     def edit_by_hand(self, uid: str, title: str = "edited in the UI") -> None:
         stored = self.dashboards[uid]
         stored.dashboard = {**stored.dashboard, "title": title}
@@ -231,8 +291,10 @@ class FakeGrafana:
         self.policy_tree = {**copy.deepcopy(DEFAULT_POLICY_TREE), "routes": routes}
         self.policy_provenance = provenance
 
-    def add_foreign_rule(self, uid: str, title: str, labels: dict[str, str]) -> None:
-        """A Grafana-managed alert rule someone else made."""
+    def add_foreign_rule(
+        self, uid: str, title: str, labels: dict[str, str], *, provenance: str = ""
+    ) -> None:
+        """A Grafana-managed alert rule someone else made (`file`: from provisioning files)."""
         self.rules[uid] = {
             "uid": uid,
             "title": title,
@@ -245,7 +307,7 @@ class FakeGrafana:
             "execErrState": "Error",
             "for": "5m",
             "id": next(self._ids),
-            "provenance": "",
+            "provenance": provenance,
             "data": [{"refId": "A", "datasourceUid": "p", "model": {"expr": "vector(1)"}}],
         }
 
@@ -265,6 +327,10 @@ class FakeGrafana:
         authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
         if request.path not in ("/api/health", "/_test/stats") and not authorized:
             return self._error(request, 401, "Unauthorized")
+        for waiting in list(self._before):
+            if waiting[:2] == (request.method, request.path):
+                self._before.remove(waiting)
+                waiting[2]()
         if self._failures:
             status = self._failures.pop(0)
             if status >= 500:
@@ -323,7 +389,6 @@ class FakeGrafana:
         self, request: web.Request, body: dict[str, Any], rule_id: int
     ) -> dict[str, Any]:
         """The rule as Grafana stores and answers it: with its defaults filled in."""
-        disabled = request.headers.get("X-Disable-Provenance", "").lower() == "true"
         data = [
             {
                 "queryType": "",
@@ -343,7 +408,7 @@ class FakeGrafana:
             "data": data,
             "id": rule_id,
             "updated": _now(),
-            "provenance": "" if disabled else "api",
+            "provenance": _provenance(request),
         }
 
     async def list_rules(self, request: web.Request) -> web.Response:
@@ -353,15 +418,16 @@ class FakeGrafana:
         body = await self._body(request)
         uid = body.get("uid") or f"r{next(self._ids)}"
         if uid in self.rules:
-            return web.json_response({"message": "conflict: rule with this uid exists"}, status=409)
+            # ErrAlertRuleUniqueConstraintViolation: RoutePostAlertRule answers it 400.
+            message = f"failed to insert alert rules: a conflicting alert rule is found: {uid}"
+            return self._answer(request, 400, {"message": message, "msg": message})
         if body["folderUID"] not in self.folders:
             return self._answer(
                 request, 400, {"message": "folder does not exist", "msg": "folder does not exist"}
             )
         body = self._versioned(body)
-        problem = self._rule_problem(body)
-        if problem is not None:
-            return self._answer(request, 400, {"message": problem, "msg": problem})
+        if self._rule_problem(body) is not None:
+            return web.json_response(INTERNAL_ERROR, status=500)
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, next(self._ids))
         return self._answer(request, 201, self.rules[uid])
 
@@ -376,17 +442,28 @@ class FakeGrafana:
         body = await self._body(request)
         if uid not in self.rules:
             return web.Response(status=404)
+        if not self._provenance_may_change(self.rules[uid]["provenance"], request):
+            # UpdateAlertRule: "cannot change provenance from 'api' to ''", a plain error.
+            return web.json_response(INTERNAL_ERROR, status=500)
         body = self._versioned(body)
-        problem = self._rule_problem(body)
-        if problem is not None:
-            return self._answer(request, 400, {"message": problem, "msg": problem})
+        if self._rule_problem(body) is not None:
+            return web.json_response(INTERNAL_ERROR, status=500)
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, self.rules[uid]["id"])
         return self._answer(request, 200, self.rules[uid])
 
     async def delete_rule(self, request: web.Request) -> web.Response:
-        if self.rules.pop(request.match_info["UID"], None) is None:
-            return web.Response(status=404)
+        # DeleteAlertRule checks the stored provenance first ("cannot delete with provided
+        # provenance '', needs 'api'", 500), and is idempotent: an absent rule is 204 too.
+        rule = self.rules.get(request.match_info["UID"])
+        if rule is not None and not self._provenance_may_change(rule["provenance"], request):
+            return web.json_response(INTERNAL_ERROR, status=500)
+        self.rules.pop(request.match_info["UID"], None)
         return web.Response(status=204)
+
+    @staticmethod
+    def _provenance_may_change(stored: str, request: web.Request) -> bool:
+        """UpdateAlertRule and DeleteAlertRule: `stored != provenance && stored != none` fails."""
+        return stored in ("", _provenance(request))
 
     # --- notifications -----------------------------------------------------------------
 
@@ -433,10 +510,12 @@ class FakeGrafana:
         body = await self._body(request)
         uid = body.get("uid") or f"cp{next(self._ids)}"
         problem = self._point_problem(body)
-        if problem is None and uid in self.contact_points:
-            problem = "a contact point with this uid already exists"
         if problem is not None:
             return self._answer(request, 400, {"msg": problem, "message": problem})
+        if uid in self.contact_points:
+            # CreateContactPoint refuses a uid in use with a plain error: RoutePostContactPoint
+            # answers 500, not a validation 400.
+            return web.json_response(INTERNAL_ERROR, status=500)
         # A name that exists already is not refused: Grafana groups contact points by name
         # and appends this one as one more integration of that receiver, so whatever routes
         # to the name now also reaches this integration (CreateContactPoint in
@@ -582,14 +661,10 @@ class FakeGrafana:
         return None
 
     def _versioned(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Before 11, Grafana does not know notification_settings and drops it unread."""
-        if self._major() < 11:
+        """Before 10.4, Grafana does not know notification_settings and drops it unread."""
+        if not self.at_least(10, 4):
             return {k: v for k, v in body.items() if k != "notification_settings"}
         return body
-
-    def _major(self) -> int:
-        found = re.match(r"(\d+)", self.version)
-        return int(found.group(1)) if found else 0
 
     async def stats(self, request: web.Request) -> web.Response:
         """Not Grafana's: how many requests and writes this server saw (for benchmarks)."""
@@ -602,8 +677,10 @@ class FakeGrafana:
         )
 
     async def create_annotation(self, request: web.Request) -> web.Response:
-        """POST /api/annotations: `text` required, `time`/`timeEnd` in epoch ms, tags strings;
-        a dashboardUID must name a dashboard that exists."""
+        """POST /api/annotations: `text` required, `time`/`timeEnd` in epoch ms, tags strings.
+        A dashboardUID that names no dashboard is not refused: PostAnnotation (pkg/api/
+        annotations.go, 9.x to 12.x) looks it up, keeps dashboardId 0 when the lookup fails,
+        and saves an organisation annotation, answered 200 like any other."""
         body = await self._body(request)
         try:
             _validate({"$ref": "#/components/schemas/PostAnnotationsCmd"}, body)
@@ -612,10 +689,13 @@ class FakeGrafana:
         if not isinstance(body, dict) or not body.get("text"):
             return self._error(request, 400, "text field should not be empty")
         uid = body.get("dashboardUID")
-        if uid is not None and uid not in self.dashboards:
-            return self._error(request, 400, "Dashboard not found")
+        stored = {k: v for k, v in body.items() if k != "dashboardUID"}
+        on = self.dashboards.get(uid) if isinstance(uid, str) else None
+        stored["dashboardId"] = on.id if on is not None else 0
+        if on is not None:
+            stored["dashboardUID"] = uid
         annotation_id = next(self._ids)
-        self.annotations[annotation_id] = {"id": annotation_id, **body}
+        self.annotations[annotation_id] = {"id": annotation_id, **stored}
         return self._answer(request, 200, {"message": "Annotation added", "id": annotation_id})
 
     async def patch_annotation(self, request: web.Request) -> web.Response:
@@ -636,16 +716,45 @@ class FakeGrafana:
         return web.json_response(found)
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"database": "ok", "version": self.version})
+        # apiHealthHandler: version and commit only without [auth.anonymous] hide_version.
+        if self.hide_version:
+            return web.json_response({"database": "ok"})
+        return web.json_response({"database": "ok", "version": self.version, "commit": "abc"})
+
+    async def frontend_settings(self, request: web.Request) -> web.Response:
+        """GET /api/frontend/settings, the part correlator reads: hide_version hides the build
+        from anonymous callers only (pkg/api/frontendsettings.go); a token is signed in."""
+        build = {"version": self.version, "commit": "abc", "env": "production"}
+        return web.json_response({"buildInfo": build})
 
     async def create_folder(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         uid = body.get("uid") or f"f{next(self._ids)}"
         title = body.get("title", "")
         if uid in self.folders:
-            return self._error(request, 409, "a folder with the same uid already exists")
-        if any(f["title"] == title for f in self.folders.values()):
-            return self._error(request, 409, "a folder with the same name already exists")
+            if self.at_least(11, 3):  # ErrFolderVersionMismatch (apierrors/folder.go)
+                return web.json_response(
+                    {"status": "version-mismatch", "message": "the folder has been changed"},
+                    status=412,
+                )
+            return self._error(request, 409, "a folder/dashboard with the same uid already exists")
+        legacy = not self.at_least(10, 1)
+        if legacy and any(
+            d.folder_uid == "" and _slug(d.dashboard.get("title", "")) == _slug(title)
+            for d in self.dashboards.values()
+        ):
+            # ErrDashboardFolderWithSameNameAsDashboard, a DashboardErr of status 400.
+            return web.json_response(
+                {"message": "Folder name cannot be the same as one of its dashboards"}, status=400
+            )
+        if not self.at_least(11, 3) and any(
+            self._same_title(f["title"], title) for f in self.folders.values()
+        ):
+            return self._error(
+                request,
+                409,
+                "a folder or dashboard in the general folder with the same name already exists",
+            )
         if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
             return self._error(request, 400, "uid contains illegal characters or is too long")
         folder = {
@@ -659,6 +768,10 @@ class FakeGrafana:
         }
         self.folders[uid] = folder
         return self._answer(request, 200, folder)
+
+    def _same_title(self, one: str, other: str) -> bool:
+        """Up to 10.0 Grafana compares slugs ("Checkout!" is "checkout"), from 10.1 titles."""
+        return _slug(one) == _slug(other) if not self.at_least(10, 1) else one == other
 
     async def get_folder(self, request: web.Request) -> web.Response:
         folder = self.folders.get(request.match_info["folder_uid"])
@@ -678,11 +791,19 @@ class FakeGrafana:
         if folder_uid and folder_uid not in self.folders:
             return self._error(request, 400, "folder not found")
         overwrite = bool(body.get("overwrite"))
+        if not self.at_least(10, 1) and any(
+            self._same_title(f["title"], dashboard["title"]) for f in self.folders.values()
+        ):
+            return self._error(
+                request, 400, "Dashboard name cannot be the same as folder", status="name-match"
+            )
         for other_uid, other in list(self.dashboards.items()):
+            if self.at_least(11, 3):
+                break  # titles need not be unique: no name-exists, no takeover
             if (
                 other_uid != uid
                 and other.folder_uid == folder_uid
-                and (other.dashboard.get("title") == dashboard["title"])
+                and self._same_title(other.dashboard.get("title", ""), dashboard["title"])
             ):
                 if not overwrite:
                     return self._error(
