@@ -21,10 +21,10 @@ from correlator.provisioning.naming import Links
 from correlator.provisioning.notifications import (
     Receiver,
     Routing,
+    choose_routing,
     finish_routing,
     notification_settings,
     prepare_receiver,
-    routing_for,
 )
 from correlator.provisioning.reconcile import Action, Report, reconcile, reconcile_alert_rules
 from correlator.settings import Settings
@@ -77,8 +77,7 @@ async def reconcile_grafana(
     errors: list[tuple[str, str]] = []
     if needed:
         try:
-            version = "" if options.grafana_routing != "auto" else await grafana.version()
-            routing = routing_for(version, options.grafana_routing)
+            routing = await choose_routing(grafana, options.grafana_routing)
         except CorrelatorError as exc:
             routing = None
             errors.append(("Grafana", f"version: {exc}"))
@@ -93,8 +92,10 @@ async def reconcile_grafana(
     )
     # A contact point of correlator's name that is someone else's: rules naming it, or a route
     # to it, would send correlator's alerts to the user's integrations. Nothing is written.
+    # Nor are rules that name a contact point that could not be made: Grafana refuses each
+    # with a bare 500; the contact point's own error says what is wrong.
     rules = Report()
-    if not contact.left_alone:
+    if not contact.left_alone and not (contact.errors and routing == "rule"):
         rules = await reconcile_alert_rules(
             grafana,
             apps,

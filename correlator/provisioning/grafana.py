@@ -62,19 +62,38 @@ class GrafanaTarget:
         except OSError as exc:
             raise GrafanaUnavailable(f"cannot reach Grafana: {exc}") from exc
 
-    async def ensure_folder(self, folder: Folder) -> bool:
-        """Make sure the folder exists; True if it had to be created."""
+    async def _folder_exists(self, uid: str) -> bool:
         try:
-            await self._call(lambda: self._api.folder.get_folder(folder.uid))
-            return False
+            await self._call(lambda: self._api.folder.get_folder(uid))
         except GrafanaRefused as exc:
-            if exc.status_code != 404:
-                raise
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def ensure_folder(self, folder: Folder) -> bool:
+        """Make sure the folder exists; True if it had to be created.
+
+        A refusal to create it is not taken for success until the folder is read back by its
+        uid: Grafana up to 11.2 answers the same 409 for a folder that another replica just
+        made (fine) and for someone else's folder of the same title (then every save into
+        correlator's uid would fail with "folder not found"), and from 11.3 an existing uid
+        answers 412."""
+        if await self._folder_exists(folder.uid):
+            return False
         try:
             await self._call(lambda: self._api.folder.create_folder(folder.title, uid=folder.uid))
         except GrafanaRefused as exc:
-            if exc.status_code != 409:  # created meanwhile by another replica: fine
+            if exc.status_code not in (409, 412):
                 raise
+            if not await self._folder_exists(folder.uid):
+                raise GrafanaRefused(
+                    exc.status_code,
+                    f"folder {folder.title!r} cannot be made with uid {folder.uid}: another "
+                    f"folder holds that title ({exc}); rename that folder or give it uid "
+                    f"{folder.uid}",
+                    exc.grafana_status,
+                ) from exc
         return True
 
     async def get_dashboard(self, uid: str) -> LiveDashboard | None:
@@ -133,11 +152,17 @@ class GrafanaTarget:
             raise
         return True
 
+    async def alert_rules(self) -> dict[str, dict[str, Any]]:
+        """Every Grafana-managed alert rule, by UID, each with its `provenance`."""
+        rules = await self._call(lambda: self._api.alertingprovisioning.get_alertrules_all())
+        return {rule["uid"]: rule for rule in rules if isinstance(rule, dict) and "uid" in rule}
+
     async def owned_alert_rules(self, label: tuple[str, str]) -> dict[str, dict[str, Any]]:
         """Grafana-managed alert rules carrying the ownership label, by UID."""
-        rules = await self._call(lambda: self._api.alertingprovisioning.get_alertrules_all())
         return {
-            rule["uid"]: rule for rule in rules if rule.get("labels", {}).get(label[0]) == label[1]
+            uid: rule
+            for uid, rule in (await self.alert_rules()).items()
+            if rule.get("labels", {}).get(label[0]) == label[1]
         }
 
     async def create_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
@@ -154,19 +179,30 @@ class GrafanaTarget:
             )
         )
 
-    async def delete_alert_rule(self, uid: str) -> bool:
+    async def delete_alert_rule(self, uid: str) -> None:
+        """Delete the rule; an absent one is no error (Grafana answers 204 for it too). Sent
+        without X-Disable-Provenance, which Grafana reads as provenance `api`: that deletes a
+        rule stored with none or `api`, and only a `file` rule is refused (500)."""
         try:
             await self._call(lambda: self._api.alertingprovisioning.delete_alertrule(uid))
         except GrafanaRefused as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
+            if exc.status_code != 404:  # older clients' view of an absent rule
+                raise
 
     async def version(self) -> str:
-        """Grafana's version, as /api/health reports it ("11.5.0")."""
+        """Grafana's version ("11.5.0"), or "" if it will not say.
+
+        /api/health leaves it out under `[auth.anonymous] hide_version`; the frontend settings
+        still show it to a signed-in caller, which a service-account token is."""
         health = await self._call(lambda: self._api.client.GET("/health"))
-        return str(health.get("version", ""))
+        if isinstance(health, dict) and health.get("version"):
+            return str(health["version"])
+        try:
+            settings = await self._call(lambda: self._api.client.GET("/frontend/settings"))
+        except GrafanaRefused:
+            return ""
+        build = settings.get("buildInfo") if isinstance(settings, dict) else None
+        return str(build.get("version") or "") if isinstance(build, dict) else ""
 
     async def contact_points(self) -> list[dict[str, Any]]:
         """Every contact point integration (secure settings come back redacted); several may

@@ -1,11 +1,12 @@
 """How Grafana-managed rules reach correlator: its webhook contact point in Grafana, and either
 each rule's own notification settings or one child route of the notification policy tree.
 
-Simplified routing (a rule names its contact point in `notification_settings`) is Grafana's
-default from 11.0 (10.4 behind the `alertingSimplifiedRouting` toggle); before, a rule reaches
-a contact point only through the policy tree, where correlator keeps one child route of the
-root, matched on the rules' `managed_by=correlator` label, with `continue` so that the user's
-own routes still see those alerts as before. The tree is one object in Grafana: it is read,
+Simplified routing (a rule names its contact point in `notification_settings`) exists from
+Grafana 10.4 (its editor in the UI is behind the `alertingSimplifiedRouting` toggle there, the
+default from 11.0); before, Grafana drops the field unread, and a rule reaches a contact point
+only through the policy tree, where correlator keeps one child route of the root, matched on
+the rules' `managed_by=correlator` label, with `continue` so that the user's own routes still
+see those alerts as before. The tree is one object in Grafana: it is read,
 changed only at that route, read again just before the write to make sure nobody changed it
 meanwhile (the provisioning API carries no version to send back), and written whole; never
 replaced by a tree of correlator's own.
@@ -28,12 +29,13 @@ sent with the next change of the contact point, or by deleting it in Grafana).
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from correlator.errors import CorrelatorError
-from correlator.provisioning.grafana import GrafanaTarget
+from correlator.provisioning.grafana import GrafanaTarget, GrafanaUnavailable
 from correlator.provisioning.grafana_rules import OWNER_LABEL
 from correlator.provisioning.reconcile import Action, Report, Step
 from correlator.settings import AuthSettings
@@ -41,12 +43,13 @@ from correlator.settings import AuthSettings
 CONTACT_POINT_UID = "correlator-webhook"
 # Not plain "correlator": a user's contact point of that name would gain correlator's webhook.
 CONTACT_POINT_NAME = "correlator-webhook (managed by correlator)"
-SIMPLIFIED_ROUTING_SINCE = (11, 0)
+SIMPLIFIED_ROUTING_SINCE = (10, 4)
 # Settings Grafana stores encrypted and answers as this placeholder.
 SECURE_SETTINGS = ("password", "authorization_credentials")
 REDACTED = "[REDACTED]"
 TREE_ATTEMPTS = 3
 Routing = Literal["rule", "policy"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,23 @@ def routing_for(version: str, preference: str) -> Routing:
         return "policy"  # unknown: the method every Grafana version has
     major, minor = int(numbers.group(1)), int(numbers.group(2))
     return "rule" if (major, minor) >= SIMPLIFIED_ROUTING_SINCE else "policy"
+
+
+async def choose_routing(target: GrafanaTarget, preference: str) -> Routing:
+    """The routing to use: as configured, or for `auto` by the version Grafana tells
+    (GrafanaTarget.version). A Grafana that will not tell gets the policy route, which every
+    version follows (a rule's notification_settings would be dropped unread before 10.4),
+    and the log says so."""
+    if preference in ("rule", "policy"):
+        return routing_for("", preference)
+    version = await target.version()
+    if not version:
+        log.warning(
+            "Grafana does not tell its version; routing its rules to correlator with a child "
+            "route of the notification policy tree, which every version follows (set "
+            "provisioning.grafana_routing: rule on Grafana 10.4 or newer to avoid the tree)"
+        )
+    return routing_for(version, preference)
 
 
 def notification_settings() -> dict[str, Any]:
@@ -228,7 +248,7 @@ async def prepare_receiver(
             return report
         if live is None:
             if not dry_run:
-                await target.create_contact_point(want)
+                await _create_contact_point(target, want)
             step = Step(Action.CREATE, CONTACT_POINT_UID, None, "created", "contact-point")
         elif _contact_point_drifted(live, want):
             if not dry_run:
@@ -241,6 +261,17 @@ async def prepare_receiver(
         return report
     report.steps.append(step)
     return report
+
+
+async def _create_contact_point(target: GrafanaTarget, want: dict[str, Any]) -> None:
+    """Create it; if another replica made it meanwhile, that is no error. Grafana answers a
+    second contact point of a uid with a bare 500, which looks like Grafana being down, so
+    the uid is read back before the failure is believed."""
+    try:
+        await target.create_contact_point(want)
+    except GrafanaUnavailable:
+        if await target.contact_point(CONTACT_POINT_UID) is None:
+            raise
 
 
 async def finish_routing(

@@ -107,9 +107,9 @@ class FencedGrafana(GrafanaTarget):
         self._fence()
         await super().update_alert_rule(rule, disable_provenance=disable_provenance)
 
-    async def delete_alert_rule(self, uid: str) -> bool:
+    async def delete_alert_rule(self, uid: str) -> None:
         self._fence()
-        return await super().delete_alert_rule(uid)
+        await super().delete_alert_rule(uid)
 
     async def create_contact_point(self, point: dict[str, Any]) -> None:
         self._fence()

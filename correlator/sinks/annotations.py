@@ -4,11 +4,16 @@ provisions), tagged, added when it starts and given its end time when it resolve
     POST  /api/annotations        {"dashboardUID", "time", "timeEnd", "tags", "text"} → {"id"}
     PATCH /api/annotations/{id}   {"time", "timeEnd", "tags", "text"}
 
-Without a known app the annotation is an organization annotation, found by its tags.
+Without a known app the annotation is an organization annotation, found by its tags. So is
+one for an app whose dashboard is not in Grafana (not provisioned there, or not yet): the
+dashboard is looked up first, because Grafana does not refuse an unknown dashboardUID but
+quietly saves an organization annotation (PostAnnotation in pkg/api/annotations.go), which
+the app's dashboard would never show.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +22,8 @@ import httpx
 from correlator.provisioning.naming import dashboard_uid
 from correlator.sinks import escape
 from correlator.sinks.base import Remember, SinkRetry, json_body, request
+
+log = logging.getLogger(__name__)
 
 
 def _ms(text: str | None) -> int | None:
@@ -72,6 +79,24 @@ class GrafanaAnnotationSink:
     async def _call(self, method: str, path: str, body: dict[str, Any]) -> Any:
         return json_body(self.name, await request(self.name, self._http, method, path, json=body))
 
+    async def _dashboard_exists(self, uid: str) -> bool:
+        """Through search, which needs no more than the token can see (an unreadable dashboard
+        counts as absent), rather than GET /api/dashboards/uid, which a token allowed only
+        annotations:write would be refused."""
+        found = json_body(
+            self.name,
+            await request(
+                self.name,
+                self._http,
+                "GET",
+                "/api/search",
+                params={"dashboardUIDs": uid, "type": "dash-db"},
+            ),
+        )
+        return isinstance(found, list) and any(
+            isinstance(hit, dict) and hit.get("uid") == uid for hit in found
+        )
+
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
@@ -80,6 +105,13 @@ class GrafanaAnnotationSink:
             update = {k: v for k, v in body.items() if k != "dashboardUID"}
             await self._call("PATCH", f"/api/annotations/{int(remote['id'])}", update)
             return remote
+        uid = body.get("dashboardUID")
+        if uid is not None and not await self._dashboard_exists(uid):
+            log.info(
+                "no dashboard to annotate: an organization annotation instead",
+                extra={"sink": self.name, "dashboard": uid},
+            )
+            del body["dashboardUID"]
         answer = await self._call("POST", "/api/annotations", body)
         if not isinstance(answer, dict) or "id" not in answer:
             raise SinkRetry(f"{self.name}: the annotation has no id")

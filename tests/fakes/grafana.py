@@ -217,6 +217,7 @@ class FakeGrafana:
         self.dashboards: dict[str, StoredDashboard] = {}
         self.rules: dict[str, dict[str, Any]] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
+        self.annotation_requests: list[dict[str, Any]] = []  # the bodies POSTed, as sent
         self.requests: list[tuple[str, str]] = []
         self.version = version
         self.hide_version = hide_version
@@ -688,6 +689,7 @@ class FakeGrafana:
             return self._error(request, 400, f"bad request data: {exc.message}")
         if not isinstance(body, dict) or not body.get("text"):
             return self._error(request, 400, "text field should not be empty")
+        self.annotation_requests.append(copy.deepcopy(body))
         uid = body.get("dashboardUID")
         stored = {k: v for k, v in body.items() if k != "dashboardUID"}
         on = self.dashboards.get(uid) if isinstance(uid, str) else None
@@ -883,6 +885,7 @@ class FakeGrafana:
         tags = request.query.getall("tag", [])
         text = request.query.get("query", "").lower()
         folders = request.query.getall("folderUIDs", [])
+        uids = request.query.getall("dashboardUIDs", [])
         kind = request.query.get("type")
         limit = int(request.query.get("limit", "1000"))
         page = int(request.query.get("page", "1"))
@@ -897,6 +900,7 @@ class FakeGrafana:
                     all(tag in dashboard_tags for tag in tags)
                     and text in title.lower()
                     and (not folders or stored.folder_uid in folders)
+                    and (not uids or uid in uids)
                 ):
                     hits.append(
                         {

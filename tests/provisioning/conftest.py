@@ -11,7 +11,7 @@ import pytest
 
 from correlator.models.webapp import WebApplication
 from correlator.provisioning.grafana import GrafanaTarget
-from tests.fakes.grafana import FakeGrafana
+from tests.fakes.grafana import VERSIONS, FakeGrafana
 from tests.support.servers import served
 from tests.support.tools import binary
 
@@ -72,9 +72,25 @@ def example_app(request: pytest.FixtureRequest) -> WebApplication:
     return EXAMPLE_APPS[request.param]
 
 
-@pytest.fixture
-async def grafana() -> AsyncIterator[tuple[FakeGrafana, GrafanaTarget]]:
-    """The Grafana test server, and a target pointed at it."""
-    fake = FakeGrafana()
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "grafana_since(version): the behaviour tested exists from this Grafana version on; "
+        "the `grafana` fixture skips older ones",
+    )
+
+
+@pytest.fixture(params=VERSIONS)
+async def grafana(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[FakeGrafana, GrafanaTarget]]:
+    """The Grafana test server as each version in VERSIONS behaves, and a target pointed at it:
+    every test that uses it runs against each of them."""
+    fake = FakeGrafana(version=request.param)
+    since = request.node.get_closest_marker("grafana_since")
+    if since is not None:
+        major, minor = (int(part) for part in since.args[0].split(".")[:2])
+        if not fake.at_least(major, minor):
+            pytest.skip(f"Grafana {since.args[0]}+ behaviour; this is {fake.version}")
     async with served(fake.app) as url:
         yield fake, GrafanaTarget(url, fake.token)

@@ -1,5 +1,5 @@
 """Grafana-managed rules reach correlator: its webhook contact point, and each rule's
-notification settings (Grafana 11+) or one child route of the user's policy tree (older),
+notification settings (Grafana 10.4+) or one child route of the user's policy tree (older),
 reconciled like dashboards, through the Grafana test server."""
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def steps(report: Any, kind: str) -> list[Action]:
     return [step.action for step in report.steps if step.kind == kind]
 
 
+@pytest.mark.grafana_since("10.4")
 async def test_simplified_routing_names_correlators_contact_point_in_every_rule(
     grafana: tuple[FakeGrafana, GrafanaTarget], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -128,7 +129,6 @@ async def test_a_tree_edited_while_correlator_writes_is_read_again_not_overwritt
     grafana: tuple[FakeGrafana, GrafanaTarget],
 ) -> None:
     fake, target = grafana
-    fake.version = "10.4.0"
     late = {"receiver": "grafana-default-email", "object_matchers": [["late", "=", "edit"]]}
 
     def someone_edits() -> None:
@@ -136,7 +136,7 @@ async def test_a_tree_edited_while_correlator_writes_is_read_again_not_overwritt
 
     # The first read is correlator's; before its check-read the user saves their edit.
     fake.before_next_tree_read.append(lambda: fake.before_next_tree_read.append(someone_edits))
-    report = await reconcile_grafana(target, managed_apps(), settings())
+    report = await reconcile_grafana(target, managed_apps(), settings(grafana_routing="policy"))
     assert report.errors == []
     assert fake.policy_tree["routes"] == [managed_route(), late]
 
@@ -184,7 +184,8 @@ async def test_basic_credentials_and_a_separate_webhook_url_are_what_grafana_get
 def test_the_routing_method_follows_grafanas_version() -> None:
     assert routing_for("11.0.0", "auto") == "rule"
     assert routing_for("12.3.1-security", "auto") == "rule"
-    assert routing_for("10.4.2", "auto") == "policy"
+    assert routing_for("10.4.2", "auto") == "rule"  # notification_settings exists from 10.4
+    assert routing_for("10.3.9", "auto") == "policy"
     assert routing_for("9.5.0", "auto") == "policy"
     assert routing_for("", "auto") == "policy"
     assert routing_for("10.0.0", "rule") == "rule"
