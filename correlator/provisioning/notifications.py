@@ -49,6 +49,11 @@ SECURE_SETTINGS = ("password", "authorization_credentials")
 REDACTED = "[REDACTED]"
 TREE_ATTEMPTS = 3
 Routing = Literal["rule", "policy"]
+DEFAULT_ROUTING_NOTE = (
+    "Grafana does not tell its version; its rules reach correlator through a child route of "
+    "the notification policy tree, which every version follows (set provisioning."
+    "grafana_routing: rule on Grafana 10.4 or newer to leave the tree alone)"
+)
 log = logging.getLogger(__name__)
 
 
@@ -100,11 +105,7 @@ async def choose_routing(target: GrafanaTarget, preference: str) -> Routing:
         return routing_for("", preference)
     version = await target.version()
     if not version:
-        log.warning(
-            "Grafana does not tell its version; routing its rules to correlator with a child "
-            "route of the notification policy tree, which every version follows (set "
-            "provisioning.grafana_routing: rule on Grafana 10.4 or newer to avoid the tree)"
-        )
+        log.warning(DEFAULT_ROUTING_NOTE)
     return routing_for(version, preference)
 
 

@@ -388,7 +388,10 @@ async def reconcile_alert_rules(
             receiver_checked[receiver] = receiver in names
         if receiver_checked[receiver]:
             return str(exc)
-        return f"the contact point {receiver!r} the rule names does not exist in Grafana ({exc})"
+        return (
+            f"the contact point {receiver!r} the rule names does not exist in Grafana, which "
+            "answers such a rule with a bare 500; it is made again at the next pass"
+        )
 
     async def one(uid: str, app: WebApplication, rule: dict[str, Any]) -> None:
         # A rule at correlator's uid (wa-<hash of the app and alert>) without the ownership

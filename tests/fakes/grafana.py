@@ -356,7 +356,8 @@ class FakeGrafana:
     ) -> web.Response:
         """Grafana's error body: a message, and for some errors a machine-readable status."""
         body = {"message": message, **({"status": status} if status else {})}
-        if request.match_info.route.resource is not None and request.path != "/api/health":
+        unlisted = ("/api/health", "/api/frontend/settings")  # not in Grafana's OpenAPI
+        if request.match_info.route.resource is not None and request.path not in unlisted:
             return self._answer(request, code, body)
         return web.json_response(body, status=code)
 
