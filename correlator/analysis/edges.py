@@ -40,11 +40,22 @@ class SlowEdge:
 
 
 def client_spans(spans: pd.DataFrame) -> pd.Series:
-    """Which spans are a caller's client span: one child, in another service, and a parent in
-    the span's own service. Its time around the child is the wire's (and the answer's pickup),
-    not work; a server span's time around its calls is its own work."""
+    """Which spans are a caller's client span. Its time around the child is the wire's (and the
+    answer's pickup), not work; a server span's time around its calls is its own work.
+
+    A span that says its OTLP kind is believed (client or producer); one that does not (Jaeger's
+    v1 model without `span.kind`, a recording without kinds) is inferred from the structure:
+    one child, in another service, and a parent in the span's own service."""
     if spans.empty:
         return pd.Series(False, index=spans.index)
+    inferred = _inferred_client_spans(spans)
+    if "kind" not in spans.columns:
+        return inferred
+    kind = spans["kind"].astype(str)
+    return inferred.where(kind == "", kind.isin(("client", "producer")))
+
+
+def _inferred_client_spans(spans: pd.DataFrame) -> pd.Series:
     owner = spans.set_index(["trace_id", "span_id"])["service"]
     owner = owner[~owner.index.duplicated()]
     parent_service = owner.reindex(

@@ -9,8 +9,9 @@ unit here is the request: for each service and its entry operation, the share of
 test. The change must also begin inside the incident window (a shift already there when it
 opened is a drift of the baseline, not this incident).
 
-An event is the source location of the statement (`OrderServiceImpl#123`) where the log format
-carries one, else the line with its ids and numbers masked.
+An event is the source location of the statement (`OrderServiceImpl#123`, `Order.java:123`,
+`views.py:123`, `handler.go:123`) where the log format carries one, else the line with its ids
+and numbers masked.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ from correlator.analysis.windows import Windows
 
 MIN_REQUESTS = 8
 MAX_SAMPLES = 3
-# Logger + line as Java/Python/Go formats print it: `c.s.ContactsServiceImpl#88`, `app.py:42`.
-_LOCATION = re.compile(r"(?<![\w./-])([A-Za-z_$][\w$.\[\]]*(?:#|\.py:|\.go:)\d+)\b")
+# A statement's source location as common formats print it:
+# - logback/log4j with a logger and line (`%logger{15}#%line`): `c.s.ContactsServiceImpl#88`;
+# - logback/log4j `%file:%line` or a caller frame: `OrderService.java:42`,
+#   `o.s.OrderService.price(OrderService.java:42)` (the file and line are the location);
+# - Python logging `%(filename)s:%(lineno)d` or `%(pathname)s…`: `app.py:42`,
+#   `/srv/app/views.py:42`;
+# - Go's log.Lshortfile / Llongfile, zap and slog callers: `main.go:42`, `pkg/server/handler.go:42`.
+_SOURCE_FILE = r"/?(?:[\w.$-]+/)*[\w$-]+\.(?:java|kt|scala|groovy|py|go|rb|js|ts|cs|php|rs)"
+_LOCATION = re.compile(rf"(?<![\w.$/-])({_SOURCE_FILE}:\d+|[A-Za-z_$][\w$.\[\]]*#\d+)\b")
 _MASKS = [(re.compile(pattern), f"<{name}>") for pattern, name in MASKS]
 NON_ERROR_WEIGHT = 0.5
 
@@ -36,6 +44,10 @@ def event_of(line: str) -> tuple[str, bool]:
     """A log line → (its event, whether it is error-level)."""
     text, is_error = normalise(line)
     found = _LOCATION.search(text[:300])
+    if found is None and line.lstrip().startswith("{"):
+        # A structured line keeps its location beside the message (zap's "caller", logback's
+        # JSON encoder "caller_file_name"…): the first location anywhere in it.
+        found = _LOCATION.search(line[:1000])
     if found:
         return found.group(1), is_error
     for pattern, name in _MASKS:

@@ -7,9 +7,15 @@ paths run exactly the same code:
 - metrics: one row per sample — `time` (UTC), `service`, `signal`, `value`;
 - logs: one row per line — `time`, `service`, `line`, `trace_id` (empty when none);
 - spans: one row per span — `trace_id`, `span_id`, `parent_id` (empty for a root), `service`,
-  `operation`, `start` (UTC), `duration_ms`, `error`;
+  `operation`, `start` (UTC), `duration_ms`, `error`, and `kind` (OTLP span kind: "server",
+  "client"…; "" where the source does not say);
 - replicas (optional): the pod-level signals per replica — `time`, `service`, `instance` (the
   pod), `signal`, `value` — for services that run more than one.
+
+Any frame may be empty or absent (a team without tracing, a recording without its fault-free
+minute): `Telemetry` conforms every frame to these columns and types, so an empty frame
+concatenated with a full one, or a column a source left out, never reaches the analysis as an
+object-typed column.
 
 Each signal has a `SignalMeta`: its unit, the direction that is worse, and the query that
 fetched it (shown as evidence).
@@ -36,7 +42,12 @@ SPAN_COLUMNS = (
     "start",
     "duration_ms",
     "error",
+    "kind",
 )
+# The type of each column: times are UTC instants, numbers floats, the rest strings.
+_TIME_COLUMNS = frozenset({"time", "start"})
+_FLOAT_COLUMNS = frozenset({"value", "duration_ms"})
+_BOOL_COLUMNS = frozenset({"error"})
 _HEX_TRACE = re.compile(r"\b([0-9a-f]{32}|[0-9a-f]{16})\b")
 
 
@@ -59,6 +70,12 @@ class Telemetry:
     # caller → callee, from a dependency graph (Jaeger, Istio); spans add their own.
     edges: set[tuple[str, str]] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.metrics = conform(self.metrics, METRIC_COLUMNS)
+        self.logs = conform(self.logs, LOG_COLUMNS)
+        self.spans = conform(self.spans, SPAN_COLUMNS)
+        self.replicas = conform(self.replicas, REPLICA_COLUMNS)
+
     def services(self) -> set[str]:
         found: set[str] = set()
         for frame in (self.metrics, self.logs, self.spans):
@@ -70,8 +87,52 @@ class Telemetry:
         return found
 
 
+def _typed(name: str, values: pd.Series | None = None) -> pd.Series:
+    if name in _TIME_COLUMNS:
+        if values is None:
+            return pd.Series(dtype="datetime64[ns, UTC]")
+        return pd.to_datetime(values, utc=True, errors="coerce").astype("datetime64[ns, UTC]")
+    if name in _FLOAT_COLUMNS:
+        if values is None:
+            return pd.Series(dtype=float)
+        return pd.to_numeric(values, errors="coerce").astype(float)
+    if name in _BOOL_COLUMNS:
+        if values is None:
+            return pd.Series(dtype=bool)
+        return values.fillna(False).astype(bool)
+    if values is None:
+        return pd.Series(dtype=object)
+    return values.astype(object).fillna("").astype(str)
+
+
 def empty(columns: Iterable[str]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+    """A frame of no rows with the typed columns (an object-typed empty time column, concatenated
+    with real times, would make every time an object)."""
+    return pd.DataFrame({name: _typed(name) for name in columns})
+
+
+def conform(frame: pd.DataFrame | None, columns: Iterable[str]) -> pd.DataFrame:
+    """`frame` with exactly `columns` (a missing one added empty) of their types; rows whose
+    time could not be read are dropped. Cheap when the frame already conforms."""
+    columns = tuple(columns)
+    if frame is None or frame.empty:
+        return empty(columns)
+    out = {}
+    for name in columns:
+        if name not in frame.columns:
+            out[name] = _typed(name, pd.Series("", index=frame.index))
+            continue
+        column = frame[name]
+        if name in _TIME_COLUMNS | _FLOAT_COLUMNS | _BOOL_COLUMNS:
+            typed = column.dtype == _typed(name).dtype
+        else:
+            typed = column.dtype == object or pd.api.types.is_string_dtype(column)
+        out[name] = column if typed else _typed(name, column)
+    result = pd.DataFrame(out, index=frame.index)
+    times = [name for name in columns if name in _TIME_COLUMNS]
+    if times and result[times[0]].isna().any():
+        result = result[result[times[0]].notna()]
+    return result
 
 
 def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame:
@@ -177,4 +238,5 @@ def span_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     frame["duration_ms"] = pd.to_numeric(frame["duration_ms"], errors="coerce").fillna(0.0)
     frame["parent_id"] = frame["parent_id"].fillna("").astype(str)
     frame["error"] = frame["error"].fillna(False).astype(bool)
+    frame["kind"] = frame["kind"].astype(object).fillna("").astype(str).replace("unspecified", "")
     return frame

@@ -215,6 +215,7 @@ async def fetch_traces(
                     "start": s.start,
                     "duration_ms": s.duration_ms,
                     "error": s.error,
+                    "kind": s.kind,
                 }
             )
     return span_frame(rows)

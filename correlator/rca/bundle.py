@@ -159,6 +159,7 @@ def _spans(path: Path) -> pd.DataFrame:
             "start": s.start,
             "duration_ms": s.duration_ms,
             "error": s.error,
+            "kind": s.kind,
         }
         for s in spans
     )

@@ -123,6 +123,57 @@ def test_a_server_span_is_not_a_client_span() -> None:
     assert not flags[spans["operation"] == "GET /"].any()
 
 
+def test_the_span_kind_decides_where_the_source_gives_it() -> None:
+    """OTLP's kind is believed: a client span that retried (two children) is still a client
+    span, and a server span shaped like one is not; without a kind, the structure decides."""
+    spans = calls(GRAPH, {})
+    inferred = client_spans(spans)
+    told = spans.assign(kind=np.where(inferred, "client", "server"))
+    retried = told.index[inferred][0]
+    child = told.index[(told["parent_id"] == told.at[retried, "span_id"])][0]
+    twice = told.loc[[child]].assign(span_id="f" * 16)  # a second attempt of the same call
+    told = pd.concat([told, twice], ignore_index=True)
+    assert client_spans(told).iloc[retried]
+    assert not client_spans(told.drop(columns="kind")).iloc[retried]  # the structure alone
+    server = told.assign(kind=np.where(told.index == retried, "server", told["kind"]))
+    assert not client_spans(server).iloc[retried]
+
+
+def test_spans_with_error_status_are_evidence_at_their_origin() -> None:
+    """Spans that Jaeger reports with OTLP status ERROR become trace evidence, on the deepest
+    failing span's service (its callers fail because it did)."""
+    from correlator.analysis.traces import trace_findings
+    from correlator.backends.jaeger import parse_otlp
+
+    def otlp(service: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+        attributes = [{"key": "service.name", "value": {"stringValue": service}}]
+        return {"resource": {"attributes": attributes}, "scopeSpans": [{"spans": spans}]}
+
+    web, prices = [], []
+    for n, start in enumerate(moments()):
+        failing = start >= FAULT_AT and n % 2 == 0
+        ns = int(start.timestamp() * 1e9)
+        status = {"code": 2} if failing else {}
+        trace = f"{n:032x}"
+        web.append({"traceId": trace, "spanId": f"{2 * n:016x}", "name": "GET /", "kind": 2,
+                    "startTimeUnixNano": str(ns), "endTimeUnixNano": str(ns + 20_000_000),
+                    "status": status})  # fmt: skip
+        prices.append({"traceId": trace, "spanId": f"{2 * n + 1:016x}", "kind": 2,
+                       "parentSpanId": f"{2 * n:016x}", "name": "GET /price",
+                       "startTimeUnixNano": str(ns + 1_000_000),
+                       "endTimeUnixNano": str(ns + 9_000_000), "status": status})  # fmt: skip
+    parsed = parse_otlp({"resourceSpans": [otlp("web", web), otlp("prices", prices)]})
+    frame = span_frame(
+        {"trace_id": s.trace_id, "span_id": s.span_id, "parent_id": s.parent_span_id or "",
+         "service": s.service, "operation": s.operation, "start": s.start,
+         "duration_ms": s.duration_ms, "error": s.error, "kind": s.kind}
+        for s in parsed
+    )  # fmt: skip
+    assert set(frame["kind"]) == {"server"} and frame["error"].any()
+    errors = [f for f in trace_findings(frame, WINDOWS) if f.signal == "error spans"]
+    assert [f.service for f in errors] == ["prices"]
+
+
 def log_paths(
     *, vanish: str = "", new: str = "", with_spans: bool = True, quiet_after: bool = False
 ) -> tuple[Any, Any]:
@@ -186,6 +237,19 @@ def test_an_error_that_stopped_is_not_a_cause() -> None:
         ("19:19:44.267 INFO  t.s.TravelServiceImpl#532 TraceID: ab", "t.s.TravelServiceImpl#532"),
         ("ERROR o.a.c.c.C.[.[.[.[dispatcherServlet]#175 x", "o.a.c.c.C.[.[.[.[dispatcherServlet]#175"),  # noqa: E501
         ('{"level":"error","msg":"user 42 not found at 10.0.0.1"}', "user <NUM> not found at <IP>"),
+        # logback/log4j %file:%line, and a caller frame Class.method(File.java:line)
+        ("2026-12-06 10:00:01 ERROR [main] OrderService.java:42 - price failed", "OrderService.java:42"),  # noqa: E501
+        ("WARN o.s.OrderService.price(OrderService.java:42) - slow", "OrderService.java:42"),
+        ("ERROR Price.kt:7 bad", "Price.kt:7"),
+        # Python logging, by filename or by pathname
+        ("2026-12-06 10:00:01,123 ERROR app.py:42 lookup failed", "app.py:42"),
+        ("ERROR /srv/shop/views.py:108 lookup failed for 17", "/srv/shop/views.py:108"),
+        # Go: log.Lshortfile, log.Llongfile, zap/slog callers
+        ("2026/12/06 10:00:01 main.go:42: connection refused", "main.go:42"),
+        ('{"level":"error","caller":"server/handler.go:88","msg":"timeout 30s"}', "server/handler.go:88"),  # noqa: E501
+        ("E1206 10:00:01.000 1 pkg/server/handler.go:88] boom", "pkg/server/handler.go:88"),
+        # A version or a ratio is no location
+        ("INFO started v1.2:42 of 3", "INFO started v1.<NUM>:<NUM> of <NUM>"),
     ],
 )  # fmt: skip
 def test_an_event_is_the_source_location_else_the_masked_message(line: str, event: str) -> None:
