@@ -134,5 +134,11 @@ class Metrics:
             ["role"],
             registry=r,
         )
+        self.store_up = Gauge(
+            "correlator_store_up",
+            "1 when the store (SQLite or PostgreSQL) answered this replica's last check (each "
+            "/readyz probe and /metrics scrape), 0 when it did not.",
+            registry=r,
+        )
         self.build_info = Info("correlator_build", "The running build.", registry=r)
         self.build_info.info({"version": __version__, "python_version": platform.python_version()})

@@ -223,7 +223,7 @@ def description() -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "operationId": "readyz",
-                    "summary": "200 when the store answers and every background loop runs",
+                    "summary": "200 while every loop runs (the store's state in the body)",
                     "responses": {"200": {"description": "Ready."}, **_problems(503)},
                 }
             },

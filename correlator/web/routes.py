@@ -399,7 +399,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the store answers, the intake writer and every background loop run."""
+    """Ready: the intake writer and every background loop run. A store outage does not make
+    the service unready: every replica shares the store, so all would leave the Service and
+    Alertmanager would meet connection refused; ready, they answer 503 with Retry-After, which
+    it retries. The store's state is in the body and in the `correlator_store_up` gauge."""
     loops = request.app[LOOPS]
     if loops.died:
         raise Problem(503, f"a background loop died: {', '.join(loops.dead)} (see the log)")
@@ -411,9 +414,11 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[STORE].ping()
     except StoreUnavailable as exc:
         # /readyz answers anyone: the cause (host, user, driver's words) goes to the log only.
-        log.warning("not ready: the store is unavailable: %s", exc)
-        raise Problem(503, "store unavailable") from None
-    return json_response({"status": "ready"})
+        log.warning("the store is unavailable: %s", exc)
+        request.app[METRICS].store_up.set(0)
+        return json_response({"status": "ready", "store": "unavailable"})
+    request.app[METRICS].store_up.set(1)
+    return json_response({"status": "ready", "store": "ok"})
 
 
 @routes.get("/metrics")
@@ -425,8 +430,9 @@ async def metrics(request: web.Request) -> web.Response:
         depth = await store.queue_depth()
         oldest = await store.oldest_pending()
     except StoreUnavailable:
-        pass  # the gauges keep their last value; /readyz reports the store
+        instruments.store_up.set(0)  # the queue's gauges keep their last value
     else:
+        instruments.store_up.set(1)
         for state, count in depth.items():
             instruments.work_queue_depth.labels(state).set(count)
         age = (store.clock() - oldest).total_seconds() if oldest is not None else 0.0

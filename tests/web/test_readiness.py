@@ -1,5 +1,6 @@
-"""`/readyz` tells the orchestrator the truth: a dead background loop or an unreachable store
-is 503, and `correlator serve` exits non-zero when a loop dies so that it is restarted."""
+"""`/readyz` tells the orchestrator the truth: a dead background loop is 503, and `correlator
+serve` exits non-zero when a loop dies so that it is restarted; an unreachable store keeps the
+service ready (its 503s are retried) and shows in the body and the correlator_store_up gauge."""
 
 from __future__ import annotations
 
@@ -71,23 +72,28 @@ async def test_serve_stops_when_a_loop_dies(make_settings: Callable[..., Setting
     assert len(died) == 1 and re.match(r"worker-\d+: LoopBug", died[0]), died
 
 
-async def test_a_store_that_does_not_answer_makes_the_service_unready(
+async def test_a_store_that_does_not_answer_keeps_the_service_ready_and_says_so(
     app_client: Callable[..., Any], database_url: str
 ) -> None:
     """PostgreSQL: the database is dropped under the service. SQLite: a file cannot be cut
     off from the process that holds it open, so the store itself stops answering (closed, as
-    at shutdown). Either way /readyz is 503 and names nothing of the database."""
+    at shutdown). Either way /readyz stays 200 (every replica shares the store: unready, all
+    would leave the Service and Alertmanager would meet connection refused instead of a 503 it
+    retries), says the store is unavailable, names nothing of the database, and the
+    correlator_store_up gauge is 0."""
     client = await app_client()
-    assert (await _ready(client))[0] == 200
+    assert await _ready(client) == (200, {"status": "ready", "store": "ok"})
+    assert "correlator_store_up 1.0" in await (await client.get("/metrics")).text()
     if database_url.startswith("sqlite"):
         await client.server.app[STORE].close()
     else:
         await drop_postgres_database(database_url)
-    status, problem = await _ready(client)
-    assert status == 503 and problem["detail"] == "store unavailable", problem
+    status, body = await _ready(client)
+    assert (status, body) == (200, {"status": "ready", "store": "unavailable"})
+    assert "correlator_store_up 0.0" in await (await client.get("/metrics")).text()
     # An unauthenticated route tells nothing of the database: no host, user, name, file or
     # error.
-    answer = json.dumps(problem)
+    answer = json.dumps(body)
     name = database_url.rsplit("/", 1)[-1]
     for detail in ("127.0.0.1", "postgres", "sqlite", "closed", name, "database"):
         assert detail not in answer, (detail, answer)
