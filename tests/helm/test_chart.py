@@ -92,6 +92,7 @@ EVERYTHING_ON = {
         "queue": {"workers": 4},
     },
     "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+    "resources": {"requests": {"cpu": "500m", "memory": "576Mi"}, "limits": {"memory": "1Gi"}},
     "ingress": {"enabled": True, "className": "nginx", "tls": [{"secretName": "tls"}]},
     "networkPolicy": {"enabled": True, "ingressNamespace": "ingress-nginx"},
     "serviceMonitor": {"enabled": True},
@@ -101,6 +102,11 @@ EVERYTHING_ON = {
         "enabled": True,
         "matchers": [{"name": "severity", "value": "critical|warning", "matchType": "=~"}],
     },
+}
+SELF_MONITORING = {
+    "secrets": {"bearerToken": "webhook-SECRET"},
+    "serviceMonitor": {"enabled": True},
+    "prometheusRule": {"enabled": True},
 }
 # The one value the chart requires: a webhook credential (it makes none that a render could
 # change, issue 21).
@@ -196,6 +202,7 @@ def test_the_matrix_renders_what_each_case_asks_for(chart: helm.Chart) -> None:
         "ConfigMap",
         "Deployment",
         "PersistentVolumeClaim",
+        "Pod",  # the `helm test` hook
         "Secret",
         "Service",
         "ServiceAccount",
@@ -210,6 +217,7 @@ def test_the_matrix_renders_what_each_case_asks_for(chart: helm.Chart) -> None:
         "HorizontalPodAutoscaler",
         "Ingress",
         "NetworkPolicy",
+        "Pod",
         "PodDisruptionBudget",
         "PrometheusRule",
         "Role",
@@ -297,12 +305,12 @@ def test_rbac_grants_only_what_discovery_provisioning_and_the_leader_need(
         },
     ]
     assert rules_of(render(chart, HA_POSTGRES)) == {
-        "ClusterRole/*/correlator-discovery": [webapps, status],
+        "ClusterRole/*/correlator-correlator-discovery": [webapps, status],
         "Role/correlator/correlator-leader": leases,
     }
     assert rules_of(render(chart, NAMESPACED)) == {
-        "Role/shop/correlator-discovery": [webapps, status, prometheus_rules],
-        "Role/payments/correlator-discovery": [webapps, status, prometheus_rules],
+        "Role/shop/correlator-correlator-discovery": [webapps, status, prometheus_rules],
+        "Role/payments/correlator-correlator-discovery": [webapps, status, prometheus_rules],
         "Role/correlator/correlator-leader": leases,
     }
     assert rules_of(render(chart, CREDENTIAL)) == {}  # no discovery: no API access at all
@@ -432,9 +440,7 @@ def promtool() -> str:
 def test_self_alerts_pass_promtool_check_and_their_unit_tests(
     chart: helm.Chart, promtool: str, tmp_path: Path
 ) -> None:
-    rule = find(
-        render(chart, {**CREDENTIAL, "prometheusRule": {"enabled": True}}), "PrometheusRule"
-    )
+    rule = find(render(chart, SELF_MONITORING), "PrometheusRule")
     rules_file = tmp_path / "self-alerts.rules.yaml"
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     shutil.copy(Path(__file__).with_name("self-alerts.test.yaml"), tmp_path)
@@ -522,9 +528,7 @@ def test_the_self_alerts_query_only_metrics_correlator_exports(chart: helm.Chart
     from correlator.metrics import Metrics
 
     families = {family.name for family in Metrics().registry.collect()} | {"up"}
-    rule = find(
-        render(chart, {**CREDENTIAL, "prometheusRule": {"enabled": True}}), "PrometheusRule"
-    )
+    rule = find(render(chart, SELF_MONITORING), "PrometheusRule")
     for group in rule["spec"]["groups"]:
         for alert in group["rules"]:
             for name in re.findall(r"\b(correlator_\w+|up)\{", alert["expr"]):

@@ -29,11 +29,22 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The `helm test` Pod's labels: the chart's, but a name of its own, so no selector of the
+app (Service, PDB, spread, NetworkPolicy) picks it up. */}}
+{{- define "correlator.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "correlator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: helm-test
+{{- end }}
+
 {{- define "correlator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "correlator.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- required "serviceAccount.create: false needs serviceAccount.name" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -159,6 +170,7 @@ Lease name, the RBAC's namespaces): a `config` value would render but break them
 {{- if not $external }}
 {{- $_ := include "correlator.secretData" . }}
 {{- end }}
+{{- include "correlator.validateCombinations" . }}
 {{- end }}
 
 {{/* The file the service reads: chart wiring, then the user's `config` on top. */}}
@@ -180,4 +192,118 @@ the rendered config sets them), and a margin; never below terminationGracePeriod
 {{- $server := (include "correlator.configFile" . | fromYaml).server }}
 {{- $needed := add .Values.preStopSleepSeconds .Values.shutdownMarginSeconds | float64 | addf (float64 (default 0 $server.drain_s)) (float64 $server.shutdown_timeout_s) | ceil | int }}
 {{- max $needed (int .Values.terminationGracePeriodSeconds) }}
+{{- end }}
+
+{{/* A probe on the chart's port: (list PATH TIMINGS); the timings come from `probes`. */}}
+{{- define "correlator.probe" -}}
+{{- $path := index . 0 }}
+{{- $timings := index . 1 | default dict }}
+{{- toYaml (merge (dict "httpGet" (dict "path" $path "port" "http")) (omit $timings "httpGet" "exec" "tcpSocket" "grpc")) }}
+{{- end }}
+
+{{/* topologySpreadConstraints: the user's list (a missing labelSelector gets the pods'), or
+the chart's spread: nodes DoNotSchedule, zones ScheduleAnyway by default. matchLabelKeys
+keeps a rollout's old pods out of the count, so a surge pod is not held Pending by them. */}}
+{{- define "correlator.topologySpread" -}}
+{{- $selector := dict "matchLabels" (include "correlator.selectorLabels" . | fromYaml) }}
+{{- $constraints := list }}
+{{- if .Values.topologySpreadConstraints }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $constraints = append $constraints (merge (deepCopy .) (dict "labelSelector" $selector)) }}
+{{- end }}
+{{- else if .Values.spread.enabled }}
+{{- range $key, $policy := dict "kubernetes.io/hostname" $.Values.spread.nodes "topology.kubernetes.io/zone" $.Values.spread.zones }}
+{{- $constraints = append $constraints (dict "maxSkew" (int $.Values.spread.maxSkew) "topologyKey" $key "whenUnsatisfiable" $policy "labelSelector" $selector "matchLabelKeys" (list "pod-template-hash")) }}
+{{- end }}
+{{- end }}
+{{- toYaml $constraints }}
+{{- end }}
+
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding) carry the namespace: the same
+release name in two namespaces must not share, or overwrite, one. */}}
+{{- define "correlator.clusterName" -}}
+{{- $fullname := include "correlator.fullname" . }}
+{{- if hasPrefix (printf "%s-" .Release.Namespace) $fullname }}
+{{- $fullname }}
+{{- else }}
+{{- printf "%s-%s" .Release.Namespace $fullname | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* CPU quantity → millicores ("250m", "0.5", 1). */}}
+{{- define "correlator.millicores" -}}
+{{- $q := toString . }}
+{{- if hasSuffix "m" $q }}{{ trimSuffix "m" $q | float64 | int }}{{ else }}{{ mulf (float64 $q) 1000.0 | int }}{{ end }}
+{{- end }}
+
+{{/* How Alertmanager authenticates to the webhook: bearer or basic (alertmanagerConfig.auth,
+else basic when the chart's Secret holds only basic auth). */}}
+{{- define "correlator.alertmanagerAuth" -}}
+{{- $v := .Values }}
+{{- if $v.alertmanagerConfig.auth }}
+{{- $v.alertmanagerConfig.auth }}
+{{- else if and $v.secrets.basicAuthPassword (not $v.secrets.bearerToken) (not $v.secrets.existingSecret) (not $v.externalSecret.enabled) }}
+{{- "basic" }}
+{{- else }}
+{{- "bearer" }}
+{{- end }}
+{{- end }}
+
+{{/* Combinations that render but cannot run: each fails naming the values (issue 21). */}}
+{{- define "correlator.validateCombinations" -}}
+{{- $v := .Values }}
+{{- $l := $v.leaderElection }}
+{{- if not (lt (float64 $l.renewDeadlineSeconds) (float64 $l.leaseDurationSeconds)) }}
+{{- fail (printf "leaderElection.renewDeadlineSeconds (%v) must be less than leaderElection.leaseDurationSeconds (%v): the service refuses to start otherwise (a leader must stop writing before another may take over)" $l.renewDeadlineSeconds $l.leaseDurationSeconds) }}
+{{- end }}
+{{- if not (lt (float64 $l.retryPeriodSeconds) (float64 $l.renewDeadlineSeconds)) }}
+{{- fail (printf "leaderElection.retryPeriodSeconds (%v) must be less than leaderElection.renewDeadlineSeconds (%v): the service refuses to start otherwise" $l.retryPeriodSeconds $l.renewDeadlineSeconds) }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d): the HorizontalPodAutoscaler would be refused" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- $request := dig "requests" "cpu" "" $v.resources }}
+{{- if not $request }}
+{{- fail "autoscaling.enabled scales on CPU utilisation, a share of resources.requests.cpu: set resources.requests.cpu" }}
+{{- end }}
+{{- $millicores := include "correlator.millicores" $request | int }}
+{{- $target := int $v.autoscaling.targetCPUUtilizationPercentage }}
+{{- if lt (mul $millicores $target) 25000 }}
+{{- fail (printf "autoscaling.targetCPUUtilizationPercentage: %d of resources.requests.cpu: %s scales out at %dm of CPU, less than the 250m one analysis process takes: the first correlation would send the HPA to autoscaling.maxReplicas. Set resources.requests.cpu to at least %dm (or a higher target)" $target (toString $request) (div (mul $millicores $target) 100) (div (add 25000 (sub $target 1)) $target)) }}
+{{- end }}
+{{- end }}
+{{- if and $v.networkPolicy.enabled $v.ingress.enabled (not $v.networkPolicy.ingressNamespace) }}
+{{- fail "networkPolicy.enabled with ingress.enabled needs networkPolicy.ingressNamespace (the ingress controller's namespace): the policy would block the controller" }}
+{{- end }}
+{{- if and $v.prometheusRule.enabled (not $v.serviceMonitor.enabled) }}
+{{- fail (printf "prometheusRule.enabled needs serviceMonitor.enabled: the alerts select up{job=\"%s\"}, which only the ServiceMonitor's scrape makes, so CorrelatorDown would fire forever" (include "correlator.fullname" .)) }}
+{{- end }}
+{{- $target := dig "provisioning" "target" "grafana" $v.config }}
+{{- if and $v.discovery.enabled (eq $target "grafana") (not (dig "provisioning" "grafana_url" "" $v.config)) }}
+{{- fail "discovery.enabled provisions Grafana: set config.provisioning.grafana_url (e.g. http://grafana.monitoring), or config.provisioning.target: files; without it the service would write to 127.0.0.1:3000" }}
+{{- end }}
+{{- if and $v.externalSecret.enabled (not $v.externalSecret.data) (not $v.externalSecret.dataFrom) }}
+{{- fail "externalSecret.enabled needs externalSecret.data or externalSecret.dataFrom: an ExternalSecret with neither makes an empty Secret (no webhook credential, no database URL)" }}
+{{- end }}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) }}
+{{- fail "serviceAccount.create: false needs serviceAccount.name (the account you made): the chart would run the pods as, and bind its Roles to, the namespace's default account" }}
+{{- end }}
+{{- $minAvailable := $v.podDisruptionBudget.minAvailable }}
+{{- if and $v.podDisruptionBudget.enabled (kindIs "float64" $minAvailable) }}
+{{- $replicas := ternary (int $v.autoscaling.minReplicas) (int $v.replicaCount) $v.autoscaling.enabled }}
+{{- if and (gt $replicas 1) (ge (int $minAvailable) $replicas) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be less than the replicas (%d): no drain could ever evict a pod" (int $minAvailable) $replicas) }}
+{{- end }}
+{{- end }}
+{{- if $v.alertmanagerConfig.enabled }}
+{{- $auth := include "correlator.alertmanagerAuth" . }}
+{{- $external := or $v.secrets.existingSecret $v.externalSecret.enabled $v.alertmanagerConfig.credentials.secretName }}
+{{- if and (eq $auth "basic") (not $external) (not (and $v.secrets.basicAuthUsername $v.secrets.basicAuthPassword)) }}
+{{- fail "alertmanagerConfig.auth: basic needs secrets.basicAuthUsername and secrets.basicAuthPassword (or alertmanagerConfig.credentials.secretName): the AlertmanagerConfig would reference keys the Secret does not hold" }}
+{{- end }}
+{{- if and (eq $auth "bearer") (not $external) (not $v.secrets.bearerToken) $v.secrets.basicAuthPassword }}
+{{- fail "alertmanagerConfig.auth: bearer needs secrets.bearerToken (or alertmanagerConfig.auth: basic with basic auth, or alertmanagerConfig.credentials.secretName): the AlertmanagerConfig would reference a key the Secret does not hold" }}
+{{- end }}
+{{- end }}
 {{- end }}
