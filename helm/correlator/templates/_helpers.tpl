@@ -240,7 +240,7 @@ release name in two namespaces must not share, or overwrite, one. */}}
 else basic when the chart's Secret holds only basic auth). */}}
 {{- define "correlator.alertmanagerAuth" -}}
 {{- $v := .Values }}
-{{- if $v.alertmanagerConfig.auth }}
+{{- if ne $v.alertmanagerConfig.auth "auto" }}
 {{- $v.alertmanagerConfig.auth }}
 {{- else if and $v.secrets.basicAuthPassword (not $v.secrets.bearerToken) (not $v.secrets.existingSecret) (not $v.externalSecret.enabled) }}
 {{- "basic" }}
