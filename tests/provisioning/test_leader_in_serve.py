@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from correlator.provisioning.naming import dashboard_uid
-from tests.fakes.grafana import FakeGrafana
+from tests.fakes.grafana import VERSIONS, FakeGrafana
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.provisioning.conftest import ROOT
 from tests.support.databases import postgres_database
@@ -135,8 +135,12 @@ async def exactly_one_writes_then_the_other_takes_over(
     return leader, follower
 
 
+# Each election test runs against another of the Grafana versions the test server imitates
+# (three replicas per test are too slow to run each against every version).
+
+
 async def test_advisory_lock_one_writer_and_a_takeover_when_it_is_killed(tmp_path: Path) -> None:
-    fake = FakeGrafana()
+    fake = FakeGrafana(version=VERSIONS[0])
     async with served(fake.app) as grafana, postgres_database() as database:
         env = {"CORRELATOR_DATABASE_URL": database}
         async with replicas(tmp_path, grafana, fake.token, env) as (source, services):
@@ -161,9 +165,9 @@ def kubeconfig(path: Path, url: str, token: str) -> Path:
 
 @asynccontextmanager
 async def lease_replicas(
-    tmp_path: Path,
+    tmp_path: Path, grafana_version: str
 ) -> AsyncIterator[tuple[FakeGrafana, FakeKubernetes, Path, list[Service]]]:
-    fake, kube = FakeGrafana(), FakeKubernetes()
+    fake, kube = FakeGrafana(version=grafana_version), FakeKubernetes()
     async with served(fake.app) as grafana, served(kube.app) as api:
         env = {
             "CORRELATOR_LEADER_ELECTION": "kubernetes",
@@ -177,7 +181,7 @@ async def lease_replicas(
 
 
 async def test_lease_one_writer_and_a_takeover_when_it_is_killed(tmp_path: Path) -> None:
-    async with lease_replicas(tmp_path) as (fake, kube, source, services):
+    async with lease_replicas(tmp_path, VERSIONS[2]) as (fake, kube, source, services):
         _, follower = await exactly_one_writes_then_the_other_takes_over(fake, source, services)
         lease = kube.lease("correlator", "correlator-provisioning")
         assert lease is not None
@@ -186,7 +190,7 @@ async def test_lease_one_writer_and_a_takeover_when_it_is_killed(tmp_path: Path)
 
 
 async def test_lease_a_paused_leader_does_not_write_when_it_wakes(tmp_path: Path) -> None:
-    async with lease_replicas(tmp_path) as (fake, kube, source, services):
+    async with lease_replicas(tmp_path, VERSIONS[4]) as (fake, kube, source, services):
         await eventually(lambda: len(fake.dashboards) == 3, "three dashboards", timeout_s=30)
         leader, follower = await leader_and_follower(services)
         assert leader.process is not None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from correlator.provisioning import files
 from correlator.provisioning.naming import Links, dashboard_uid
 from correlator.provisioning.reconcile import Action
-from tests.fakes.grafana import FakeGrafana
+from tests.fakes.grafana import VERSIONS, FakeGrafana
 from tests.provisioning.conftest import ROOT, promtool, webapp
 from tests.support.processes import run_cli
 from tests.support.servers import served
@@ -85,8 +86,9 @@ async def test_provision_files_from_a_directory_prints_the_plan(tmp_path: Path) 
     assert code == 0 and out == "" and "write 0 file(s), 13 unchanged" in err
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_rest(
-    tmp_path: Path,
+    tmp_path: Path, version: str
 ) -> None:
     source = tmp_path / "manifests"
     shutil.copytree(ROOT / "examples", source)
@@ -94,7 +96,7 @@ async def test_provision_grafana_reports_invalid_manifests_and_provisions_the_re
         "apiVersion: platform.correlator.dev/v1alpha1\nkind: WebApplication\n"
         "metadata: {name: Bad_Name}\nspec: {image: x, team: t}\n"
     )
-    fake = FakeGrafana()
+    fake = FakeGrafana(version=version)
     async with served(fake.app) as url:
         env = {
             "CORRELATOR_PROVISIONING_GRAFANA_URL": url,

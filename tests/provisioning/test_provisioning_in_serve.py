@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
 from correlator.provisioning.naming import dashboard_uid
-from tests.fakes.grafana import FakeGrafana
+from tests.fakes.grafana import VERSIONS, FakeGrafana
 from tests.provisioning.conftest import ROOT
 from tests.support.processes import Service
 from tests.support.servers import eventually, served
@@ -48,8 +49,13 @@ async def test_serve_provisions_files_and_follows_manifest_changes(tmp_path: Pat
         await asyncio.to_thread(service.stop)
 
 
-async def test_serve_provisions_grafana_and_survives_its_failures(tmp_path: Path) -> None:
-    fake = FakeGrafana()
+# The oldest, the last that takes same-titled dashboards over, and the newest: a serve run
+# takes seconds, and the grafana fixture's tests cover every version in between.
+@pytest.mark.parametrize("version", VERSIONS[::2])
+async def test_serve_provisions_grafana_and_survives_its_failures(
+    tmp_path: Path, version: str
+) -> None:
+    fake = FakeGrafana(version=version)
     async with served(fake.app) as url:
         await _provision_grafana(fake, url, tmp_path)
 
