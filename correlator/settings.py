@@ -261,8 +261,9 @@ class ProvisioningSettings(_Group):
     grafana_routing: Literal["auto", "rule", "policy"] = Field(
         "auto",
         description="How Grafana-managed rules reach correlator: `rule` sets each rule's "
-        "notification_settings (Grafana 11+), `policy` adds one child route to the "
-        "notification policy tree; `auto` picks `rule` on Grafana 11 and later.",
+        "notification_settings (Grafana 10.4+), `policy` adds one child route to the "
+        "notification policy tree; `auto` picks `rule` on Grafana 10.4 and later, and "
+        "`policy` when Grafana does not tell its version.",
     )
     concurrency: int = Field(8, ge=1, le=256, description="Grafana requests in flight at once.")
     timeout_s: float = Field(10.0, gt=0, description="Timeout of one Grafana request.")
