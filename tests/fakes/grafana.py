@@ -4,11 +4,12 @@ It checks every request body against Grafana's own OpenAPI description
 (../shared/contracts/grafana/openapi3.json) and every JSON answer it gives against the same
 document, so it cannot accept what Grafana would refuse nor answer what Grafana would not.
 Semantics follow Grafana: a save without `overwrite` of a changed dashboard is a 412
-`version-mismatch`; another dashboard with the same title in the folder is a 412
+`version-mismatch`; up to 11.2 another dashboard with the same title in the folder is a 412
 `name-exists` without `overwrite`, and with `overwrite` the save takes that dashboard over (it
 adopts its uid, id and version, as Grafana's getExistingDashboardByTitleAndFolder does); an
-existing folder UID is a 409; no or a wrong token is a 401. Alert rules are answered with
-Grafana's defaults filled in; an invalid annotation PATCH is a 400.
+existing folder UID is a 409 (412 from 11.3, see below); no or a wrong token is a 401.
+Alert rules are answered with Grafana's defaults filled in; an invalid annotation PATCH is a
+400.
 
 Notification endpoints (provisioning API, Grafana's docs for contact points and notification
 policies, and the webhook notifier's settings): a contact point is created (202, with its
@@ -27,7 +28,7 @@ DELETE resets it; the provisioning API carries no version for it, so a writer th
 to lose a concurrent edit must re-read before writing (`before_next_tree_read` lets a test be
 that concurrent editor). Rule-level `notification_settings` (simplified routing, not in the
 stored OpenAPI: from the provisioning docs of Grafana 11) must name an existing contact point
-(500, see below); a Grafana older than 10.4 ignores the field as unknown JSON, as it would.
+(else 500, see below); a Grafana older than 10.4 ignores the field as unknown JSON.
 
 Grafana by version (`version`, one of VERSIONS or any "major.minor.patch"; `hide_version`):
 - /api/health leaves out `version` and `commit` with `[auth.anonymous] hide_version`
@@ -428,6 +429,7 @@ class FakeGrafana:
                 request, 400, {"message": "folder does not exist", "msg": "folder does not exist"}
             )
         body = self._versioned(body)
+        # notifier.ErrorReceiverDoesNotExist, unwrapped: a bare 500 (not the 400 of the tree).
         if self._rule_problem(body) is not None:
             return web.json_response(INTERNAL_ERROR, status=500)
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, next(self._ids))
@@ -448,6 +450,7 @@ class FakeGrafana:
             # UpdateAlertRule: "cannot change provenance from 'api' to ''", a plain error.
             return web.json_response(INTERNAL_ERROR, status=500)
         body = self._versioned(body)
+        # notifier.ErrorReceiverDoesNotExist, unwrapped: a bare 500 (not the 400 of the tree).
         if self._rule_problem(body) is not None:
             return web.json_response(INTERNAL_ERROR, status=500)
         self.rules[uid] = self._stored_rule(request, {**body, "uid": uid}, self.rules[uid]["id"])
@@ -794,6 +797,7 @@ class FakeGrafana:
         if folder_uid and folder_uid not in self.folders:
             return self._error(request, 400, "folder not found")
         overwrite = bool(body.get("overwrite"))
+        # Up to 10.0: ErrDashboardWithSameNameAsFolder (the slug matched any folder's).
         if not self.at_least(10, 1) and any(
             self._same_title(f["title"], dashboard["title"]) for f in self.folders.values()
         ):
