@@ -478,7 +478,11 @@ def test_one_release_name_in_two_namespaces_shares_no_object(chart: helm.Chart) 
         "discovery": {"enabled": True},
         "config": {"provisioning": {"grafana_url": "http://grafana"}},
     }
-    namespaced = {**values, "rbac": {"namespaces": ["shop"]}}
+    namespaced = {
+        **values,
+        "rbac": {"namespaces": ["shop"]},
+        "grafanaDashboard": {"enabled": True, "namespace": "grafana"},
+    }
 
     def names(values: dict[str, Any], namespace: str) -> set[tuple[str, str, str]]:
         manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=namespace)
