@@ -36,6 +36,9 @@ routes = web.RouteTableDef()
 
 JSON_TYPES = ("application/json",)
 RETRY_AFTER_S = "5"
+# /readyz waits this long for the store, inside the readiness probe's 3 s timeout: a store
+# that hangs is reported unavailable, not a probe that fails.
+STORE_CHECK_S = 2.0
 MAX_ERRORS_SHOWN = 20
 LIMIT_MAX = 500
 ID_MAX = 2**63 - 1
@@ -411,10 +414,10 @@ async def readyz(request: web.Request) -> web.Response:
     if not request.app[INTAKE].alive:
         raise Problem(503, "the intake writer is not running")
     try:
-        await request.app[STORE].ping()
-    except StoreUnavailable as exc:
+        await asyncio.wait_for(request.app[STORE].ping(), STORE_CHECK_S)
+    except (StoreUnavailable, TimeoutError) as exc:
         # /readyz answers anyone: the cause (host, user, driver's words) goes to the log only.
-        log.warning("the store is unavailable: %s", exc)
+        log.warning("the store is unavailable: %s", str(exc) or f"no answer in {STORE_CHECK_S} s")
         request.app[METRICS].store_up.set(0)
         return json_response({"status": "ready", "store": "unavailable"})
     request.app[METRICS].store_up.set(1)

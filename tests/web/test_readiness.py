@@ -99,6 +99,23 @@ async def test_a_store_that_does_not_answer_keeps_the_service_ready_and_says_so(
         assert detail not in answer, (detail, answer)
 
 
+async def test_a_store_that_hangs_is_reported_unavailable_within_the_probe_timeout(
+    app_client: Callable[..., Any], monkeypatch: Any
+) -> None:
+    """A store that never answers (a partition, a full pool) must not fail the kubelet's
+    probe, which would make the replica unready after all: /readyz gives up on it first."""
+    client = await app_client()
+    store = client.server.app[STORE]
+
+    async def hangs() -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(store, "ping", hangs)
+    started = time.monotonic()
+    assert await _ready(client) == (200, {"status": "ready", "store": "unavailable"})
+    assert time.monotonic() - started < 3  # the chart's readiness probe times out at 3 s
+
+
 DRAIN_S = 8.0
 
 
