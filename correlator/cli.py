@@ -163,7 +163,7 @@ def _bench_rca(dataset: Path, *, as_json: bool) -> int:
     steps = Progress.on_terminal(machine_output=as_json).steps
     try:
         cases = benchmark.collected(dataset, problems, steps=steps)
-        result = benchmark.evaluate(cases, problems, steps=steps)
+        result = benchmark.evaluate(cases, problems, steps=steps, root=dataset)
     except OSError as exc:
         print(f"correlator: {exc.filename or dataset}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ import pandas as pd
 from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
 from correlator.analysis.windows import Windows
 
-MIN_CALLS = 5
+MIN_CALLS = 5  # a median of fewer calls is one call: no shift can be told from a slow one
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,10 @@ class Finding:
     query: str = ""
     samples: list[str] = field(default_factory=list)
     trace_ids: list[str] = field(default_factory=list)
+    # Once calibrated (analysis.calibrate): the producer's own score, and how often this
+    # system's fault-free windows reach it; `score` is then the normal quantile of `p`.
+    raw_score: float | None = None
+    p: float | None = None
 
     @property
     def strength(self) -> float:
@@ -36,7 +40,8 @@ class Finding:
 
 
 def strength(score: float) -> float:
-    """A z-like score → (0, 1): 3sigma is weak evidence (≈0.45), 10sigma strong (≈0.86)."""
+    """A z-like score → (0, 1): 3sigma is weak evidence (≈0.45), 10sigma strong (≈0.86). The
+    scale 5 keeps the map from saturating below 10sigma, so strong findings still order."""
     return 1.0 - math.exp(-max(score, 0.0) / 5.0)
 
 
@@ -103,9 +108,12 @@ def proportion_z(k_before: int, n_before: int, k_after: int, n_after: int) -> fl
     return (k_after / n_after - k_before / n_before) / spread
 
 
-# Within-window change (Pettitt z) that fully confirms a shift seen against the baseline; a
-# level already there when the window opened keeps DRIFT_WEIGHT of its score.
+# Within-window change (Pettitt z) that fully confirms a shift seen against the baseline: 3 is
+# the one-sided 0.1 % level, the same bar every producer sets for its own scores.
 CONFIRM_Z = 3.0
+# A level already there when the window opened keeps this share of its score: it may be this
+# incident begun early, or a baseline from another hour; 0.3 leaves a 10-sigma drift at the
+# 3-sigma bar, so only a drift far beyond anything else still counts as evidence.
 DRIFT_WEIGHT = 0.3
 
 

@@ -41,6 +41,9 @@ MASKS = (
     (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
     (r"(?<![A-Za-z])[-+]?\d+(\.\d+)?(?![A-Za-z])", "NUM"),
 )
+# A non-error template's surge counts a tenth: INFO lines follow the traffic mix (a request
+# type that is busier now writes more of them), error lines do not. Calibration cannot learn
+# this where the fault-free history is short, so it is a stated prior, not a fitted weight.
 NON_ERROR_WEIGHT = 0.1
 MAX_SAMPLES = 3
 # Drain compares a new line with the clusters of its tree leaf token by token: an app's own

@@ -9,7 +9,7 @@ from correlator.analysis.findings import Finding, robust_scale, sustained_change
 from correlator.analysis.telemetry import SignalMeta
 from correlator.analysis.windows import Windows
 
-MIN_BASELINE_POINTS = 3
+MIN_BASELINE_POINTS = 3  # the fewest points with a median and a spread (MAD) of their own
 
 
 def _fmt(value: float, unit: str) -> str:

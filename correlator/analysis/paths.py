@@ -25,7 +25,7 @@ from correlator.analysis.findings import Finding, confirmed, poisson_surge, prop
 from correlator.analysis.logs import MASKS, normalise
 from correlator.analysis.windows import Windows
 
-MIN_REQUESTS = 8
+MIN_REQUESTS = 8  # fewer: one request moves a share by over 12 %, too coarse to test
 MAX_SAMPLES = 3
 # A statement's source location as common formats print it:
 # - logback/log4j with a logger and line (`%logger{15}#%line`): `c.s.ContactsServiceImpl#88`;
@@ -37,6 +37,9 @@ MAX_SAMPLES = 3
 _SOURCE_FILE = r"/?(?:[\w.$-]+/)*[\w$-]+\.(?:java|kt|scala|groovy|py|go|rb|js|ts|cs|php|rs)"
 _LOCATION = re.compile(rf"(?<![\w.$/-])({_SOURCE_FILE}:\d+|[A-Za-z_$][\w$.\[\]]*#\d+)\b")
 _MASKS = [(re.compile(pattern), f"<{name}>") for pattern, name in MASKS]
+# A non-error event that appeared on a path counts half: per request, a new branch is already
+# normalised by traffic (unlike a template's rate), but a new INFO line is more often a new
+# request variant than a fault. A vanished event or any error event counts fully.
 NON_ERROR_WEIGHT = 0.5
 
 

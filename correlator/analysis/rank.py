@@ -18,12 +18,21 @@ from datetime import datetime, timedelta
 
 from correlator.analysis.findings import Finding
 
+# A service whose anomalous callee changed first keeps at least 40 % of its score: the call
+# graph says where a failure *may* come from, never that this service is innocent, so the
+# discount may demote a victim below its cause but not erase it from the list.
 VICTIM_DISCOUNT = 0.6
-DEPTH = 3  # how far down the call graph a cause may sit
+# How far down the call graph a cause may sit: a fault surfaces at the caller within two or
+# three hops (Train-Ticket's and Online Boutique's call depths are 3-5); farther, timing says
+# too little.
+DEPTH = 3
+# Callers that degraded after a service add at most a fifth: corroboration, one step weaker
+# than the victim discount, so it orders near-ties without outvoting the evidence itself.
 CALLER_BONUS = 0.2
-MAX_EVIDENCE = 8
-# With fewer services than this, rarity says little; a family on 1 in RARITY_SCALE services
-# (or fewer) keeps its full weight.
+MAX_EVIDENCE = 8  # what a report shows per suspect; the ranking uses all of it
+# Rarity is an inverse document frequency: with fewer services than this, a share says little;
+# a family on 1 in RARITY_SCALE services (or fewer) keeps its full weight. Eight is the
+# smallest scope where "one service in eight" is rarer than chance agreement of two signals.
 RARITY_MIN_SERVICES = 8
 RARITY_SCALE = 8.0
 
@@ -38,6 +47,14 @@ class Suspect:
     evidence: list[Finding] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)  # anomalous callees that changed first
     affects: list[str] = field(default_factory=list)  # anomalous callers that changed after
+    # Listed only because it deviates a little (below every producer's threshold): after all
+    # the services with evidence, so the responder still has an order to look in.
+    weak: bool = False
+
+    @property
+    def confidence(self) -> float:
+        """How sure its own evidence is, 0 to 1 (a noisy-OR of its calibrated findings)."""
+        return self.own_score
 
 
 def _own(findings: list[Finding], weight: dict[str, float] | None = None) -> float:
@@ -91,6 +108,43 @@ def rank(
     slack: timedelta = timedelta(seconds=30),
     services: Iterable[str] | None = None,
     victim_discount: float = VICTIM_DISCOUNT,
+    weak: Iterable[Finding] = (),
+) -> list[Suspect]:
+    """The services with evidence, most likely cause first; then the services whose only
+    evidence is `weak` (small deviations), by their strength."""
+    suspects = _rank(
+        findings, edges, slack=slack, services=services, victim_discount=victim_discount
+    )
+    listed = {s.service for s in suspects}
+    faint: defaultdict[str, list[Finding]] = defaultdict(list)
+    for finding in weak:
+        if finding.service not in listed:
+            faint[finding.service].append(finding)
+    tail = [
+        Suspect(
+            service=service,
+            score=_own(found),
+            own_score=_own(found),
+            change_time=_changed(found),
+            reason="",
+            evidence=sorted(found, key=lambda f: -f.score)[:MAX_EVIDENCE],
+            weak=True,
+        )
+        for service, found in faint.items()
+    ]
+    tail.sort(key=lambda s: (-s.score, s.service))
+    for suspect in tail:
+        suspect.reason = reason(suspect)
+    return suspects + tail
+
+
+def _rank(
+    findings: Iterable[Finding],
+    edges: Iterable[tuple[str, str]],
+    *,
+    slack: timedelta,
+    services: Iterable[str] | None,
+    victim_discount: float,
 ) -> list[Suspect]:
     by_service: defaultdict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
@@ -182,6 +236,9 @@ def reason(suspect: Suspect) -> str:
     kind), a second kind that agrees, since when, and how it relates to its neighbours."""
     if not suspect.evidence:
         return "no evidence"
+    if suspect.weak:
+        strongest = max(suspect.evidence, key=lambda f: f.score)
+        return f"only a small deviation, below every threshold: {strongest.detail}"
     ordered = sorted(suspect.evidence, key=lambda f: (-f.score, f.kind, f.signal))
     decided = ordered[0]
     text = f"decided by {KIND_NAMES.get(decided.kind, decided.kind)}: {decided.detail}"

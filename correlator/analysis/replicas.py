@@ -16,7 +16,7 @@ from correlator.analysis.findings import Finding, robust_scale, sustained_change
 from correlator.analysis.telemetry import SignalMeta
 from correlator.analysis.windows import Windows
 
-MIN_POINTS = 3
+MIN_POINTS = 3  # as for metrics: the fewest points with a median and a spread
 
 
 def replica_findings(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from correlator.analysis.calibrate import (
+    Calibration,
+    calibrated,
+    null_scores,
+    null_windows,
+    services_between,
+)
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import log_findings
 from correlator.analysis.metrics import metric_findings
 from correlator.analysis.paths import path_findings
-from correlator.analysis.rank import VICTIM_DISCOUNT, Suspect, rank
+from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.replicas import replica_findings
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.traces import call_edges, trace_findings
@@ -32,40 +40,81 @@ class Analysis:
 
 # The evidence producers, by name: what an ablation switches off.
 PRODUCERS = ("metrics", "replicas", "log templates", "log paths", "spans", "edges")
+# A producer reports a service from this many of its own deviations (z-like) on: below it, the
+# deviation is within what a normal distribution shows one time in a thousand, too common to
+# be a lead; above it, calibration decides what it is worth on this system.
+THRESHOLD = 3.0
+# A service "deviates at all" when one of its metrics moves, in the worse direction and for at
+# least half of the incident window, beyond one robust deviation of its baseline: such services
+# are listed after those with evidence, so a ranking is empty only when nothing moved.
+DEVIATES = 1.0
+WEAK = "small deviations"
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What the analysis uses: the producers of evidence, and the few weights that are not
-    statistics (chosen by cross-validation in `correlator bench rca`, never per case)."""
+    """What the analysis uses: the producers of evidence, and whether their scores are
+    calibrated on the incident's own fault-free history (the default; off only to measure
+    what calibration does)."""
 
     producers: frozenset[str] = frozenset(PRODUCERS)
-    # Trace latency that the service's latency metric, over its much longer baseline, did not
-    # see keeps this share of its score (a short trace baseline misses periodic slowness).
-    uncorroborated: float = 0.5
-    victim_discount: float = VICTIM_DISCOUNT
-    # How much a producer's evidence counts: metrics and span timings are the noisiest (a busy
-    # minute moves them everywhere); edges and log paths are normalised by their own traffic.
-    # Metrics at 0.5 is what the grid of `correlator bench rca` chooses on the whole dev set
-    # (its cross-validated figures say what such a choice is worth on cases it did not see).
-    # The grid would also halve span timings, but that loses a slow database without a
-    # sidecar, seen only in traces, to the API in front of it (tests/e2e): 14 cases of one
-    # system do not outweigh it.
-    metric_weight: float = 0.5
-    span_weight: float = 1.0
+    calibrate: bool = True
 
 
-def collect(telemetry: Telemetry, windows: Windows) -> dict[str, list[Finding]]:
-    """Every producer's findings (the costly part; ranking them is cheap)."""
-    spans = trace_findings(telemetry.spans, windows)
+def _producers(
+    telemetry: Telemetry,
+) -> dict[str, tuple[Callable[[Windows], list[Finding]], pd.DataFrame, str]]:
+    """Each producer as a function of the windows, with the frame its units come from."""
+    t = telemetry
+
+    def spans(windows: Windows) -> list[Finding]:
+        return trace_findings(t.spans, windows, threshold=THRESHOLD, edges=False)
+
+    def edges(windows: Windows) -> list[Finding]:
+        return trace_findings(t.spans, windows, threshold=THRESHOLD, spans_evidence=False)
+
     return {
-        "metrics": metric_findings(telemetry.metrics, telemetry.signals, windows),
-        "replicas": replica_findings(telemetry.replicas, telemetry.signals, windows),
-        "log templates": log_findings(telemetry.logs, windows),
-        "log paths": path_findings(telemetry.logs, telemetry.spans, windows),
-        "spans": [f for f in spans if f.kind != "network"],
-        "edges": [f for f in spans if f.kind == "network"],
+        WEAK: (
+            lambda w: metric_findings(t.metrics, t.signals, w, threshold=DEVIATES),
+            t.metrics,
+            "time",
+        ),
+        "metrics": (
+            lambda w: metric_findings(t.metrics, t.signals, w, threshold=THRESHOLD),
+            t.metrics,
+            "time",
+        ),
+        "replicas": (
+            lambda w: replica_findings(t.replicas, t.signals, w, threshold=THRESHOLD),
+            t.replicas,
+            "time",
+        ),
+        "log templates": (lambda w: log_findings(t.logs, w, threshold=THRESHOLD), t.logs, "time"),
+        "log paths": (
+            lambda w: path_findings(t.logs, t.spans, w, threshold=THRESHOLD),
+            t.logs,
+            "time",
+        ),
+        "spans": (spans, t.spans, "start"),
+        "edges": (edges, t.spans, "start"),
     }
+
+
+def collect(
+    telemetry: Telemetry, windows: Windows, *, calibrate: bool = True
+) -> dict[str, list[Finding]]:
+    """Every producer's findings (the costly part; ranking them is cheap), each calibrated on
+    null windows of the same producer over the incident's own baseline."""
+    evidence: dict[str, list[Finding]] = {}
+    calibration = Calibration()
+    for name, (produce, frame, column) in _producers(telemetry).items():
+        evidence[name] = produce(windows) if not frame.empty else []
+        if calibrate and evidence[name]:
+            nulls = null_windows(frame[column], windows)
+            calibration.nulls[name] = null_scores(produce, nulls, services_between(frame, column))
+    if calibrate:
+        calibrated(evidence, calibration)
+    return evidence
 
 
 def decide(
@@ -82,12 +131,11 @@ def decide(
         replace(f, samples=list(f.samples), trace_ids=list(f.trace_ids))
         for name in PRODUCERS
         if name in options.producers
-        for f in evidence[name]
+        for f in evidence.get(name, [])
     ]
-    weights = {"metric": options.metric_weight, "trace": options.span_weight}
-    for finding in findings:
-        finding.score *= weights.get(finding.kind, 1.0)
-    corroborate(findings, telemetry.metrics, options.uncorroborated)
+    if not options.calibrate:
+        for finding in findings:
+            finding.score = finding.raw_score if finding.raw_score is not None else finding.score
     if samples:
         link_traces_to_logs(findings, telemetry.logs)
     edges = set(telemetry.edges) | call_edges(telemetry.spans)
@@ -100,31 +148,18 @@ def decide(
         if frame.empty:
             notes.append(f"no {name} in the analysed windows")
     services = sorted(telemetry.services())
-    ranked = rank(findings, edges, services=services, victim_discount=options.victim_discount)
+    weak = [replace(f) for f in evidence.get(WEAK, [])] if options.producers & {"metrics"} else []
+    if not options.calibrate:
+        for finding in weak:
+            finding.score = finding.raw_score if finding.raw_score is not None else finding.score
+    ranked = rank(findings, edges, services=services, weak=weak)
     return Analysis(windows, ranked, services, notes)
 
 
 def analyse(telemetry: Telemetry, windows: Windows, options: Options = Options()) -> Analysis:
-    return decide(collect(telemetry, windows), telemetry, windows, options)
-
-
-def corroborate(findings: list[Finding], metrics: pd.DataFrame, weight: float) -> None:
-    """Trace latency of a service whose latency metric was measured and did not move keeps
-    `weight` of its score: the metric's baseline (an hour) knows the service's usual slow
-    spells, the traces' (often minutes) may not."""
-    if metrics.empty or weight >= 1.0:
-        return
-    latency = metrics[metrics["signal"].astype(str).str.startswith("latency")]
-    measured = set(latency["service"].astype(str))
-    moved = {f.service for f in findings if f.kind == "metric" and f.signal.startswith("latency")}
-    for finding in findings:
-        if (
-            finding.kind == "trace"
-            and finding.unit == "ms"
-            and finding.service in measured
-            and finding.service not in moved
-        ):
-            finding.score *= weight
+    return decide(
+        collect(telemetry, windows, calibrate=options.calibrate), telemetry, windows, options
+    )
 
 
 def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding: int = 3) -> None:
@@ -177,6 +212,8 @@ def suspect_json(suspect: Suspect, rank_: int, links: Any = None) -> dict[str, A
         "rank": rank_,
         "service": suspect.service,
         "score": round(suspect.score, 4),
+        "confidence": round(suspect.confidence, 3),
+        "weak": suspect.weak,
         "reason": suspect.reason,
         "change_time": _time(suspect.change_time),
         "caused_by": suspect.caused_by,

@@ -19,8 +19,8 @@ from correlator.analysis.findings import Finding, confirmed, poisson_surge, robu
 from correlator.analysis.logs import _minutes, covered_minutes
 from correlator.analysis.windows import Windows
 
-MIN_SPANS = 3
-MAX_TRACE_IDS = 3
+MIN_SPANS = 3  # as for metrics: the fewest samples with a median and a spread
+MAX_TRACE_IDS = 3  # examples for people; the ranking uses every span
 
 
 def exclusive_ms(spans: pd.DataFrame) -> pd.Series:

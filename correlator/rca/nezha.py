@@ -40,6 +40,7 @@ from correlator.analysis.telemetry import (
     SPAN_COLUMNS,
     SignalMeta,
     Telemetry,
+    conform,
     empty,
 )
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
@@ -146,11 +147,6 @@ def _services_and_replicas(pods: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     return services[list(METRIC_COLUMNS)], pods[pods["service"].isin(several)]
 
 
-def _minute_files(folder: Path, kind: str, start: datetime, minutes: int) -> list[Path]:
-    names = [f"{(start + timedelta(minutes=i)):%H_%M}_{kind}.csv" for i in range(minutes)]
-    return [folder / n for n in names if (folder / n).exists()]
-
-
 def _unwrap(raw: object) -> str:
     text = str(raw)
     if text.startswith("{"):
@@ -241,9 +237,12 @@ def alert_onset(front: pd.DataFrame, start: datetime, end: datetime) -> tuple[da
     return min(fired) if fired else None
 
 
-def cases(root: Path, problems: Problems | None = None) -> Iterator[Case]:
+def cases(
+    root: Path, problems: Problems | None = None, *, onset_shift: timedelta = timedelta(0)
+) -> Iterator[Case]:
     """Every fault of every day under `root`, in order; unreadable rows and files are skipped
-    and counted in `problems`."""
+    and counted in `problems`. `onset_shift` moves each alert's onset, and so every window (to
+    measure how much a misplaced onset costs)."""
     problems = problems if problems is not None else Problems()
     for day in _days(root):
         fault_path = next(day.glob("*fault_list.json"))
@@ -280,16 +279,75 @@ def cases(root: Path, problems: Problems | None = None) -> Iterator[Case]:
                     truth,
                     str(fault.get("inject_type", "unknown")),
                     _minute_files_around(day, injected),
+                    _nominal_recording(injected),
                     (metrics, front, signals),
                     (normal_logs, normal_spans),
                     problems,
+                    onset_shift,
                 )
 
 
+RECORDED_MINUTES = 3  # the dataset records the three minutes that begin at the injection minute
+
+
+def _recordings(day: Path) -> list[list[datetime]]:
+    """The day's recordings: runs of consecutive minutes that have a log or trace file."""
+    minutes = set()
+    for kind in ("log", "trace"):
+        for path in (day / kind).glob(f"*_{kind}.csv"):
+            try:
+                clock = datetime.strptime(path.name.split(f"_{kind}")[0], "%H_%M")
+                date = datetime.strptime(day.name, "%Y-%m-%d")
+            except ValueError:
+                continue
+            minutes.add(datetime.combine(date.date(), clock.time(), tzinfo=UTC))
+    runs: list[list[datetime]] = []
+    for minute in sorted(minutes):
+        if runs and minute - runs[-1][-1] <= timedelta(minutes=1):
+            runs[-1].append(minute)
+        else:
+            runs.append([minute])
+    return runs
+
+
 def _minute_files_around(day: Path, injected: datetime) -> dict[str, list[Path]]:
-    """Which minute files hold this fault: the only use of the fault list's time."""
-    first = injected.replace(second=0)
-    return {kind: _minute_files(day / kind, kind, first, 3) for kind in ("log", "trace")}
+    """Which minute files hold this fault: the recording nearest its injection minute (within
+    a recording's length). The only use of the fault list's time, and a coarse one: moving the
+    time by a minute or two, or by seconds, chooses the same recording."""
+    minute = injected.replace(second=0, microsecond=0)
+
+    def distance(run: list[datetime]) -> timedelta:
+        return max(run[0] - minute, minute - run[-1], timedelta(0))
+
+    runs = [r for r in _recordings(day) if distance(r) <= timedelta(minutes=RECORDED_MINUTES)]
+    run = min(runs, key=lambda r: (distance(r), r[0]), default=[])
+    if len(run) > RECORDED_MINUTES:
+        # Recordings of faults close together ran into one: this fault's part of it.
+        first = min(max(minute, run[0]), run[-RECORDED_MINUTES])
+        run = [m for m in run if first <= m < first + timedelta(minutes=RECORDED_MINUTES)]
+    return {
+        kind: [
+            day / kind / f"{m:%H_%M}_{kind}.csv"
+            for m in run
+            if (day / kind / f"{m:%H_%M}_{kind}.csv").exists()
+        ]
+        for kind in ("log", "trace")
+    }
+
+
+def _nominal_recording(injected: datetime) -> tuple[datetime, datetime]:
+    """The minutes the dataset would have recorded, when no log or trace file holds them: what
+    the file names say (the minute), nothing finer."""
+    first = injected.replace(second=0, microsecond=0)
+    return first, first + timedelta(minutes=RECORDED_MINUTES)
+
+
+def _joined(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Frames one after another, typed even when some (or all) are empty."""
+    kept = [conform(f, columns) for f in frames if not f.empty]
+    if not kept:
+        return empty(columns)
+    return conform(pd.concat(kept, ignore_index=True), columns)
 
 
 def _case(
@@ -298,17 +356,21 @@ def _case(
     truth: str,
     fault: str,
     files: dict[str, list[Path]],
+    nominal: tuple[datetime, datetime],
     day_data: tuple[pd.DataFrame, pd.DataFrame, dict[str, SignalMeta]],
     normal: tuple[pd.DataFrame, pd.DataFrame],
     problems: Problems,
+    shift: timedelta = timedelta(0),
 ) -> Case:
     metrics, front, signals = day_data
     logs = read_logs(files["log"], problems)
     spans = read_spans(files["trace"], problems)
-    times = pd.concat([logs["time"], spans["start"]]).dropna()
+    times = _joined(
+        [logs[["time"]], spans[["start"]].rename(columns={"start": "time"})], ("time",)
+    )["time"].dropna()
     if times.empty:
         problems.note(day, f"{name}: no logs or traces recorded; analysed on metrics only")
-        recorded = (datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+        recorded = nominal
     else:
         # The bulk of the recording: a span that started long before (a stuck request, a
         # skewed clock) does not stretch it.
@@ -317,7 +379,7 @@ def _case(
             pd.Timestamp(low).to_pydatetime(warn=False),
             pd.Timestamp(high).to_pydatetime(warn=False),
         )
-    fired = alert_onset(front, *recorded) if not times.empty else None
+    fired = alert_onset(front, *recorded)
     if fired is not None:
         onset, _ = fired
         windows = incident_windows(onset, min(onset + POLICY.tail_min, recorded[1]), POLICY)
@@ -325,11 +387,23 @@ def _case(
         # No rule fired: analysed as if asked at the end of the recording.
         onset = recorded[1] - (POLICY.tail_min - POLICY.lead)
         windows = incident_windows(onset, recorded[1], POLICY)
+    if shift:
+        w = windows
+        windows = Windows(
+            w.baseline_start + shift,
+            w.baseline_end + shift,
+            w.incident_start + shift,
+            w.incident_end + shift,
+            w.onset + shift,
+        )
     # The fault-free minute, moved to end where the recording (or the baseline) begins.
     normal_logs, normal_spans = normal
-    last = pd.concat([normal_logs["time"], normal_spans["start"]]).max()
+    last = max(
+        (t.max() for t in (normal_logs["time"], normal_spans["start"]) if not t.empty),
+        default=pd.NaT,
+    )
     if pd.notna(last):
-        until = min(windows.baseline_end, recorded[0]) if not times.empty else windows.baseline_end
+        until = min(windows.baseline_end, recorded[0])
         shift = until - (last + pd.Timedelta(seconds=1)).to_pydatetime(warn=False)
         normal_logs = normal_logs.assign(time=normal_logs["time"] + shift)
         normal_spans = normal_spans.assign(start=normal_spans["start"] + shift)
@@ -340,8 +414,8 @@ def _case(
     telemetry = Telemetry(
         metrics=metrics,
         replicas=replicas,
-        logs=pd.concat([normal_logs, logs], ignore_index=True),
-        spans=pd.concat([normal_spans, spans], ignore_index=True),
+        logs=_joined([normal_logs, logs], LOG_COLUMNS),
+        spans=_joined([normal_spans, spans], SPAN_COLUMNS),
         signals=signals,
     )
     return Case(
