@@ -116,3 +116,28 @@ async def test_analyze_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "alert.json").write_bytes(b"\xff\xfe")
     code, _, err = await run_cli("analyze", str(tmp_path))
     assert code == 1 and "alert.json: not UTF-8" in err
+
+
+@pytest.mark.parametrize(
+    "removed",
+    [("logs.jsonl", "traces.json"), ("metrics.om",), ("logs.jsonl", "traces.json", "metrics.om")],
+)
+async def test_analyze_takes_a_bundle_with_sources_missing(
+    bundles: list[Path], tmp_path: Path, removed: tuple[str, ...]
+) -> None:
+    """A team without tracing or logs (or a bundle cut short) is analysed on what there is,
+    and the report says what was missing; nothing at all is 'no service left its baseline'."""
+    import shutil
+
+    bundle = shutil.copytree(bundles[2], tmp_path / "cut")
+    for name in removed:
+        (bundle / name).unlink()
+    code, out, err = await run_cli("analyze", "--json", str(bundle))
+    assert code == 0, err
+    report = json.loads(out)
+    kinds = {"logs.jsonl": "logs", "traces.json": "traces", "metrics.om": "metrics"}
+    assert {f"no {kinds[n]} in the analysed windows" for n in removed} <= set(report["notes"])
+    if len(removed) < 3:
+        assert report["suspects"] and "orders-db" in [s["service"] for s in report["suspects"]]
+    else:
+        assert report["suspects"] == []
