@@ -9,6 +9,9 @@ from correlator.analysis.findings import Finding, robust_scale, sustained_change
 from correlator.analysis.telemetry import SignalMeta
 from correlator.analysis.windows import Windows
 
+# A normal series strays beyond 1.96 deviations 5 % of the time; one whose 95th percentile is
+# beyond 3 is noisier than that, and its scores are scaled down by how much.
+NOISE_BAR = 3.0
 MIN_BASELINE_POINTS = 3  # the fewest points with a median and a spread (MAD) of their own
 
 
@@ -39,9 +42,11 @@ def metric_findings(
     windows: Windows,
     *,
     threshold: float = 3.0,
+    min_points: int = 1,
 ) -> list[Finding]:
     """One finding per (service, signal) whose incident values moved, in the worse direction,
-    more than `threshold` robust deviations from the baseline and stayed there."""
+    more than `threshold` robust deviations from the baseline and stayed there (for at least
+    `min_points` samples)."""
     if metrics.empty:
         return []
     t = metrics["time"]
@@ -69,11 +74,12 @@ def metric_findings(
         elif meta.worse_when == "either":
             z = np.abs(z)
         start, score = sustained_change(z, threshold)
-        if start is None:
+        if start is None or len(z) - start < min_points:
             continue
         # A signal that often strays this far in normal times is weaker evidence: divide by
-        # how far the baseline itself strays (its 95th percentile |z|), when that is beyond 3.
-        score /= max(1.0, float(np.quantile(np.abs(past - median) / scale, 0.95)) / threshold)
+        # how far the baseline itself strays (its 95th percentile |z|), when that is beyond
+        # NOISE_BAR (whatever bar this call reports from).
+        score /= max(1.0, float(np.quantile(np.abs(past - median) / scale, 0.95)) / NOISE_BAR)
         if score < threshold:
             continue
         after = float(np.median(values[start:]))

@@ -44,10 +44,12 @@ PRODUCERS = ("metrics", "replicas", "log templates", "log paths", "spans", "edge
 # deviation is within what a normal distribution shows one time in a thousand, too common to
 # be a lead; above it, calibration decides what it is worth on this system.
 THRESHOLD = 3.0
-# A service "deviates at all" when one of its metrics moves, in the worse direction and for at
-# least half of the incident window, beyond one robust deviation of its baseline: such services
-# are listed after those with evidence, so a ranking is empty only when nothing moved.
+# A service "deviates at all" when one of its metrics moves in the worse direction beyond one
+# robust deviation of its baseline, and stays there for at least DEVIATES_POINTS samples (a
+# steady series does that by chance a few times in a hundred): such services are listed after
+# those with evidence, so a ranking is empty only when nothing moved.
 DEVIATES = 1.0
+DEVIATES_POINTS = 3  # the fewest samples that make a level, not a spike
 WEAK = "small deviations"
 
 
@@ -75,7 +77,9 @@ def _producers(
 
     return {
         WEAK: (
-            lambda w: metric_findings(t.metrics, t.signals, w, threshold=DEVIATES),
+            lambda w: metric_findings(
+                t.metrics, t.signals, w, threshold=DEVIATES, min_points=DEVIATES_POINTS
+            ),
             t.metrics,
             "time",
         ),

@@ -24,13 +24,19 @@ RNG = np.random.default_rng(7)
 
 
 def series(
-    service: str, signal: str, level: float, *, jump: float = 0.0, at: datetime = ONSET
+    service: str,
+    signal: str,
+    level: float,
+    *,
+    jump: float = 0.0,
+    at: datetime = ONSET,
+    rng: np.random.Generator = RNG,
 ) -> list[tuple[datetime, str, str, float]]:
     """15 s samples from the baseline start to now: `level` with noise, plus `jump` from `at`."""
     rows = []
     moment = WINDOWS.baseline_start
     while moment <= NOW:
-        value = level * (1 + 0.05 * RNG.standard_normal()) + (jump if moment >= at else 0.0)
+        value = level * (1 + 0.05 * rng.standard_normal()) + (jump if moment >= at else 0.0)
         rows.append((moment, service, signal, value))
         moment += timedelta(seconds=15)
     return rows
@@ -261,3 +267,52 @@ def test_evidence_every_service_shows_weighs_less_than_evidence_that_singles_one
     assert rank([*crowd, rare], set(), services=services)[0].service == "payments"
     small = [found("a", "own time of GET /", 8.0), found("b", "error spans", 6.0)]
     assert rank(small, set(), services=["a", "b"])[0].service == "a"
+
+
+def test_a_small_deviation_is_listed_after_the_evidence_and_nothing_that_did_not_move() -> None:
+    """Metrics only (no logs, no traces): the service with evidence first, then one whose
+    error ratio moved only a little, marked weak; a service that did not move is not listed."""
+    rng = np.random.default_rng(11)  # its own draws: the same data however the tests run
+    rows = (
+        series("loud", "error_ratio", 0.01, jump=0.3, rng=rng)
+        + series("faint", "cpu_cores", 0.5, jump=0.06, rng=rng)  # about 2.4 robust deviations
+        + series("calm", "cpu_cores", 0.5, rng=rng)
+    )
+    result = analyse(Telemetry(metrics=metric_frame(rows), signals=SIGNALS), WINDOWS)
+    assert [(s.service, s.weak) for s in result.suspects] == [("loud", False), ("faint", True)]
+    faint = result.suspects[1]
+    assert 0.0 < faint.confidence < result.suspects[0].confidence
+    assert faint.reason.startswith("only a small deviation, below every threshold")
+
+
+def test_evidence_this_systems_history_also_shows_counts_for_less() -> None:
+    """Calibration: a score the fault-free windows also reached counts for less, by how often
+    they reached it; a score they never reached keeps its producer's value."""
+    from correlator.analysis.calibrate import Calibration, Null, calibrated, prior
+    from correlator.analysis.findings import z_of_p
+
+    history = Null(np.sort(np.array([0.0] * 36 + [4.0, 5.0, 6.0, 7.0])))
+    loud, rare = _finding("a", 5.0, 1), _finding("b", 9.0, 1)
+    calibrated({"metrics": [loud, rare]}, Calibration({"metrics": history}))
+    assert loud.p == pytest.approx((3 + prior(5.0)) / 41)
+    assert loud.raw_score == 5.0
+    assert loud.score == pytest.approx(5.0 * z_of_p(loud.p) / z_of_p(prior(5.0)))
+    assert loud.score < 0.6 * 5.0
+    assert rare.p == pytest.approx(prior(9.0) / 41) and rare.score == rare.raw_score == 9.0
+    # Without any history, a producer's own scale is all there is.
+    alone = _finding("c", 5.0, 1)
+    calibrated({"spans": [alone]}, Calibration())
+    assert alone.p == pytest.approx(prior(5.0)) and alone.score == 5.0
+
+
+def test_null_windows_are_shaped_like_the_incident_and_end_before_it() -> None:
+    from correlator.analysis.calibrate import null_windows
+
+    rows = metric_frame(series("a", "cpu_cores", 0.5))
+    nulls = null_windows(rows["time"], WINDOWS)
+    length = WINDOWS.incident_end - WINDOWS.incident_start
+    assert len(nulls) == 1  # an hour of baseline holds one 20-minute window in its second half
+    assert all(w.incident_end - w.incident_start == length for w in nulls)
+    assert all(w.incident_end < WINDOWS.incident_start for w in nulls)
+    assert all(w.baseline_end == w.incident_start for w in nulls)
+    assert null_windows(rows["time"][:1], WINDOWS) == []  # nothing to split
