@@ -1,5 +1,5 @@
-"""The command line: `correlator serve | config | validate | provision | analyze | bench | demo |
-crd | version`."""
+"""The command line: `correlator serve | config | validate | provision | analyze | bench |
+export-incidents | demo | crd | version`."""
 
 from __future__ import annotations
 
@@ -85,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser(
         "analyze", help="rank the likely causes of an incident bundle, offline"
     )
-    analyze.add_argument("bundle", type=Path, help="an incident bundle directory")
+    analyze.add_argument(
+        "bundle",
+        type=Path,
+        help="an incident bundle directory, or its .tar.gz (GET /api/v1/incidents/ID/bundle)",
+    )
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
 
     bench = commands.add_parser("bench", help="benchmarks")
@@ -93,8 +97,37 @@ def _parser() -> argparse.ArgumentParser:
     rca = bench_kinds.add_parser(
         "rca", help="root-cause accuracy (AC@k, Avg@5) on a dataset in the Nezha layout"
     )
-    rca.add_argument("dataset", type=Path, help="directory holding rca_data/ (and construct_data/)")
+    rca.add_argument(
+        "dataset",
+        type=Path,
+        nargs="?",
+        help="directory holding rca_data/ (and construct_data/); not with --incidents",
+    )
     rca.add_argument("--json", action="store_true", help="print the results as JSON")
+    rca.add_argument(
+        "--incidents",
+        action="store_true",
+        help="replay the stored incidents with a confirmed cause (database of --config)",
+    )
+    rca.add_argument("--config", type=Path, help="YAML configuration file (--incidents)")
+    rca.add_argument(
+        "--against", type=Path, help="a second configuration file to compare (--incidents)"
+    )
+    rca.add_argument("--since", help="causes confirmed since (RFC 3339 or e.g. 30d, 12h)")
+    rca.add_argument("--app", help="one app (namespace/name, as the incident page names it)")
+
+    export = commands.add_parser(
+        "export-incidents", help="write the stored incidents with a confirmed cause as bundles"
+    )
+    export.add_argument("directory", type=Path, help="where to write incident-ID/ directories")
+    export.add_argument("--config", type=Path, help="YAML configuration file")
+    export.add_argument(
+        "--anonymise",
+        action="store_true",
+        help="replace label values (services, alert labels) by salted digests",
+    )
+    export.add_argument("--since", help="causes confirmed since (RFC 3339 or e.g. 30d, 12h)")
+    export.add_argument("--app", help="one app (namespace/name)")
 
     demo = commands.add_parser(
         "demo", help="run a packaged incident end to end on the embedded defaults"
@@ -176,6 +209,80 @@ def _bench_rca(dataset: Path, *, as_json: bool) -> int:
     return 0
 
 
+def _since(text: str | None) -> Any:
+    """--since as an aware datetime: RFC 3339, or an age such as 30d or 12h."""
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since: {text!r} is neither RFC 3339 nor an age like 30d") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"--since: {text!r} has no time zone")
+    return moment
+
+
+def _bench_incidents(args: argparse.Namespace) -> int:
+    from correlator.rca import incidents
+
+    settings = load_settings(args.config)
+    against = load_settings(args.against) if args.against else None
+    since = _since(args.since)
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(
+            incidents.evaluate(
+                settings,
+                since=since,
+                app=args.app,
+                against=against,
+                names=("replayed", args.against.stem if args.against else "against"),
+            )
+        )
+    except StoreUnavailable as exc:
+        print(f"correlator: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(incidents.table(result)))
+    return 0
+
+
+def _export_incidents(args: argparse.Namespace) -> int:
+    from correlator.rca import incidents
+
+    settings = load_settings(args.config)
+    try:
+        written, problems = asyncio.run(
+            incidents.export(
+                settings,
+                args.directory,
+                anonymise=args.anonymise,
+                since=_since(args.since),
+                app=args.app,
+            )
+        )
+    except StoreUnavailable as exc:
+        print(f"correlator: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        print(f"correlator: {exc.filename or args.directory}: {exc.strerror}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    for problem in problems:
+        print(f"correlator: not exported: {problem}", file=sys.stderr)
+    print(f"{len(written)} incident(s) written to {args.directory}", file=sys.stderr)
+    return 0
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     server = {
         name: value
@@ -207,8 +314,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "analyze":
             return _analyze(args.bundle, as_json=args.json)
+        if args.command == "bench" and args.incidents:
+            return _bench_incidents(args)
         if args.command == "bench":
+            if args.dataset is None:
+                print("correlator: bench rca needs a dataset, or --incidents", file=sys.stderr)
+                return EXIT_USAGE
             return _bench_rca(args.dataset, as_json=args.json)
+        if args.command == "export-incidents":
+            return _export_incidents(args)
         if args.command == "demo":
             from correlator.demo import PortInUse, run
 

@@ -140,5 +140,27 @@ class Metrics:
             "/readyz probe and /metrics scrape), 0 when it did not.",
             registry=r,
         )
+        self.kept_inputs = Counter(
+            "correlator_kept_inputs",
+            "Analyses whose inputs were packed as an incident bundle, by outcome: kept, "
+            "over_cap (larger than correlation.keep_inputs.max_bytes: not kept) or failed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.kept_input_bytes = Histogram(
+            "correlator_kept_input_bytes",
+            "Size of each kept incident bundle (tar.gz).",
+            buckets=(2**14, 2**16, 2**18, 2**20, 2**22, 2**24, 2**26),
+            registry=r,
+        )
+        self.rca_confirmed = Counter(
+            "correlator_rca_confirmed",
+            "Causes confirmed by responders (new or changed answers), by where the confirmed "
+            "service stood in the report: rank1, top3 or missed.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("rank1", "top3", "missed"):
+            self.rca_confirmed.labels(outcome)
         self.build_info = Info("correlator_build", "The running build.", registry=r)
         self.build_info.info({"version": __version__, "python_version": platform.python_version()})

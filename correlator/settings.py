@@ -403,6 +403,33 @@ class SignalSettings(_Group):
         return self
 
 
+InputKind = Literal["metrics", "logs", "traces"]
+INPUT_KINDS: tuple[InputKind, ...] = ("metrics", "logs", "traces")
+
+
+class KeepInputsSettings(_Group):
+    """What each analysis keeps of its inputs, so it can be replayed (docs/concepts/replay.md)."""
+
+    enabled: bool = Field(
+        True, description="Keep each analysis's telemetry as a compressed incident bundle."
+    )
+    kinds: list[InputKind] = Field(
+        default_factory=lambda: list(INPUT_KINDS),
+        description="Which telemetry is kept (logs may hold personal data: leave them out).",
+    )
+    max_bytes: int = Field(
+        20 * 2**20, gt=0, description="A bundle larger than this, compressed, is not kept."
+    )
+    retention_days: float = Field(
+        30.0, ge=0, description="Bundles older than this are deleted hourly (0: never)."
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, kinds: list[InputKind]) -> list[InputKind]:
+        return sorted(set(kinds), key=INPUT_KINDS.index)
+
+
 class CorrelationSettings(_Group):
     """The correlation of an alert group with metrics, logs and traces."""
 
@@ -462,6 +489,12 @@ class CorrelationSettings(_Group):
     )
     trace_link: str = Field(
         "{jaeger}/trace/{trace_id}", description="Link of a trace: {jaeger}, {trace_id}."
+    )
+    keep_inputs: KeepInputsSettings = Field(
+        default_factory=KeepInputsSettings,
+        description="Each analysis's inputs kept for replay: {enabled, kinds (metrics, logs, "
+        "traces), max_bytes (compressed, per bundle), retention_days} (YAML; JSON in the "
+        "environment).",
     )
 
 
@@ -838,4 +871,6 @@ def _default_text(field: FieldInfo) -> str:
         return "unset"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
+    if isinstance(default, BaseModel):  # a nested group: as the environment takes it (JSON)
+        return f"`{default.model_dump_json()}`"
     return f"`{default}`"

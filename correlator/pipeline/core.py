@@ -44,6 +44,7 @@ from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
+from correlator.pipeline.keep import InputKeeper
 from correlator.pipeline.report import build_report, evidence_series, failed_report
 from correlator.pipeline.sharing import Shared
 from correlator.pipeline.sources import (
@@ -58,7 +59,7 @@ from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
 from correlator.sinks.deliver import Notifier
 from correlator.store import Store, WorkItem
-from correlator.tenancy import alert_namespace
+from correlator.tenancy import alert_namespace, app_of_alerts
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -124,6 +125,12 @@ class Pipeline:
         self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
         c = settings.correlation
+        # Each analysis's inputs, kept for replay (correlation.keep_inputs), off the report's path.
+        self._keeper = (
+            InputKeeper(c.keep_inputs, store, self._analysis, metrics)
+            if store is not None and c.keep_inputs.enabled
+            else None
+        )
         configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
         self.signals = configured or tuple(signals)
         self.labels = labels
@@ -146,6 +153,8 @@ class Pipeline:
         )
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            await self._keeper.close()
         for backend in (self.prometheus, self.loki, self.jaeger):
             if backend is not None:
                 await backend.close()
@@ -206,7 +215,7 @@ class Pipeline:
         replica, else a report another replica stored."""
         question = question or self.question(incident)
         (body, analysed), waited = await self._shared.get(
-            question.digest, lambda: self._answer(question, incident.id, now)
+            question.digest, lambda: self._answer(question, incident, now)
         )
         if self.metrics is not None:
             how = "analysed" if analysed and not waited else "shared"
@@ -221,7 +230,7 @@ class Pipeline:
         return {**body, "incident_id": incident.id, "notes": notes}
 
     async def _answer(
-        self, question: Question, incident_id: int, now: datetime
+        self, question: Question, incident: IncidentDetail, now: datetime
     ) -> tuple[dict[str, Any], bool]:
         """The report answering `question`, and whether it was analysed for it (False: a
         report another replica stored)."""
@@ -237,18 +246,19 @@ class Pipeline:
             if stored is not None and "analysed_for" in stored:
                 return stored, False
         body = await self._correlate(
-            incident_id, list(question.services), list(question.namespaces), question.onset, now
+            incident, list(question.services), list(question.namespaces), question.onset, now
         )
         return body, True
 
     async def _correlate(
         self,
-        incident_id: int,
+        incident: IncidentDetail,
         alert_services: list[str],
         namespaces: list[str],
         onset: datetime,
         now: datetime,
     ) -> dict[str, Any]:
+        incident_id = incident.id
         started = time.perf_counter()
         # The windows end on the step grid (as Grafana and Prometheus' query frontends align
         # queries): correlations within one step ask the backends the same questions, which
@@ -268,6 +278,17 @@ class Pipeline:
             fetch.miss("analysis", "ranked causes", str(exc))
             analysis = Analysis(windows, [], services, notes=[str(exc)])
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
+        app, team = self._app_of(incident, alert_services, namespaces)
+        if self._keeper is not None:
+            self._keeper.keep(
+                incident,
+                telemetry,
+                windows,
+                analysed_at=now,
+                app=app,
+                team=team,
+                policy=self.policy,
+            )
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         body = build_report(
             self.settings,
@@ -280,7 +301,29 @@ class Pipeline:
         )
         body["series"] = evidence_series(analysis, telemetry.metrics)
         body["analysed_for"] = incident_id  # the incident this analysis ran for
+        body["app"] = {"name": app, "team": team}
+        if self._keeper is not None:
+            body["inputs"] = {"kinds": list(self.settings.correlation.keep_inputs.kinds)}
         return body
+
+    def _app_of(
+        self, incident: IncidentDetail, alert_services: list[str], namespaces: list[str]
+    ) -> tuple[str | None, str | None]:
+        """The app the incident is about (its WebApplication, else the first alerting service
+        in its namespace) and the app's team: what accuracy is told per."""
+        alerts = [{**a.labels, **incident.common_labels} for a in incident.alerts]
+        app = app_of_alerts(
+            alerts or [incident.common_labels],
+            self.catalogue.apps(),
+            self.scope_rules,
+            self.settings.tenancy,
+        )
+        if app is not None:
+            return app.key, app.spec.team
+        if not alert_services:
+            return None, None
+        where = f"{namespaces[0]}/" if namespaces else ""
+        return f"{where}{alert_services[0]}", None
 
     def _log_query(self, target: Target | None, service: str) -> str:
         if target is not None and target.log_selector:

@@ -10,17 +10,24 @@
                      "line": "..."}; the service is the `app` or `service` label
       traces.json    OTLP JSON ({"resourceSpans": [...]}, as Jaeger api_v3 answers) or Jaeger
                      JSON ({"data": [...]}, as the v1 API answers)
+      replicas.om    optional: per-replica series, as metrics.om with an `instance` label
       bundle.json    optional: {"now": RFC 3339 (when the analysis runs; default: the last
-                     sample), "signals": {"name": {"unit": "...", "worse_when": "higher"}}}
+                     sample), "signals": {"name": {"unit": "...", "worse_when": "higher",
+                     "query": "...", "floor": 0.0}}, "windows": {"baseline_start", …, "onset"}
+                     (the windows a live analysis used; default: derived from the alert and
+                     now), "edges": [["caller", "callee"], …]}
       truth.json     optional: {"service": "...", "fault": "..."} for scoring
 
 Every file but alert.json is optional; a malformed one is a BundleError naming file and line.
+The same files in a tar.gz (as `GET /api/v1/incidents/{id}/bundle` serves them) load as well:
+correlator/rca/bundle_write.py writes both.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +39,10 @@ from pydantic import ValidationError
 
 from correlator.analysis.scope import candidate_names
 from correlator.analysis.telemetry import (
+    REPLICA_COLUMNS,
     SignalMeta,
     Telemetry,
+    empty,
     log_frame,
     metric_frame,
     span_frame,
@@ -42,6 +51,7 @@ from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 from correlator.backends.http import BackendGarbage
 from correlator.backends.jaeger import parse_otlp, parse_v1
 from correlator.models.alerts import AlertStatus, WebhookPayload
+from correlator.rca.bundle_write import ArchiveError, unpack
 from correlator.signals import DEFAULT_SIGNALS
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -97,22 +107,40 @@ def _service(labels: dict[str, str]) -> str:
     return names[0] if names else ""
 
 
-def _metrics(path: Path) -> pd.DataFrame:
+def _samples(path: Path) -> list[tuple[datetime, dict[str, str], str, float]]:
     rows = []
     try:
         for family in text_string_to_metric_families(_read(path)):  # type: ignore[no-untyped-call]
             for sample in family.samples:
                 if sample.timestamp is None:
                     raise BundleError(f"{path.name}: sample {sample.name} has no timestamp")
-                if not math.isfinite(sample.value):
+                if math.isnan(sample.value):  # an infinity is a value a query can answer
                     continue
                 moment = datetime.fromtimestamp(float(sample.timestamp), UTC)
-                rows.append((moment, _service(dict(sample.labels)), family.name, sample.value))
+                rows.append((moment, dict(sample.labels), family.name, sample.value))
     except BundleError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise BundleError(f"{path.name}: not OpenMetrics text: {exc}") from None
-    return metric_frame(rows)
+    return rows
+
+
+def _metrics(path: Path) -> pd.DataFrame:
+    return metric_frame(
+        (moment, _service(labels), name, value) for moment, labels, name, value in _samples(path)
+    )
+
+
+def _replicas(path: Path) -> pd.DataFrame:
+    rows = [
+        (moment, _service(labels), labels.get("instance", ""), name, value)
+        for moment, labels, name, value in _samples(path)
+    ]
+    frame = pd.DataFrame(rows, columns=list(REPLICA_COLUMNS))
+    if frame.empty:
+        return empty(REPLICA_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[ns, UTC]")
+    return frame
 
 
 def _logs(path: Path) -> pd.DataFrame:
@@ -166,6 +194,9 @@ def _spans(path: Path) -> pd.DataFrame:
 
 
 def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: B008
+    """The bundle in directory `path`, or in the tar.gz file `path`."""
+    if path.is_file():
+        return _load_archive(path, policy)
     if not path.is_dir():
         raise BundleError(f"{path}: not a directory")
     if not (path / "alert.json").exists():
@@ -187,10 +218,21 @@ def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: 
             "either",
         }:
             raise BundleError(f"bundle.json: signals.{name}: worse_when is higher|lower|either")
-        signals[str(name)] = SignalMeta(str(spec.get("unit", "")), spec.get("worse_when", "higher"))
-    telemetry = Telemetry(signals=signals)
+        try:
+            floor = float(spec.get("floor", 0.0))
+        except (TypeError, ValueError):
+            raise BundleError(f"bundle.json: signals.{name}: floor is a number") from None
+        signals[str(name)] = SignalMeta(
+            str(spec.get("unit", "")),
+            spec.get("worse_when", "higher"),
+            str(spec.get("query", "")),
+            floor,
+        )
+    telemetry = Telemetry(signals=signals, edges=_edges(meta.get("edges") or []))
     if (path / "metrics.om").exists():
         telemetry.metrics = _metrics(path / "metrics.om")
+    if (path / "replicas.om").exists():
+        telemetry.replicas = _replicas(path / "replicas.om")
     if (path / "logs.jsonl").exists():
         telemetry.logs = _logs(path / "logs.jsonl")
     if (path / "traces.json").exists():
@@ -205,4 +247,39 @@ def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: 
         known = [e.to_pydatetime() for e in ends if pd.notna(e)]
         now = max(known) if known else onset
     truth = _json(path / "truth.json") if (path / "truth.json").exists() else None
-    return Bundle(path, alert, telemetry, incident_windows(onset, now, policy), truth)
+    if isinstance(meta.get("windows"), dict):
+        windows = _windows(meta["windows"])
+    else:
+        windows = incident_windows(onset, now, policy)
+    return Bundle(path, alert, telemetry, windows, truth)
+
+
+def _windows(stored: dict[str, Any]) -> Windows:
+    """The windows a live analysis used, as bundle.json keeps them."""
+    names = ("baseline_start", "baseline_end", "incident_start", "incident_end", "onset")
+    moments = {n: _time(stored.get(n), f"bundle.json: windows.{n}") for n in names}
+    return Windows(**moments)
+
+
+def _edges(stored: Any) -> set[tuple[str, str]]:
+    if not isinstance(stored, list) or not all(
+        isinstance(e, list) and len(e) == 2 and all(isinstance(s, str) for s in e) for e in stored
+    ):
+        raise BundleError('bundle.json: edges is a list of ["caller", "callee"]')
+    return {(caller, callee) for caller, callee in stored}
+
+
+def _load_archive(path: Path, policy: WindowPolicy) -> Bundle:
+    """A bundle packed as a tar.gz (what the API serves): unpacked to a temporary directory."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise BundleError(f"{path.name}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+    try:
+        files = unpack(path.read_bytes(), max_file_bytes=MAX_FILE_BYTES)
+    except ArchiveError as exc:
+        raise BundleError(f"{path.name}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="correlator-bundle-") as directory:
+        for name, content in files.items():
+            (Path(directory) / name).write_bytes(content)
+        bundle = load(Path(directory), policy)
+    bundle.path = path
+    return bundle

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -212,4 +213,42 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("incident_id", "sink"),
     Index(None, "state", "available_at"),
+)
+
+# The inputs of an incident's latest analysis (correlation.keep_inputs), as the tar.gz of an
+# incident bundle: `state` is "kept", or "over_cap" (no body: larger than max_bytes). `app` and
+# `team` are what the analysis was for, so accuracy can be told per app and team.
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("kinds", JSONText, nullable=False),
+    Column("app", Text, nullable=True),
+    Column("team", Text, nullable=True),
+    Column("analysed_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
+)
+
+# What a responder said the cause was: a service (`service`, its `rank` in the report then and
+# the `outcome` that makes: rank1, top3 or missed) and/or free text; who said it (`answered_by`
+# as given, `principal` as authenticated) and when. A later answer replaces an earlier one.
+causes = Table(
+    "causes",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("service", Text, nullable=True),
+    Column("text", Text, nullable=True),
+    Column("answered_by", Text, nullable=True),
+    Column("principal", Text, nullable=True),
+    Column("rank", Integer, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("app", Text, nullable=True),
+    Column("team", Text, nullable=True),
+    Column("answered_at", UTCDateTime, nullable=False),
+    Index(None, "app", "answered_at"),
+    Index(None, "answered_at"),
 )

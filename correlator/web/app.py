@@ -25,6 +25,7 @@ from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.openapi import openapi
 from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
+from correlator.web.replay import replay
 from correlator.web.routes import rejections_middleware, routes
 from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, SETTINGS, STORE
 from correlator.worker import Worker, WorkHandler
@@ -83,6 +84,7 @@ def create_app(
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app.add_routes(routes)
     app.add_routes(pages)
+    app.add_routes(replay)
     app.add_routes(openapi)
     app.cleanup_ctx.append(_lifecycle(store, handler))
     return app
@@ -147,8 +149,14 @@ def _lifecycle(given_store: Store | None, given_handler: WorkHandler | None) -> 
         tasks += [loops.start(f"deliverer-{n}", d.run()) for n, d in enumerate(deliverers)]
         workers += deliverers
         background: list[asyncio.Task[None]] = []  # loops with nothing to finish: cancelled
-        if settings.database.retention_days > 0:
-            pruner = Pruner(store, retention_days=settings.database.retention_days)
+        keep = settings.correlation.keep_inputs
+        if settings.database.retention_days > 0 or keep.retention_days > 0:
+            # On every replica (not the leader only): a replica alone still keeps to retention.
+            pruner = Pruner(
+                store,
+                retention_days=settings.database.retention_days,
+                inputs_retention_days=keep.retention_days,
+            )
             background.append(loops.start("retention", pruner.run()))
         if settings.provisioning.source_dir is not None or settings.kubernetes.discovery:
             from correlator.provisioning.service import Provisioner

@@ -25,6 +25,8 @@ from correlator.web.problems import problem_response
 PROTECTED_PREFIXES = ("/api/", "/incidents")
 INTAKE_PATH = "/api/v1/alerts"
 REALM = "correlator"
+# Who the request authenticated as (the basic user, or which token), for what it records.
+PRINCIPAL = web.RequestKey("principal", str)
 
 
 def _digest(value: str | bytes) -> bytes:
@@ -60,25 +62,31 @@ class Authenticator:
 
     def accepts(self, authorization: str | None, *, intake: bool = True) -> bool:
         """Whether `authorization` may write alerts (`intake`) or read (not `intake`)."""
+        return self.principal(authorization, intake=intake) is not None
+
+    def principal(self, authorization: str | None, *, intake: bool = True) -> str | None:
+        """Who `authorization` authenticates (the basic user name, "bearer token" or "read
+        token"), None when it may not write alerts (`intake`) or read (not `intake`)."""
         if not authorization:
-            return False
+            return None
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         credentials = credentials.strip()
         if not intake and self._read is not None:
-            return scheme == "bearer" and _equal(credentials, self._read)
+            ok = scheme == "bearer" and _equal(credentials, self._read)
+            return "read token" if ok else None
         if scheme == "bearer" and self._bearer is not None:
-            return _equal(credentials, self._bearer)
+            return "bearer token" if _equal(credentials, self._bearer) else None
         if scheme == "basic" and self._basic_user is not None and self._basic_password is not None:
             try:
                 decoded = base64.b64decode(credentials, validate=True)
             except (binascii.Error, ValueError):
-                return False
+                return None
             user, separator, password = decoded.partition(b":")
             user_ok = _equal(user, self._basic_user)
             password_ok = _equal(password, self._basic_password)
-            return bool(separator) and user_ok and password_ok
-        return False
+            return self._basic_user if separator and user_ok and password_ok else None
+        return None
 
 
 def auth_middleware(authenticator: Authenticator) -> Any:
@@ -87,7 +95,10 @@ def auth_middleware(authenticator: Authenticator) -> Any:
         if authenticator.enabled and request.path.startswith(PROTECTED_PREFIXES):
             header = request.headers.get("Authorization")
             intake = request.path.rstrip("/") == INTAKE_PATH and request.method in ("POST", "PUT")
-            if not authenticator.accepts(header, intake=intake):
+            principal = authenticator.principal(header, intake=intake)
+            if principal is not None:
+                request[PRINCIPAL] = principal
+            else:
                 schemes = " or ".join(c.split()[0] for c in authenticator.challenges)
                 reason = (
                     "missing credentials" if header is None else "the credentials are not valid"

@@ -28,7 +28,8 @@ def _problems(*statuses: int) -> dict[str, Any]:
     meaning = {
         400: "Malformed request (bad JSON, parameter, cursor, id or encoding).",
         401: "Missing or wrong credential.",
-        404: "No such incident.",
+        403: "A form posted from another site.",
+        404: "No such incident (or nothing of the kind for it).",
         413: "Body over server.max_body_bytes.",
         415: "Content-Type is not application/json.",
         422: "Not a webhook payload this service accepts, or data the store refuses.",
@@ -132,6 +133,47 @@ def description() -> dict[str, Any]:
             "errors": {"type": "array", "items": {"type": "object"}},
         },
     }
+    components["CauseAnswer"] = {
+        "type": "object",
+        "description": "What the cause was: a service (in scope or not), free text, or both; "
+        "who says so (the authenticated principal is kept as well). Control characters are "
+        "refused (newlines allowed in text).",
+        "additionalProperties": False,
+        "anyOf": [{"required": ["service"]}, {"required": ["text"]}],
+        "properties": {
+            "service": {"type": ["string", "null"], "minLength": 1, "maxLength": 253},
+            "text": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000},
+            "by": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+        },
+    }
+    components["Cause"] = {
+        "type": "object",
+        "required": ["cause"],
+        "properties": {
+            "cause": {
+                "type": "object",
+                "properties": {
+                    "incident_id": {"type": "integer"},
+                    "service": {"type": ["string", "null"]},
+                    "text": {"type": ["string", "null"]},
+                    "by": {"type": ["string", "null"]},
+                    "principal": {"type": ["string", "null"]},
+                    "rank": {
+                        "type": ["integer", "null"],
+                        "description": "The service's rank in the report when confirmed.",
+                    },
+                    "outcome": {"enum": ["rank1", "top3", "missed"]},
+                    "app": {"type": ["string", "null"]},
+                    "team": {"type": ["string", "null"]},
+                    "answered_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "changed": {
+                "type": "boolean",
+                "description": "False when the same answer was already stored (idempotent).",
+            },
+        },
+    }
     components["Stored"] = {
         "type": "object",
         "required": ["status", "incident_id"],
@@ -195,6 +237,50 @@ def description() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/incidents/{incident_id}/bundle": {
+                "get": {
+                    "operationId": "getBundle",
+                    "summary": "The inputs of the incident's analysis as an incident bundle "
+                    "(tar.gz), for `correlator analyze`",
+                    "security": auth,
+                    "parameters": [_id_parameter()],
+                    "responses": {
+                        "200": {"description": "tar.gz.", "content": {"application/gzip": {}}},
+                        **_problems(400, 401, 404, 503),
+                    },
+                }
+            },
+            "/api/v1/incidents/{incident_id}/cause": {
+                "get": {
+                    "operationId": "getCause",
+                    "summary": "The cause confirmed for the incident",
+                    "security": auth,
+                    "parameters": [_id_parameter()],
+                    "responses": {
+                        "200": _json("Cause", "The confirmed cause."),
+                        **_problems(400, 401, 404, 503),
+                    },
+                },
+                "post": {
+                    "operationId": "confirmCause",
+                    "summary": "Say what the cause was (idempotent; a later answer replaces "
+                    "an earlier one)",
+                    "security": auth,
+                    "parameters": [_id_parameter()],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CauseAnswer"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("Cause", "Stored (or already so)."),
+                        **_problems(400, 401, 404, 413, 415, 422, 503),
+                    },
+                },
+            },
             "/incidents": {
                 "get": {
                     "operationId": "incidentsPage",
@@ -211,6 +297,26 @@ def description() -> dict[str, Any]:
                     "security": auth,
                     "parameters": [_id_parameter()],
                     "responses": {"200": html, **_problems(400, 401, 404, 503)},
+                }
+            },
+            "/incidents/{incident_id}/cause": {
+                "post": {
+                    "operationId": "confirmCauseForm",
+                    "summary": "The incident page's form: what the cause was",
+                    "security": auth,
+                    "parameters": [_id_parameter()],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/x-www-form-urlencoded": {
+                                "schema": {"$ref": "#/components/schemas/CauseAnswer"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "303": {"description": "Stored: back to the incident page."},
+                        **_problems(400, 401, 403, 404, 413, 415, 422, 503),
+                    },
                 }
             },
             "/healthz": {

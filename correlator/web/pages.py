@@ -16,9 +16,11 @@ from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
 from correlator.sinks.links import kiali_graph
 from correlator.sinks.message import duration_text, silence_url
+from correlator.store.replay import recent_outcomes
 from correlator.web.explain import analysed_for, confidence, timeline
 from correlator.web.graphs import render_png
 from correlator.web.problems import Problem
+from correlator.web.replay import cause_of
 from correlator.web.routes import (
     ID_MAX,
     _incident_filter,
@@ -33,13 +35,17 @@ templates = Environment(
     loader=PackageLoader("correlator.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
-# A page that shows alert content must never run script or be framed elsewhere.
+# A page that shows alert content must never run script or be framed elsewhere. Its forms post
+# to this site only; `same-origin` keeps the referrer (and a form's Origin) within the site, which
+# the forms' cross-site check reads (web/replay.py), and from every link to elsewhere.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
+# "Right at rank 1 on N of the last M confirmed incidents of this app": M at most this.
+ACCURACY_OF_LAST = 20
 
 
 def _html(name: str, **context: Any) -> web.Response:
@@ -71,6 +77,14 @@ async def incident_page(request: web.Request) -> web.Response:
     if incident.status == AlertStatus.RESOLVED and incident.resolved_at is not None:
         duration = duration_text((incident.resolved_at - incident.started_at).total_seconds())
     annotations = incident.common_annotations
+    cause = await cause_of(request, incident.id)
+    app = ((report or {}).get("app") or {}).get("name")
+    outcomes: list[str] = []
+    if isinstance(app, str):
+        try:
+            outcomes = await request.app[STORE].read(recent_outcomes, app, ACCURACY_OF_LAST)
+        except StoreUnavailable as exc:
+            raise Problem(503, f"the store is unavailable: {exc}") from None
     return _html(
         "incident.html",
         incident=incident,
@@ -85,6 +99,10 @@ async def incident_page(request: web.Request) -> web.Response:
         confidence=confidence,
         analysed=analysed_for(incident),
         timeline=timeline(incident),
+        cause=cause,
+        app=app,
+        accuracy={"right": outcomes.count("rank1"), "of": len(outcomes)} if outcomes else None,
+        in_scope=((report or {}).get("scope") or {}).get("services") or [],
     )
 
 

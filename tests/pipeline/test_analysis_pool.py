@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from correlator.analysis.report import analyse
+from correlator.models.incidents import IncidentDetail
 from correlator.pipeline import Pipeline
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.rca.bundle import load
@@ -93,7 +94,10 @@ async def test_a_correlation_whose_analysis_is_too_slow_reports_without_a_rankin
     pipeline = Pipeline(settings)
     now = datetime.now(UTC).replace(microsecond=0)
     try:
-        body = await pipeline._correlate(7, ["api"], ["shop"], now - timedelta(minutes=5), now)
+        incident = IncidentDetail.model_construct(id=7, alerts=[], common_labels={})
+        body = await pipeline._correlate(
+            incident, ["api"], ["shop"], now - timedelta(minutes=5), now
+        )
     finally:
         await pipeline.close()
     (missing,) = [m for m in body["missing"] if m["backend"] == "analysis"]
