@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from correlator.analysis.report import analyse  # noqa: E402
+from correlator.analysis.report import Options, analyse  # noqa: E402
 from correlator.analysis.windows import incident_windows  # noqa: E402
 from correlator.pipeline import Pipeline  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402
@@ -135,6 +135,9 @@ async def measure(args: argparse.Namespace) -> None:
                 analysed = time.perf_counter()
                 result = analyse(telemetry, windows)
                 end = time.perf_counter()
+                # The same analysis without calibration (its null windows): what it costs.
+                analyse(telemetry, windows, Options(calibrate=False))
+                uncalibrated = (time.perf_counter() - end) * 1e3
                 t = fetch.timings_ms
                 slowest = max(v for k, v in t.items() if k.startswith("slowest_query_"))
                 waited = t["graph"] + max(t["metrics"], t["logs"], t["traces"])
@@ -151,6 +154,7 @@ async def measure(args: argparse.Namespace) -> None:
                         "waited": waited,
                         "own": total - waited,
                         "analysis": (end - analysed) * 1e3,
+                        "uncalibrated": uncalibrated,
                         "services": len(services),
                         "first": result.ranking()[0] if result.suspects else "-",
                         "missing": len(fetch.missing),
@@ -164,7 +168,7 @@ async def measure(args: argparse.Namespace) -> None:
             child.terminate()
     med = {
         k: statistics.median(r[k] for r in rows)
-        for k in ("total", "slowest", "waited", "own", "analysis")
+        for k in ("total", "slowest", "waited", "own", "analysis", "uncalibrated")
     }
     last = rows[-1]
     print(
@@ -179,6 +183,7 @@ async def measure(args: argparse.Namespace) -> None:
         ("waiting on backends", "waited"),
         ("pipeline's own overhead", "own"),
         ("  of which analysis", "analysis"),
+        ("  (analysis without calibration)", "uncalibrated"),
         ("total, work item to report", "total"),
     ):
         print(f"{label:<34} {med[key]:>8.1f} {med[key] / med['slowest']:>15.2f}x")
