@@ -314,7 +314,10 @@ def description() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "303": {"description": "Stored: back to the incident page."},
+                        "303": {
+                            "description": "Stored: back to the incident page.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
                         **_problems(400, 401, 403, 404, 413, 415, 422, 503),
                     },
                 }

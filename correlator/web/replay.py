@@ -266,4 +266,5 @@ async def post_cause_form(request: web.Request) -> web.Response:
     answer = _answer({k: v for k, v in fields.items() if v.strip()})
     incident = await incident_of(request)
     await _record(request, incident, answer)
-    raise web.HTTPSeeOther(f"/incidents/{incident.id}#cause")
+    location = f"/incidents/{incident.id}#cause"
+    return web.Response(status=303, text=f"stored; see {location}", headers={"Location": location})

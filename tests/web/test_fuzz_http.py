@@ -48,6 +48,9 @@ PATHS = [
     "/api/v1/incidents",
     "/api/v1/incidents/{}",
     "/api/v1/incidents/{}/graphs/{}.png",
+    "/api/v1/incidents/{}/bundle",
+    "/api/v1/incidents/{}/cause",
+    "/incidents/{}/cause",
     "/api/v1/openapi.json",
     "/incidents",
     "/incidents/{}",
@@ -99,6 +102,11 @@ bodies = st.one_of(
             _json(VALID),
             _json(payload([alert("f\x00")], group_key="fuzz")),
             b'{"receiver": "\\ud800"}',
+            _json({"service": "checkout", "by": "ana"}),
+            _json({"service": "x\u0000y"}),
+            _json({"text": 5}),
+            b"service=checkout&text=%3Cscript%3E",
+            b"service=%FF",
         ]
     ),
     st.recursive(
@@ -114,7 +122,14 @@ headers = st.fixed_dictionaries(
     {},
     optional={
         "Content-Type": st.sampled_from(
-            ["application/json", "application/json; charset=latin-1", "text/plain", "", "a/b;"]
+            [
+                "application/json",
+                "application/json; charset=latin-1",
+                "application/x-www-form-urlencoded",
+                "text/plain",
+                "",
+                "a/b;",
+            ]
         ),
         "Content-Encoding": st.sampled_from(["gzip", "deflate", "br", "identity", "x"]),
         "Authorization": st.sampled_from(["Bearer x", "Basic !!", ""]),
