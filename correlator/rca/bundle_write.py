@@ -126,13 +126,17 @@ def _seconds(times: pd.Series) -> pd.Series:
     return (ns // 10**9).astype(str) + "." + (ns % 10**9).astype(str).str.zfill(9)
 
 
-def _openmetrics(frame: pd.DataFrame, labels: Iterable[str]) -> str:
-    """One `unknown` family per signal, in the order signals first appear (stable within)."""
+def _openmetrics(frame: pd.DataFrame, labels: list[str]) -> str:
+    """One `unknown` family per signal, in the order signals first appear; within it one
+    series after another (OpenMetrics keeps a series' samples together), each in the order
+    its samples came."""
     if frame.empty:
         return "# EOF\n"
     names = list(dict.fromkeys(frame["signal"]))
     order = {name: position for position, name in enumerate(names)}
-    frame = frame.iloc[frame["signal"].map(order).argsort(kind="stable")]
+    keys = frame[labels].astype(str).assign(_signal=frame["signal"].map(order))
+    keys = keys.reset_index(drop=True)  # positions: a frame's index may repeat
+    frame = frame.iloc[keys.sort_values(["_signal", *labels], kind="stable").index]
     text = pd.Series("{", index=frame.index)
     for position, label in enumerate(labels):
         escaped = frame[label].astype(str).map(_label)
