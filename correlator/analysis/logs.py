@@ -11,6 +11,7 @@ others a little, since a quiet service's rare INFO lines are not news.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -55,6 +56,9 @@ MAX_CLUSTERS = 1000
 OTHER_LINES = -1
 
 
+# Pure in the line, and each line is read again by the calibration's null windows: cached
+# (bounded, so a long-lived analysis process does not grow with every line it ever saw).
+@functools.lru_cache(maxsize=1 << 16)
 def normalise(line: str) -> tuple[str, bool]:
     """The message of a log line (unwrapping JSON), and whether it is error-level."""
     text = line.strip()
@@ -101,23 +105,22 @@ def covered_minutes(times: pd.Series, start: datetime, end: datetime) -> float:
     return _minutes(first, max(last, first + pd.Timedelta(minutes=1)))
 
 
-def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0) -> list[Finding]:
-    if logs.empty:
-        return []
-    t = logs["time"]
-    baseline = logs[(t >= windows.baseline_start) & (t < windows.baseline_end)]
-    incident = logs[(t >= windows.incident_start) & (t <= windows.incident_end)].sort_values("time")
-    if incident.empty:
-        return []
-    miner = _miner()
-    # Repeated messages are common: mine each distinct text once (a cluster keeps its id as
-    # its template generalises, so a cached id stays right).
-    known: dict[str, tuple[int, bool]] = {}
+class Templates:
+    """The templates mined so far: one miner and the cluster of each distinct line. Repeated
+    messages are common, so each distinct text is mined once (a cluster keeps its id as its
+    template generalises, so a cached id stays right). Shared by the runs of one analysis: the
+    calibration's null windows read lines the incident's run has mined already."""
 
-    def mine(line: str) -> tuple[int, bool]:
+    def __init__(self) -> None:
+        self.miner = _miner()
+        self.known: dict[str, tuple[int, bool]] = {}
+
+    def mine(self, line: str) -> tuple[int, bool]:
+        known = self.known
         if line not in known:
             text, is_error = normalise(line)
             text = text[:MAX_MINED_CHARS]
+            miner = self.miner
             if len(miner.drain.clusters) < MAX_CLUSTERS:
                 cluster = miner.add_log_message(text)["cluster_id"]
             else:
@@ -125,6 +128,24 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
                 cluster = matched.cluster_id if matched is not None else OTHER_LINES
             known[line] = (cluster, is_error)
         return known[line]
+
+
+def log_findings(
+    logs: pd.DataFrame,
+    windows: Windows,
+    *,
+    threshold: float = 3.0,
+    templates: Templates | None = None,
+) -> list[Finding]:
+    if logs.empty:
+        return []
+    t = logs["time"]
+    baseline = logs[(t >= windows.baseline_start) & (t < windows.baseline_end)]
+    incident = logs[(t >= windows.incident_start) & (t <= windows.incident_end)].sort_values("time")
+    if incident.empty:
+        return []
+    mined = templates if templates is not None else Templates()
+    miner, known, mine = mined.miner, mined.known, mined.mine
 
     base_counts: Counter[tuple[str, int]] = Counter()
     for service, line in zip(baseline["service"].tolist(), baseline["line"].tolist(), strict=True):
@@ -155,14 +176,14 @@ def log_findings(logs: pd.DataFrame, windows: Windows, *, threshold: float = 3.0
     )
     incident_minutes = _minutes(windows.incident_start, windows.incident_end)
     ratio = incident_minutes / baseline_minutes
-    templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
-    templates[OTHER_LINES] = f"(lines of more than {MAX_CLUSTERS} other templates)"
+    texts = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+    texts[OTHER_LINES] = f"(lines of more than {MAX_CLUSTERS} other templates)"
     findings = _error_rates(counts, errors, base_counts, known, ratio, incident_minutes, threshold)
     findings += _templates(
         counts,
         errors,
         base_counts,
-        templates,
+        texts,
         samples,
         traces,
         first,

@@ -32,7 +32,12 @@ def _groups(
     change = np.ones(len(frame), dtype=bool)
     change[1:] = np.any(codes[1:] != codes[:-1], axis=1)
     starts = np.flatnonzero(change)
-    values = frame[column].to_numpy()
+    column_values = frame[column]
+    if isinstance(column_values.dtype, pd.DatetimeTZDtype):
+        # UTC instants as datetime64 (an object array of Timestamps costs a conversion each).
+        values = column_values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    else:
+        values = column_values.to_numpy()
     return [tuple(codes[i]) for i in starts], np.split(values, starts[1:])
 
 
@@ -95,7 +100,7 @@ def metric_findings(
                 before=median,
                 after=after,
                 unit=meta.unit,
-                change_time=pd.Timestamp(times[start]),
+                change_time=pd.Timestamp(times[start], tz="UTC"),
                 detail=(
                     f"{signal} {verb} from {_fmt(median, meta.unit)} to {_fmt(after, meta.unit)}"
                 ),

@@ -16,6 +16,7 @@ and numbers masked.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -43,6 +44,9 @@ _MASKS = [(re.compile(pattern), f"<{name}>") for pattern, name in MASKS]
 NON_ERROR_WEIGHT = 0.5
 
 
+# Pure in the line, and each line is read again by the calibration's null windows: cached
+# (bounded, so a long-lived analysis process does not grow with every line it ever saw).
+@functools.lru_cache(maxsize=1 << 16)
 def event_of(line: str) -> tuple[str, bool]:
     """A log line → (its event, whether it is error-level)."""
     text, is_error = normalise(line)

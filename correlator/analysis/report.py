@@ -17,13 +17,13 @@ from correlator.analysis.calibrate import (
     services_between,
 )
 from correlator.analysis.findings import Finding
-from correlator.analysis.logs import log_findings
+from correlator.analysis.logs import Templates, log_findings
 from correlator.analysis.metrics import metric_findings
 from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.replicas import replica_findings
 from correlator.analysis.telemetry import Telemetry
-from correlator.analysis.traces import call_edges, trace_findings
+from correlator.analysis.traces import call_edges, prepared, trace_findings
 from correlator.analysis.windows import Windows
 
 
@@ -68,12 +68,14 @@ def _producers(
 ) -> dict[str, tuple[Callable[[Windows], list[Finding]], pd.DataFrame, str]]:
     """Each producer as a function of the windows, with the frame its units come from."""
     t = telemetry
+    derived = prepared(t.spans)  # exclusive times, origins, client spans: once for all runs
+    templates = Templates()  # log templates mined once for all runs
 
     def spans(windows: Windows) -> list[Finding]:
-        return trace_findings(t.spans, windows, threshold=THRESHOLD, edges=False)
+        return trace_findings(derived, windows, threshold=THRESHOLD, edges=False)
 
     def edges(windows: Windows) -> list[Finding]:
-        return trace_findings(t.spans, windows, threshold=THRESHOLD, spans_evidence=False)
+        return trace_findings(derived, windows, threshold=THRESHOLD, spans_evidence=False)
 
     return {
         WEAK: (
@@ -93,7 +95,11 @@ def _producers(
             t.replicas,
             "time",
         ),
-        "log templates": (lambda w: log_findings(t.logs, w, threshold=THRESHOLD), t.logs, "time"),
+        "log templates": (
+            lambda w: log_findings(t.logs, w, threshold=THRESHOLD, templates=templates),
+            t.logs,
+            "time",
+        ),
         "log paths": (
             lambda w: path_findings(t.logs, t.spans, w, threshold=THRESHOLD),
             t.logs,
@@ -113,7 +119,9 @@ def collect(
     calibration = Calibration()
     for name, (produce, frame, column) in _producers(telemetry).items():
         evidence[name] = produce(windows) if not frame.empty else []
-        if calibrate and evidence[name]:
+        # The small deviations are listed after all evidence, by their own scale: they need
+        # no history (and running them again would cost a metrics pass for nothing).
+        if calibrate and evidence[name] and name != WEAK:
             nulls = null_windows(frame[column], windows)
             calibration.nulls[name] = null_scores(produce, nulls, services_between(frame, column))
     if calibrate:

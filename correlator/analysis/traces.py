@@ -91,6 +91,17 @@ def _failing_origins(spans: pd.DataFrame) -> pd.Series:
     return spans["error"] & pd.Series(own, index=spans.index)
 
 
+def prepared(spans: pd.DataFrame) -> pd.DataFrame:
+    """The spans with what every trace producer derives from the whole frame: exclusive time,
+    failure origins, client spans. Idempotent, so a caller running several producers (or the
+    same on several windows) derives it once."""
+    if spans.empty or "own_ms" in spans.columns:
+        return spans
+    return spans.assign(
+        own_ms=exclusive_ms(spans), origin=_failing_origins(spans), client=client_spans(spans)
+    )
+
+
 def trace_findings(
     spans: pd.DataFrame,
     windows: Windows,
@@ -101,9 +112,7 @@ def trace_findings(
 ) -> list[Finding]:
     if spans.empty:
         return []
-    spans = spans.assign(
-        own_ms=exclusive_ms(spans), origin=_failing_origins(spans), client=client_spans(spans)
-    )
+    spans = prepared(spans)
     t = spans["start"]
     baseline = spans[(t >= windows.baseline_start) & (t < windows.baseline_end)]
     incident = spans[(t >= windows.incident_start) & (t <= windows.incident_end)]
