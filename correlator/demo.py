@@ -11,7 +11,6 @@ incident page URL and what was provisioned. What it cannot do here it says, plai
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import shutil
 import signal
@@ -26,6 +25,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from correlator.lifetime import signal_on_parent_death
 
 NAMESPACE = "demo"
 CALLS = (("storefront", "checkout"), ("checkout", "payments"))
@@ -197,7 +198,7 @@ def start_prometheus(
         ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
         stdout=(workdir / "prometheus.log").open("ab"), stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,  # only prctl runs between fork and exec
+        preexec_fn=signal_on_parent_death,  # only prctl runs between fork and exec
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -270,15 +271,6 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the demo dies, even by SIGKILL (Linux)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 async def _run(root: Path, *, port: int, keep_running: bool) -> int:

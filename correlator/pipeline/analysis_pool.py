@@ -11,20 +11,52 @@ pool run again once in a new one. A pool that breaks otherwise (a worker killed,
 is started again the same way. The analysis never falls back to a thread inside the server,
 where a runaway one would take the event loop's CPU. On threads (`queue.analysis_pool:
 thread`) the limit is enforced on the answer only: a thread cannot be killed.
+
+The serving loop comes first: the workers run at a lower CPU priority, at most N analyses are
+handed to the pool at a time (the others wait on the event loop, not pickled, and their time
+limit starts when they run), and a worker ends when the server dies, even by SIGKILL
+(`correlator/lifetime.py`), rather than idling on as an orphan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Literal, TypeVar
 
+from correlator.lifetime import die_with_parent
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Nice 10 over the server's: on a busy machine an analysis gets about a tenth of the CPU the
+# serving loop gets, so acknowledging a notification stays fast while reports wait a little.
+WORKER_NICENESS = 10
+
+
+def _start_worker(server_pid: int) -> None:
+    """Each worker's initializer: a lower priority, and an end with its server."""
+    _lower_priority(WORKER_NICENESS)
+    # SIGKILL: a worker holds nothing to flush, and no handler a library sets can keep it.
+    die_with_parent(server_pid, signum=signal.SIGKILL)
+
+
+def _lower_priority(niceness: int) -> None:
+    """Nice this process by `niceness`, every thread of it: on Linux niceness is per thread, and
+    the threads numpy's BLAS started on import (before this initializer) would keep the old."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
+        target = os.nice(niceness)
+        threads = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []
+        for thread in threads:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(thread), target)
 
 
 class AnalysisTimeout(Exception):
@@ -44,12 +76,25 @@ class AnalysisPool:
         self.timeout_s = timeout_s
         self._processes: ProcessPoolExecutor | None = None
         self._threads: ThreadPoolExecutor | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:
             context = multiprocessing.get_context("spawn")
-            self._processes = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._processes = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
+            )
         return self._processes
+
+    def _in_flight(self) -> asyncio.Semaphore:
+        """At most `workers` analyses handed to the pool at once (one semaphore per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.workers))
+        return self._slots[1]
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
@@ -57,8 +102,12 @@ class AnalysisPool:
         return self._threads
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
-        """`function(*args)` in the pool; raises AnalysisTimeout past the limit, and
-        BrokenProcessPool if a new pool breaks too."""
+        """`function(*args)` in the pool once a slot is free; raises AnalysisTimeout past the
+        limit, and BrokenProcessPool if a new pool breaks too."""
+        async with self._in_flight():
+            return await self._run(function, *args)
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         if self.kind == "thread":
             work = loop.run_in_executor(self._thread_pool(), function, *args)
