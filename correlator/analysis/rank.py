@@ -120,10 +120,13 @@ def rank(
     for finding in weak:
         if finding.service not in listed:
             faint[finding.service].append(finding)
+    # Their scores stay below every suspect with evidence, so a list sorted by score, or a
+    # page banding them by it, keeps them last.
+    ceiling = min((s.score for s in suspects), default=1.0)
     tail = [
         Suspect(
             service=service,
-            score=_own(found),
+            score=_own(found) * ceiling,
             own_score=_own(found),
             change_time=_changed(found),
             reason="",

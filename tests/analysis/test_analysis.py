@@ -316,3 +316,12 @@ def test_null_windows_are_shaped_like_the_incident_and_end_before_it() -> None:
     assert all(w.incident_end < WINDOWS.incident_start for w in nulls)
     assert all(w.baseline_end == w.incident_start for w in nulls)
     assert null_windows(rows["time"][:1], WINDOWS) == []  # nothing to split
+
+
+def test_small_deviations_score_below_every_suspect_with_evidence() -> None:
+    """However large a small-deviation finding's own score, it ranks and scores after the
+    services with evidence (a page banding suspects by score keeps them last)."""
+    suspects = rank([_finding("loud", 3.5, 1)], set(), weak=[_finding("faint", 20.0, 1)])
+    assert [(s.service, s.weak) for s in suspects] == [("loud", False), ("faint", True)]
+    assert suspects[1].score < suspects[0].score
+    assert suspects[1].confidence > suspects[0].confidence  # its own evidence, as it is
