@@ -128,15 +128,15 @@ def _seconds(times: pd.Series) -> pd.Series:
 
 def _openmetrics(frame: pd.DataFrame, labels: list[str]) -> str:
     """One `unknown` family per signal, in the order signals first appear; within it one
-    series after another (OpenMetrics keeps a series' samples together), each in the order
-    its samples came."""
+    series after another, each in time order (as OpenMetrics wants a series' samples)."""
     if frame.empty:
         return "# EOF\n"
     names = list(dict.fromkeys(frame["signal"]))
     order = {name: position for position, name in enumerate(names)}
-    keys = frame[labels].astype(str).assign(_signal=frame["signal"].map(order))
+    keys = frame[labels].astype(str)
+    keys = keys.assign(_signal=frame["signal"].map(order), _time=frame["time"].astype("int64"))
     keys = keys.reset_index(drop=True)  # positions: a frame's index may repeat
-    frame = frame.iloc[keys.sort_values(["_signal", *labels], kind="stable").index]
+    frame = frame.iloc[keys.sort_values(["_signal", *labels, "_time"], kind="stable").index]
     text = pd.Series("{", index=frame.index)
     for position, label in enumerate(labels):
         escaped = frame[label].astype(str).map(_label)
