@@ -42,6 +42,7 @@ echo "tools: ready in $(( $(date +%s) - started )) s"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports  # the layers of docs/architecture.md (contracts in pyproject.toml)
 # The documentation site: a broken link, a missing page or one left out of the nav fails here.
 site_out="$(mktemp -d)"  # not --quiet: it hides the warnings that --strict fails on
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site_out" && rm -rf "$site_out"
