@@ -5,12 +5,17 @@ process. Two measurements per server:
   - closed loop: CONCURRENCY requests in flight until REQUESTS are done → requests/s, p50, p99;
   - open loop: a fixed RATE of requests per second for SECONDS → p50, p99 ack latency.
 Every request is a distinct alert group (a new incident: the most writing a notification does).
+With the work queue running, each also becomes a correlation in the same server: the CPU
+seconds the server process and its analysis processes spent are printed beside the latencies.
+--against REV runs the correlator rows again on that commit's code (`git archive`), in the
+same run, so a change is measured beside what it changes on a machine whose load varies.
 
 With --big, instead: a group of 10,000 alerts with typical labels and annotations beside a
 group of 1 alert, on each store: time to acknowledge (median of --repeat groups, one at a
 time, then 4 big ones at once) and the server's peak memory (VmHWM) over its idle size.
 
     .venv/bin/python bench/intake.py [--requests 4000] [--concurrency 32] [--rate 200] [--seconds 5]
+    .venv/bin/python bench/intake.py --against HEAD~1
     .venv/bin/python bench/intake.py --big [--repeat 5]
 """
 
@@ -136,6 +141,44 @@ async def open_loop(
     }
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def children_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each live child of `pid` (the analysis processes)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    return found
+
+
+def checkout(revision: str, into: Path) -> Path:
+    """The package as it was at `revision`, to put first on the servers' PYTHONPATH."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "correlator"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def start(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command,
@@ -159,9 +202,15 @@ async def measure(
     try:
         await wait_ready(url)
         await closed_loop(url, bodies(200), args.concurrency)  # warm-up
+        server_before, children_before = cpu_s(process.pid), children_cpu_s(process.pid)
         closed = await closed_loop(url, bodies(args.requests), args.concurrency)
         opened = await open_loop(
             url, bodies(int(args.rate * args.seconds)), args.rate, args.seconds
+        )
+        server_s = cpu_s(process.pid) - server_before
+        children_s = sum(
+            used - children_before.get(pid, 0.0)
+            for pid, used in children_cpu_s(process.pid).items()
         )
     finally:
         process.terminate()
@@ -173,6 +222,8 @@ async def measure(
         "open_p50_ms": opened["p50_ms"],
         "open_p99_ms": opened["p99_ms"],
         "failures": closed["failures"] + opened["failures"],
+        "server_cpu_s": server_s,
+        "analysis_cpu_s": children_s,
     }
 
 
@@ -288,40 +339,60 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--big", action="store_true", help="a 10,000-alert group vs 1 alert")
     parser.add_argument("--repeat", type=int, default=5, help="groups of each size (--big)")
+    parser.add_argument(
+        "--against", metavar="REV", help="also run the correlator rows on this commit's code"
+    )
     args = parser.parse_args()
     if args.big:
         await big_groups(args.repeat)
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
-    database = f"correlator_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{database}"')
+    trees: list[tuple[str, dict[str, str]]] = [("", {})]
+    if args.against:
+        tree = checkout(args.against, workdir / "against")
+        trees.insert(0, (f" @{args.against}", {"PYTHONPATH": str(tree)}))
     serve = [sys.executable, "-m", "correlator", "serve"]
     runs = [
-        ("bare aiohttp (baseline)", [sys.executable, str(ROOT / "bench" / "bare_server.py")], {}),
-        ("correlator, SQLite", serve, {"CORRELATOR_DATABASE_URL": f"sqlite:///{workdir}/bench.db"}),
-        (
-            "correlator, PostgreSQL",
-            serve,
-            {"CORRELATOR_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{database}"},
-        ),
-        # The same without the work-queue consumer: what the intake alone costs.
-        (
-            "  intake only, SQLite",
-            serve,
-            {
-                "CORRELATOR_DATABASE_URL": f"sqlite:///{workdir}/intake-only.db",
-                "CORRELATOR_QUEUE_WORKERS": "0",
-            },
-        ),
+        ("bare aiohttp (baseline)", [sys.executable, str(ROOT / "bench" / "bare_server.py")], {})
     ]
+    databases = []
+    for suffix, code in trees:
+        database = f"correlator_bench_{uuid.uuid4().hex[:8]}"
+        databases.append(database)
+        sqlite = f"sqlite:///{workdir}/bench-{len(databases)}"  # .db and -intake-only.db
+        runs += [
+            (
+                f"correlator, SQLite{suffix}",
+                serve,
+                {**code, "CORRELATOR_DATABASE_URL": f"{sqlite}.db"},
+            ),
+            (
+                f"correlator, PostgreSQL{suffix}",
+                serve,
+                {**code, "CORRELATOR_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{database}"},
+            ),
+            # The same without the work-queue consumer: what the intake alone costs.
+            (
+                f"  intake only, SQLite{suffix}",
+                serve,
+                {
+                    **code,
+                    "CORRELATOR_DATABASE_URL": f"{sqlite}-intake-only.db",
+                    "CORRELATOR_QUEUE_WORKERS": "0",
+                },
+            ),
+        ]
+    admin = await asyncpg.connect(PG_ADMIN)
     results = {}
     try:
+        for database in databases:
+            await admin.execute(f'CREATE DATABASE "{database}"')
         for name, command, env in runs:
             results[name] = await measure(name, command, env, workdir, args)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for database in databases:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
 
     baseline = results[runs[0][0]]["rps"]
@@ -329,15 +400,17 @@ async def main() -> None:
         f"closed loop: {args.requests} requests, concurrency {args.concurrency}; "
         f"open loop: {args.rate:g} req/s for {args.seconds:g} s"
     )
+    width = max(len(name) for name in results) + 1
     print(
-        f"{'server':26} {'req/s':>8} {'vs bare':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'@rate p50':>10} {'@rate p99':>10} {'failed':>7}"
+        f"{'server':{width}} {'req/s':>8} {'vs bare':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'@rate p50':>10} {'@rate p99':>10} {'failed':>7} {'server cpu s':>13} "
+        f"{'analysis cpu s':>15}"
     )
     for name, r in results.items():
         print(
-            f"{name:26} {r['rps']:8.0f} {r['rps'] / baseline:8.0%} {r['p50_ms']:8.2f} "
+            f"{name:{width}} {r['rps']:8.0f} {r['rps'] / baseline:8.0%} {r['p50_ms']:8.2f} "
             f"{r['p99_ms']:8.2f} {r['open_p50_ms']:10.2f} {r['open_p99_ms']:10.2f} "
-            f"{int(r['failures']):7d}"
+            f"{int(r['failures']):7d} {r['server_cpu_s']:13.1f} {r['analysis_cpu_s']:15.1f}"
         )
 
 
