@@ -25,6 +25,10 @@ import pandas as pd
 from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
 from correlator.analysis.windows import Windows
 
+# As for span timings (traces.py): jitter in proportion, and half a millisecond of resolution.
+LATENCY_RELATIVE = 0.1
+LATENCY_FLOOR_MS = 0.5
+
 MIN_CALLS = 5  # a median of fewer calls is one call: no shift can be told from a slow one
 
 
@@ -108,7 +112,7 @@ def calls(spans: pd.DataFrame) -> pd.DataFrame:
 def _shift(past: np.ndarray, now: np.ndarray, threshold: float) -> tuple[float, float, float]:
     """How far `now` moved up from `past`: the typical call, or a slow tail beyond anything
     the baseline saw; (score, before, after medians)."""
-    scale = robust_scale(past, relative=0.1, floor=0.5)
+    scale = robust_scale(past, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
     typical = (float(np.median(now)) - float(np.median(past))) / scale
     beyond = int(np.sum(now > past.max() + threshold * scale))
     tail = poisson_surge(beyond, 1, len(now) / (len(past) + 1))

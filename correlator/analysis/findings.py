@@ -47,7 +47,8 @@ def strength(score: float) -> float:
 
 def robust_scale(values: np.ndarray, *, relative: float = 0.05, floor: float = 1e-9) -> float:
     """The spread of a baseline, never below `relative` of its level or `floor`: a perfectly
-    flat baseline must not turn a tiny wobble into a huge score."""
+    flat baseline must not turn a tiny wobble into a huge score. 5 % is the resolution of a
+    rate over a scrape window (a count of 20 moves by one in 20)."""
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * MAD_TO_SIGMA
     return max(mad, relative * abs(median), floor)

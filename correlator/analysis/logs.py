@@ -86,7 +86,7 @@ def _miner() -> TemplateMiner:
     # Bracketed fields ("[getOrderById][Order not found]") are tokens of their own, and two
     # lines share a template only when most of their tokens agree.
     config.drain_extra_delimiters = ["[", "]", "=", ","]
-    config.drain_sim_th = 0.6
+    config.drain_sim_th = 0.6  # most tokens agree: more than half, so no line joins two
     logging.getLogger("drain3").setLevel(logging.WARNING)
     return TemplateMiner(config=config)
 

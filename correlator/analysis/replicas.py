@@ -48,6 +48,7 @@ def replica_findings(
             if ok.sum() < MIN_POINTS:
                 continue
             pooled = others[~np.isnan(others)]
+            # Siblings differ by a tenth at least: pods of one service are never identical.
             spread = robust_scale(pooled, relative=0.1, floor=max(meta.floor, 1e-9))
             # From when on it stands apart from its siblings at the same moments, and by how much.
             start, apart = sustained_change((mine[ok] - siblings[ok]) / spread, threshold)

@@ -19,6 +19,13 @@ from correlator.analysis.findings import Finding, confirmed, poisson_surge, robu
 from correlator.analysis.logs import _minutes, covered_minutes
 from correlator.analysis.windows import Windows
 
+# A timing's spread is at least a tenth of its level (durations jitter in proportion) and half
+# a millisecond (the resolution that matters to a request).
+LATENCY_RELATIVE = 0.1
+LATENCY_FLOOR_MS = 0.5
+# A share of requests that changed by less than 30 points is a different mix of requests more
+# often than a different code path (a path taken or skipped changes most of its requests).
+MIN_SHARE_CHANGE = 0.3
 MIN_SPANS = 3  # as for metrics: the fewest samples with a median and a spread
 MAX_TRACE_IDS = 3  # examples for people; the ranking uses every span
 
@@ -140,7 +147,7 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         # A shift of the typical request (up, or down: failing fast is a change too), or a slow
         # tail: more requests beyond anything the baseline saw than chance allows (a new
         # sample exceeds the largest of n with probability 1/(n+1)).
-        scale = robust_scale(history, relative=0.1, floor=0.5)
+        scale = robust_scale(history, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
         own = group["own_ms"].to_numpy(float)
         typical = (np.median(own) - np.median(history)) / scale
         beyond = int(np.sum(own > history.max() + threshold * scale))
@@ -250,7 +257,7 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
         pooled = (p_b * n_b + p_a * n_a) / (n_b + n_a)
         spread = (pooled * (1 - pooled) * (1 / n_b + 1 / n_a)) ** 0.5
         score = abs(p_a - p_b) / max(spread, 1e-9)
-        if score < threshold or abs(p_a - p_b) < 0.3:
+        if score < threshold or abs(p_a - p_b) < MIN_SHARE_CHANGE:
             continue
         # The change must begin inside the window: a baseline from another hour calls
         # differently (an error handler it called then, a cache warm now) without any fault.
