@@ -76,6 +76,16 @@ def _family(finding: Finding) -> str:
     return f"{finding.kind}:{' '.join(head[:2])}"
 
 
+def _significance(findings: list[Finding], services: int, own: float) -> float:
+    """How sure it is that this service is anomalous at all, among the `services` in scope:
+    1 - its smallest calibrated p times their number (Bonferroni: one of forty services reaches
+    p = 0.025 by chance about every time). Uncalibrated findings: their strength."""
+    ps = [f.p for f in findings if f.p is not None]
+    if not ps:
+        return own
+    return max(0.0, 1.0 - min(ps) * max(services, 1))
+
+
 def _changed(findings: list[Finding]) -> datetime | None:
     strongest = max(f.strength for f in findings)
     times = [f.change_time for f in findings if f.change_time and f.strength >= 0.5 * strongest]
@@ -168,6 +178,7 @@ def _rank(
                 weight[f.signal] = min(1.0, math.log(1 / share) / math.log(RARITY_SCALE))
     own = {s: _own(fs, weight) for s, fs in by_service.items()}
     changed = {s: _changed(fs) for s, fs in by_service.items()}
+    sure = {s: _significance(fs, total, own[s]) for s, fs in by_service.items()}
     callees: defaultdict[str, set[str]] = defaultdict(set)
     callers: defaultdict[str, set[str]] = defaultdict(set)
     for caller, callee in edges:
@@ -198,14 +209,14 @@ def _rank(
         # timing is unknown, half as much.
         discount = max(
             (
-                own[c]
+                sure[c]
                 * min(1.0, own[c] / max(own[service], 1e-9))
                 * (1.0 if _no_later(changed[c], changed[service], slack) else 0.5)
                 for c in causes
             ),
             default=0.0,
         )
-        bonus = max((own[c] for c in affected), default=0.0)
+        bonus = max((sure[c] for c in affected), default=0.0)
         score = own[service] * (1 - victim_discount * discount) * (1 + CALLER_BONUS * bonus)
         evidence = sorted(mine, key=lambda f: -f.score)[:MAX_EVIDENCE]
         suspects.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -325,3 +326,25 @@ def test_small_deviations_score_below_every_suspect_with_evidence() -> None:
     assert [(s.service, s.weak) for s in suspects] == [("loud", False), ("faint", True)]
     assert suspects[1].score < suspects[0].score
     assert suspects[1].confidence > suspects[0].confidence  # its own evidence, as it is
+
+
+def test_a_callee_explains_a_caller_only_when_its_own_anomaly_stands_out_among_the_services() -> (
+    None
+):
+    """Victim discount with many services in scope: a callee whose evidence the history reaches
+    one time in forty (p = 0.025) is what forty services show by chance, so it takes nothing
+    from its caller's strong evidence; a callee at p = 1e-6 does."""
+    services = [f"s{i}" for i in range(40)]
+    caller = _finding("api", 6.0, 2, kind="log")
+    caller.p = 1e-5
+    chance = _finding("db", 3.0, 1)
+    chance.p = 0.025
+    first = {s.service: s for s in rank([caller, chance], {("api", "db")}, services=services)}
+    assert first["api"].caused_by == ["db"]
+    assert first["api"].score == pytest.approx(first["api"].own_score)  # nothing taken
+    loud = _finding("db", 3.0, 1)
+    loud.p = 1e-6
+    second = {
+        s.service: s for s in rank([replace(caller), loud], {("api", "db")}, services=services)
+    }
+    assert second["api"].score < 0.9 * second["api"].own_score
