@@ -1,6 +1,7 @@
 """Incident bundles written by correlator (rca/bundle_write.py) read back to the very frames,
 windows, signals and edges they were written from, in a directory or as the tar.gz the API
-serves; only the kinds kept are written; a tar.gz that is not a bundle is refused."""
+serves, and so does the store's form of them (rca/frames.py); only the kinds kept are written;
+a tar.gz that is not a bundle is refused."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from correlator.analysis.telemetry import SignalMeta, Telemetry
 from correlator.analysis.windows import incident_windows
 from correlator.rca.bundle import BundleError, load
 from correlator.rca.bundle_write import bundle_files, pack, write
+from correlator.rca.frames import bundle_archive, decode, encode
 
 NOW = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
 ALERT = {
@@ -158,3 +160,36 @@ def test_a_tar_gz_that_is_not_a_bundle_is_refused(
     with pytest.raises(BundleError, match=words):
         load(path)
     assert not (tmp_path.parent / "alert.json").exists()
+
+
+def test_the_stored_form_reads_back_to_the_same_inputs_and_serves_the_same_bundle(
+    tmp_path: Path,
+) -> None:
+    written = telemetry()
+    windows = incident_windows(NOW - timedelta(minutes=3), NOW)
+    stored = encode(alert=ALERT, telemetry=written, windows=windows, about={"app": "x"})
+    alert, meta, bundle = decode(stored)
+    assert alert == ALERT and meta["app"] == "x" and bundle.windows == windows
+    read = bundle.telemetry
+    for name in ("metrics", "replicas", "logs", "spans"):
+        pd.testing.assert_frame_equal(
+            getattr(read, name).reset_index(drop=True),
+            getattr(written, name).reset_index(drop=True),
+            check_dtype=False,
+        )
+    assert read.edges == written.edges
+    assert all(read.signals[name] == meta for name, meta in written.signals.items())
+    # What the API serves is the bundle format, written from the stored form.
+    served = tmp_path / "served.tar.gz"
+    served.write_bytes(bundle_archive(stored))
+    direct = tmp_path / "direct.tar.gz"
+    direct.write_bytes(
+        pack(bundle_files(alert=ALERT, telemetry=written, windows=windows, about={"app": "x"}))
+    )
+    assert served.read_bytes() == direct.read_bytes()
+
+
+@pytest.mark.parametrize("stored", [b"", b"PK\x03\x04 not a zip", b"\x00" * 100])
+def test_a_stored_form_that_cannot_be_read_is_a_bundle_error(stored: bytes) -> None:
+    with pytest.raises(BundleError, match="not kept inputs"):
+        decode(stored)

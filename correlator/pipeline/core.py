@@ -279,16 +279,6 @@ class Pipeline:
             analysis = Analysis(windows, [], services, notes=[str(exc)])
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         app, team = self._app_of(incident, alert_services, namespaces)
-        if self._keeper is not None:
-            self._keeper.keep(
-                incident,
-                telemetry,
-                windows,
-                analysed_at=now,
-                app=app,
-                team=team,
-                policy=self.policy,
-            )
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         body = build_report(
             self.settings,
@@ -304,6 +294,17 @@ class Pipeline:
         body["app"] = {"name": app, "team": team}
         if self._keeper is not None:
             body["inputs"] = {"kinds": list(self.settings.correlation.keep_inputs.kinds)}
+            # Once the report is built: handing the frames to the pool again takes the GIL a
+            # moment, which the report's own work should not wait for.
+            self._keeper.keep(
+                incident,
+                telemetry,
+                windows,
+                analysed_at=now,
+                app=app,
+                team=team,
+                policy=self.policy,
+            )
         return body
 
     def _app_of(

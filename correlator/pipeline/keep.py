@@ -1,11 +1,11 @@
-"""Keeping each analysis's inputs (`correlation.keep_inputs`): the telemetry it ranked, packed
-as an incident bundle (tar.gz) and stored with the incident, so `correlator analyze` and
+"""Keeping each analysis's inputs (`correlation.keep_inputs`): the telemetry it ranked, in the
+store's compact form (rca/frames.py, served as an incident bundle), so `correlator analyze` and
 `bench rca --incidents` can replay it.
 
-Off the report's path: the bundle is written and compressed in the analysis pool (a worker
+Off the report's path: the frames are encoded and compressed in the analysis pool (a worker
 process by default; the serving process only pickles the frames, as it does for the analysis)
 by a task of its own once the analysis returned, so the report is stored and sent without
-waiting for it. A bundle over `max_bytes` is recorded as such, without its body.
+waiting for it. Inputs over `max_bytes` are recorded as such, without their body.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
 from correlator.pipeline.analysis_pool import AnalysisPool
-from correlator.rca.bundle_write import alert_payload, bundle_files, pack, policy_document
+from correlator.rca.bundle_write import alert_payload, policy_document
+from correlator.rca.frames import encode
 from correlator.settings import KeepInputsSettings
 from correlator.store import Store
 from correlator.store.replay import save_bundle
@@ -38,11 +39,8 @@ def packed_inputs(
     kinds: Sequence[str],
     about: Mapping[str, Any],
 ) -> bytes:
-    """The bundle's tar.gz (runs in the analysis pool)."""
-    files = bundle_files(
-        alert=alert, telemetry=telemetry, windows=windows, kinds=kinds, about=about
-    )
-    return pack(files)
+    """The inputs in the store's form (runs in the analysis pool; rca/frames.py)."""
+    return encode(alert=alert, telemetry=telemetry, windows=windows, kinds=kinds, about=about)
 
 
 class InputKeeper:

@@ -63,7 +63,7 @@ class BundleError(ValueError):
 
 @dataclass(slots=True)
 class Bundle:
-    path: Path
+    path: Path | None  # None: read from the store's form (rca/frames.py)
     alert: WebhookPayload
     telemetry: Telemetry
     windows: Windows
@@ -210,25 +210,7 @@ def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: 
     meta = _json(path / "bundle.json") if (path / "bundle.json").exists() else {}
     if not isinstance(meta, dict):
         raise BundleError("bundle.json: expected an object")
-    signals = {s.name: SignalMeta(s.unit, s.worse_when) for s in DEFAULT_SIGNALS}
-    for name, spec in (meta.get("signals") or {}).items():
-        if not isinstance(spec, dict) or spec.get("worse_when", "higher") not in {
-            "higher",
-            "lower",
-            "either",
-        }:
-            raise BundleError(f"bundle.json: signals.{name}: worse_when is higher|lower|either")
-        try:
-            floor = float(spec.get("floor", 0.0))
-        except (TypeError, ValueError):
-            raise BundleError(f"bundle.json: signals.{name}: floor is a number") from None
-        signals[str(name)] = SignalMeta(
-            str(spec.get("unit", "")),
-            spec.get("worse_when", "higher"),
-            str(spec.get("query", "")),
-            floor,
-        )
-    telemetry = Telemetry(signals=signals, edges=_edges(meta.get("edges") or []))
+    telemetry = telemetry_from_meta(meta)
     if (path / "metrics.om").exists():
         telemetry.metrics = _metrics(path / "metrics.om")
     if (path / "replicas.om").exists():
@@ -252,6 +234,40 @@ def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: 
     else:
         windows = incident_windows(onset, now, policy)
     return Bundle(path, alert, telemetry, windows, truth)
+
+
+def telemetry_from_meta(meta: dict[str, Any]) -> Telemetry:
+    """A Telemetry with no frames yet: the signals (the defaults, then bundle.json's; only
+    bundle.json's in one correlator wrote, which lists all the analysis had) and the call
+    graph's edges."""
+    signals: dict[str, SignalMeta] = {}
+    if "format" not in meta:
+        signals = {s.name: SignalMeta(s.unit, s.worse_when) for s in DEFAULT_SIGNALS}
+    for name, spec in (meta.get("signals") or {}).items():
+        if not isinstance(spec, dict) or spec.get("worse_when", "higher") not in {
+            "higher",
+            "lower",
+            "either",
+        }:
+            raise BundleError(f"bundle.json: signals.{name}: worse_when is higher|lower|either")
+        try:
+            floor = float(spec.get("floor", 0.0))
+        except (TypeError, ValueError):
+            raise BundleError(f"bundle.json: signals.{name}: floor is a number") from None
+        signals[str(name)] = SignalMeta(
+            str(spec.get("unit", "")),
+            spec.get("worse_when", "higher"),
+            str(spec.get("query", "")),
+            floor,
+        )
+    return Telemetry(signals=signals, edges=_edges(meta.get("edges") or []))
+
+
+def windows_from_meta(meta: dict[str, Any]) -> Windows:
+    """The windows bundle.json keeps (a bundle correlator wrote always has them)."""
+    if not isinstance(meta.get("windows"), dict):
+        raise BundleError("bundle.json: no windows")
+    return _windows(meta["windows"])
 
 
 def _windows(stored: dict[str, Any]) -> Windows:

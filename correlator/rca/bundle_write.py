@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,29 @@ def bundle_files(
     windows, signals and edges the analysis used (`about`: what it was for, kept as is)."""
     kept = [kind for kind in KINDS if kind in set(kinds)]
     t = telemetry
-    meta = {
+    files = {
+        "alert.json": json.dumps(alert, indent=1).encode(),
+        "bundle.json": json.dumps(bundle_meta(t, windows, kept, about), indent=1).encode(),
+    }
+    if "metrics" in kept:
+        files["metrics.om"] = _openmetrics(t.metrics, ["service"]).encode()
+        if not t.replicas.empty:
+            files["replicas.om"] = _openmetrics(t.replicas, ["service", "instance"]).encode()
+    if "logs" in kept:
+        files["logs.jsonl"] = _logs(t.logs).encode()
+    if "traces" in kept:
+        files["traces.json"] = _traces(t.spans).encode()
+    if truth is not None:
+        files["truth.json"] = json.dumps(dict(truth), indent=1).encode()
+    return files
+
+
+def bundle_meta(
+    t: Telemetry, windows: Windows, kept: Sequence[str], about: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """bundle.json: the windows, signals and edges the analysis used, the kinds kept, and
+    `about` (what it was for) as given."""
+    return {
         "format": FORMAT,
         "now": _iso(windows.incident_end),
         "windows": windows_document(windows),
@@ -238,25 +260,10 @@ def bundle_files(
             for name, s in t.signals.items()
         },
         "edges": sorted([caller, callee] for caller, callee in t.edges),
-        "kinds": kept,
+        "kinds": list(kept),
         "version": __version__,
         **(about or {}),
     }
-    files = {
-        "alert.json": json.dumps(alert, indent=1).encode(),
-        "bundle.json": json.dumps(meta, indent=1).encode(),
-    }
-    if "metrics" in kept:
-        files["metrics.om"] = _openmetrics(t.metrics, ["service"]).encode()
-        if not t.replicas.empty:
-            files["replicas.om"] = _openmetrics(t.replicas, ["service", "instance"]).encode()
-    if "logs" in kept:
-        files["logs.jsonl"] = _logs(t.logs).encode()
-    if "traces" in kept:
-        files["traces.json"] = _traces(t.spans).encode()
-    if truth is not None:
-        files["truth.json"] = json.dumps(dict(truth), indent=1).encode()
-    return files
 
 
 def pack(files: Mapping[str, bytes], *, level: int = 6) -> bytes:

@@ -12,9 +12,7 @@ before rolling it out. AC@1/3/5 come from `rca.benchmark` (overall, per app, per
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
-import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,20 +24,20 @@ from correlator.analysis.report import collect, decide
 from correlator.analysis.telemetry import SignalMeta, Telemetry
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 from correlator.rca.benchmark import Outcome, intervals, summary
-from correlator.rca.bundle import Bundle, BundleError, load
-from correlator.rca.bundle_write import FILES, bundle_files, policy_document, unpack, write
+from correlator.rca.bundle import Bundle, BundleError
+from correlator.rca.bundle_write import KINDS, bundle_files, policy_document, write
+from correlator.rca.frames import WRITTEN, decode
 from correlator.settings import Settings
 from correlator.store import Store
 from correlator.store.replay import Cause, confirmed, get_bundle
-
-MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Case:
     cause: Cause
+    alert: dict[str, Any]
+    meta: dict[str, Any]
     bundle: Bundle
-    files: dict[str, bytes]
     stored_ranking: list[str]
 
 
@@ -61,19 +59,13 @@ async def cases(
             report = await store.get_report(cause.incident_id) or {}
             ranking = [str(s.get("service")) for s in report.get("suspects") or []]
             try:
-                files = unpack(stored.body, max_file_bytes=MAX_FILE_BYTES)
-                bundle = _load(files)
-            except (BundleError, ValueError) as exc:
+                alert, meta, bundle = decode(stored.body)
+            except BundleError as exc:
                 problems.append(f"incident {cause.incident_id}: {exc}")
                 continue
-            yield Case(cause, bundle, files, ranking)
+            yield Case(cause, alert, meta, bundle, ranking)
     finally:
         await store.close()
-
-
-def _load(files: dict[str, bytes]) -> Bundle:
-    with tempfile.TemporaryDirectory(prefix="correlator-incident-") as directory:
-        return load(write(files, Path(directory)))
 
 
 def _policy(settings: Settings) -> WindowPolicy:
@@ -85,15 +77,10 @@ def _policy(settings: Settings) -> WindowPolicy:
     )
 
 
-def _meta(case: Case) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads(case.files.get("bundle.json", b"{}") or b"{}")
-    return meta
-
-
 def under(settings: Settings, case: Case) -> tuple[Telemetry, Windows]:
     """The case as `settings` would analyse it: its window policy (the stored windows when the
     policy is the one that placed them) and its signal catalogue's units and directions."""
-    bundle, meta = case.bundle, _meta(case)
+    bundle, meta = case.bundle, case.meta
     policy = _policy(settings)
     windows = bundle.windows
     if meta.get("policy") not in (None, policy_document(policy)) and meta.get("analysed_at"):
@@ -273,21 +260,21 @@ async def export(
             "text": cause.text,
             "answered_at": cause.answered_at.isoformat().replace("+00:00", "Z"),
         }
-        files = {name: content for name, content in case.files.items() if name in FILES}
+        meta, alert, telemetry = case.meta, case.alert, case.bundle.telemetry
+        about: dict[str, Any] = {k: v for k, v in meta.items() if k not in WRITTEN}
         if hide is not None:
-            meta = _meta(case)
             kept = ("analysed_at", "policy", "version")
-            about: dict[str, Any] = {key: meta[key] for key in kept if key in meta}
+            about = {key: meta[key] for key in kept if key in meta}
             about["anonymised"] = True
-            alert = hide.alert(json.loads(files["alert.json"]))
-            files = bundle_files(
-                alert=alert,
-                telemetry=hide.telemetry(case.bundle.telemetry),
-                windows=case.bundle.windows,
-                kinds=meta.get("kinds") or ("metrics", "logs", "traces"),
-                about=about,
-            )
+            alert, telemetry = hide.alert(alert), hide.telemetry(telemetry)
             truth = {"service": hide(cause.service), "fault": "confirmed"}
-        files["truth.json"] = json.dumps(truth, indent=1).encode()
+        files = bundle_files(
+            alert=alert,
+            telemetry=telemetry,
+            windows=case.bundle.windows,
+            kinds=meta.get("kinds") or KINDS,
+            about=about,
+            truth=truth,
+        )
         written.append(write(files, directory / f"incident-{cause.incident_id}"))
     return written, problems

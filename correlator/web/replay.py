@@ -10,6 +10,7 @@ says neither is no browser's (a script with the credentials, as the API takes).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,6 +28,8 @@ from pydantic import (
 
 from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.models.incidents import IncidentDetail
+from correlator.rca.bundle import BundleError
+from correlator.rca.frames import bundle_archive
 from correlator.store.replay import Cause, get_bundle, get_cause, set_cause
 from correlator.web.auth import PRINCIPAL
 from correlator.web.problems import Problem
@@ -129,8 +132,14 @@ async def get_bundle_archive(request: web.Request) -> web.Response:
             f"the inputs of incident {incident.id} were not kept: {stored.size_bytes} bytes "
             f"compressed, over correlation.keep_inputs.max_bytes",
         )
+    try:
+        # Written from the stored frames in a thread: a bundle of 50 services takes about a
+        # second of CPU, once per download.
+        archive = await asyncio.to_thread(bundle_archive, stored.body)
+    except BundleError as exc:
+        raise Problem(404, f"the inputs of incident {incident.id} cannot be read: {exc}") from None
     return web.Response(
-        body=stored.body,
+        body=archive,
         content_type="application/gzip",
         headers={
             "Content-Disposition": f'attachment; filename="incident-{incident.id}.tar.gz"',
