@@ -49,6 +49,14 @@ class GrafanaTarget:
         self.base_url = url
         self._api = AsyncGrafanaApi.from_url(url=url, credential=token, timeout=timeout_s)
 
+    def _before_write(self) -> None:
+        """Runs before every write (and before `ensure_folder`, which may write): a subclass
+        may refuse here (FencedGrafana, once this replica no longer leads)."""
+
+    async def _write(self, operation: Callable[[], Awaitable[Result]]) -> Result:
+        self._before_write()
+        return await self._call(operation)
+
     async def _call(self, operation: Callable[[], Awaitable[Result]]) -> Result:
         try:
             return await operation()
@@ -79,10 +87,11 @@ class GrafanaTarget:
         made (fine) and for someone else's folder of the same title (then every save into
         correlator's uid would fail with "folder not found"), and from 11.3 an existing uid
         answers 412."""
+        self._before_write()
         if await self._folder_exists(folder.uid):
             return False
         try:
-            await self._call(lambda: self._api.folder.create_folder(folder.title, uid=folder.uid))
+            await self._write(lambda: self._api.folder.create_folder(folder.title, uid=folder.uid))
         except GrafanaRefused as exc:
             if exc.status_code not in (409, 412):
                 raise
@@ -127,7 +136,7 @@ class GrafanaTarget:
             "overwrite": False,
             "message": message,
         }
-        saved = await self._call(lambda: self._api.dashboard.update_dashboard(body))
+        saved = await self._write(lambda: self._api.dashboard.update_dashboard(body))
         return int(saved.get("version", 0))
 
     async def dashboards_titled(self, title: str, folder_uid: str) -> list[dict[str, Any]]:
@@ -145,7 +154,7 @@ class GrafanaTarget:
 
     async def delete_dashboard(self, uid: str) -> bool:
         try:
-            await self._call(lambda: self._api.dashboard.delete_dashboard(uid))
+            await self._write(lambda: self._api.dashboard.delete_dashboard(uid))
         except GrafanaRefused as exc:
             if exc.status_code == 404:
                 return False
@@ -166,14 +175,14 @@ class GrafanaTarget:
         }
 
     async def create_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
-        await self._call(
+        await self._write(
             lambda: self._api.alertingprovisioning.create_alertrule(
                 rule, disable_provenance=disable_provenance
             )
         )
 
     async def update_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
-        await self._call(
+        await self._write(
             lambda: self._api.alertingprovisioning.update_alertrule(
                 rule["uid"], rule, disable_provenance=disable_provenance
             )
@@ -184,7 +193,7 @@ class GrafanaTarget:
         without X-Disable-Provenance, which Grafana reads as provenance `api`: that deletes a
         rule stored with none or `api`, and only a `file` rule is refused (500)."""
         try:
-            await self._call(lambda: self._api.alertingprovisioning.delete_alertrule(uid))
+            await self._write(lambda: self._api.alertingprovisioning.delete_alertrule(uid))
         except GrafanaRefused as exc:
             if exc.status_code != 404:  # older clients' view of an absent rule
                 raise
@@ -220,14 +229,14 @@ class GrafanaTarget:
     # marks them provenance `api`, and the UI then refuses every edit of them, which for the
     # tree means every route of the user's own.
     async def create_contact_point(self, point: dict[str, Any]) -> None:
-        await self._call(
+        await self._write(
             lambda: self._api.alertingprovisioning.create_contactpoint(
                 point, disable_provenance=True
             )
         )
 
     async def update_contact_point(self, point: dict[str, Any]) -> None:
-        await self._call(
+        await self._write(
             lambda: self._api.alertingprovisioning.update_contactpoint(
                 point["uid"], point, disable_provenance=True
             )
@@ -235,7 +244,7 @@ class GrafanaTarget:
 
     async def delete_contact_point(self, uid: str) -> bool:
         try:
-            await self._call(lambda: self._api.alertingprovisioning.delete_contactpoint(uid))
+            await self._write(lambda: self._api.alertingprovisioning.delete_contactpoint(uid))
         except GrafanaRefused as exc:
             if exc.status_code == 404:
                 return False
@@ -256,7 +265,7 @@ class GrafanaTarget:
         mean to (see provisioning/notifications.py). Its provenance is Grafana's to keep,
         not part of the tree sent."""
         body = {key: value for key, value in tree.items() if key != "provenance"}
-        await self._call(
+        await self._write(
             lambda: self._api.alertingprovisioning.set_notification_policy_tree(
                 body, disable_provenance=True
             )

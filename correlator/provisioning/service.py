@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -37,7 +36,6 @@ from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
 from correlator.provisioning import files
 from correlator.provisioning.command import file_options, links, reconcile_grafana
-from correlator.provisioning.dashboards import Folder
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.reconcile import Report
@@ -78,54 +76,8 @@ class FencedGrafana(GrafanaTarget):
         super().__init__(url, token, timeout_s=timeout_s)
         self._fence = fence
 
-    async def ensure_folder(self, folder: Folder) -> bool:
+    def _before_write(self) -> None:
         self._fence()
-        return await super().ensure_folder(folder)
-
-    async def save_dashboard(
-        self,
-        dashboard: dict[str, Any],
-        *,
-        folder_uid: str,
-        message: str,
-        version: int | None = None,
-    ) -> int:
-        self._fence()
-        return await super().save_dashboard(
-            dashboard, folder_uid=folder_uid, message=message, version=version
-        )
-
-    async def delete_dashboard(self, uid: str) -> bool:
-        self._fence()
-        return await super().delete_dashboard(uid)
-
-    async def create_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
-        self._fence()
-        await super().create_alert_rule(rule, disable_provenance=disable_provenance)
-
-    async def update_alert_rule(self, rule: dict[str, Any], *, disable_provenance: bool) -> None:
-        self._fence()
-        await super().update_alert_rule(rule, disable_provenance=disable_provenance)
-
-    async def delete_alert_rule(self, uid: str) -> None:
-        self._fence()
-        await super().delete_alert_rule(uid)
-
-    async def create_contact_point(self, point: dict[str, Any]) -> None:
-        self._fence()
-        await super().create_contact_point(point)
-
-    async def update_contact_point(self, point: dict[str, Any]) -> None:
-        self._fence()
-        await super().update_contact_point(point)
-
-    async def delete_contact_point(self, uid: str) -> bool:
-        self._fence()
-        return await super().delete_contact_point(uid)
-
-    async def put_policy_tree(self, tree: dict[str, Any]) -> None:
-        self._fence()
-        await super().put_policy_tree(tree)
 
 
 class Provisioner:

@@ -80,6 +80,32 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return major, minor
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked grafana_since(V) runs only against the versions from V on: the others
+    are deselected at collection (not skipped: nothing asked for is left unrun)."""
+    kept, dropped = [], []
+    for item in items:
+        since = item.get_closest_marker("grafana_since")
+        callspec = getattr(item, "callspec", None)
+        version = callspec.params.get("grafana") if callspec is not None else None
+        if (
+            since is not None
+            and version is not None
+            and _release(version) < _release(since.args[0])
+        ):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=VERSIONS)
 async def grafana(
     request: pytest.FixtureRequest,
@@ -87,10 +113,5 @@ async def grafana(
     """The Grafana test server as each version in VERSIONS behaves, and a target pointed at it:
     every test that uses it runs against each of them."""
     fake = FakeGrafana(version=request.param)
-    since = request.node.get_closest_marker("grafana_since")
-    if since is not None:
-        major, minor = (int(part) for part in since.args[0].split(".")[:2])
-        if not fake.at_least(major, minor):
-            pytest.skip(f"Grafana {since.args[0]}+ behaviour; this is {fake.version}")
     async with served(fake.app) as url:
         yield fake, GrafanaTarget(url, fake.token)
