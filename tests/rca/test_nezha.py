@@ -309,3 +309,34 @@ def test_an_onset_shift_moves_every_window_and_keeps_the_fault_free_minute_befor
         # Earlier: only the fault-free minute is baseline. Later: the baseline also takes in
         # the first of the recording, as a late onset would.
         assert (before.sum() == normal > 0) if minutes < 0 else (before.sum() > normal > 0)
+
+
+@pytest.mark.parametrize(
+    "removed",
+    [
+        "rca_data/{day}/metric",
+        "rca_data/{day}/metric/front_service.csv",
+        "rca_data/{day}/log",
+        "rca_data/{day}/trace",
+        "construct_data/{day}/log",
+        "construct_data/{day}/trace",
+    ],
+)
+def test_any_part_of_a_day_may_be_missing(tmp_path: Path, removed: str) -> None:
+    """Whatever part of a day's recording is absent, the case is analysed on the rest, and a
+    ranking comes out."""
+    root = layout(tmp_path / "cut", FAULTS[:1], copy=("metric", "log", "trace"))
+    normal = root / "construct_data" / DAY
+    normal.unlink()
+    shutil.copytree(EXTRACT / "construct_data" / DAY, normal)
+    target = root / removed.format(day=DAY)
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    problems = Problems()
+    (case,) = nezha.cases(root, problems)
+    evidence = benchmark._safe_collect(case, problems)
+    assert not any("scored as a miss" in r for rs in problems.reasons.values() for r in rs)
+    outcome = benchmark.Collected(case, evidence).outcome(benchmark.DEFAULT)
+    assert outcome.ranking
