@@ -16,7 +16,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,9 @@ def under(settings: Settings, case: Case) -> tuple[Telemetry, Windows]:
     windows = bundle.windows
     if meta.get("policy") not in (None, policy_document(policy)) and meta.get("analysed_at"):
         analysed_at = datetime.fromisoformat(str(meta["analysed_at"]).replace("Z", "+00:00"))
-        windows = incident_windows(bundle.windows.onset, analysed_at, policy)
+        step = settings.correlation.step_s  # the windows end on the step grid, as live
+        aligned = datetime.fromtimestamp(analysed_at.timestamp() // step * step, tz=UTC)
+        windows = incident_windows(bundle.windows.onset, aligned, policy)
     signals = dict(bundle.telemetry.signals)
     for signal in settings.correlation.signals:
         known = signals.get(signal.name, SignalMeta())
