@@ -47,16 +47,24 @@ def client_spans(spans: pd.DataFrame) -> pd.Series:
     """Which spans are a caller's client span. Its time around the child is the wire's (and the
     answer's pickup), not work; a server span's time around its calls is its own work.
 
-    A span that says its OTLP kind is believed (client or producer); one that does not (Jaeger's
-    v1 model without `span.kind`, a recording without kinds) is inferred from the structure:
-    one child, in another service, and a parent in the span's own service."""
+    A span that says its OTLP kind is believed (client or producer, with a span under it); one
+    that does not (Jaeger's v1 model without `span.kind`, a recording without kinds) is inferred
+    from the structure: one child, in another service, and a parent in the span's own
+    service."""
     if spans.empty:
         return pd.Series(False, index=spans.index)
     inferred = _inferred_client_spans(spans)
     if "kind" not in spans.columns:
         return inferred
     kind = spans["kind"].astype(str)
-    return inferred.where(kind == "", kind.isin(("client", "producer")))
+    # A client span with no span under it called something uninstrumented (a database, an
+    # outside API): no callee span holds that time, so it stays the span's own.
+    parents = set(zip(spans["trace_id"], spans["parent_id"], strict=True))
+    has_child = pd.Series(
+        [(t, s) in parents for t, s in zip(spans["trace_id"], spans["span_id"], strict=True)],
+        index=spans.index,
+    )
+    return inferred.where(kind == "", kind.isin(("client", "producer")) & has_child)
 
 
 def _inferred_client_spans(spans: pd.DataFrame) -> pd.Series:

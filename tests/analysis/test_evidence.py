@@ -351,3 +351,12 @@ def test_pod_series_become_replica_rows_only_for_services_with_siblings() -> Non
         "checkout-5d8f9c7b6d-bbbbb",
     ]
     assert rows["value"].tolist() == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_a_client_span_with_nothing_under_it_keeps_its_time() -> None:
+    """A database call without a span of the database's own: its time is nobody else's, so
+    it counts as the calling span's own time (and a slow database is seen)."""
+    spans = calls(GRAPH, {})
+    leaves = ~spans["span_id"].isin(set(spans["parent_id"]))
+    told = spans.assign(kind=np.where(leaves, "client", "server"))
+    assert not client_spans(told)[leaves].any()
