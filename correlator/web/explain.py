@@ -22,6 +22,10 @@ def confidence(suspect: dict[str, Any]) -> dict[str, str]:
     score = float(suspect.get("score") or 0.0)
     band = next(label for floor, label in BANDS if score >= floor)
     because = ["how far its own metrics, logs and traces left their baseline (0 to 1)"]
+    if suspect.get("weak"):
+        # Listed only because its metrics moved a little: after every suspect with evidence.
+        band = "faint"
+        because = ["only a small deviation of its metrics, below every threshold of evidence"]
     if suspect.get("caused_by"):
         because.append(f"lowered: {', '.join(suspect['caused_by'])}, which it calls, changed first")
     if suspect.get("affects"):
