@@ -82,7 +82,7 @@ def piped(*args: str) -> tuple[int, str, str]:
 
 def _commands(tmp_path: Path) -> dict[str, tuple[list[str], str, bool]]:
     """Each command: its arguments, what its progress says, and whether it takes --json."""
-    dataset = layout(tmp_path / "bench", FAULTS[:2])
+    dataset = layout(tmp_path / "bench", FAULTS[:1])
     return {
         "validate": ([str(EXAMPLES)], "reading WebApplication manifests", False),
         "provision": (

@@ -51,6 +51,14 @@ class Jaeger(Server):
             "exporters": {"jaeger_storage_exporter": {"trace_storage": "memstore"}},
         }
 
+    def stop(self) -> None:
+        """SIGKILL at once: on SIGTERM Jaeger waits out a 10 s shutdown timeout (measured: 10.05
+        s every time), and its memory storage holds nothing worth a graceful stop. Four
+        modules use it, so this was 40 s of every test run."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
     def start(self) -> Jaeger:
         self.spawn(
             [binary("jaeger"), f"--config={self.config_path}"],
