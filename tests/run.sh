@@ -25,6 +25,11 @@ tools_out="$(mktemp)"
 bash tests/tools/build.sh >"$tools_out" &
 tools_pid=$!
 
+# The image test's Debian base, debootstrapped meanwhile too (cached once made).
+rootfs_out="$(mktemp)"
+python3 tests/tools/rootfs.py "$HOME/.cache/correlator-rootfs" >"$rootfs_out" &
+rootfs_pid=$!
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -37,6 +42,10 @@ tools_pid=$!
 wait "$tools_pid" || true
 CORRELATOR_TEST_BIN="$(tail -n 1 "$tools_out")"
 export CORRELATOR_TEST_BIN
+if wait "$rootfs_pid" && [ -s "$rootfs_out" ]; then
+    CORRELATOR_TEST_ROOTFS="$(tail -n 1 "$rootfs_out")"
+    export CORRELATOR_TEST_ROOTFS
+fi
 echo "tools: ready in $(( $(date +%s) - started )) s"
 
 .venv/bin/ruff check .

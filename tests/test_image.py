@@ -2,14 +2,14 @@
 made here with debootstrap from Debian's packages, since no image registry is reachable.
 
 The session builds once (about 40 s for the base, 50 s for the image on two cores); both tests
-use that image. `CORRELATOR_TEST_ROOTFS=/path` reuses a debootstrapped directory instead.
+use that image. `CORRELATOR_TEST_ROOTFS=/path` reuses a debootstrapped directory instead:
+tests/run.sh makes one in the background (tests/tools/rootfs.py) while pip installs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -23,27 +23,11 @@ from pathlib import Path
 import pytest
 
 from correlator import __version__
+from tests.tools.rootfs import debian_mirror_and_suite, debootstrap
 
 REPO = Path(__file__).resolve().parent.parent
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's; pip in the build needs it
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
-
-
-def debian_mirror_and_suite() -> tuple[str, str]:
-    """The Debian mirror and release this machine's apt is configured with."""
-    suite = "bookworm"
-    os_release = Path("/etc/os-release")
-    if os_release.exists():
-        found = re.search(r"^VERSION_CODENAME=(\w+)", os_release.read_text(), re.M)
-        suite = found.group(1) if found else suite
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
-    for path in sources:
-        if not path.is_file():
-            continue
-        for url in re.findall(r"(?:^URIs:|^deb(?:\s+\[[^]]*])?)\s+(\S+)", path.read_text(), re.M):
-            if "debian" in url and "security" not in url:
-                return url, suite
-    return "http://deb.debian.org/debian", suite
 
 
 @dataclass(frozen=True)
@@ -100,20 +84,7 @@ def image() -> Iterator[Image]:
         started = time.monotonic()
         if rootfs is None:
             rootfs = str(work / "rootfs")
-            mirror, suite = debian_mirror_and_suite()
-            subprocess.run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv",
-                    suite,
-                    rootfs,
-                    mirror,
-                ],
-                check=True,
-                capture_output=True,
-                timeout=600,
-            )
+            debootstrap(Path(rootfs), *debian_mirror_and_suite())
         buildah = Buildah(work / "buildah")
         base = buildah("from", "scratch")
         buildah("copy", "--quiet", base, rootfs, "/")
