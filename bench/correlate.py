@@ -17,7 +17,6 @@ import asyncio
 import resource
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from correlator.analysis.report import Options, analyse  # noqa: E402
 from correlator.analysis.windows import incident_windows  # noqa: E402
 from correlator.pipeline import Pipeline  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402
-from tests.support.processes import Prometheus  # noqa: E402
+from tests.support.processes import backfilled_backends  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
 NAMESPACE = "bench"
@@ -105,16 +104,10 @@ async def measure(args: argparse.Namespace) -> None:
     loki_port, jaeger_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as workdir:
         started = time.perf_counter()
-        history = Path(workdir) / "scenario.om"
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-fakes", str(loki_port), str(jaeger_port),
-             "--services", str(args.services), "--now", now.isoformat(),
-             "--history", str(history)],
-            stdout=subprocess.PIPE,
+        child, prometheus = backfilled_backends(
+            __file__, (loki_port, jaeger_port), services=args.services, now=now,
+            workdir=Path(workdir),
         )  # fmt: skip
-        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
-        prometheus = Prometheus(Path(workdir), rule_files=[], openmetrics=history.read_text())
-        prometheus.start()
         print(f"setup (backfill, servers): {time.perf_counter() - started:.1f} s")
         try:
             settings = load_settings(

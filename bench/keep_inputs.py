@@ -22,7 +22,6 @@ import hashlib
 import json
 import pickle
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from correlator.rca.frames import bundle_archive  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402
 from correlator.store import Store  # noqa: E402
 from correlator.store.replay import get_bundle  # noqa: E402
-from tests.support.processes import Prometheus  # noqa: E402
+from tests.support.processes import backfilled_backends  # noqa: E402
 
 
 async def _incident(store: Store, alerting: str, onset: datetime, group: str) -> int:
@@ -86,16 +85,10 @@ async def measure(args: argparse.Namespace) -> None:
     onset = chosen.fault_at + timedelta(minutes=1)
     loki_port, jaeger_port = correlate.free_port(), correlate.free_port()
     with tempfile.TemporaryDirectory() as workdir:
-        history = Path(workdir) / "scenario.om"
-        child = subprocess.Popen(
-            [sys.executable, correlate.__file__, "--serve-fakes", str(loki_port),
-             str(jaeger_port), "--services", str(args.services), "--now", now.isoformat(),
-             "--history", str(history)],
-            stdout=subprocess.PIPE,
+        child, prometheus = backfilled_backends(
+            correlate.__file__, (loki_port, jaeger_port), services=args.services, now=now,
+            workdir=Path(workdir),
         )  # fmt: skip
-        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
-        prometheus = Prometheus(Path(workdir), rule_files=[], openmetrics=history.read_text())
-        prometheus.start()
         database = {"url": f"sqlite:///{workdir}/bench.db"}
         store = await Store.open(load_settings(database=database).database)
         common = {

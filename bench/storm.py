@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.databases import create_postgres_database, drop_postgres_database  # noqa: E402
-from tests.support.processes import Prometheus, free_port  # noqa: E402
+from tests.support.processes import backfilled_backends, free_port  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
 NAMESPACE = "storm"
@@ -331,16 +331,9 @@ async def measure(args: argparse.Namespace) -> None:
     ports = (free_port(), free_port(), free_port())
     with tempfile.TemporaryDirectory() as workdir:
         started = time.perf_counter()
-        history = Path(workdir) / "storm.om"
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-fakes", *map(str, ports),
-             "--services", str(args.services), "--now", now.isoformat(),
-             "--history", str(history)],
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
-        prometheus = Prometheus(Path(workdir), rule_files=[], openmetrics=history.read_text())
-        prometheus.start()
+        child, prometheus = backfilled_backends(
+            __file__, ports, services=args.services, now=now, workdir=Path(workdir)
+        )
         print(f"setup (backfill of {args.services} services, servers): "
               f"{time.perf_counter() - started:.0f} s")  # fmt: skip
         backends = {

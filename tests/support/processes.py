@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +273,21 @@ def correlation_env(workdir: Path, prometheus: str, loki: str, jaeger: str) -> d
         "CORRELATOR_JAEGER_URL": jaeger,
         "CORRELATOR_CORRELATION_DEADLINE_S": "20",
     }
+
+
+def backfilled_backends(
+    script: str, ports: Sequence[int], *, services: int, now: datetime, workdir: Path
+) -> tuple[subprocess.Popen[bytes], Prometheus]:
+    """For the benchmarks: `script --serve-fakes PORTS…` in a child process (it writes its
+    scenario's metric history, then serves the Loki and Jaeger test servers and says "ready"),
+    and real Prometheus backfilled with that history. The caller stops both."""
+    history = workdir / "scenario.om"
+    child = subprocess.Popen(
+        [sys.executable, script, "--serve-fakes", *map(str, ports), "--services", str(services),
+         "--now", now.isoformat(), "--history", str(history)],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    prometheus = Prometheus(workdir, rule_files=[], openmetrics=history.read_text())
+    prometheus.start()
+    return child, prometheus
