@@ -10,36 +10,14 @@ microseconds) answers instead. The dependency graph comes from v1 `/api/dependen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from correlator.backends.http import BackendClient, BackendConfig, BackendGarbage, BackendRefused
-
-ERROR_STATUS = 2  # OTLP Status.code ERROR
-SPAN_KINDS = {
-    0: "unspecified",
-    1: "internal",
-    2: "server",
-    3: "client",
-    4: "producer",
-    5: "consumer",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    service: str
-    operation: str
-    kind: str
-    start: datetime
-    duration_ms: float
-    error: bool
-    attributes: dict[str, str] = field(default_factory=dict)
+from correlator.backends.jaeger_spans import MalformedSpans, Span, parse_otlp, parse_v1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,82 +31,11 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _value(value: dict[str, Any]) -> str:
-    for kind in ("stringValue", "intValue", "boolValue", "doubleValue"):
-        if kind in value:
-            return str(value[kind]).lower() if kind == "boolValue" else str(value[kind])
-    return json.dumps(value)
-
-
-def parse_otlp(result: dict[str, Any]) -> list[Span]:
-    spans = []
+def _spans(parse: Callable[[Any], list[Span]], document: Any) -> list[Span]:
     try:
-        for resource_spans in result.get("resourceSpans", []):
-            attributes = resource_spans.get("resource", {}).get("attributes", [])
-            service = next(
-                (_value(a["value"]) for a in attributes if a.get("key") == "service.name"),
-                "unknown",
-            )
-            for scope in resource_spans.get("scopeSpans", []):
-                for span in scope.get("spans", []):
-                    start_ns = int(span.get("startTimeUnixNano", 0))
-                    end_ns = int(span.get("endTimeUnixNano", start_ns))
-                    spans.append(
-                        Span(
-                            trace_id=span["traceId"],
-                            span_id=span["spanId"],
-                            parent_span_id=span.get("parentSpanId") or None,
-                            service=service,
-                            operation=span.get("name", ""),
-                            kind=SPAN_KINDS.get(int(span.get("kind", 0)), "unspecified"),
-                            start=datetime.fromtimestamp(start_ns / 1e9, UTC),
-                            duration_ms=(end_ns - start_ns) / 1e6,
-                            error=int(span.get("status", {}).get("code", 0)) == ERROR_STATUS,
-                            attributes={
-                                a["key"]: _value(a["value"]) for a in span.get("attributes", [])
-                            },
-                        )
-                    )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BackendGarbage(f"Jaeger answered malformed OTLP: {exc}") from None
-    return spans
-
-
-def parse_v1(data: list[dict[str, Any]]) -> list[Span]:
-    spans = []
-    try:
-        for trace in data:
-            processes = {pid: p["serviceName"] for pid, p in trace.get("processes", {}).items()}
-            for span in trace["spans"]:
-                # The parent is a CHILD_OF reference within this trace: a span may also point
-                # into other traces (Jaeger's own fixture ui_01 does), which are no parent here.
-                parent = next(
-                    (
-                        r["spanID"]
-                        for r in span.get("references", [])
-                        if r.get("refType") == "CHILD_OF"
-                        and r.get("traceID", span["traceID"]) == span["traceID"]
-                    ),
-                    None,
-                )
-                tags = {t["key"]: str(t["value"]) for t in span.get("tags", [])}
-                spans.append(
-                    Span(
-                        trace_id=span["traceID"],
-                        span_id=span["spanID"],
-                        parent_span_id=parent,
-                        service=processes.get(span.get("processID", ""), "unknown"),
-                        operation=span.get("operationName", ""),
-                        kind=tags.get("span.kind", "unspecified"),
-                        start=datetime.fromtimestamp(int(span["startTime"]) / 1e6, UTC),
-                        duration_ms=int(span["duration"]) / 1e3,
-                        error=tags.get("error") == "True" or tags.get("error") == "true",
-                        attributes=tags,
-                    )
-                )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BackendGarbage(f"Jaeger answered malformed v1 traces: {exc}") from None
-    return spans
+        return parse(document)
+    except MalformedSpans as exc:
+        raise BackendGarbage(f"Jaeger answered {exc}") from None
 
 
 # api_v3 search parameters: Jaeger up to module v1.75.0 (a Jaeger v2 binary) reads only the
@@ -211,7 +118,7 @@ class JaegerBackend:
             raise
         if not isinstance(answer, dict) or "result" not in answer:
             raise BackendGarbage("Jaeger answered traces without a result")
-        return parse_otlp(answer["result"])
+        return _spans(parse_otlp, answer["result"])
 
     async def _find_v1(
         self, service: str, start: datetime, end: datetime, operation: str | None, limit: int
@@ -227,7 +134,7 @@ class JaegerBackend:
         answer = await self._client.get_json("/api/traces", params)
         if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
             raise BackendGarbage("Jaeger (v1) answered traces without data")
-        return parse_v1(answer["data"])
+        return _spans(parse_v1, answer["data"])
 
     async def trace(self, trace_id: str) -> list[Span]:
         try:
@@ -236,7 +143,7 @@ class JaegerBackend:
             if _no_traces(exc):
                 return []
             raise
-        return parse_otlp(answer.get("result", {}))
+        return _spans(parse_otlp, answer.get("result", {}))
 
     async def dependencies(self, end: datetime, lookback: timedelta) -> list[Dependency]:
         params = {

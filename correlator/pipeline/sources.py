@@ -21,7 +21,8 @@ from correlator.analysis.telemetry import (
     wide_to_replicas,
 )
 from correlator.analysis.windows import Windows
-from correlator.backends.jaeger import JaegerBackend, Span
+from correlator.backends.jaeger import JaegerBackend
+from correlator.backends.jaeger_spans import Span
 from correlator.backends.loki import LogBudget, LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal

@@ -48,8 +48,7 @@ from correlator.analysis.telemetry import (
     span_frame,
 )
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
-from correlator.backends.http import BackendGarbage
-from correlator.backends.jaeger import parse_otlp, parse_v1
+from correlator.backends.jaeger_spans import MalformedSpans, parse_otlp, parse_v1
 from correlator.models.alerts import AlertStatus, WebhookPayload
 from correlator.rca.bundle_write import ArchiveError, unpack
 from correlator.signals import DEFAULT_SIGNALS
@@ -175,7 +174,7 @@ def _spans(path: Path) -> pd.DataFrame:
             spans = parse_v1(document["data"])
         else:
             raise BundleError(f"{path.name}: neither OTLP JSON nor Jaeger JSON")
-    except BackendGarbage as exc:
+    except MalformedSpans as exc:
         raise BundleError(f"{path.name}: {exc}") from None
     return span_frame(
         {

@@ -31,7 +31,7 @@ import pandas as pd
 from correlator import __version__
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.windows import WindowPolicy, Windows
-from correlator.backends.jaeger import ERROR_STATUS, SPAN_KINDS
+from correlator.backends.jaeger_spans import ERROR_STATUS, SPAN_KINDS
 from correlator.models.incidents import IncidentDetail
 
 FORMAT = 2

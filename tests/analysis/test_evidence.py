@@ -143,7 +143,7 @@ def test_spans_with_error_status_are_evidence_at_their_origin() -> None:
     """Spans that Jaeger reports with OTLP status ERROR become trace evidence, on the deepest
     failing span's service (its callers fail because it did)."""
     from correlator.analysis.traces import trace_findings
-    from correlator.backends.jaeger import parse_otlp
+    from correlator.backends.jaeger_spans import parse_otlp
 
     def otlp(service: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         attributes = [{"key": "service.name", "value": {"stringValue": service}}]

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from correlator.backends.jaeger import parse_otlp, parse_v1
+from correlator.backends.jaeger_spans import parse_otlp, parse_v1
 from tests.fakes.jaeger import FakeJaeger, FakeSpan
 from tests.support.servers import served
 
