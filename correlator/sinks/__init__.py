@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from correlator.settings import (
+from correlator.settings import Settings
+from correlator.settings.notify import (
     GitHubSinkSettings,
     GitLabSinkSettings,
     GrafanaSinkSettings,
     MattermostSinkSettings,
-    Settings,
     SlackSinkSettings,
     TeamsSinkSettings,
     WebhookSinkSettings,
