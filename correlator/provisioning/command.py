@@ -26,7 +26,8 @@ from correlator.provisioning.notifications import (
     notification_settings,
     prepare_receiver,
 )
-from correlator.provisioning.reconcile import Action, Report, reconcile, reconcile_alert_rules
+from correlator.provisioning.reconcile import Action, Report, reconcile
+from correlator.provisioning.reconcile_rules import reconcile_alert_rules
 from correlator.settings import Settings
 from correlator.tenancy import admit
 

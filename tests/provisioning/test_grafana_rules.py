@@ -10,7 +10,8 @@ import yaml
 from correlator.provisioning.grafana import GrafanaTarget
 from correlator.provisioning.grafana_rules import grafana_alert_rules, rule_uid
 from correlator.provisioning.naming import Links
-from correlator.provisioning.reconcile import Action, reconcile_alert_rules
+from correlator.provisioning.reconcile import Action
+from correlator.provisioning.reconcile_rules import reconcile_alert_rules
 from tests.provisioning.conftest import EXAMPLE_APPS, promtool, webapp
 
 LINKS = Links()

@@ -1,5 +1,7 @@
 """The command line: `correlator serve | config | validate | provision | analyze | bench |
-export-incidents | demo | crd | version`."""
+export-incidents | demo | crd | version`. The parser, the dispatch and the commands about the
+service itself are here; the commands over rca/ (analyze, bench, export-incidents) are in
+cli/rca_commands.py, the exit statuses in cli/exits.py."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import json
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from correlator import __version__
+from correlator.cli.exits import EXIT_SOFTWARE, EXIT_UNAVAILABLE, EXIT_USAGE
+from correlator.cli.rca_commands import analyze, bench_incidents, bench_rca, export_incidents
 from correlator.errors import ConfigError, StoreUnavailable
 from correlator.progress import Progress
 from correlator.settings import Settings, effective_config, is_loopback, load_settings, mask_url
@@ -25,10 +28,6 @@ if TYPE_CHECKING:
     from correlator.worker import WorkHandler
 
 log = logging.getLogger("correlator")
-
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a service the program needs is not there
-EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal error (a background loop died)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,146 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _analyze(path: Path, *, as_json: bool) -> int:
-    from correlator.analysis.report import collect, decide, suspect_json, windows_json
-    from correlator.rca.bundle import BundleError, load
-
-    progress = Progress.on_terminal(machine_output=as_json)
-    try:
-        with progress.stage(f"loading the bundle {path.name}"):
-            bundle = load(path)
-    except BundleError as exc:
-        print(f"correlator: {exc}", file=sys.stderr)
-        return 1
-    with progress.stage("finding what left its baseline in metrics, logs and traces"):
-        findings = collect(bundle.telemetry, bundle.windows)
-    services = {f.service for found in findings.values() for f in found}
-    with progress.stage(f"ranking {len(services)} services"):
-        analysis = decide(findings, bundle.telemetry, bundle.windows)
-    report: dict[str, Any] = {
-        "bundle": str(path),
-        "windows": windows_json(analysis.windows),
-        "suspects": [suspect_json(s, i) for i, s in enumerate(analysis.suspects[:10], 1)],
-        "notes": analysis.notes,
-    }
-    if bundle.truth is not None:
-        report["truth"] = bundle.truth
-    if as_json:
-        print(json.dumps(report, indent=2, default=str))
-        return 0
-    print(
-        f"incident window {report['windows']['incident_start']} .. "
-        f"{report['windows']['incident_end']} (baseline from {report['windows']['baseline_start']})"
-    )
-    if not analysis.suspects:
-        print("no service's telemetry left its baseline")
-    for item in report["suspects"]:
-        print(f"{item['rank']:>2}. {item['service']}  score {item['score']:.3f}")
-        print(f"    {item['reason']}")
-    for note in analysis.notes:
-        print(f"note: {note}")
-    return 0
-
-
-def _bench_rca(dataset: Path, *, as_json: bool) -> int:
-    from correlator.rca import benchmark
-    from correlator.rca.tables import Problems
-
-    if not (dataset / "rca_data").is_dir():
-        print(f"correlator: {dataset}: no rca_data/ directory (the Nezha layout)", file=sys.stderr)
-        return 1
-    started = time.perf_counter()
-    problems = Problems()
-    steps = Progress.on_terminal(machine_output=as_json).steps
-    try:
-        cases = benchmark.collected(dataset, problems, steps=steps)
-        result = benchmark.evaluate(cases, problems, steps=steps, root=dataset)
-    except OSError as exc:
-        print(f"correlator: {exc.filename or dataset}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    if as_json:
-        print(json.dumps(result, indent=2))
-    else:
-        print("\n".join(benchmark.table(result)))
-        print(f"whole run: {result['seconds']} s")
-    return 0
-
-
-def _since(text: str | None) -> Any:
-    """--since as an aware datetime: RFC 3339, or an age such as 30d or 12h."""
-    from datetime import UTC, datetime, timedelta
-
-    if text is None:
-        return None
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since: {text!r} is neither RFC 3339 nor an age like 30d") from None
-    if moment.tzinfo is None:
-        raise ConfigError(f"--since: {text!r} has no time zone")
-    return moment
-
-
-def _bench_incidents(args: argparse.Namespace) -> int:
-    from correlator.rca import incidents
-
-    settings = load_settings(args.config)
-    against = load_settings(args.against) if args.against else None
-    since = _since(args.since)
-    started = time.perf_counter()
-    try:
-        result = asyncio.run(
-            incidents.evaluate(
-                settings,
-                since=since,
-                app=args.app,
-                against=against,
-                names=("replayed", args.against.stem if args.against else "against"),
-            )
-        )
-    except StoreUnavailable as exc:
-        print(f"correlator: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print("\n".join(incidents.table(result)))
-    return 0
-
-
-def _export_incidents(args: argparse.Namespace) -> int:
-    from correlator.rca import incidents
-
-    settings = load_settings(args.config)
-    try:
-        written, problems = asyncio.run(
-            incidents.export(
-                settings,
-                args.directory,
-                anonymise=args.anonymise,
-                since=_since(args.since),
-                app=args.app,
-            )
-        )
-    except StoreUnavailable as exc:
-        print(f"correlator: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except OSError as exc:
-        print(f"correlator: {exc.filename or args.directory}: {exc.strerror}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    for problem in problems:
-        print(f"correlator: not exported: {problem}", file=sys.stderr)
-    print(f"{len(written)} incident(s) written to {args.directory}", file=sys.stderr)
-    return 0
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     server = {
         name: value
@@ -313,16 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                 dry_run=args.dry_run,
             )
         if args.command == "analyze":
-            return _analyze(args.bundle, as_json=args.json)
+            return analyze(args.bundle, as_json=args.json)
         if args.command == "bench" and args.incidents:
-            return _bench_incidents(args)
+            return bench_incidents(args)
         if args.command == "bench":
             if args.dataset is None:
                 print("correlator: bench rca needs a dataset, or --incidents", file=sys.stderr)
                 return EXIT_USAGE
-            return _bench_rca(args.dataset, as_json=args.json)
+            return bench_rca(args.dataset, as_json=args.json)
         if args.command == "export-incidents":
-            return _export_incidents(args)
+            return export_incidents(args)
         if args.command == "demo":
             from correlator.demo import PortInUse, run
 
