@@ -1,7 +1,7 @@
 """The store: incidents, alerts, the notification timeline and the work queue.
 
 `Store` is the only door to the database. The SQL lives in plain functions that take a
-`Connection` (intake.py, queries.py, work.py); the Store runs each as one whole transaction:
+`Connection` (recording.py, queries.py, work.py); the Store runs each as one whole transaction:
 on PostgreSQL through asyncpg, on SQLite in a thread of its own (one writer thread, as SQLite
 has one writer, and a few readers, as WAL lets readers run beside it). Database errors are
 translated here, once, into `StoreUnavailable`, which callers answer with 503 (intake) or a
@@ -34,7 +34,7 @@ from correlator.models.incidents import (
 from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
 from correlator.store import queries, work
-from correlator.store.intake import DEFAULT_POLICY, record_notifications
+from correlator.store.recording import DEFAULT_POLICY, record_notifications
 from correlator.store.work import QueuePolicy, WorkItem
 
 __all__ = ["Clock", "Store", "WorkItem", "utc_now"]

@@ -37,6 +37,7 @@ class Delivery:
 
 
 def content_sha(message: dict[str, Any]) -> str:
+    """Digest of one message's content (an alert's is store/recording.alert_content_sha)."""
     return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
 
 

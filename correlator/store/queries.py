@@ -29,7 +29,7 @@ from correlator.models.incidents import (
     WorkRecord,
 )
 from correlator.store import outbox
-from correlator.store.intake import indexed_text
+from correlator.store.recording import indexed_text
 from correlator.store.schema import alerts, incidents, notifications, reports, work_items
 
 _SUMMARY_COLUMNS = [column for column in incidents.c if column.name != "key"]

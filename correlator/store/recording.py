@@ -1,4 +1,5 @@
-"""Writing webhook notifications: incidents, alerts, timeline entries and work items.
+"""Recording webhook notifications: incidents, alerts, timeline entries and work items (the
+SQL under the intake's group commit, correlator/intake.py).
 
 Set-based: a batch of notifications costs a fixed handful of statements (bulk upsert of the
 incidents, one read of their alerts, bulk inserts and updates), not a handful per
@@ -50,7 +51,7 @@ def indexed_text(value: str | None) -> str | None:
     return value.replace("\x00", "\ufffd")[:INDEXED_TEXT_MAX]
 
 
-def content_sha(alert: WebhookAlert) -> str:
+def alert_content_sha(alert: WebhookAlert) -> str:
     """Digest of everything a re-notification can change about one alert."""
     content = [
         alert.status.value,
@@ -137,7 +138,7 @@ def _alert_row(
         "annotations": alert.annotations,
         "generator_url": alert.generator_url,
         "details": alert.details,
-        "content_sha": content_sha(alert),
+        "content_sha": alert_content_sha(alert),
         "first_seen_at": now,
         "updated_at": now,
     }
