@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 
 from correlator.backends.prometheus import PrometheusBackend
+from correlator.observability import configure_logging
 from correlator.redaction import RedactingFilter, Redactor, mask_text, redactor_for
 from correlator.settings import load_settings
 from correlator.sinks import build_sinks
-from correlator.telemetry import configure_logging
 from tests.fakes.slack import FakeSlack
 from tests.sinks.test_slack_limits import _big_message
 from tests.support.processes import Service, wait_until

@@ -248,8 +248,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
+    from correlator.observability import configure_logging, configure_tracing, shutdown_tracing
     from correlator.redaction import redactor_for
-    from correlator.telemetry import configure_logging, configure_tracing, shutdown_tracing
 
     configure_logging(settings.log, redact=redactor_for(settings))
     provider = configure_tracing()

@@ -166,7 +166,7 @@ def test_nothing_is_exported_without_an_endpoint(tmp_path: Path, otlp: OtlpRecei
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     code = (
         "from opentelemetry import trace\n"
-        "from correlator.telemetry import configure_tracing, shutdown_tracing, _otlp_exporter\n"
+        "from correlator.observability import configure_tracing, shutdown_tracing, _otlp_exporter\n"
         "provider = configure_tracing()\n"
         "with trace.get_tracer('t').start_as_current_span('would-be-exported'):\n"
         "    pass\n"

@@ -1,4 +1,5 @@
-"""Logging and tracing set-up: the only importer of the OpenTelemetry SDK and exporters.
+"""The service's own logging and tracing set-up (its metrics are metrics.py; the telemetry it
+analyses is analysis/telemetry.py): the only importer of the OpenTelemetry SDK and exporters.
 
 Library modules use the OpenTelemetry API only (`trace.get_tracer(__name__)`). The SDK reads
 the standard OTEL_* variables (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
