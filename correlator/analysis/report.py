@@ -18,7 +18,7 @@ from correlator.analysis.calibrate import (
 )
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import Templates, log_findings
-from correlator.analysis.metrics import metric_findings
+from correlator.analysis.metric_evidence import metric_findings
 from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.replicas import replica_findings

@@ -11,7 +11,7 @@ import pytest
 
 from correlator.analysis.findings import poisson_surge, sustained_change
 from correlator.analysis.logs import log_findings, normalise
-from correlator.analysis.metrics import metric_findings
+from correlator.analysis.metric_evidence import metric_findings
 from correlator.analysis.rank import rank
 from correlator.analysis.report import analyse
 from correlator.analysis.telemetry import SignalMeta, Telemetry, log_frame, metric_frame, span_frame

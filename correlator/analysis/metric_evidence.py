@@ -1,4 +1,4 @@
-"""Metric signals: which service's series left their baseline, when, and by how much (pure)."""
+"""Metric evidence: which service's series left their baseline, when, and by how much (pure)."""
 
 from __future__ import annotations
 
