@@ -41,7 +41,6 @@ from correlator.settings.correlation import (
     KeepInputsSettings,
     SignalSettings,
 )
-from correlator.settings.notify import NotifySettings, SinkSettings
 from correlator.settings.platform import (
     KubernetesSettings,
     ProvisioningSettings,
@@ -57,6 +56,11 @@ from correlator.settings.service import (
     QueueSettings,
     ServerSettings,
 )
+
+# isort: split
+# Last: composing `notify.sinks` imports every sink module, and what those import may take the
+# groups above from this package (the store its DatabaseSettings) before it is complete.
+from correlator.settings.notify import NotifySettings, SinkSettings
 
 __all__ = [
     "ENV_PREFIX",

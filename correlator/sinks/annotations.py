@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-import httpx
+from pydantic import Field, SecretStr
 
 from correlator.provisioning.naming import dashboard_uid
+from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
-from correlator.sinks.base import Remember, SinkRetry, json_body, request
+from correlator.sinks.base import HttpSink, Remember, SinkRetry, json_body, request
+from correlator.sinks.registry import register
 
 log = logging.getLogger(__name__)
+
+
+class GrafanaSinkSettings(SinkSettingsBase):
+    type: Literal["grafana"]
+    url: str = Field(pattern=r"^https?://", description="Grafana base URL.")
+    token: SecretStr = Field(description="Service account token (annotations:write).")
 
 
 def _ms(text: str | None) -> int | None:
@@ -54,27 +62,14 @@ def annotation(message: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class GrafanaAnnotationSink:
-    def __init__(
-        self,
-        name: str,
-        *,
-        url: str,
-        token: str,
-        severities: frozenset[str] = frozenset(),
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.name = name
-        self.severities = severities
-        self.teams: frozenset[str] = frozenset()  # set by build_sinks
-        self._http = httpx.AsyncClient(
+class GrafanaAnnotationSink(HttpSink):
+    def __init__(self, name: str, *, url: str, token: str, timeout_s: float = 10.0) -> None:
+        super().__init__(
+            name,
+            timeout_s=timeout_s,
             base_url=url.rstrip("/"),
-            timeout=timeout_s,
             headers={"Authorization": f"Bearer {token}"},
         )
-
-    async def close(self) -> None:
-        await self._http.aclose()
 
     async def _call(self, method: str, path: str, body: dict[str, Any]) -> Any:
         return json_body(self.name, await request(self.name, self._http, method, path, json=body))
@@ -118,3 +113,8 @@ class GrafanaAnnotationSink:
         remote = {"id": int(answer["id"])}
         await remember(remote)
         return remote
+
+
+@register(GrafanaSinkSettings)
+def build(spec: GrafanaSinkSettings) -> GrafanaAnnotationSink:
+    return GrafanaAnnotationSink(spec.name, url=spec.url, token=spec.token.get_secret_value())

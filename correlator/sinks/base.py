@@ -40,6 +40,20 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
+class HttpSink:
+    """What the sinks share: a name, the filters (`build_sinks` sets them from the sink's
+    settings, the same for every kind) and one HTTP client, closed with the sink."""
+
+    def __init__(self, name: str, *, timeout_s: float = 10.0, **client: Any) -> None:
+        self.name = name
+        self.severities: frozenset[str] = frozenset()
+        self.teams: frozenset[str] = frozenset()
+        self._http = httpx.AsyncClient(timeout=timeout_s, **client)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
 class SinkGone(SinkRejected):
     """The message to edit is gone (deleted, or too old to edit): the sink posts it anew."""
 

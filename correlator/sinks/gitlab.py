@@ -1,7 +1,6 @@
-"""GitLab: one note per incident on the deployed change: on the merge request that brought the
-commit (commit → merge requests lookup), else in a discussion on the commit; edited as the
-incident evolves, found again by its marker after a crash. Self-hosted: set `api_url`
-(https://HOST/api/v4) and `web_host`.
+"""GitLab: the incident's note (correlator/sinks/git.py) on the merge request that brought the
+deployed commit (commit → merge requests lookup), else in a discussion on the commit.
+Self-hosted: set `api_url` (https://HOST/api/v4) and `web_host`.
 
     GET  /projects/:id/repository/commits/:sha/merge_requests
     GET  /projects/:id/merge_requests/:iid/notes        POST (body)   PUT …/notes/:note_id
@@ -11,17 +10,29 @@ incident evolves, found again by its marker after a crash. Self-hosted: set `api
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
+from pydantic import Field, SecretStr
 
-from correlator.catalogue import github_repo
-from correlator.sinks.base import Remember, SinkGone, SinkRejected, json_body, request
-from correlator.sinks.github import SHA, markdown, marker
+from correlator.settings.base import SinkSettingsBase
+from correlator.sinks.git import Change, GitCommentSink
+from correlator.sinks.registry import register
 
 
-class GitLabSink:
+class GitLabSinkSettings(SinkSettingsBase):
+    type: Literal["gitlab"]
+    token: SecretStr = Field(description="A token with the api scope (PRIVATE-TOKEN).")
+    api_url: str = Field(
+        "https://gitlab.com/api/v4", description="Self-hosted: https://HOST/api/v4"
+    )
+    web_host: str = Field("gitlab.com", description="Host of the repository URLs it handles.")
+
+
+class GitLabSink(GitCommentSink):
+    unknown = "no GitLab project or deployed revision known"
+    edit_method = "PUT"
+
     def __init__(
         self,
         name: str,
@@ -29,95 +40,53 @@ class GitLabSink:
         token: str,
         api_url: str = "https://gitlab.com/api/v4",
         web_host: str = "gitlab.com",
-        severities: frozenset[str] = frozenset(),
         timeout_s: float = 10.0,
     ) -> None:
-        self.name = name
-        self.severities = severities
-        self.teams: frozenset[str] = frozenset()  # set by build_sinks
-        self._web_host = web_host
-        self._http = httpx.AsyncClient(
-            base_url=api_url.rstrip("/"), timeout=timeout_s, headers={"PRIVATE-TOKEN": token}
+        super().__init__(
+            name,
+            api_url=api_url,
+            web_host=web_host,
+            headers={"PRIVATE-TOKEN": token},
+            timeout_s=timeout_s,
         )
 
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await request(
-            self.name, self._http, method, path, gone_on_404=method == "PUT", **kwargs
-        )
-        return json_body(self.name, response)
-
-    async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
-    ) -> dict[str, Any]:
-        app = message.get("app") or {}
-        repo = github_repo(app.get("repo"))  # https://host/group/project, the same shape
-        revision = app.get("revision")
-        if repo is None or repo[0] != self._web_host or not revision:
-            return {"skipped": "no GitLab project or deployed revision known"}
-        if not SHA.match(revision):
-            return {"skipped": "the deployed revision is not a commit id"}
-        project = f"/projects/{quote(f'{repo[1]}/{repo[2]}', safe='')}"
-        body = {"body": markdown(message)}
-        if remote.get("edit_path"):
-            try:
-                await self._request("PUT", remote["edit_path"], json=body)
-                return remote
-            except SinkGone:
-                remote = {}
-        mark = marker(message["incident_id"])
+    async def _change(self, owner: str, name: str, revision: str) -> Change:
+        project = f"/projects/{quote(f'{owner}/{name}', safe='')}"
         requests = await self._request(
             "GET", f"{project}/repository/commits/{revision}/merge_requests"
         )
         if isinstance(requests, list) and requests:
             iid = int(requests[0]["iid"])
-            notes_path = f"{project}/merge_requests/{iid}/notes"
-            existing = await self._find_note(notes_path, mark)
-            if existing is not None:
-                remote = {"edit_path": f"{notes_path}/{existing['id']}", "target": f"!{iid}"}
-                await remember(remote)
-                await self._request("PUT", remote["edit_path"], json=body)
-                return remote
-            note = await self._request("POST", notes_path, json=body)
-            remote = {"edit_path": f"{notes_path}/{note['id']}", "target": f"!{iid}"}
-            await remember(remote)
-            return remote
+            return Change(f"!{iid}", {"notes": f"{project}/merge_requests/{iid}/notes"})
         discussions = f"{project}/repository/commits/{revision}/discussions"
-        found = await self._find_discussion(discussions, mark)
-        if found is None:
-            created = await self._request("POST", discussions, json=body)
-            found = (str(created["id"]), int(created["notes"][0]["id"]))
-            edit_now = False
-        else:
-            edit_now = True
-        remote = {
-            "edit_path": f"{discussions}/{found[0]}/notes/{found[1]}",
-            "target": f"commit {revision[:12]}",
-        }
-        await remember(remote)
-        if edit_now:
-            await self._request("PUT", remote["edit_path"], json=body)
-        return remote
+        return Change(f"commit {revision[:12]}", {"discussions": discussions})
 
-    async def _pages(self, path: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for page in range(1, 11):
-            chunk = await self._request("GET", path, params={"per_page": 100, "page": page})
-            if not isinstance(chunk, list):
-                raise SinkRejected(f"{self.name}: {path} did not answer a list")
-            items += chunk
-            if len(chunk) < 100:
-                break
-        return items
-
-    async def _find_note(self, path: str, mark: str) -> dict[str, Any] | None:
-        return next((n for n in await self._pages(path) if mark in str(n.get("body"))), None)
-
-    async def _find_discussion(self, path: str, mark: str) -> tuple[str, int] | None:
-        for discussion in await self._pages(path):
+    async def _find(self, change: Change, mark: str) -> dict[str, Any] | None:
+        if "notes" in change.paths:
+            notes = change.paths["notes"]
+            async for note in self._pages(notes):
+                if mark in str(note.get("body")):
+                    return {"edit_path": f"{notes}/{note['id']}", "target": change.target}
+            return None
+        discussions = change.paths["discussions"]
+        async for discussion in self._pages(discussions):
             for note in discussion.get("notes", []):
                 if mark in str(note.get("body")):
-                    return str(discussion["id"]), int(note["id"])
+                    path = f"{discussions}/{discussion['id']!s}/notes/{int(note['id'])}"
+                    return {"edit_path": path, "target": change.target}
         return None
+
+    async def _create(self, change: Change, body: dict[str, Any]) -> dict[str, Any]:
+        if "notes" in change.paths:
+            note = await self._request("POST", change.paths["notes"], json=body)
+            return {"edit_path": f"{change.paths['notes']}/{note['id']}", "target": change.target}
+        discussions = change.paths["discussions"]
+        created = await self._request("POST", discussions, json=body)
+        path = f"{discussions}/{created['id']!s}/notes/{int(created['notes'][0]['id'])}"
+        return {"edit_path": path, "target": change.target}
+
+
+@register(GitLabSinkSettings)
+def build(spec: GitLabSinkSettings) -> GitLabSink:
+    token = spec.token.get_secret_value()
+    return GitLabSink(spec.name, token=token, api_url=spec.api_url, web_host=spec.web_host)

@@ -10,13 +10,16 @@ the notification `text` short. Every piece of text from an alert or a report goe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import httpx
+from pydantic import Field, SecretStr, model_validator
 
+from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
 from correlator.sinks.base import (
+    HttpSink,
     Remember,
+    Sink,
     SinkGone,
     SinkRejected,
     SinkRetry,
@@ -24,6 +27,8 @@ from correlator.sinks.base import (
     request,
 )
 from correlator.sinks.message import evidence_links, responder_links
+from correlator.sinks.posted import PostOnceSink
+from correlator.sinks.registry import register
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -37,6 +42,40 @@ _RETRY_CODES = {
 }
 _GONE_CODES = {"message_not_found", "cant_update_message", "edit_window_closed"}
 ICONS = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
+
+
+class SlackSinkSettings(SinkSettingsBase):
+    type: Literal["slack"]
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-…), with channel.")
+    channel: str | None = None
+    channel_from_app: bool = Field(
+        True, description="Post to the app's spec.alerting.chatChannel when it has one."
+    )
+    webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL (a secret).")
+    api_url: str = "https://slack.com/api"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackSinkSettings:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError(f"sink {self.name}: set exactly one of token and webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError(f"sink {self.name}: a bot token needs a channel")
+        return self
+
+
+@register(SlackSinkSettings)
+def build(spec: SlackSinkSettings) -> Sink:
+    if spec.webhook_url is not None:
+        url = spec.webhook_url.get_secret_value()
+        return PostOnceSink(spec.name, url=url, render=webhook_post)
+    assert spec.token is not None and spec.channel is not None  # the settings check it
+    return SlackSink(
+        spec.name,
+        token=spec.token.get_secret_value(),
+        channel=spec.channel,
+        api_url=spec.api_url,
+        channel_from_app=spec.channel_from_app,
+    )
 
 
 def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,7 +165,7 @@ def webhook_post(message: dict[str, Any]) -> dict[str, Any]:
     return {"text": fallback(message), "blocks": blocks(message)}
 
 
-class SlackSink:
+class SlackSink(HttpSink):
     """A bot token: chat.postMessage once, chat.update for every change, a thread reply on
     resolve. (An incoming webhook is a `PostOnceSink` with `webhook_post`.)"""
 
@@ -137,21 +176,14 @@ class SlackSink:
         token: str,
         channel: str,
         api_url: str = "https://slack.com/api",
-        severities: frozenset[str] = frozenset(),
         channel_from_app: bool = True,
         timeout_s: float = 10.0,
     ) -> None:
-        self.name = name
-        self.severities = severities
-        self.teams: frozenset[str] = frozenset()  # set by build_sinks
+        super().__init__(name, timeout_s=timeout_s)
         self._token = token
         self._channel = channel
         self._channel_from_app = channel_from_app
         self._api_url = api_url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout_s)
-
-    async def close(self) -> None:
-        await self._http.aclose()
 
     async def _api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await request(

@@ -18,21 +18,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Literal
 
-import httpx
+from pydantic import Field, SecretStr
 
-from correlator.sinks.base import Remember, request
+from correlator.settings.base import SinkSettingsBase
+from correlator.sinks.base import HttpSink, Remember, request
+from correlator.sinks.registry import register
 from correlator.store.outbox import content_sha
 
 SCHEMA = "correlator.incident/v1"
+
+
+class WebhookSinkSettings(SinkSettingsBase):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature.")
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookSink:
+class WebhookSink(HttpSink):
     def __init__(
         self,
         name: str,
@@ -40,19 +49,12 @@ class WebhookSink:
         url: str,
         secret: str | None = None,
         headers: dict[str, str] | None = None,
-        severities: frozenset[str] = frozenset(),
         timeout_s: float = 10.0,
     ) -> None:
-        self.name = name
-        self.severities = severities
-        self.teams: frozenset[str] = frozenset()  # set by build_sinks
+        super().__init__(name, timeout_s=timeout_s)
         self._url = url
         self._secret = secret
         self._headers = dict(headers or {})
-        self._http = httpx.AsyncClient(timeout=timeout_s)
-
-    async def close(self) -> None:
-        await self._http.aclose()
 
     async def send(
         self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
@@ -75,3 +77,9 @@ class WebhookSink:
             headers["X-Correlator-Signature"] = signature(self._secret, body)
         await request(self.name, self._http, "POST", self._url, content=body, headers=headers)
         return {"sent": True, "last_delivery": delivery}
+
+
+@register(WebhookSinkSettings)
+def build(spec: WebhookSinkSettings) -> WebhookSink:
+    secret = spec.secret.get_secret_value() if spec.secret else None
+    return WebhookSink(spec.name, url=spec.url, secret=secret, headers=spec.headers)

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from correlator.sinks import escape, github, slack
-from correlator.sinks.posted import mattermost_post, teams_card
+from correlator.sinks.mattermost import mattermost_post
+from correlator.sinks.teams import teams_card
 from tests.sinks.inert import live_markdown, live_slack, outside_markdown_code
 
 FIELDS = ("title", "severity", "namespace", "service", "summary", "reason", "detail", "missing")

@@ -19,7 +19,8 @@ from correlator.pipeline.report import Links
 from correlator.settings import Settings
 from correlator.sinks import github, slack
 from correlator.sinks.links import alertmanager_silence, kiali_graph
-from correlator.sinks.posted import mattermost_post, teams_card
+from correlator.sinks.mattermost import mattermost_post
+from correlator.sinks.teams import teams_card
 from tests.sinks.test_chat_text import message
 
 # Alertmanager's matcher syntax: name="value", the value with Prometheus' escapes.

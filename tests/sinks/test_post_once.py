@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from correlator.sinks.posted import teams_card
+from correlator.sinks.teams import teams_card
 from tests.fakes.chat_webhooks import TEAMS_MAX_BYTES, FakeMattermost, FakeTeams
 from tests.sinks.inert import outside_markdown_code
 from tests.sinks.test_delivery import GROUP, HOSTILE, LABELS, _post, _settled, until
