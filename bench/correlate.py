@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from correlator.analysis.report import Options, analyse  # noqa: E402
+from correlator.analysis.evidence import Options, analyse  # noqa: E402
 from correlator.analysis.windows import incident_windows  # noqa: E402
 from correlator.pipeline import Pipeline  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402

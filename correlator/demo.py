@@ -276,7 +276,7 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
 async def _run(root: Path, *, port: int, keep_running: bool) -> int:
     from aiohttp import web
 
-    from correlator.analysis.report import analyse, suspect_json
+    from correlator.analysis.evidence import analyse, suspect_json
     from correlator.rca.bundle import load
     from correlator.settings import load_settings
     from correlator.web.app import create_app

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from correlator.analysis.report import analyse
+from correlator.analysis.evidence import analyse
 from correlator.pipeline import Pipeline
 from correlator.rca.bundle import BundleError, load
 from correlator.settings import load_settings

@@ -19,7 +19,7 @@ from correlator.settings import load_settings
 
 
 def analyze(path: Path, *, as_json: bool) -> int:
-    from correlator.analysis.report import collect, decide, suspect_json, windows_json
+    from correlator.analysis.evidence import collect, decide, suspect_json, windows_json
     from correlator.rca.bundle import BundleError, load
 
     progress = Progress.on_terminal(machine_output=as_json)

@@ -6,9 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from correlator.analysis.evidence import Analysis
 from correlator.analysis.findings import Finding
 from correlator.analysis.rank import Suspect
-from correlator.analysis.report import Analysis
 from correlator.analysis.windows import Windows
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import regex_escape, string_literal

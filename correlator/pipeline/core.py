@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from correlator.analysis.report import Analysis, analyse
+from correlator.analysis.evidence import Analysis, analyse
 from correlator.analysis.scope import ScopeRules, candidate_names, neighbours_of
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,

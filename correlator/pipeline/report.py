@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from correlator.analysis.evidence import Analysis, suspect_json, windows_json
 from correlator.analysis.findings import Finding
-from correlator.analysis.report import Analysis, suspect_json, windows_json
 from correlator.analysis.windows import Windows
 from correlator.pipeline.changes import change_evidence
 from correlator.pipeline.fetch import Fetch

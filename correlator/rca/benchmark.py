@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from correlator.analysis.evidence import PRODUCERS, Options, collect, decide
 from correlator.analysis.findings import Finding
-from correlator.analysis.report import PRODUCERS, Options, collect, decide
 from correlator.analysis.telemetry import Telemetry, empty
 from correlator.progress import Steps, quiet
 from correlator.rca import nezha

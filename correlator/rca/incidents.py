@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from correlator.analysis.report import collect, decide
+from correlator.analysis.evidence import collect, decide
 from correlator.analysis.telemetry import SignalMeta, Telemetry
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 from correlator.rca.benchmark import Outcome, intervals, summary

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from correlator.analysis.evidence import analyse
 from correlator.analysis.findings import poisson_surge, sustained_change
 from correlator.analysis.logs import log_findings, normalise
 from correlator.analysis.metric_evidence import metric_findings
 from correlator.analysis.rank import rank
-from correlator.analysis.report import analyse
 from correlator.analysis.telemetry import SignalMeta, Telemetry, log_frame, metric_frame, span_frame
 from correlator.analysis.traces import call_edges, exclusive_ms, trace_findings
 from correlator.analysis.windows import incident_windows

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from correlator.analysis.report import analyse
+from correlator.analysis.evidence import analyse
 from correlator.models.incidents import IncidentDetail
 from correlator.pipeline import Pipeline
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout

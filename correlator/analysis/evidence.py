@@ -1,4 +1,5 @@
-"""The whole analysis of one incident's telemetry → a ranked report (pure, JSON-ready)."""
+"""All the evidence about one incident: every producer's findings over its telemetry, calibrated
+and ranked into suspects (pure, JSON-ready; the stored report is pipeline/report.py's)."""
 
 from __future__ import annotations
 
