@@ -34,7 +34,7 @@ def build_report(
     """`scope`: the alerting services and every service in scope; `log_query(service)`: the
     LogQL stream its lines came from."""
     alerting, services = scope
-    links = Links(settings, analysis.windows, log_query)
+    links = EvidenceLinks(settings, analysis.windows, log_query)
     changes = change_evidence(fetch.changes, analysis)
     for suspect in analysis.suspects:
         for finding in suspect.evidence:
@@ -116,7 +116,7 @@ def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[s
     }
 
 
-class Links:
+class EvidenceLinks:
     """Grafana Explore and Jaeger UI links of each piece of evidence (templates in settings)."""
 
     def __init__(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from correlator.analysis.findings import Finding
 from correlator.analysis.windows import Windows
-from correlator.pipeline.report import Links
+from correlator.pipeline.report import EvidenceLinks
 from correlator.settings import Settings
 from correlator.sinks import github, slack
 from correlator.sinks.links import alertmanager_silence, kiali_graph
@@ -138,7 +138,7 @@ def test_explore_opens_grafana_on_the_evidences_own_query(query: str) -> None:
         incident_start=end - timedelta(minutes=15), incident_end=end, onset=end,
     )  # fmt: skip
     config = Settings(correlation={"grafana_url": "https://g.example/"})
-    links = Links(config, windows, lambda service: f'{{service="{service}"}}')
+    links = EvidenceLinks(config, windows, lambda service: f'{{service="{service}"}}')
     metric = Finding("api", "metric", "error_ratio", 9.0, 0.1, 5.0, "%", end, "rose", query)
     pane = _explore(links.for_finding("api", metric)["explore"], "https://g.example")
     assert pane["datasource"] == "prometheus"
