@@ -40,6 +40,7 @@ from correlator.pipeline import Pipeline  # noqa: E402
 from correlator.pipeline.keep import packed_inputs  # noqa: E402
 from correlator.rca.bundle_write import alert_payload, policy_document  # noqa: E402
 from correlator.rca.frames import bundle_archive  # noqa: E402
+from correlator.runtime.correlations import inputs_saver  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402
 from correlator.store import Store  # noqa: E402
 from correlator.store.replay import get_bundle  # noqa: E402
@@ -104,7 +105,8 @@ async def measure(args: argparse.Namespace) -> None:
                 load_settings(
                     **common, correlation={**correlation, "keep_inputs": {"enabled": keep}}
                 ),
-                store=store,
+                reports=store,
+                save_inputs=inputs_saver(store),
             )
             for keep in (False, True)
         }

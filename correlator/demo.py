@@ -278,8 +278,8 @@ async def _run(root: Path, *, port: int, keep_running: bool) -> int:
 
     from correlator.analysis.evidence import analyse, suspect_json
     from correlator.rca.bundle import load
+    from correlator.runtime.service import create_app
     from correlator.settings import load_settings
-    from correlator.web.app import create_app
 
     await asyncio.to_thread(_fresh_start, root)
     scenario = Scenario(datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20))

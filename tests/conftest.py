@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from correlator.metrics import Metrics
+from correlator.runtime.service import create_app
 from correlator.settings import Settings, load_settings
 from correlator.store import Store
-from correlator.web.app import create_app
 from tests.support.databases import postgres_database, sqlite_url
 
 

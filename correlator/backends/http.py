@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from correlator.backoff import retry_delay_s
 from correlator.errors import PermanentError, TemporaryError
 
 RETRY_STATUSES = {502, 503, 504}
@@ -179,7 +179,7 @@ class BackendClient:
                 attempt += 1
                 if attempt > self.config.retries:
                     raise
-                await asyncio.sleep(0.1 * 2**attempt * random.uniform(0.5, 1.0))  # noqa: S311
+                await asyncio.sleep(retry_delay_s(attempt + 1, 0.1, 5.0))
 
     def _parse(self, body: bytes) -> Any:
         try:

@@ -25,7 +25,7 @@ from correlator.progress import Progress
 from correlator.settings import Settings, effective_config, is_loopback, load_settings, mask_url
 
 if TYPE_CHECKING:
-    from correlator.worker import WorkHandler
+    from correlator.runtime.queues import WorkHandler
 
 log = logging.getLogger("correlator")
 
@@ -278,7 +278,7 @@ async def _run_server(settings: Settings, *, handler: WorkHandler | None = None)
     died (empty on an ordinary stop)."""
     from aiohttp import web
 
-    from correlator.web.app import create_app
+    from correlator.runtime.service import create_app
     from correlator.web.state import LOOPS
 
     app = create_app(settings, handler=handler)

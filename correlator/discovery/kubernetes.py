@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import Any
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from correlator.backoff import retry_delay_s
 from correlator.discovery.files import ManifestError, parse_document
 from correlator.models.webapp import WebApplication
 from correlator.settings import KubernetesSettings
@@ -123,8 +123,7 @@ class KubernetesSource:
                 raise
             except Exception as exc:  # the loop must outlive any API trouble
                 failures += 1
-                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not cryptography)
+                delay = retry_delay_s(failures, BACKOFF_FIRST_S, BACKOFF_MAX_S)
                 log.warning(
                     "Kubernetes API trouble; retrying",
                     extra={

@@ -1,5 +1,7 @@
-"""The pipeline: a work item → its incident's scope → the telemetry of every service in scope,
-fetched concurrently under one deadline → the analysis → the report stored with the incident.
+"""The pipeline: an incident → the question it asks (its scope and onset) → the telemetry of
+every service in scope, fetched concurrently under one deadline → the analysis → the report
+body. Storing the report and announcing it are the runtime's (`runtime/correlations.py`): the
+pipeline imports neither the store nor the sinks.
 
 Each step lives in its own module: `targets` (how each service is found in each backend: its
 WebApplication, else label heuristics), `graph` (the call graph that widens the scope),
@@ -16,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -44,8 +46,8 @@ from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
-from correlator.pipeline.keep import InputKeeper
-from correlator.pipeline.report import build_report, evidence_series, failed_report
+from correlator.pipeline.keep import InputKeeper, SaveInputs
+from correlator.pipeline.report import build_report, evidence_series
 from correlator.pipeline.sharing import Shared
 from correlator.pipeline.sources import (
     fetch_logs,
@@ -57,8 +59,6 @@ from correlator.pipeline.sources import (
 from correlator.pipeline.targets import Target, targets, tracing_names
 from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
-from correlator.sinks.deliver import Notifier
-from correlator.store import Store, WorkItem
 from correlator.tenancy import alert_namespace, app_of_alerts
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,12 @@ class Question:
     digest: str
 
 
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+class SharedReports(Protocol):
+    """Where reports other replicas analysed are found (the store)."""
+
+    async def shared_report(self, question: str, since: datetime) -> dict[str, Any] | None:
+        """A report answering `question`, analysed at or after `since`."""
+        ...
 
 
 class Pipeline:
@@ -91,16 +95,18 @@ class Pipeline:
         self,
         settings: Settings,
         *,
-        store: Store | None = None,
+        reports: SharedReports | None = None,
+        save_inputs: SaveInputs | None = None,
         signals: Sequence[Signal] = DEFAULT_SIGNALS,
         labels: ServiceLabels = DEFAULT_LABELS,
         scope_rules: ScopeRules = DEFAULT_SCOPE,
-        notifier: Notifier | None = None,
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        """`reports`: where to find what other replicas analysed; `save_inputs`: how to keep
+        each analysis's inputs when `correlation.keep_inputs` is on."""
         self.settings = settings
-        self.store = store
+        self.reports = reports
         self.metrics = metrics
         # Analysis is CPU: at most `analysis_concurrency` at once, off the event loop, however
         # many correlations are waiting on their backends.
@@ -122,13 +128,12 @@ class Pipeline:
                 for group in ("correlation", "prometheus", "loki", "jaeger")
             ).encode()
         ).hexdigest()
-        self.notifier = notifier
         self.catalogue = catalogue or Catalogue()
         c = settings.correlation
         # Each analysis's inputs, kept for replay (correlation.keep_inputs), off the report's path.
         self._keeper = (
-            InputKeeper(c.keep_inputs, store, self._analysis, metrics)
-            if store is not None and c.keep_inputs.enabled
+            InputKeeper(c.keep_inputs, save_inputs, self._analysis, metrics)
+            if save_inputs is not None and c.keep_inputs.enabled
             else None
         )
         configured = tuple(Signal(x.name, x.unit, x.query, x.worse_when) for x in c.signals)
@@ -160,39 +165,6 @@ class Pipeline:
                 await backend.close()
         self._shared.close()
         self._analysis.close()
-
-    async def handle(self, item: WorkItem) -> None:
-        """The work-queue handler: correlate the incident and store its report."""
-        assert self.store is not None
-        incident = await self.store.get_incident(item.incident_id)
-        if incident is None:
-            return
-        now = self.store.clock()
-        question: Question | None = self.question(incident)
-        try:
-            body = await self.correlate(incident, now=now, question=question)
-        except Exception as exc:  # a bug must still leave a report that says what happened
-            log.exception("correlation of incident %s failed", incident.id)
-            body, question = failed_report(incident.id, now, exc), None
-        stored = await self.store.save_report(
-            incident.id,
-            item.notification_id,
-            "partial" if body["missing"] else "complete",
-            body,
-            question=question.digest if question is not None else None,
-            analysed_at=_moment(body["generated_at"]) if question is not None else None,
-        )
-        if not stored:
-            log.info("a newer report of incident %s is already stored", incident.id)
-            return
-        if self.metrics is not None and item.created_at is not None:
-            waited = (self.store.clock() - item.created_at).total_seconds()
-            self.metrics.notification_to_report.observe(max(waited, 0.0))
-        if self.notifier is not None:
-            # Read back: the incident may have changed (resolved) while it was analysed.
-            latest = await self.store.get_incident(incident.id)
-            if latest is not None:
-                await self.notifier.enqueue(latest, latest.report)
 
     def question(self, incident: IncidentDetail) -> Question:
         """What the incident's analysis depends on: the services its firing alerts name, their
@@ -235,9 +207,9 @@ class Pipeline:
         """The report answering `question`, and whether it was analysed for it (False: a
         report another replica stored)."""
         share_s = self.settings.correlation.share_s
-        if self.store is not None and share_s > 0:
+        if self.reports is not None and share_s > 0:
             try:
-                stored = await self.store.shared_report(
+                stored = await self.reports.shared_report(
                     question.digest, now - timedelta(seconds=share_s)
                 )
             except (StoreUnavailable, StoreRefused) as exc:  # analysing again is always correct

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +27,27 @@ from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.rca.bundle_write import alert_payload, policy_document
 from correlator.rca.frames import encode
 from correlator.settings import KeepInputsSettings
-from correlator.store import Store
-from correlator.store.replay import save_bundle
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptInputs:
+    """One analysis's inputs as the store records them (`body` None: over the cap)."""
+
+    incident_id: int
+    state: str  # "kept" or "over_cap"
+    body: bytes | None
+    size_bytes: int
+    kinds: Sequence[str]
+    app: str | None
+    team: str | None
+    analysed_at: datetime
+
+
+# Records kept inputs durably (the runtime gives the store's; raises StoreUnavailable or
+# StoreRefused when it cannot).
+SaveInputs = Callable[[KeptInputs], Awaitable[None]]
 
 
 def packed_inputs(
@@ -47,12 +65,12 @@ class InputKeeper:
     def __init__(
         self,
         settings: KeepInputsSettings,
-        store: Store,
+        save: SaveInputs,
         pool: AnalysisPool,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.save = save
         self.pool = pool
         self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,9 +130,8 @@ class InputKeeper:
             )
             body = None
         try:
-            await self.store.write(
-                lambda c: save_bundle(
-                    c,
+            await self.save(
+                KeptInputs(
                     incident_id=incident_id,
                     state=state,
                     body=body,
@@ -123,7 +140,6 @@ class InputKeeper:
                     app=about["app"],
                     team=about["team"],
                     analysed_at=analysed_at,
-                    now=self.store.clock(),
                 )
             )
         except (StoreUnavailable, StoreRefused) as exc:

@@ -15,6 +15,7 @@ from correlator.catalogue import Catalogue
 from correlator.models.webapp import WebApplication
 from correlator.pipeline import Pipeline
 from correlator.pipeline.sharing import Shared
+from correlator.runtime.correlations import Correlations
 from correlator.store import Store, WorkItem
 from tests.pipeline.test_pipeline import LABELS, slow_database
 from tests.store.test_notifications import record
@@ -302,7 +303,7 @@ async def test_a_report_one_replica_stored_answers_the_same_question_on_another(
         settings = make_settings(
             jaeger={"url": jaeger_url, "cache_s": 0}, loki={"url": loki_url, "cache_s": 0}
         )
-        replicas = [Pipeline(settings, store=store) for _ in range(3)]
+        replicas = [Correlations(Pipeline(settings, reports=store), store) for _ in range(3)]
         try:
             incidents = []
             for name in ("ErrorRate", "Latency", "Saturation"):
@@ -322,14 +323,14 @@ async def test_a_report_one_replica_stored_answers_the_same_question_on_another(
                 await replicas[2].handle(incidents[2])  # a third, after share_s
             finally:
                 store.clock = real_clock
-            other = Pipeline(make_settings(correlation={"step_s": 30}), store=store)
+            other = Pipeline(make_settings(correlation={"step_s": 30}), reports=store)
             detail = await store.get_incident(incidents[0].incident_id)
             assert detail is not None
-            assert other.question(detail).digest != replicas[0].question(detail).digest
+            assert other.question(detail).digest != replicas[0].pipeline.question(detail).digest
             await other.close()
         finally:
             for replica in replicas:
-                await replica.close()
+                await replica.pipeline.close()
         reports = [await store.get_report(i.incident_id) for i in incidents]
     assert one_correlation > 0 and reused == one_correlation
     assert asked[0] == 2 * one_correlation  # the third came after share_s: analysed again

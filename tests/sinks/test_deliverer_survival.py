@@ -14,12 +14,11 @@ from sqlalchemy import select
 from correlator.metrics import Metrics
 from correlator.settings import NotifySettings, load_settings
 from correlator.sinks.base import SinkRejected
-from correlator.sinks.deliver import Deliverer
 from correlator.sinks.webhook import WebhookSink
 from correlator.store import Store, outbox
 from correlator.store.schema import deliveries
 from tests.support.databases import row_locked
-from tests.support.deliveries import PausingReceiver, incident, want
+from tests.support.deliveries import PausingReceiver, incident, outbox_consumer, want
 from tests.support.servers import served
 
 
@@ -54,7 +53,7 @@ async def test_the_deliverer_outlives_a_store_that_refuses_to_record_a_send(
     async with served(receiver.app) as url:
         sink = WebhookSink("hook", url=f"{url}/hook")
         settings = NotifySettings(retry_base_s=0.05)
-        deliverer = Deliverer(store, settings, {"hook": sink}, Metrics())
+        deliverer = outbox_consumer(store, settings, {"hook": sink}, Metrics())
         running = asyncio.create_task(deliverer.run())
         try:
             first = await incident(store)
@@ -64,7 +63,7 @@ async def test_the_deliverer_outlives_a_store_that_refuses_to_record_a_send(
             (row_id,) = await store.read(
                 lambda c: c.execute(select(deliveries.c.id)).scalars().all()
             )
-            with caplog.at_level(logging.WARNING, logger="correlator.sinks.deliver"):
+            with caplog.at_level(logging.WARNING, logger="correlator.runtime.consumer"):
                 async with row_locked(database_url, "deliveries", row_id):
                     receiver.answer.set()  # the sink accepts; recording that is refused
                     await _until(
@@ -96,14 +95,14 @@ async def test_a_slow_send_keeps_its_lease(store: Store) -> None:
     receiver = PausingReceiver()
     async with served(receiver.app) as url:
         sink = WebhookSink("hook", url=f"{url}/hook")
-        deliverer = Deliverer(store, NotifySettings(lease_s=0.6), {"hook": sink}, Metrics())
+        deliverer = outbox_consumer(store, NotifySettings(lease_s=0.6), {"hook": sink}, Metrics())
         try:
             incident_id = await incident(store)
             await want(store, incident_id, "firing")
             claimed = await store.write(outbox.claim, deliverer.owner, 0.6, store.clock())
             assert claimed is not None
             first_expiry = await _lease_expiry(store)
-            sending = asyncio.create_task(deliverer.deliver(claimed))
+            sending = asyncio.create_task(deliverer.process(claimed))
             await receiver.arrived.wait()
             for _ in range(100):  # renewed twice over, while the sink still holds the request
                 if await _lease_expiry(store) > first_expiry + timedelta(seconds=0.3):
@@ -140,13 +139,13 @@ class QuotingSink:
 async def test_a_refusal_quoting_a_url_is_recorded_and_logged_without_its_password(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    deliverer = Deliverer(store, NotifySettings(), {"hook": QuotingSink()}, Metrics())
+    deliverer = outbox_consumer(store, NotifySettings(), {"hook": QuotingSink()}, Metrics())
     incident_id = await incident(store)
     await want(store, incident_id, "firing")
     claimed = await store.write(outbox.claim, deliverer.owner, 60.0, store.clock())
     assert claimed is not None
     with caplog.at_level(logging.WARNING):
-        await deliverer.deliver(claimed)
+        await deliverer.process(claimed)
     (row,) = await store.read(outbox.for_incident, incident_id)
     assert row["state"] == "failed"
     assert "https://***@hooks.example/in" in row["last_error"]

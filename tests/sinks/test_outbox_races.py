@@ -17,12 +17,11 @@ from sqlalchemy import select
 
 from correlator.metrics import Metrics
 from correlator.settings import NotifySettings, load_settings
-from correlator.sinks.deliver import Deliverer
 from correlator.sinks.webhook import WebhookSink
 from correlator.store import Store, outbox
 from correlator.store.schema import deliveries
 from tests.support.databases import postgres_database, row_locked, sqlite_url
-from tests.support.deliveries import PausingReceiver, incident, message, want
+from tests.support.deliveries import PausingReceiver, incident, message, outbox_consumer, want
 from tests.support.servers import served
 
 
@@ -112,12 +111,12 @@ async def _resolve_during_the_firing_send(store: Store, database_url: str, order
     )
     async with served(receiver.app) as url:
         sink = WebhookSink("hook", url=f"{url}/hook")
-        deliverer = Deliverer(store, NotifySettings(), {"hook": sink}, Metrics())
+        deliverer = outbox_consumer(store, NotifySettings(), {"hook": sink}, Metrics())
         try:
             await want(store, incident_id, "firing")
             firing = await store.write(outbox.claim, deliverer.owner, 60.0, store.clock())
             assert firing is not None
-            sending = asyncio.create_task(deliverer.deliver(firing))
+            sending = asyncio.create_task(deliverer.process(firing))
             await receiver.arrived.wait()
             async with row_locked(database_url, "deliveries", firing.id) as blocked:
                 if order == RESOLVE_FIRST:
@@ -145,7 +144,7 @@ async def _resolve_during_the_firing_send(store: Store, database_url: str, order
             resolve = await store.write(outbox.claim, deliverer.owner, 60.0, store.clock())
             assert resolve is not None, await store.read(outbox.for_incident, incident_id)
             assert resolve.desired == resolved_message
-            await deliverer.deliver(resolve)
+            await deliverer.process(resolve)
         finally:
             await sink.close()
     assert receiver.events == ["incident.firing", "incident.resolved"]

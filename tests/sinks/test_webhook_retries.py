@@ -11,10 +11,9 @@ from aiohttp import web
 
 from correlator.metrics import Metrics
 from correlator.settings import NotifySettings
-from correlator.sinks.deliver import Deliverer
 from correlator.sinks.webhook import WebhookSink
 from correlator.store import Store, outbox
-from tests.support.deliveries import incident, want
+from tests.support.deliveries import Deliverer, incident, outbox_consumer, want
 from tests.support.servers import served
 
 
@@ -40,7 +39,7 @@ async def _deliver_until_settled(store: Store, deliverer: Deliverer, incident_id
         claimed = await store.write(outbox.claim, deliverer.owner, 60.0, later)
         if claimed is None:
             break
-        await deliverer.deliver(claimed)
+        await deliverer.process(claimed)
     (row,) = await store.read(outbox.for_incident, incident_id)
     return row
 
@@ -49,7 +48,7 @@ async def test_a_retried_post_carries_the_same_delivery_id(store: Store) -> None
     receiver = ScriptedReceiver(503, 502)
     async with served(receiver.app) as url:
         sink = WebhookSink("hook", url=f"{url}/hook")
-        deliverer = Deliverer(store, NotifySettings(), {"hook": sink}, Metrics())
+        deliverer = outbox_consumer(store, NotifySettings(), {"hook": sink}, Metrics())
         try:
             incident_id = await incident(store)
             await want(store, incident_id, "firing")
@@ -66,7 +65,7 @@ async def test_a_refusal_for_good_is_given_up_and_recorded(store: Store, status:
     metrics = Metrics()
     async with served(receiver.app) as url:
         sink = WebhookSink("hook", url=f"{url}/hook")
-        deliverer = Deliverer(store, NotifySettings(), {"hook": sink}, metrics)
+        deliverer = outbox_consumer(store, NotifySettings(), {"hook": sink}, metrics)
         try:
             incident_id = await incident(store)
             await want(store, incident_id, "firing")

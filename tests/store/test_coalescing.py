@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from correlator.metrics import Metrics
+from correlator.runtime.consumer import Consumer
+from correlator.runtime.queues import WorkQueue
 from correlator.settings import load_settings
 from correlator.store import Store, WorkItem
 from correlator.store.work import PENDING, SUPERSEDED, QueuePolicy
-from correlator.worker import Worker
 from tests.store.test_notifications import received, record
 from tests.store.test_work_queue import Clock
 from tests.support.payloads import alert, payload
@@ -63,7 +64,7 @@ async def test_notifications_during_a_correlation_give_one_more_with_the_newest(
         return item
 
     store.claim_work = counted_claim  # type: ignore[method-assign]
-    workers = [Worker(store, settings, Metrics(), handler) for _ in range(2)]
+    workers = [Consumer(WorkQueue(store, settings, Metrics(), handler)) for _ in range(2)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         await asyncio.wait_for(started.wait(), 10)

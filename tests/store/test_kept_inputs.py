@@ -18,6 +18,7 @@ from correlator.backoff import Backoff
 from correlator.metrics import Metrics
 from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.pipeline.keep import InputKeeper
+from correlator.runtime.correlations import inputs_saver
 from correlator.settings import KeepInputsSettings, load_settings
 from correlator.store import Store
 from correlator.store.replay import get_bundle, get_cause, save_bundle, set_cause
@@ -145,7 +146,9 @@ async def test_inputs_over_the_cap_are_recorded_without_their_body(store: Store)
     small, large = await incident(store, group="small"), await incident(store, group="large")
     pool = AnalysisPool("thread", 1)
     metrics = Metrics()
-    keeper = InputKeeper(KeepInputsSettings(max_bytes=16 * 1024), store, pool, metrics)
+    keeper = InputKeeper(
+        KeepInputsSettings(max_bytes=16 * 1024), inputs_saver(store), pool, metrics
+    )
     windows = incident_windows(NOW - timedelta(minutes=5), NOW, WindowPolicy())
     try:
         for incident_id, points in ((small, 10), (large, 20_000)):

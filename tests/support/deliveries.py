@@ -10,10 +10,24 @@ from typing import Any
 
 from aiohttp import web
 
+from correlator.metrics import Metrics
 from correlator.models.alerts import WebhookPayload
 from correlator.models.incidents import IntakeResult, ReceivedNotification
+from correlator.runtime.consumer import Consumer
+from correlator.runtime.queues import Outbox
+from correlator.settings import NotifySettings
+from correlator.sinks.base import Sink
 from correlator.store import Store, outbox
 from tests.support.payloads import alert, payload
+
+Deliverer = Consumer[outbox.Delivery, dict[str, Any]]
+
+
+def outbox_consumer(
+    store: Store, settings: NotifySettings, sinks: dict[str, Sink], metrics: Metrics
+) -> Deliverer:
+    """One consumer of the outbox, as `correlator serve` runs them."""
+    return Consumer(Outbox(store, settings, sinks, metrics))
 
 
 class PausingReceiver:

@@ -12,7 +12,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from correlator.metrics import Metrics
-from correlator.web.app import create_app
+from correlator.runtime.service import create_app
 from correlator.web.openapi import description, published
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient
 from correlator.cli import _run_server
 from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentFilter
+from correlator.runtime.service import create_app
 from correlator.settings import Settings, load_settings
 from correlator.store import Store, WorkItem
-from correlator.web.app import create_app
 from correlator.web.state import STORE
 from tests.support.databases import drop_postgres_database
 from tests.support.deliveries import incident
