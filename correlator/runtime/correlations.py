@@ -16,7 +16,7 @@ from correlator.pipeline import Pipeline
 from correlator.pipeline.core import Question
 from correlator.pipeline.keep import KeptInputs, SaveInputs
 from correlator.pipeline.report import failed_report
-from correlator.sinks.deliver import Notifier
+from correlator.runtime.notifier import Notifier
 from correlator.store import Store, WorkItem
 from correlator.store.replay import save_bundle
 

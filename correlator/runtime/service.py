@@ -31,10 +31,10 @@ from correlator.provisioning.command import links
 from correlator.provisioning.service import Provisioner
 from correlator.runtime.consumer import Consumer
 from correlator.runtime.correlations import Correlations, inputs_saver
+from correlator.runtime.notifier import Notifier
 from correlator.runtime.queues import Outbox, WorkHandler, WorkQueue
 from correlator.settings import Settings
 from correlator.sinks import Sink, build_sinks
-from correlator.sinks.deliver import Notifier
 from correlator.store import Store
 from correlator.store.retention import Pruner
 from correlator.store.work import QueuePolicy

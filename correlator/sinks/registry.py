@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
 S = TypeVar("S", bound="SinkSettingsBase")
 
-# Modules of the package that are not sinks and must not be imported while the settings are
-# built: the outbox consumer reads the composed settings.
-_NOT_SINKS = frozenset({"deliver"})
-
 
 @dataclass(frozen=True)
 class Kind:
@@ -58,7 +54,7 @@ def kinds() -> dict[str, Kind]:
         import correlator.sinks as package
 
         for module in pkgutil.iter_modules(package.__path__):
-            if not module.name.startswith("_") and module.name not in _NOT_SINKS:
+            if not module.name.startswith("_"):
                 importlib.import_module(f"{package.__name__}.{module.name}")
         _loaded = True
     return dict(sorted(_kinds.items()))
