@@ -5,24 +5,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import httpx
+from correlator.errors import RemoteRefused, RemoteUnavailable
+from correlator.outbound.client import Answer, Limits, OutboundClient
+from correlator.outbound.status import Errors
 
-from correlator.errors import PermanentError, TemporaryError
+# At once per sink: the deliverer sends one delivery per sink at a time, so this bounds only
+# the few requests of one delivery (a listing's pages, an edit then a post).
+MAX_IN_FLIGHT = 4
+# A platform's answer is a small JSON document; anything larger is a refusal to retry.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
 # Called with the sink's handle on its message as soon as the platform returns one, so that a
 # failure after that point edits the message instead of posting a second one.
 Remember = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class SinkRetry(TemporaryError):
-    """Try again later; `retry_after_s` when the platform said how long (429 Retry-After)."""
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+class SinkRetry(RemoteUnavailable):
+    """Try again later; `delay_s` when the platform said how long (Retry-After), which the
+    outbox's queue honours."""
 
 
-class SinkRejected(PermanentError):
+class SinkRejected(RemoteRefused):
     """The platform refused for good (bad credentials, channel gone…): recorded, not retried."""
 
 
@@ -42,16 +45,31 @@ class Sink(Protocol):
 
 class HttpSink:
     """What the sinks share: a name, the filters (`build_sinks` sets them from the sink's
-    settings, the same for every kind) and one HTTP client, closed with the sink."""
+    settings, the same for every kind) and one client of the shared stack, closed with the
+    sink. No retries there: the outbox retries a delivery, after the platform's Retry-After."""
 
-    def __init__(self, name: str, *, timeout_s: float = 10.0, **client: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout_s: float = 10.0,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.severities: frozenset[str] = frozenset()
         self.teams: frozenset[str] = frozenset()
-        self._http = httpx.AsyncClient(timeout=timeout_s, **client)
+        limits = Limits(
+            name=name,
+            timeout_s=timeout_s,
+            max_in_flight=MAX_IN_FLIGHT,
+            max_body_bytes=MAX_ANSWER_BYTES,
+            errors=Errors(SinkRetry, SinkRejected, SinkRejected),
+        )
+        self._http = OutboundClient(limits, base_url=base_url, headers=headers)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
 
 class SinkGone(SinkRejected):
@@ -60,48 +78,27 @@ class SinkGone(SinkRejected):
 
 async def request(
     sink: str,
-    http: httpx.AsyncClient,
+    http: OutboundClient,
     method: str,
     url: str,
     *,
     gone_on_404: bool = False,
     **kwargs: Any,
-) -> httpx.Response:
-    """One HTTP call of a sink, its failures translated once for all sinks: transport errors,
-    429, 5xx and a rate-limited 403 are temporary, other 4xx permanent, and a 404 on an edit
+) -> Answer:
+    """One HTTP call of a sink over the shared stack, which translates its failures as for
+    every other remote (no answer, 408, 425, 429, 5xx and a rate-limited 403 are SinkRetry with
+    the platform's Retry-After, other 4xx SinkRejected); here only that a 404 on an edit
     (`gone_on_404`) means the message is gone."""
     try:
-        response = await http.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise SinkRetry(f"{sink}: {type(exc).__name__}: {exc}") from None
-    status = response.status_code
-    if 200 <= status < 300:
-        return response
-    text = response.text.strip()[:300]
-    retry_after = _seconds(response.headers.get("Retry-After"))
-    if status == 429:
-        raise SinkRetry(f"{sink}: rate limited (429) {text}", retry_after_s=retry_after)
-    # GitHub's primary and secondary rate limits answer 403.
-    if status == 403 and (
-        response.headers.get("x-ratelimit-remaining") == "0" or "rate limit" in text.lower()
-    ):
-        raise SinkRetry(f"{sink}: rate limited (403)", retry_after_s=retry_after or 60.0)
-    if status == 404 and gone_on_404:
-        raise SinkGone(f"{sink}: {method} {url}: gone")
-    if status >= 500 or status in (408, 425):
-        raise SinkRetry(f"{sink}: {status} {text}")
-    raise SinkRejected(f"{sink}: {status} {text}")
+        return await http.request(method, url, **kwargs)
+    except SinkRejected as exc:
+        if gone_on_404 and exc.status == 404:
+            raise SinkGone(f"{sink}: {method} {url}: gone", status=404) from None
+        raise
 
 
-def json_body(sink: str, response: httpx.Response) -> Any:
+def json_body(sink: str, response: Answer) -> Any:
     try:
         return response.json()
     except ValueError:
         raise SinkRetry(f"{sink}: {response.request.url.path} answered non-JSON") from None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -151,7 +151,7 @@ async def test_kept_answers_stay_within_cache_bytes() -> None:
         finally:
             await backend.close()
     # Five of about 3 kB fit in 16 kB: "a" was let go by the time it was asked again.
-    assert backend._kept_bytes <= 16_000 and len(backend._kept) == 5
+    assert backend.http.shared.kept_bytes <= 16_000 and len(backend.http.shared.kept) == 5
     assert server.asked.count("q=a") == 2
     assert server.asked.count("q=z") == 2  # too big to keep
 
