@@ -1,9 +1,10 @@
 """The container image, built for real: Debian's buildah (chroot isolation, no daemon) on a base
 made here with debootstrap from Debian's packages, since no image registry is reachable.
 
-The session builds once (about 40 s for the base, 50 s for the image on two cores); both tests
-use that image. `CORRELATOR_TEST_ROOTFS=/path` reuses a debootstrapped directory instead:
-tests/run.sh makes one in the background (tests/tools/rootfs.py) while pip installs.
+Built once (about 40 s for the base, 50 s for the image on two cores) by tests/tools/image.py:
+tests/run.sh starts it in the background before pip installs, and the tests wait for it; a
+session that was not started so builds it here (`CORRELATOR_TEST_ROOTFS=/path` reuses a
+debootstrapped base). Both tests use that image.
 """
 
 from __future__ import annotations
@@ -23,46 +24,11 @@ from pathlib import Path
 import pytest
 
 from correlator import __version__
+from tests.tools.image import TAG, Buildah, build, remove
 from tests.tools.rootfs import debian_mirror_and_suite, debootstrap
 
-REPO = Path(__file__).resolve().parent.parent
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's; pip in the build needs it
+BUILD_WAIT_S = 600
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
-
-
-@dataclass(frozen=True)
-class Buildah:
-    """buildah on storage of its own (vfs, in a temporary directory)."""
-
-    root: Path
-
-    def __call__(self, *args: str, timeout_s: float = 600) -> str:
-        command = [
-            "buildah",
-            "--root",
-            str(self.root / "storage"),
-            "--runroot",
-            str(self.root / "run"),
-            "--storage-driver",
-            "vfs",
-            *args,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            raise AssertionError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
-        return done.stdout.strip()
-
-    def command(self, *args: str) -> list[str]:
-        return [
-            "buildah",
-            "--root",
-            str(self.root / "storage"),
-            "--runroot",
-            str(self.root / "run"),
-            "--storage-driver",
-            "vfs",
-            *args,
-        ]
 
 
 @dataclass(frozen=True)
@@ -75,45 +41,45 @@ class Image:
 
 @pytest.fixture(scope="session")
 def image() -> Iterator[Image]:
+    """The image tests/run.sh is building in the background (CORRELATOR_TEST_IMAGE names the
+    result it writes), else one built here the same way."""
     for tool in ("buildah", "debootstrap"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: tests/run.sh installs it (apt-get install)")
-    with tempfile.TemporaryDirectory(prefix="correlator-image-") as scratch:
-        work = Path(scratch)
+    started = os.environ.get("CORRELATOR_TEST_IMAGE")
+    if started:
+        result = Path(started)
+        deadline = time.monotonic() + BUILD_WAIT_S
+        while not result.exists():
+            if time.monotonic() > deadline:
+                pytest.fail(f"the image build tests/run.sh started wrote no {result}")
+            time.sleep(1)
+        built = json.loads(result.read_text())
+        scratch = result.parent
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="correlator-image-"))
         rootfs = os.environ.get("CORRELATOR_TEST_ROOTFS")
-        started = time.monotonic()
-        if rootfs is None:
-            rootfs = str(work / "rootfs")
-            debootstrap(Path(rootfs), *debian_mirror_and_suite())
-        buildah = Buildah(work / "buildah")
-        base = buildah("from", "scratch")
-        buildah("copy", "--quiet", base, rootfs, "/")
-        buildah("config", "--env", "PATH=/usr/local/bin:/usr/bin:/bin", base)
-        buildah("commit", "--quiet", base, "localhost/debian-python:test")
-        buildah("rm", base)
-        built = time.monotonic()
-        buildah(
-            "bud",
-            "--isolation",
-            "chroot",
-            "--layers=false",
-            "-v",
-            f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
-            "--build-arg",
-            "BASE=localhost/debian-python:test",
-            "-t",
-            "localhost/correlator:test",
-            str(REPO),
-        )
-        build_s = time.monotonic() - built
-        listed = json.loads(buildah("images", "--json", "localhost/correlator:test"))
-        size = str(listed[0]["size"])
-        container = buildah("from", "localhost/correlator:test")
-        print(f"\nimage: base {built - started:.0f} s, build {build_s:.0f} s, size {size}")
         try:
-            yield Image(buildah, container, size, build_s)
-        finally:
-            subprocess.run(buildah.command("rm", "--all"), capture_output=True, check=False)
+            if rootfs is None:
+                rootfs = str(scratch / "rootfs")
+                debootstrap(Path(rootfs), *debian_mirror_and_suite())
+            built = build(Path(rootfs), scratch / "buildah")
+        except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+            built = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        if "error" in built:
+            pytest.fail(f"the image did not build: {built['error']}")
+        print(
+            f"\nimage: base {built['base_s']} s, build {built['build_s']} s, size {built['size']}"
+        )
+        yield Image(
+            Buildah(Path(str(built["root"]))),
+            str(built["container"]),
+            str(built["size"]),
+            float(str(built["build_s"])),
+        )
+    finally:
+        remove(scratch)
 
 
 def run_in(image: Image, *command: str, env: dict[str, str] | None = None) -> str:
@@ -127,7 +93,7 @@ def test_the_image_runs_correlator_as_a_non_root_user_without_build_tools(image:
     found = run_in(image, "sh", "-c", "command -v pip pip3 gcc cc; ls -d /src 2>/dev/null; true")
     assert found == ""  # no installer, no compiler, no sources: they stayed in the build stage
     assert run_in(image, "python3", "-c", "import correlator.assets, pandas; print('ok')") == "ok"
-    inspected = json.loads(image.buildah("inspect", "--type", "image", "localhost/correlator:test"))
+    inspected = json.loads(image.buildah("inspect", "--type", "image", TAG))
     config = inspected["OCIv1"]["config"]
     assert config["Entrypoint"] == ["correlator"]
     assert config["Cmd"] == ["serve"]

@@ -1,7 +1,6 @@
 """The image test's base: a minimal Debian with python3, made with debootstrap from the mirror
-this machine's apt uses (no image registry is reachable). Standard library only: tests/run.sh
-runs it with the system python3, in the background while pip installs, so the image test does
-not spend its first 40 s here.
+this machine's apt uses (no image registry is reachable). Standard library only:
+tests/tools/image.py makes it first, in the background while pip installs.
 
     python3 tests/tools/rootfs.py DIR    # prints DIR/<suite> once it holds a finished rootfs
 
@@ -45,7 +44,8 @@ def debootstrap(rootfs: Path, mirror: str, suite: str) -> None:
     )  # fmt: skip
 
 
-def main(cache: Path) -> int:
+def make(cache: Path) -> Path:
+    """The finished rootfs below `cache`, debootstrapped first unless an earlier run did."""
     mirror, suite = debian_mirror_and_suite()
     rootfs = cache / suite
     done = cache / f"{suite}.done"
@@ -54,14 +54,19 @@ def main(cache: Path) -> int:
         cache.mkdir(parents=True, exist_ok=True)
         try:
             debootstrap(rootfs, mirror, suite)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except BaseException:
             shutil.rmtree(rootfs, ignore_errors=True)
-            print(
-                f"rootfs: debootstrap failed ({exc}); the image test makes its own", file=sys.stderr
-            )
-            return 1
+            raise
         done.write_text(mirror + "\n")
-    print(rootfs)
+    return rootfs
+
+
+def main(cache: Path) -> int:
+    try:
+        print(make(cache))
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"rootfs: debootstrap failed ({exc}); the image test makes its own", file=sys.stderr)
+        return 1
     return 0
 
 
