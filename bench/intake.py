@@ -42,6 +42,7 @@ FIRING = ROOT / "examples" / "alertmanager" / "firing.json"
 sys.path.insert(0, str(ROOT))
 
 from tests.support.payloads import big_group  # noqa: E402
+from tests.support.processes import checkout  # noqa: E402
 
 PG_ADMIN = os.environ.get("CORRELATOR_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -165,18 +166,6 @@ def children_cpu_s(pid: int) -> dict[int, float]:
             if int(fields[1]) == pid:
                 found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
     return found
-
-
-def checkout(revision: str, into: Path) -> Path:
-    """The package as it was at `revision`, to put first on the servers' PYTHONPATH."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", revision, "correlator"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def start(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:

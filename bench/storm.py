@@ -14,8 +14,13 @@ ratio):
   replica on the same cores);
 - peak RSS of each service process.
 
+With --spread-s S the groups' onsets spread over S seconds, as a cluster-wide fault makes apps
+alert seconds apart: their questions differ, so no analysis is shared. With --against REV every
+setup runs again on that commit's code (`git archive`), in the same run, beside the working
+tree's (the ratios compare each column with the one-replica run of the same code).
+
     .venv/bin/python bench/storm.py [--groups 1000] [--services 200] [--replicas 1 2]
-        [--workers 4] [--source DIR]   # DIR: another checkout (e.g. the code before a change)
+        [--workers 4] [--spread-s 60] [--against HEAD~1] [--share-s 0]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.databases import create_postgres_database, drop_postgres_database  # noqa: E402
-from tests.support.processes import backfilled_backends, free_port  # noqa: E402
+from tests.support.processes import backfilled_backends, checkout, free_port  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
 NAMESPACE = "storm"
@@ -125,10 +130,10 @@ def serve_fakes(ports: tuple[int, int, int], services: int, now: datetime, histo
     asyncio.run(run())
 
 
-def group(index: int, services: int, now: datetime) -> dict[str, Any]:
+def group(index: int, services: int, now: datetime, onset_s: float = 0.0) -> dict[str, Any]:
     """Alert group `index`: on service `index % services` (every service fires groups, as an
     app fires several alerts at once: error rate, latency, saturation), severity by turns,
-    started four minutes ago."""
+    started four minutes ago (and `onset_s` later)."""
     service = index % (services // CLUSTER * CLUSTER)
     root = f"s{service // CLUSTER:03d}-{service % CLUSTER}"
     labels = {
@@ -141,7 +146,7 @@ def group(index: int, services: int, now: datetime) -> dict[str, Any]:
         "status": "firing",
         "labels": labels,
         "annotations": {"summary": f"{root} is failing"},
-        "startsAt": (now - timedelta(minutes=4)).isoformat(),
+        "startsAt": (now - timedelta(minutes=4, seconds=-onset_s)).isoformat(),
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus/graph",
         "fingerprint": f"{index:016x}",
@@ -220,7 +225,11 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def one_setup(
-    args: argparse.Namespace, replicas: int, backends: dict[str, str], peak_url: str
+    args: argparse.Namespace,
+    replicas: int,
+    backends: dict[str, str],
+    peak_url: str,
+    source: Path,
 ) -> dict[str, Any]:
     url = await create_postgres_database()
     workdir = Path(tempfile.mkdtemp(prefix="storm-"))
@@ -231,7 +240,8 @@ async def one_setup(
     env = {
         **os.environ,
         **backend_env,
-        "PYTHONPATH": str(args.source),
+        "PYTHONPATH": str(source),
+        "CORRELATOR_CORRELATION_SHARE_S": str(args.share_s),
         "CORRELATOR_DATABASE_URL": url,
         "CORRELATOR_QUEUE_WORKERS": str(args.workers),
         "CORRELATOR_QUEUE_POLL_INTERVAL_S": "0.2",
@@ -266,7 +276,8 @@ async def one_setup(
         if peak_url:
             httpx.get(f"{peak_url}?reset=1")
         now = datetime.now(UTC)
-        bodies = [group(i, args.services, now) for i in range(args.groups)]
+        spread = args.spread_s / max(args.groups - 1, 1)
+        bodies = [group(i, args.services, now, i * spread) for i in range(args.groups)]
         serving_before = sum(cpu_s(p.pid) for p in processes)
         busy_before = machine()
         first = time.monotonic()
@@ -322,10 +333,10 @@ async def measure(args: argparse.Namespace) -> None:
     if args.no_backends:
         # No backend: every correlation is trivially partial, so what is measured is the
         # queue itself (intake, claims, reports) and how it scales with replicas.
-        results = {
-            r: await one_setup(args, r, {"prometheus": "", "loki": "", "jaeger": ""}, "")
-            for r in args.replicas
-        }
+        none = {"prometheus": "", "loki": "", "jaeger": ""}
+        results = {}
+        for label, replicas, source in setups(args):
+            results[label] = await one_setup(args, replicas, none, "", source)
         return summarise(args, results, "no backends")
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20)
     ports = (free_port(), free_port(), free_port())
@@ -343,61 +354,68 @@ async def measure(args: argparse.Namespace) -> None:
         }
         results = {}
         try:
-            for replicas in args.replicas:
-                results[replicas] = await one_setup(
-                    args, replicas, backends, f"http://127.0.0.1:{ports[2]}/peak"
+            for label, replicas, source in setups(args):
+                results[label] = await one_setup(
+                    args, replicas, backends, f"http://127.0.0.1:{ports[2]}/peak", source
                 )
-                print(f"{replicas} replica(s): {json.dumps(results[replicas])}", flush=True)
+                print(f"{label}: {json.dumps(results[label])}", flush=True)
         finally:
             prometheus.stop()
             child.terminate()
     summarise(args, results, "real Prometheus, Loki and Jaeger test servers")
 
 
-def summarise(args: argparse.Namespace, results: dict[int, dict[str, Any]], what: str) -> None:
-    base = results[args.replicas[0]]
+def setups(args: argparse.Namespace) -> list[tuple[str, int, Path]]:
+    """(column, replicas, code) of every setup: the working tree's, then REV's if asked."""
+    sources = [("", ROOT)]
+    if args.against:
+        tree = checkout(args.against, Path(tempfile.mkdtemp(prefix="storm-src-")) / "src")
+        sources.append((f" @{args.against}", tree))
+    return [(f"{r} replica(s){tag}", r, src) for tag, src in sources for r in args.replicas]
+
+
+def summarise(args: argparse.Namespace, results: dict[str, dict[str, Any]], what: str) -> None:
+    columns = list(results)
+    # Each column's ratio is to the first (fewest replicas) of the same code.
+    base = {c: results[next(b for b in columns if b.split(" ", 2)[2:] == c.split(" ", 2)[2:])]
+            for c in columns}  # fmt: skip
     print(
-        f"\n{args.groups} groups over {args.services} services, {args.workers} workers a "
-        f"replica, PostgreSQL, {what}; seconds after the last group arrived"
+        f"\n{args.groups} groups over {args.services} services, onsets within "
+        f"{args.spread_s:g} s, share_s {args.share_s:g}, {args.workers} workers a replica, "
+        f"PostgreSQL, {what}; seconds after the last group arrived"
     )
-    head = f"{'':<36}" + "".join(f"{f'{r} replica(s)':>16}" for r in args.replicas)
-    print(head)
+    width = max(18, *(len(c) + 2 for c in columns))
+    print(f"{'':<36}" + "".join(f"{c:>{width}}" for c in columns))
 
     def row(label: str, values: list[str]) -> None:
-        print(f"{label:<36}" + "".join(f"{v:>16}" for v in values))
+        print(f"{label:<36}" + "".join(f"{v:>{width}}" for v in values))
 
-    row("groups arrived within (s)", [f"{results[r]['arrival_s']:.1f}" for r in args.replicas])
+    row("groups arrived within (s)", [f"{results[c]['arrival_s']:.1f}" for c in columns])
     for share in (50, 95, 100):
         values = []
-        for r in args.replicas:
-            mark = results[r]["marks"].get(share)
-            ratio = base["marks"].get(share)
+        for c in columns:
+            mark = results[c]["marks"].get(share)
+            ratio = base[c]["marks"].get(share)
             text = "not in time" if mark is None else f"{mark:.1f}"
-            if mark and ratio and r != args.replicas[0]:
+            if mark and ratio and base[c] is not results[c]:
                 text += f" ({ratio / mark:.2f}x)"
             values.append(text)
         row(f"{share} % of incidents reported", values)
-    row(
-        "correlations from unchanged repeats",
-        [str(results[r]["refresh_items"]) for r in args.replicas],
-    )
-    analyses = [results[r].get("analyses", {}) for r in args.replicas]
+    row("correlations from unchanged repeats", [str(results[c]["refresh_items"]) for c in columns])
+    analyses = [results[c].get("analyses", {}) for c in columns]
     row(
         "reports analysed / shared",
         [f"{a.get('analysed', 0):.0f} / {a.get('shared', 0):.0f}" for a in analyses],
     )
-    cpu = [results[r]["cpu"] for r in args.replicas]
-    row(
-        f"cores busy (of {os.cpu_count()}) until 100 %",
-        [f"{c['cores_busy']:.2f}" for c in cpu],
-    )
+    cpu = [results[c]["cpu"] for c in columns]
+    row(f"cores busy (of {os.cpu_count()}) until 100 %", [f"{u['cores_busy']:.2f}" for u in cpu])
     row(
         "CPU s: serving / analysis processes",
-        [f"{c['serving_s']:.0f} / {c['analysis_s']:.0f}" for c in cpu],
+        [f"{u['serving_s']:.0f} / {u['analysis_s']:.0f}" for u in cpu],
     )
-    peaks = [results[r]["peaks"] for r in args.replicas]
+    peaks = [results[c]["peaks"] for c in columns]
     row("Loki / Jaeger requests at peak", [f"{p['loki']} / {p['jaeger']}" for p in peaks])
-    rss = [results[r]["rss"] for r in args.replicas]
+    rss = [results[c]["rss"] for c in columns]
     row("peak RSS per replica (MiB)", [", ".join(f"{m:.0f}" for m in r) for r in rss])
 
 
@@ -408,7 +426,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--timeout-s", type=float, default=900)
-    parser.add_argument("--source", type=Path, default=ROOT)
+    parser.add_argument("--spread-s", type=float, default=0.0, help="onsets spread over this")
+    parser.add_argument("--share-s", type=float, default=60.0, help="correlation.share_s")
+    parser.add_argument("--against", metavar="REV", help="also run every setup on REV's code")
     parser.add_argument("--no-backends", action="store_true")
     parser.add_argument("--serve-fakes", nargs=3, type=int)
     parser.add_argument("--now")

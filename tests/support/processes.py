@@ -291,3 +291,17 @@ def backfilled_backends(
     prometheus = Prometheus(workdir, rule_files=[], openmetrics=history.read_text())
     prometheus.start()
     return child, prometheus
+
+
+def checkout(revision: str, into: Path) -> Path:
+    """The package as it was at `revision` (`git archive`), to put first on a server's
+    PYTHONPATH: a benchmark runs it beside the working tree's code in the same run."""
+    root = Path(__file__).resolve().parents[2]
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", revision, "correlator"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
