@@ -28,12 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 from sqlalchemy.engine import make_url
 
 from correlator.errors import TemporaryError
+from correlator.outbound.kube import KubeConflict, KubeError, KubeNotFound, kube_call
 from correlator.settings import Settings, database_scheme
 
 log = logging.getLogger(__name__)
@@ -200,11 +199,9 @@ class KubernetesLease(_Fenced):
 
     async def _read(self) -> _Observed | None:
         try:
-            lease = await self._leases.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+            lease = await kube_call(self._leases.read_namespaced_lease(self.name, self.namespace))
+        except KubeNotFound:
+            return None
         spec = lease.spec or client.V1LeaseSpec()
         acquired = spec.acquire_time
         return _Observed(
@@ -221,7 +218,7 @@ class KubernetesLease(_Fenced):
             return await asyncio.wait_for(
                 self._try_acquire_or_renew(started), self.timings.renew_deadline_s
             )
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except (KubeError, OSError, TimeoutError, ValueError) as exc:
             log.warning(
                 "leader election: cannot reach the Lease",
                 extra={"lease": self.name, "error": f"{type(exc).__name__}: {exc}"},
@@ -234,11 +231,9 @@ class KubernetesLease(_Fenced):
         if observed is None:
             body = self._body(resource_version=None, transitions=0, acquired=now)
             try:
-                await self._leases.create_namespaced_lease(self.namespace, body)
-            except ApiException as exc:
-                if exc.status == 409:  # another candidate created it first
-                    return self.is_leading()
-                raise
+                await kube_call(self._leases.create_namespaced_lease(self.namespace, body))
+            except KubeConflict:  # another candidate created it first
+                return self.is_leading()
             self._won(started, first=True)
             return True
         if observed != self._observed:
@@ -254,11 +249,9 @@ class KubernetesLease(_Fenced):
             acquired=(observed.acquire_time or now) if mine else now,
         )
         try:
-            await self._leases.replace_namespaced_lease(self.name, self.namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:  # written meanwhile: read again at the next try
-                return self.is_leading()
-            raise
+            await kube_call(self._leases.replace_namespaced_lease(self.name, self.namespace, body))
+        except KubeConflict:  # written meanwhile: read again at the next try
+            return self.is_leading()
         self._won(started, first=not mine)
         return True
 
@@ -290,8 +283,8 @@ class KubernetesLease(_Fenced):
             )
             body["spec"]["holderIdentity"] = ""
             body["spec"]["leaseDurationSeconds"] = 1
-            await self._leases.replace_namespaced_lease(self.name, self.namespace, body)
-        except (ApiException, aiohttp.ClientError, OSError) as exc:
+            await kube_call(self._leases.replace_namespaced_lease(self.name, self.namespace, body))
+        except (KubeError, OSError) as exc:
             log.warning("leader election: cannot release the Lease", extra={"error": str(exc)})
 
     async def close(self) -> None:

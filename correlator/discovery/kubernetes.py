@@ -3,7 +3,8 @@
 Client: kubernetes_asyncio. It is generated from the Kubernetes OpenAPI, so every parameter a
 correct reflector needs is there (`allowWatchBookmarks`, `resourceVersion`, the status
 subresource), it loads in-cluster and kubeconfig credentials, and a watch that has fallen
-too far behind surfaces as `ApiException(410)`. (lightkube restarts such a watch without a
+too far behind surfaces as a 410 (`outbound.kube.KubeGone`, as every failure of the API is
+translated there). (lightkube restarts such a watch without a
 re-list, which misses deletions made meanwhile; kopf would own the process's control flow.)
 
 The loop: list (all namespaces, or each configured one), remember the list's resourceVersion,
@@ -24,11 +25,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from correlator.backoff import retry_delay_s
 from correlator.discovery.files import ManifestError, parse_document
+from correlator.errors import TemporaryError
 from correlator.models.webapp import WebApplication
+from correlator.outbound.kube import KubeGone, kube_call, kube_errors
 from correlator.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,6 @@ class Snapshot:
 
     apps: list[WebApplication]
     errors: list[ManifestError]
-
-
-class Gone(Exception):
-    """The resourceVersion to watch from is no longer retained by the API server."""
 
 
 class KubernetesSource:
@@ -115,7 +113,7 @@ class KubernetesSource:
                     await self._list(namespace)
                 await self._watch(namespace)
                 failures = 0
-            except Gone:
+            except KubeGone:
                 log.info("watch expired; listing again", extra={"namespace": namespace or "*"})
                 self.resource_versions.pop(namespace, None)
                 self.relists += 1
@@ -124,11 +122,13 @@ class KubernetesSource:
             except Exception as exc:  # the loop must outlive any API trouble
                 failures += 1
                 delay = retry_delay_s(failures, BACKOFF_FIRST_S, BACKOFF_MAX_S)
+                if isinstance(exc, TemporaryError) and exc.delay_s is not None:
+                    delay = max(delay, exc.delay_s)  # the API server's Retry-After
                 log.warning(
                     "Kubernetes API trouble; retrying",
                     extra={
                         "namespace": namespace or "*",
-                        "error": _describe(exc),
+                        "error": str(exc) or type(exc).__name__,
                         "retry_in_s": round(delay, 2),
                     },
                 )
@@ -136,10 +136,14 @@ class KubernetesSource:
 
     async def _list(self, namespace: str | None) -> None:
         if namespace is None:
-            listed = await self._api.list_cluster_custom_object(self._group, self._version, PLURAL)
+            listed = await kube_call(
+                self._api.list_cluster_custom_object(self._group, self._version, PLURAL)
+            )
         else:
-            listed = await self._api.list_namespaced_custom_object(
-                self._group, self._version, namespace, PLURAL
+            listed = await kube_call(
+                self._api.list_namespaced_custom_object(
+                    self._group, self._version, namespace, PLURAL
+                )
             )
         fresh = {_key(obj): obj for obj in listed.get("items", [])}
         stale = {k for k in self._objects if namespace is None or k.startswith(f"{namespace}/")}
@@ -161,18 +165,15 @@ class KubernetesSource:
             args = (self._group, self._version, namespace, PLURAL)
         stream = watch.Watch()
         try:
-            async for event in stream.stream(
-                call,
-                *args,
-                resource_version=self.resource_versions[namespace],
-                allow_watch_bookmarks=True,
-                timeout_seconds=self._watch_timeout_s,
-            ):
-                await self._apply(namespace, event)
-        except ApiException as exc:
-            if exc.status == 410:
-                raise Gone from exc
-            raise
+            with kube_errors():
+                async for event in stream.stream(
+                    call,
+                    *args,
+                    resource_version=self.resource_versions[namespace],
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=self._watch_timeout_s,
+                ):
+                    await self._apply(namespace, event)
         finally:
             stream.stop()
 
@@ -220,14 +221,16 @@ class KubernetesSource:
         body = {"status": {"observedGeneration": generation, "conditions": [condition]}}
         # `_content_type` is read at run time but missing from the client's type stubs.
         patch: Callable[..., Awaitable[Any]] = self._api.patch_namespaced_custom_object_status
-        await patch(
-            self._group,
-            self._version,
-            namespace,
-            PLURAL,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
+        await kube_call(
+            patch(
+                self._group,
+                self._version,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type="application/merge-patch+json",
+            )
         )
 
 
@@ -248,12 +251,6 @@ def _pseudo_path(key: str) -> Any:
     from pathlib import PurePosixPath
 
     return PurePosixPath(f"webapplications/{key}")
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ApiException):
-        return f"{exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def api_client(kubeconfig: Any | None) -> client.ApiClient:

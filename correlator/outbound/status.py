@@ -104,10 +104,10 @@ def error_for_status(
         if delay_s is None:
             delay_s = _reset_delay_s(headers, now) or RATE_LIMIT_DEFAULT_S
         return errors.temporary(
-            f"{name} is rate limited ({status}): {text}", delay_s=delay_s, status=status
+            f"{name} answered {status} (rate limited): {text}", delay_s=delay_s, status=status
         )
     return errors.permanent(
-        f"{name} refused ({status}): {text}", status=status, body=snippet(body, 2000)
+        f"{name} answered {status}: {text}", status=status, body=snippet(body, 2000)
     )
 
 
@@ -120,7 +120,8 @@ def unreachable(
 ) -> RemoteUnavailable:
     """No answer: a timeout, or a connection that failed."""
     if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
-        return errors.temporary(f"{name} did not answer within {timeout_s} s")
+        within = f"within {timeout_s} s" if timeout_s is not None else "in time"
+        return errors.temporary(f"{name} did not answer {within}")
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return errors.temporary(f"{name} is unreachable: {detail}")
 

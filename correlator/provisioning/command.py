@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from correlator.discovery.files import ManifestError, load_manifests
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot, api_client
 from correlator.errors import ConfigError, CorrelatorError
 from correlator.models.webapp import WebApplication
+from correlator.outbound.kube import KubeError
 from correlator.progress import Progress, Steps, quiet
 from correlator.provisioning import files
 from correlator.provisioning.grafana import GrafanaTarget
@@ -197,10 +196,8 @@ async def _from_kubernetes(settings: Settings) -> tuple[list[WebApplication], li
     try:
         source = KubernetesSource.from_settings(api, k8s, _ignore)
         snapshot = await source.list_once()
-    except ApiException as exc:
-        raise ConfigError(
-            f"--source k8s: the Kubernetes API answered {exc.status} {exc.reason}"
-        ) from None
+    except KubeError as exc:
+        raise ConfigError(f"--source k8s: {exc}") from None
     finally:
         await api.close()
     return snapshot.apps, snapshot.errors

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from correlator.models.webapp import WebApplication
+from correlator.outbound.kube import KubeError, kube_call
 from correlator.provisioning.alert_rules import prometheus_rule
 from correlator.provisioning.naming import MANAGED_BY, Links
 from correlator.provisioning.reconcile import Action, Report, Step
@@ -26,24 +26,22 @@ GROUP, VERSION, PLURAL = "monitoring.coreos.com", "v1", "prometheusrules"
 OWNED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 
 
-def _describe(exc: ApiException) -> str:
-    return f"Kubernetes API answered {exc.status} {exc.reason}"
-
-
 async def _list_owned(
     objects: client.CustomObjectsApi, namespaces: Sequence[str]
 ) -> list[dict[str, Any]]:
     """correlator's PrometheusRules: one list per namespace when namespaces are configured (the
     RBAC grants no more), else one cluster-wide list."""
     if not namespaces:
-        listed = await objects.list_cluster_custom_object(
-            GROUP, VERSION, PLURAL, label_selector=OWNED
+        listed = await kube_call(
+            objects.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=OWNED)
         )
         return list(listed.get("items", []))
     items: list[dict[str, Any]] = []
     for namespace in sorted(set(namespaces)):
-        listed = await objects.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, label_selector=OWNED
+        listed = await kube_call(
+            objects.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, label_selector=OWNED
+            )
         )
         items += listed.get("items", [])
     return items
@@ -78,8 +76,8 @@ async def reconcile_prometheus_rules(
         desired[(app.namespace, f"webapp-{app.name}")] = (app, prometheus_rule(app, links))
     try:
         listed = await _list_owned(objects, namespaces)
-    except ApiException as exc:
-        report.errors.append(("Kubernetes", _describe(exc)))
+    except KubeError as exc:
+        report.errors.append(("Kubernetes", str(exc)))
         return report
     live: dict[tuple[str, str], dict[str, Any]] = {
         (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in listed
@@ -89,8 +87,10 @@ async def reconcile_prometheus_rules(
         try:
             if current is None:
                 if not dry_run:
-                    await objects.create_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL, want
+                    await kube_call(
+                        objects.create_namespaced_custom_object(
+                            GROUP, VERSION, namespace, PLURAL, want
+                        )
                     )
                 report.steps.append(Step(Action.CREATE, name, app.key, "created", "prometheusrule"))
             elif current.get("spec") != want["spec"] or (
@@ -104,25 +104,27 @@ async def reconcile_prometheus_rules(
                             "resourceVersion": current["metadata"]["resourceVersion"],
                         },
                     }
-                    await objects.replace_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL, name, body
+                    await kube_call(
+                        objects.replace_namespaced_custom_object(
+                            GROUP, VERSION, namespace, PLURAL, name, body
+                        )
                     )
                 report.steps.append(Step(Action.UPDATE, name, app.key, "changed", "prometheusrule"))
             else:
                 report.steps.append(
                     Step(Action.UNCHANGED, name, app.key, "in sync", "prometheusrule")
                 )
-        except ApiException as exc:
-            report.errors.append((app.key, _describe(exc)))
+        except KubeError as exc:
+            report.errors.append((app.key, str(exc)))
     for namespace, name in sorted(live.keys() - desired.keys()):
         try:
             if not dry_run:
-                await objects.delete_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name
+                await kube_call(
+                    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
                 )
             report.steps.append(
                 Step(Action.DELETE, name, None, "its WebApplication is gone", "prometheusrule")
             )
-        except ApiException as exc:
-            report.errors.append((f"{namespace}/{name}", _describe(exc)))
+        except KubeError as exc:
+            report.errors.append((f"{namespace}/{name}", str(exc)))
     return report

@@ -21,9 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from correlator.backoff import Backoff
 from correlator.catalogue import Catalogue
@@ -34,6 +32,7 @@ from correlator.leader import Leadership, NotLeading
 from correlator.leader import from_settings as leadership_from_settings
 from correlator.metrics import Metrics
 from correlator.models.webapp import WebApplication
+from correlator.outbound.kube import KubeError
 from correlator.provisioning import files
 from correlator.provisioning.command import file_options, links, reconcile_grafana
 from correlator.provisioning.grafana import GrafanaTarget
@@ -147,10 +146,12 @@ class Provisioner:
                     await self._follow_kubernetes()
                 else:
                     await self._follow_directory()
-            except (TemporaryError, OSError, aiohttp.ClientError, ApiException) as exc:
+            except (TemporaryError, KubeError, OSError) as exc:
                 if time.monotonic() - started > backoff.max_s:
                     backoff.reset()  # it ran a good while: this is a new spell of trouble
                 delay_s = backoff.next_delay_s()
+                if isinstance(exc, TemporaryError) and exc.delay_s is not None:
+                    delay_s = max(delay_s, exc.delay_s)  # never sooner than the other side asked
                 log.warning(
                     "provisioning interrupted; resuming",
                     extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay_s},

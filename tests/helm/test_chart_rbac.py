@@ -23,6 +23,7 @@ from kubernetes_asyncio import client
 
 from correlator.discovery.kubernetes import KubernetesSource, Snapshot
 from correlator.leader import KubernetesLease, Timings
+from correlator.outbound.kube import KubeDenied
 from correlator.provisioning.kubernetes_rules import reconcile_prometheus_rules
 from correlator.provisioning.naming import Links
 from correlator.settings import Settings, load_settings
@@ -187,7 +188,9 @@ async def test_the_test_server_refuses_what_the_rbac_does_not_grant_as_the_api_s
             await KubernetesSource.from_settings(api, settings.kubernetes, _nothing).list_once()
         ).apps
         report = await reconcile_prometheus_rules(api, apps, Links(), namespaces=[])
-        assert report.errors == [("Kubernetes", "Kubernetes API answered 403 Forbidden")]
+        [(what, why)] = report.errors
+        assert what == "Kubernetes" and why.startswith("the Kubernetes API answered 403 Forbidden")
+        assert "prometheusrules" in why and "`rbac` values" in why  # what, and where to grant it
         objects_api = client.CustomObjectsApi(api)
         with pytest.raises(client.ApiException) as refused:
             await objects_api.list_cluster_custom_object(
@@ -217,6 +220,6 @@ async def test_the_test_server_refuses_what_the_rbac_does_not_grant_as_the_api_s
     other = FakeKubernetes(rbac=rbac, service_account=(NAMESPACE, "default"))
     other.apply(webapp("shop", "shop-web"))
     async with api_server(other) as api:
-        with pytest.raises(client.ApiException) as refused:
+        with pytest.raises(KubeDenied) as denied:
             await KubernetesSource.from_settings(api, settings.kubernetes, _nothing).list_once()
-        assert refused.value.status == 403
+        assert denied.value.status == 403
