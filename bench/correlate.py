@@ -7,7 +7,11 @@ against them several times. Its figures are printed beside the baseline measured
 run: the slowest single backend query it made. The pipeline's own overhead is the total minus
 the time it waited on backends (the call graph, then the slowest of the concurrent fetches).
 
-    .venv/bin/python bench/correlate.py [--runs 5] [--services 50]
+Every run is uncached, as a first alert's correlation is (`cache_s: 0` on every backend:
+otherwise the later runs, within the request cache's 10 s, read cached bodies); `--cached`
+measures with the cache on.
+
+    .venv/bin/python bench/correlate.py [--runs 5] [--services 50] [--cached]
 """
 
 from __future__ import annotations
@@ -110,10 +114,11 @@ async def measure(args: argparse.Namespace) -> None:
         )  # fmt: skip
         print(f"setup (backfill, servers): {time.perf_counter() - started:.1f} s")
         try:
+            cache = {} if args.cached else {"cache_s": 0}
             settings = load_settings(
-                prometheus={"url": prometheus.url},
-                loki={"url": f"http://127.0.0.1:{loki_port}"},
-                jaeger={"url": f"http://127.0.0.1:{jaeger_port}"},
+                prometheus={"url": prometheus.url, **cache},
+                loki={"url": f"http://127.0.0.1:{loki_port}", **cache},
+                jaeger={"url": f"http://127.0.0.1:{jaeger_port}", **cache},
                 correlation={"deadline_s": 30, "lead_min": 10, "baseline_min": 40},
             )
             pipeline = Pipeline(settings)
@@ -170,7 +175,8 @@ async def measure(args: argparse.Namespace) -> None:
         f"first suspect {last['first']} (injected {chosen.culprit})"
     )
     print(f"slowest query per backend, last run (ms): {last['by_backend']}")
-    print(f"{'median of ' + str(args.runs) + ' runs':<34} {'ms':>8} {'x slowest query':>16}")
+    how = "cached" if args.cached else "uncached"
+    print(f"{'median of ' + str(args.runs) + f' {how} runs':<34} {'ms':>8} {'x slowest query':>16}")
     for label, key in (
         ("slowest single backend query", "slowest"),
         ("waiting on backends", "waited"),
@@ -190,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--services", type=int, default=50)
+    parser.add_argument("--cached", action="store_true", help="with the backends' request cache")
     parser.add_argument("--serve-fakes", nargs=2, type=int, metavar=("LOKI", "JAEGER"))
     parser.add_argument("--now")
     parser.add_argument("--history", type=Path)
