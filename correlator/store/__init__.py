@@ -36,6 +36,7 @@ from correlator.store import engine as _engine
 from correlator.store import queries, work
 from correlator.store.recording import DEFAULT_POLICY, record_notifications
 from correlator.store.work import QueuePolicy, WorkItem
+from correlator.store.writer import PriorityWriter
 
 __all__ = ["Clock", "Store", "WorkItem", "utc_now"]
 
@@ -65,10 +66,10 @@ class Store:
         self._sqlite = sqlite
         self._postgres = postgres
         self.clock = clock
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: PriorityWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         if sqlite is not None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="correlator-sqlite-writer")
+            self._writer = PriorityWriter("correlator-sqlite-writer")
             self._readers = ThreadPoolExecutor(
                 _engine.SQLITE_READERS, thread_name_prefix="correlator-sqlite-reader"
             )
@@ -131,12 +132,23 @@ class Store:
         return await self._run(function, args, write=False)
 
     async def _run(
-        self, function: Callable[..., Result], args: tuple[Any, ...], *, write: bool
+        self,
+        function: Callable[..., Result],
+        args: tuple[Any, ...],
+        *,
+        write: bool,
+        urgent: bool = False,
     ) -> Result:
         """Run one transaction; database errors become StoreUnavailable, except the
-        database's refusals of data (IntegrityError, DataError), which callers may isolate."""
+        database's refusals of data (IntegrityError, DataError), which callers may isolate.
+        An `urgent` write (the intake's) goes before the other writes waiting on SQLite."""
         try:
             if self._sqlite is not None:
+                if write and urgent:
+                    assert self._writer is not None
+                    return await asyncio.wrap_future(
+                        self._writer.submit_urgent(_in_transaction, self._sqlite, function, args)
+                    )
                 executor = self._writer if write else self._readers
                 return await asyncio.get_running_loop().run_in_executor(
                     executor, _in_transaction, self._sqlite, function, args
@@ -179,7 +191,9 @@ class Store:
         """
         try:
             return list(
-                await self._run(record_notifications, (batch, namespaces, policy), write=True)
+                await self._run(
+                    record_notifications, (batch, namespaces, policy), write=True, urgent=True
+                )
             )
         except (IntegrityError, DataError) as exc:
             if len(batch) == 1:
