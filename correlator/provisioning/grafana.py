@@ -1,38 +1,97 @@
 """Grafana as a provisioning target, through grafana-client's AsyncGrafanaApi.
 
-The only module that talks to Grafana. Its errors are translated here, once: timeouts and 5xx
-become `GrafanaUnavailable` (retry at the next resync), 4xx become `GrafanaRefused` carrying
-Grafana's own message and status (`name-exists`, `version-mismatch`, …).
+The only module that talks to Grafana. Its errors are translated here, once (`_call`), with
+the shared mapping (`outbound.status`): no answer, 408, 425, 429 and 5xx become
+`GrafanaUnavailable` with Grafana's Retry-After as `delay_s` (retry at the next resync), any
+other 4xx `GrafanaRefused` carrying Grafana's own message and status (`name-exists`,
+`version-mismatch`, …).
+
+grafana-client speaks through niquests, not httpx, and takes no transport or session of ours;
+so each call goes through the shared stack's pieces that do not need the transport: the
+in-flight budget (`outbound.client.Budget`) and the client span (`outbound.client.traced`). A
+niquests response hook, which sees the status line and headers before grafana-client reads
+the body, names the span's method and status and keeps the Retry-After that grafana-client's
+exceptions leave out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from grafana_client.api import AsyncGrafanaApi
-from grafana_client.client import GrafanaException, GrafanaServerError, GrafanaTimeoutError
+from grafana_client.client import GrafanaException, GrafanaTimeoutError
+from opentelemetry import trace
 
-from correlator.errors import PermanentError, TemporaryError
+from correlator.errors import CorrelatorError, RemoteRefused, RemoteUnavailable
+from correlator.outbound.client import Budget, traced
+from correlator.outbound.status import Errors, error_for_status, unreachable
 from correlator.provisioning.dashboards import Folder
 
 OWNERSHIP_TAG = "managed-by:correlator"
 SEARCH_PAGE = 1000
+MAX_IN_FLIGHT = 4  # one provisioning pass at a time, with a few reads beside it
 Result = TypeVar("Result")
+# The headers of the last error answer grafana-client saw in this task (see the module's text).
+_error_headers: ContextVar[Mapping[str, str] | None] = ContextVar("grafana_error_headers")
 
 
-class GrafanaUnavailable(TemporaryError):
-    """Grafana did not answer, or answered 5xx: try again later."""
+class GrafanaUnavailable(RemoteUnavailable):
+    """Grafana did not answer, or answered 408, 425, 429 or 5xx: try again later."""
 
 
-class GrafanaRefused(PermanentError):
+class GrafanaRefused(RemoteRefused):
     """Grafana answered 4xx: it will refuse again until something changes."""
 
-    def __init__(self, status_code: int, message: str, grafana_status: str | None) -> None:
-        super().__init__(f"Grafana answered {status_code}: {message}")
-        self.status_code = status_code
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        grafana_status: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body)
         self.grafana_status = grafana_status
+
+    @property
+    def status_code(self) -> int:
+        return self.status or 0
+
+
+ERRORS = Errors(GrafanaUnavailable, GrafanaRefused, GrafanaRefused)
+
+
+def _seen(response: Any, **_: Any) -> None:
+    """niquests' response hook: the span learns the method and status, and an error answer's
+    headers are kept for the translation (grafana-client's exceptions have only the body)."""
+    span = trace.get_current_span()
+    method = str(getattr(response.request, "method", "") or "")
+    if method:
+        span.update_name(method)
+        span.set_attribute("http.request.method", method)
+    span.set_attribute("http.response.status_code", response.status_code)
+    if response.status_code >= 400:
+        _error_headers.set(response.headers)
+
+
+def translate(exc: GrafanaException, *, timeout_s: float) -> CorrelatorError:
+    """grafana-client's exception as the error tree has it, by the shared mapping."""
+    if isinstance(exc, GrafanaTimeoutError):
+        return unreachable("Grafana", TimeoutError(), timeout_s=timeout_s, errors=ERRORS)
+    if not exc.status_code:  # niquests failed before any answer
+        return unreachable("Grafana", exc, timeout_s=timeout_s, errors=ERRORS)
+    body = exc.response
+    said = json.dumps(body) if isinstance(body, dict | list) else str(body or exc.message)
+    headers = _error_headers.get(None) or {}
+    error = error_for_status("Grafana", exc.status_code, headers, said, errors=ERRORS)
+    if isinstance(error, GrafanaRefused) and isinstance(body, dict):
+        error.grafana_status = body.get("status")
+    return error or GrafanaRefused(f"Grafana answered {exc.status_code}", status=exc.status_code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +106,11 @@ class GrafanaTarget:
 
     def __init__(self, url: str, token: str, *, timeout_s: float = 10.0) -> None:
         self.base_url = url
+        self._timeout_s = timeout_s
+        self._host = urlsplit(url).hostname or url
         self._api = AsyncGrafanaApi.from_url(url=url, credential=token, timeout=timeout_s)
+        self._api.client.s.hooks["response"].append(_seen)
+        self._budget = Budget(MAX_IN_FLIGHT)
 
     def _before_write(self) -> None:
         """Runs before every write (and before `ensure_folder`, which may write): a subclass
@@ -58,17 +121,19 @@ class GrafanaTarget:
         return await self._call(operation)
 
     async def _call(self, operation: Callable[[], Awaitable[Result]]) -> Result:
-        try:
-            return await operation()
-        except (GrafanaTimeoutError, GrafanaServerError) as exc:
-            raise GrafanaUnavailable(f"Grafana is unavailable: {exc}") from exc
-        except GrafanaException as exc:
-            body = exc.response if isinstance(exc.response, dict) else {}
-            raise GrafanaRefused(
-                exc.status_code, str(body.get("message") or exc.message), body.get("status")
-            ) from exc
-        except OSError as exc:
-            raise GrafanaUnavailable(f"cannot reach Grafana: {exc}") from exc
+        """One grafana-client call (one request): within the budget, in a client span, its
+        failures translated."""
+
+        async def translated() -> Result:
+            _error_headers.set(None)
+            try:
+                return await operation()
+            except GrafanaException as exc:
+                raise translate(exc, timeout_s=self._timeout_s) from exc
+            except OSError as exc:  # niquests' ConnectionError and its kin
+                raise unreachable("Grafana", exc, timeout_s=self._timeout_s, errors=ERRORS) from exc
+
+        return await self._budget.run(lambda: traced("Grafana", "HTTP", self._host, translated))
 
     async def _folder_exists(self, uid: str) -> bool:
         try:
@@ -97,11 +162,11 @@ class GrafanaTarget:
                 raise
             if not await self._folder_exists(folder.uid):
                 raise GrafanaRefused(
-                    exc.status_code,
                     f"folder {folder.title!r} cannot be made with uid {folder.uid}: another "
                     f"folder holds that title ({exc}); rename that folder or give it uid "
                     f"{folder.uid}",
-                    exc.grafana_status,
+                    status=exc.status,
+                    grafana_status=exc.grafana_status,
                 ) from exc
         return True
 
@@ -257,7 +322,7 @@ class GrafanaTarget:
             lambda: self._api.alertingprovisioning.get_notification_policy_tree()
         )
         if not isinstance(tree, dict):
-            raise GrafanaRefused(200, "the notification policy tree is not a JSON object", None)
+            raise GrafanaRefused("the notification policy tree is not a JSON object", status=200)
         return tree
 
     async def put_policy_tree(self, tree: dict[str, Any]) -> None:

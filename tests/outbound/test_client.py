@@ -170,3 +170,37 @@ async def test_too_large_an_answer_is_refused() -> None:
                 await remote.request("GET", "/q")
         finally:
             await remote.close()
+
+
+async def test_one_client_span_per_request_sent_without_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from correlator.outbound import client as module
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(module, "tracer", provider.get_tracer("test"))
+    server = Server()
+    async with served(server.app) as url:
+        remote = client(url, retries=1)
+        try:
+            await remote.request("GET", "/hooks/SECRET-PATH")
+            server.status = 503
+            with pytest.raises(RemoteUnavailable):
+                await remote.request("GET", "/hooks/SECRET-PATH")
+        finally:
+            await remote.close()
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["GET", "GET", "GET"]
+    assert all(span.kind is SpanKind.CLIENT for span in spans)
+    attributes = [dict(span.attributes or {}) for span in spans]
+    assert [a.get("http.response.status_code") for a in attributes] == [200, 503, 503]
+    assert [a.get("http.request.resend_count") for a in attributes] == [None, None, 1]
+    assert attributes[1]["error.type"] == "503" and attributes[0]["server.address"] == "127.0.0.1"
+    assert "SECRET" not in repr(attributes)

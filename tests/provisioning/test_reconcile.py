@@ -121,7 +121,7 @@ async def test_a_failing_request_is_reported_and_the_rest_still_provisioned(graf
     await reconcile(target, [], LINKS)  # warm up: search only
     fake.fail(500, times=1)
     report = await reconcile(target, apps(), LINKS)
-    assert len(report.errors) == 1 and "unavailable" in report.errors[0][1]
+    assert len(report.errors) == 1 and "Grafana answered 500" in report.errors[0][1]
     # The next resync repairs whatever the failure left undone.
     again = await reconcile(target, apps(), LINKS)
     assert again.errors == []
