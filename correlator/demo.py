@@ -27,6 +27,7 @@ import httpx
 import yaml
 
 from correlator.lifetime import signal_on_parent_death
+from correlator.models.report import Report, Suspect
 
 NAMESPACE = "demo"
 CALLS = (("storefront", "checkout"), ("checkout", "payments"))
@@ -217,11 +218,11 @@ def _say(ok: bool | None, text: str) -> None:
     print(f"  {'✓' if ok else ('✗' if ok is False else '·')} {text}", flush=True)
 
 
-def _suspects(suspects: list[dict[str, Any]]) -> None:
+def _suspects(suspects: list[Suspect]) -> None:
     if not suspects:
         print("    (no service's telemetry left its baseline)")
     for item in suspects[:3]:
-        print(f"    {item['rank']}. {item['service']}: {item['reason']}")
+        print(f"    {item.rank}. {item.service}: {item.reason}")
 
 
 class PortInUse(Exception):
@@ -276,7 +277,8 @@ async def run(*, port: int, workdir: Path | None, keep_running: bool) -> int:
 async def _run(root: Path, *, port: int, keep_running: bool) -> int:
     from aiohttp import web
 
-    from correlator.analysis.evidence import analyse, suspect_json
+    from correlator.analysis.evidence import analyse
+    from correlator.pipeline.report import ranked
     from correlator.rca.bundle import load
     from correlator.runtime.service import create_app
     from correlator.settings import load_settings
@@ -340,21 +342,22 @@ async def _run(root: Path, *, port: int, keep_running: bool) -> int:
             _say(True, f"alert sent through the intake: incident {incident_id}")
             report = None
             for _ in range(600):
-                report = (await client.get(f"/api/v1/incidents/{incident_id}")).json()["report"]
-                if report is not None:
+                served = (await client.get(f"/api/v1/incidents/{incident_id}")).json()["report"]
+                if served is not None:
+                    report = Report.model_validate(served)
                     break
                 await asyncio.sleep(0.05)
         if report is None:
             _say(False, "no report within 30 s")
             return 1
-        missing = sorted({m["backend"] for m in report["missing"]})
-        print(f"\n  Live report ({report['status']}; missing: {', '.join(missing) or 'nothing'}):")
-        _suspects(report["suspects"])
+        missing = sorted({m.backend for m in report.missing})
+        print(f"\n  Live report ({report.status}; missing: {', '.join(missing) or 'nothing'}):")
+        _suspects(report.suspects)
         offline = load(bundle)
         result = analyse(offline.telemetry, offline.windows)
         print("\n  Offline analysis of the same incident with its logs and traces "
               f"(correlator analyze {bundle}):")  # fmt: skip
-        _suspects([suspect_json(s, i) for i, s in enumerate(result.suspects, 1)])
+        _suspects([ranked(s, i) for i, s in enumerate(result.suspects, 1)])
         if keep_running:
             print(f"\n  Incident page: {base}/incidents/{incident_id}")
             print("  Serving until Ctrl-C.", flush=True)

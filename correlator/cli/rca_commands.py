@@ -19,7 +19,8 @@ from correlator.settings import load_settings
 
 
 def analyze(path: Path, *, as_json: bool) -> int:
-    from correlator.analysis.evidence import collect, decide, suspect_json, windows_json
+    from correlator.analysis.evidence import collect, decide
+    from correlator.pipeline.report import ranked, report_windows
     from correlator.rca.bundle import BundleError, load
 
     progress = Progress.on_terminal(machine_output=as_json)
@@ -34,10 +35,12 @@ def analyze(path: Path, *, as_json: bool) -> int:
     services = {f.service for found in findings.values() for f in found}
     with progress.stage(f"ranking {len(services)} services"):
         analysis = decide(findings, bundle.telemetry, bundle.windows)
+    # The windows and suspects as the stored report has them (models/report.py).
+    suspects = [ranked(s, i) for i, s in enumerate(analysis.suspects[:10], 1)]
     report: dict[str, Any] = {
         "bundle": str(path),
-        "windows": windows_json(analysis.windows),
-        "suspects": [suspect_json(s, i) for i, s in enumerate(analysis.suspects[:10], 1)],
+        "windows": report_windows(analysis.windows).model_dump(mode="json"),
+        "suspects": [s.model_dump(mode="json") for s in suspects],
         "notes": analysis.notes,
     }
     if bundle.truth is not None:
@@ -51,9 +54,9 @@ def analyze(path: Path, *, as_json: bool) -> int:
     )
     if not analysis.suspects:
         print("no service's telemetry left its baseline")
-    for item in report["suspects"]:
-        print(f"{item['rank']:>2}. {item['service']}  score {item['score']:.3f}")
-        print(f"    {item['reason']}")
+    for suspect in suspects:
+        print(f"{suspect.rank:>2}. {suspect.service}  score {suspect.score:.3f}")
+        print(f"    {suspect.reason}")
     for note in analysis.notes:
         print(f"note: {note}")
     return 0

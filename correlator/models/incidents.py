@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from correlator.models.alerts import AlertStatus, WebhookPayload
+from correlator.models.report import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ class IncidentDetail(IncidentSummary):
     timeline: list[NotificationRecord]
     work_items: list[WorkRecord]
     # The latest correlation report (ranked suspects with evidence), None until analysed.
-    report: dict[str, Any] | None = None
+    report: Report | None = None
     # Messages to sinks: per sink, delivered / pending / failed, attempts and the last error.
     deliveries: list[dict[str, Any]] = []
 

@@ -42,6 +42,7 @@ from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
+from correlator.models.report import App, Inputs, Report
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.fetch import Fetch, bounded
@@ -85,7 +86,7 @@ class Question:
 class SharedReports(Protocol):
     """Where reports other replicas analysed are found (the store)."""
 
-    async def shared_report(self, question: str, since: datetime) -> dict[str, Any] | None:
+    async def shared_report(self, question: str, since: datetime) -> Report | None:
         """A report answering `question`, analysed at or after `since`."""
         ...
 
@@ -117,9 +118,7 @@ class Pipeline:
         )
         # Incidents asking the same question (same services, same onset) share one analysis.
         # At most 128 report bodies kept (a few MiB); older answers are found in the store.
-        self._shared: Shared[tuple[dict[str, Any], bool]] = Shared(
-            settings.correlation.share_s, 128
-        )
+        self._shared: Shared[tuple[Report, bool]] = Shared(settings.correlation.share_s, 128)
         # The settings an analysis depends on, part of every question (replicas of two
         # versions of the configuration do not share).
         self._config = hashlib.sha256(
@@ -181,8 +180,8 @@ class Pipeline:
 
     async def correlate(
         self, incident: IncidentDetail, *, now: datetime, question: Question | None = None
-    ) -> dict[str, Any]:
-        """The report body of the incident. Incidents asking the same question (`question`)
+    ) -> Report:
+        """The report of the incident. Incidents asking the same question (`question`)
         within `correlation.share_s` of each other share one analysis: the one running on this
         replica, else a report another replica stored."""
         question = question or self.question(incident)
@@ -192,18 +191,17 @@ class Pipeline:
         if self.metrics is not None:
             how = "analysed" if analysed and not waited else "shared"
             self.metrics.correlations.labels(how).inc()
-        shared = body.get("analysed_for", incident.id) != incident.id
-        notes = [n for n in body["notes"] if not n.startswith(SHARED_NOTE)]
-        if shared:
+        notes = [n for n in body.notes if not n.startswith(SHARED_NOTE)]
+        if body.owner != incident.id:
             notes.append(
-                f"{SHARED_NOTE} {body['analysed_for']} and this one: the same services in "
+                f"{SHARED_NOTE} {body.owner} and this one: the same services in "
                 "scope and the same onset"
             )
-        return {**body, "incident_id": incident.id, "notes": notes}
+        return body.model_copy(update={"incident_id": incident.id, "notes": notes})
 
     async def _answer(
         self, question: Question, incident: IncidentDetail, now: datetime
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Report, bool]:
         """The report answering `question`, and whether it was analysed for it (False: a
         report another replica stored)."""
         share_s = self.settings.correlation.share_s
@@ -215,7 +213,7 @@ class Pipeline:
             except (StoreUnavailable, StoreRefused) as exc:  # analysing again is always correct
                 log.warning("could not look for a shared report: %s", exc)
                 stored = None
-            if stored is not None and "analysed_for" in stored:
+            if stored is not None and stored.analysed_for is not None:
                 return stored, False
         body = await self._correlate(
             incident, list(question.services), list(question.namespaces), question.onset, now
@@ -229,7 +227,7 @@ class Pipeline:
         namespaces: list[str],
         onset: datetime,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> Report:
         incident_id = incident.id
         started = time.perf_counter()
         # The windows end on the step grid (as Grafana and Prometheus' query frontends align
@@ -252,7 +250,8 @@ class Pipeline:
         fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
         app, team = self._app_of(incident, alert_services, namespaces)
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
-        body = build_report(
+        keep = self.settings.correlation.keep_inputs
+        report = build_report(
             self.settings,
             incident_id,
             analysis,
@@ -260,12 +259,11 @@ class Pipeline:
             (alert_services, services),
             lambda service: self._log_query(fetch.targets.get(service), service),
             now,
+            series=evidence_series(analysis, telemetry.metrics),
+            app=App(name=app, team=team),
+            inputs=Inputs(kinds=list(keep.kinds)) if self._keeper is not None else None,
         )
-        body["series"] = evidence_series(analysis, telemetry.metrics)
-        body["analysed_for"] = incident_id  # the incident this analysis ran for
-        body["app"] = {"name": app, "team": team}
         if self._keeper is not None:
-            body["inputs"] = {"kinds": list(self.settings.correlation.keep_inputs.kinds)}
             # Once the report is built: handing the frames to the pool again takes the GIL a
             # moment, which the report's own work should not wait for.
             self._keeper.keep(
@@ -277,7 +275,7 @@ class Pipeline:
                 team=team,
                 policy=self.policy,
             )
-        return body
+        return report
 
     def _app_of(
         self, incident: IncidentDetail, alert_services: list[str], namespaces: list[str]

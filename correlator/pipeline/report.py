@@ -1,25 +1,41 @@
-"""The stored report of one correlation: ranked suspects with their evidence and links, what
-was missing, deploys, the graphs' series, and the report of a correlation that failed."""
+"""The stored report of one correlation (`models/report.Report`): ranked suspects with their
+evidence and links, what was missing, deploys, the graphs' series, and the report of a
+correlation that failed."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
 
-from correlator.analysis.evidence import Analysis, suspect_json, windows_json
+from correlator.analysis.evidence import Analysis
 from correlator.analysis.findings import Finding
+from correlator.analysis.rank import Suspect as RankedSuspect
 from correlator.analysis.windows import Windows
+from correlator.models.report import (
+    App,
+    Change,
+    Evidence,
+    Inputs,
+    Missing,
+    Report,
+    Scope,
+    Series,
+    Suspect,
+)
+from correlator.models.report import Windows as ReportWindows
 from correlator.pipeline.changes import change_evidence
 from correlator.pipeline.fetch import Fetch
 from correlator.settings import Settings
 
 MAX_GRAPHS = 3
 MAX_POINTS = 240
+MAX_SUSPECTS = 10
+
+FindingLinks = Callable[[str, Finding], dict[str, str]]
 
 
 def build_report(
@@ -30,9 +46,13 @@ def build_report(
     scope: tuple[list[str], list[str]],
     log_query: Callable[[str], str],
     now: datetime,
-) -> dict[str, Any]:
+    *,
+    series: list[Series] | None = None,
+    app: App | None = None,
+    inputs: Inputs | None = None,
+) -> Report:
     """`scope`: the alerting services and every service in scope; `log_query(service)`: the
-    LogQL stream its lines came from."""
+    LogQL stream its lines came from; `series`, `app`, `inputs`: see `Report`."""
     alerting, services = scope
     links = EvidenceLinks(settings, analysis.windows, log_query)
     changes = change_evidence(fetch.changes, analysis)
@@ -44,26 +64,76 @@ def build_report(
                 finding.query = fetch.queries.get(suspect.service, {}).get(
                     finding.signal, finding.query
                 )
-    return {
-        "incident_id": incident_id,
-        "generated_at": now.isoformat().replace("+00:00", "Z"),
-        "status": "partial" if fetch.missing else "complete",
-        "windows": windows_json(analysis.windows),
-        "scope": {"alerting": alerting, "services": services},
-        "suspects": [
-            suspect_json(s, i, links.for_finding) for i, s in enumerate(analysis.suspects[:10], 1)
+    return Report(
+        incident_id=incident_id,
+        generated_at=now,
+        status="partial" if fetch.missing else "complete",
+        windows=report_windows(analysis.windows),
+        scope=Scope(alerting=alerting, services=services),
+        suspects=[
+            ranked(s, i, links.for_finding)
+            for i, s in enumerate(analysis.suspects[:MAX_SUSPECTS], 1)
         ],
-        "missing": fetch.missing,
-        "changes": changes,
-        "notes": analysis.notes,
-        "timings_ms": {k: round(v, 1) for k, v in fetch.timings_ms.items()},
-    }
+        missing=[Missing.model_validate(m) for m in fetch.missing],
+        changes=[Change.model_validate(c) for c in changes],
+        notes=list(analysis.notes),
+        series=series or [],
+        timings_ms={k: round(v, 1) for k, v in fetch.timings_ms.items()},
+        analysed_for=incident_id,  # the incident this analysis ran for
+        app=app,
+        inputs=inputs,
+    )
 
 
-def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[dict[str, Any]]:
+def report_windows(windows: Windows) -> ReportWindows:
+    return ReportWindows(
+        baseline_start=windows.baseline_start,
+        baseline_end=windows.baseline_end,
+        incident_start=windows.incident_start,
+        incident_end=windows.incident_end,
+        onset=windows.onset,
+    )
+
+
+def evidence(finding: Finding, links: dict[str, str] | None = None) -> Evidence:
+    return Evidence(
+        kind=finding.kind,
+        signal=finding.signal,
+        detail=finding.detail,
+        score=round(finding.score, 2),
+        before=finding.before,
+        after=finding.after,
+        unit=finding.unit,
+        change_time=finding.change_time,
+        query=finding.query,
+        samples=list(finding.samples),
+        trace_ids=list(finding.trace_ids),
+        links=links or {},
+    )
+
+
+def ranked(suspect: RankedSuspect, rank: int, links: FindingLinks | None = None) -> Suspect:
+    """An analysis's suspect as the report shows it, at `rank`."""
+    return Suspect(
+        rank=rank,
+        service=suspect.service,
+        score=round(suspect.score, 4),
+        confidence=round(suspect.confidence, 3),
+        weak=suspect.weak,
+        reason=suspect.reason,
+        change_time=suspect.change_time,
+        caused_by=list(suspect.caused_by),
+        affects=list(suspect.affects),
+        evidence=[
+            evidence(f, links(suspect.service, f) if links else None) for f in suspect.evidence
+        ],
+    )
+
+
+def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[Series]:
     """The series behind the top suspects' strongest metric evidence, for the graphs of the
     report (at most MAX_POINTS points each, over both windows)."""
-    series: list[dict[str, Any]] = []
+    series: list[Series] = []
     if metrics.empty:
         return series
     for suspect in analysis.suspects:
@@ -78,42 +148,34 @@ def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[dict[str,
             continue
         step = max(1, len(rows) // MAX_POINTS)
         points = [
-            [t.isoformat().replace("+00:00", "Z"), float(v)]
-            for t, v in zip(rows["time"][::step], rows["value"][::step], strict=True)
+            (t, float(v)) for t, v in zip(rows["time"][::step], rows["value"][::step], strict=True)
         ]
         series.append(
-            {
-                "title": f"{suspect.service}: {finding.signal}",
-                "service": suspect.service,
-                "signal": finding.signal,
-                "unit": finding.unit,
-                "change_time": finding.change_time.isoformat().replace("+00:00", "Z")
-                if finding.change_time
-                else None,
-                "points": points,
-            }
+            Series(
+                title=f"{suspect.service}: {finding.signal}",
+                service=suspect.service,
+                signal=finding.signal,
+                unit=finding.unit,
+                change_time=finding.change_time,
+                points=points,
+            )
         )
         if len(series) == MAX_GRAPHS:
             break
     return series
 
 
-def failed_report(incident_id: int, now: datetime, exc: BaseException) -> dict[str, Any]:
-    return {
-        "incident_id": incident_id,
-        "generated_at": now.isoformat().replace("+00:00", "Z"),
-        "status": "partial",
-        "windows": None,
-        "scope": {"alerting": [], "services": []},
-        "suspects": [],
-        "missing": [
-            {"backend": "analysis", "what": "everything", "reason": f"{type(exc).__name__}: {exc}"}
+def failed_report(incident_id: int, now: datetime, exc: BaseException) -> Report:
+    return Report(
+        incident_id=incident_id,
+        generated_at=now,
+        status="partial",
+        windows=None,
+        missing=[
+            Missing(backend="analysis", what="everything", reason=f"{type(exc).__name__}: {exc}")
         ],
-        "changes": [],
-        "notes": ["the correlation failed; see the service log for the stack trace"],
-        "series": [],
-        "timings_ms": {},
-    }
+        notes=["the correlation failed; see the service log for the stack trace"],
+    )
 
 
 class EvidenceLinks:

@@ -56,8 +56,8 @@ async def cases(
             stored = await store.read(get_bundle, cause.incident_id)
             if stored is None or stored.body is None:
                 continue  # pruned since it was listed
-            report = await store.get_report(cause.incident_id) or {}
-            ranking = [str(s.get("service")) for s in report.get("suspects") or []]
+            report = await store.get_report(cause.incident_id)
+            ranking = [s.service for s in report.suspects] if report is not None else []
             try:
                 alert, meta, bundle = decode(stored.body)
             except BundleError as exc:

@@ -1,6 +1,6 @@
 """The work-queue handler: an incident's report analysed (the pipeline), stored, announced.
 
-The pipeline answers a question with a report body and touches neither the store nor the
+The pipeline answers a question with a `Report` and touches neither the store nor the
 sinks; here the report is stored with its incident, and the incident's message put in the
 outbox for every sink routed to it.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
 
 from correlator.metrics import Metrics
 from correlator.pipeline import Pipeline
@@ -54,17 +53,17 @@ class Correlations:
         now = store.clock()
         question: Question | None = self.pipeline.question(incident)
         try:
-            body = await self.pipeline.correlate(incident, now=now, question=question)
+            report = await self.pipeline.correlate(incident, now=now, question=question)
         except Exception as exc:  # a bug must still leave a report that says what happened
             log.exception("correlation of incident %s failed", incident.id)
-            body, question = failed_report(incident.id, now, exc), None
+            report, question = failed_report(incident.id, now, exc), None
         stored = await store.save_report(
             incident.id,
             item.notification_id,
-            "partial" if body["missing"] else "complete",
-            body,
+            report.status,
+            report,
             question=question.digest if question is not None else None,
-            analysed_at=_moment(body["generated_at"]) if question is not None else None,
+            analysed_at=report.generated_at if question is not None else None,
         )
         if not stored:
             log.info("a newer report of incident %s is already stored", incident.id)
@@ -77,7 +76,3 @@ class Correlations:
             latest = await store.get_incident(incident.id)
             if latest is not None:
                 await self.notifier.enqueue(latest, latest.report)
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

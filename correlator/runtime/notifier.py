@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from correlator.analysis.scope import ScopeRules
 from correlator.catalogue import Catalogue
 from correlator.models.incidents import IncidentDetail
+from correlator.models.report import Report
 from correlator.provisioning.naming import Links
 from correlator.settings import NotifySettings, TenancySettings
 from correlator.sinks.base import Sink
@@ -53,7 +53,7 @@ class Notifier:
         self.tenancy = tenancy or TenancySettings()
         self.wake = asyncio.Event()
 
-    async def enqueue(self, incident: IncidentDetail, report: dict[str, Any] | None) -> int:
+    async def enqueue(self, incident: IncidentDetail, report: Report | None) -> int:
         """Record the incident's message for every sink routed to it; returns how many are news."""
         if not self.sinks:
             return 0
@@ -72,8 +72,10 @@ class Notifier:
             kiali_url=self.links.kiali_url,
         )
         key = material(message)
+        # The outbox keeps the message as JSON, which each sink validates back into a Message.
+        document = message.model_dump(mode="json")
         now = self.store.clock()
-        severity = message["severity"]
+        severity = message.severity
         team = app.spec.team if app is not None else None
         routed = [
             name
@@ -85,7 +87,7 @@ class Notifier:
         news = await self.store.write(
             lambda c: sum(
                 outbox.want(
-                    c, incident_id=incident.id, sink=name, message=message, material=key, now=now
+                    c, incident_id=incident.id, sink=name, message=document, material=key, now=now
                 )
                 for name in routed
             )

@@ -14,11 +14,12 @@ the app's dashboard would never show.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from correlator.models.message import Message
 from correlator.provisioning.naming import dashboard_uid
 from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
@@ -34,31 +35,33 @@ class GrafanaSinkSettings(SinkSettingsBase):
     token: SecretStr = Field(description="Service account token (annotations:write).")
 
 
-def _ms(text: str | None) -> int | None:
-    if not text:
+def _ms(moment: datetime | None) -> int | None:
+    if moment is None:
         return None
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    if moment.tzinfo is None:  # a store that kept it naive kept UTC
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
-def annotation(message: dict[str, Any]) -> dict[str, Any]:
-    start = _ms(message["started_at"]) or 0
-    end = _ms(message["resolved_at"]) or start
-    text = f"{message['status'].upper()}: {message['title']}"
-    if message["suspects"]:
-        text += f" · likely cause: {message['suspects'][0]['service']}"
+def annotation(message: Message) -> dict[str, Any]:
+    start = _ms(message.started_at) or 0
+    end = _ms(message.resolved_at) or start
+    text = f"{message.status.upper()}: {message.title}"
+    if message.suspects:
+        text += f" · likely cause: {message.suspects[0].service}"
     # Grafana shows annotation text as HTML in its tooltip: escaped, no tag (so no link) forms,
     # and names copy out as they are.
     safe = escape.defang(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     body: dict[str, Any] = {
         "time": start,
         "timeEnd": max(end, start),
-        "tags": ["correlator", f"incident-{message['incident_id']}", message["status"]],
-        "text": escape.truncate(safe, 2000) + f' <a href="{message["incident_url"]}">incident</a>',
+        "tags": ["correlator", f"incident-{message.incident_id}", message.status],
+        "text": escape.truncate(safe, 2000) + f' <a href="{message.incident_url}">incident</a>',
     }
-    app = message.get("app")
-    if app:
-        body["dashboardUID"] = dashboard_uid(app["namespace"], app["name"])
-        body["tags"].append(f"app-{app['namespace']}-{app['name']}")
+    app = message.app
+    if app is not None:
+        body["dashboardUID"] = dashboard_uid(app.namespace, app.name)
+        body["tags"].append(f"app-{app.namespace}-{app.name}")
     return body
 
 
@@ -93,9 +96,9 @@ class GrafanaAnnotationSink(HttpSink):
         )
 
     async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+        self, document: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
-        body = annotation(message)
+        body = annotation(Message.model_validate(document))  # the outbox's JSON
         if remote.get("id"):
             update = {k: v for k, v in body.items() if k != "dashboardUID"}
             await self._call("PATCH", f"/api/annotations/{int(remote['id'])}", update)

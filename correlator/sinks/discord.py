@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from correlator.models.message import Message
 from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
 from correlator.sinks.message import responder_links
@@ -27,18 +28,18 @@ def build(spec: DiscordSinkSettings) -> PostOnceSink:
     return PostOnceSink(spec.name, url=spec.url.get_secret_value(), render=discord_post)
 
 
-def discord_post(message: dict[str, Any]) -> dict[str, Any]:
+def discord_post(message: Message) -> dict[str, Any]:
     """The title, the facts, the summary and the suspects, whole lines while they fit; the
     links always close it."""
-    facts = f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
-    if message["namespace"]:
-        facts += f" in namespace {escape.markdown_name(message['namespace'])}"
+    facts = f"{message.alerts_firing} of {message.alerts_total} alerts firing"
+    if message.namespace:
+        facts += f" in namespace {escape.markdown_name(message.namespace)}"
     lines = [f"**{heading(message, escape.markdown_name)}**", facts]
-    if message["summary"]:
-        lines.append(escape.markdown(message["summary"]))
+    if message.summary:
+        lines.append(escape.markdown(message.summary))
     lines += suspect_lines(message)
-    if message["missing"]:
-        lines.append("Missing: " + "; ".join(escape.markdown(m) for m in message["missing"]))
+    if message.missing:
+        lines.append("Missing: " + "; ".join(escape.markdown(m) for m in message.missing))
     links = " · ".join(escape.markdown_link(t, u) for t, u in responder_links(message))
     shown: list[str] = []
     for line in lines:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from correlator.catalogue import github_repo
+from correlator.models.message import Message
 from correlator.sinks import escape
 from correlator.sinks.base import HttpSink, Remember, SinkGone, SinkRejected, json_body, request
 from correlator.sinks.message import evidence_links, responder_links
@@ -29,44 +30,44 @@ def marker(incident_id: int) -> str:
     return f"<!-- correlator:incident:{incident_id} -->"
 
 
-def markdown(message: dict[str, Any]) -> str:
+def markdown(message: Message) -> str:
     e, name = escape.markdown, escape.markdown_name
-    icon = "🔴" if message["status"] == "firing" else "🟢"
-    lines = [f"### {icon} {message['status'].upper()}: {name(message['title'])}", ""]
-    app = message.get("app") or {}
-    if app.get("revision"):
-        when = app.get("deployed_minutes_before_alert")
-        lead = f" {when:.0f} min before the alert" if isinstance(when, int | float) else ""
-        revision = escape.markdown_code(escape.defang(app["revision"][:12]))
+    icon = "🔴" if message.status == "firing" else "🟢"
+    lines = [f"### {icon} {message.status.upper()}: {name(message.title)}", ""]
+    app = message.app
+    if app is not None and app.revision:
+        when = app.deployed_minutes_before_alert
+        lead = f" {when:.0f} min before the alert" if when is not None else ""
+        revision = escape.markdown_code(escape.defang(app.revision[:12]))
         lines.append(f"This revision ({revision}) was deployed{lead}.")
-    facts = f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"
-    if message.get("namespace"):
-        facts += f" in namespace {name(message['namespace'])}"
-    if message["duration"]:
-        facts += f", resolved after {message['duration']}"
+    facts = f"{message.alerts_firing} of {message.alerts_total} alerts firing"
+    if message.namespace:
+        facts += f" in namespace {name(message.namespace)}"
+    if message.duration:
+        facts += f", resolved after {message.duration}"
     lines += [facts, ""]
-    if message["summary"]:
-        lines += [f"> {e(message['summary'])}", ""]
-    if message["suspects"]:
+    if message.summary:
+        lines += [f"> {e(message.summary)}", ""]
+    if message.suspects:
         lines.append("**Likely causes**")
-        for rank, suspect in enumerate(message["suspects"], 1):
-            lines.append(f"{rank}. **{name(suspect['service'])}**: {e(suspect['reason'])}")
-            for ev in suspect["evidence"]:
+        for rank, suspect in enumerate(message.suspects, 1):
+            lines.append(f"{rank}. **{name(suspect.service)}**: {e(suspect.reason)}")
+            for ev in suspect.evidence:
                 opens = "".join(
                     f" · {escape.markdown_link(title, url)}" for title, url in evidence_links(ev)
                 )
-                lines.append(f"    - {e(ev['detail'])}{opens}")
+                lines.append(f"    - {e(ev.detail)}{opens}")
         lines.append("")
-    if message["missing"]:
-        lines += ["Missing: " + "; ".join(e(m) for m in message["missing"]), ""]
+    if message.missing:
+        lines += ["Missing: " + "; ".join(e(m) for m in message.missing), ""]
     links = [escape.markdown_link(title, url) for title, url in responder_links(message)]
-    if (message.get("grafana") or {}).get("values"):
-        lines.append(f"Grafana values: {e(message['grafana']['values'])}")
+    if message.grafana is not None and message.grafana.values:
+        lines.append(f"Grafana values: {e(message.grafana.values)}")
     lines.append(" · ".join(links))
-    lines.append(marker(message["incident_id"]))
+    lines.append(marker(message.incident_id))
     body = "\n".join(lines)
     if len(body) > MAX_BODY:  # keep the marker: it is how a retry finds the comment
-        body = escape.truncate(body, MAX_BODY - 200) + "\n\n" + marker(message["incident_id"])
+        body = escape.truncate(body, MAX_BODY - 200) + "\n\n" + marker(message.incident_id)
     return body
 
 
@@ -107,11 +108,13 @@ class GitCommentSink(HttpSink):
                 return
 
     async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+        self, document: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
-        app = message.get("app") or {}
-        repo = github_repo(app.get("repo"))  # https://host/owner/name, the same shape on both
-        revision = app.get("revision")
+        message = Message.model_validate(document)  # the outbox's JSON
+        app = message.app
+        # https://host/owner/name, the same shape on both platforms
+        repo = github_repo(app.repo) if app is not None else None
+        revision = app.revision if app is not None else None
         if repo is None or repo[0] != self._web_host or not revision:
             return {"skipped": self.unknown}
         if not SHA.match(revision):
@@ -124,7 +127,7 @@ class GitCommentSink(HttpSink):
             except SinkGone:
                 remote = {}  # deleted by someone: post it again
         change = await self._change(repo[1], repo[2], revision)
-        existing = await self._find(change, marker(message["incident_id"]))
+        existing = await self._find(change, marker(message.incident_id))
         if existing is not None:
             await remember(existing)
             await self._request(self.edit_method, existing["edit_path"], json=body)

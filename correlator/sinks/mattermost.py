@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from correlator.models.message import Message
 from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
 from correlator.sinks.message import responder_links
@@ -24,28 +25,26 @@ def build(spec: MattermostSinkSettings) -> PostOnceSink:
     return PostOnceSink(spec.name, url=spec.url.get_secret_value(), render=mattermost_post)
 
 
-def mattermost_post(message: dict[str, Any]) -> dict[str, Any]:
+def mattermost_post(message: Message) -> dict[str, Any]:
     e = escape.markdown
-    color = "#d62728" if message["status"] == "firing" else "#2ca02c"
-    text = "\n".join([message["summary"] and e(message["summary"]), *suspect_lines(message)])
+    color = "#d62728" if message.status == "firing" else "#2ca02c"
+    text = "\n".join([message.summary and e(message.summary), *suspect_lines(message)])
     # The attachment's title links the page; the other links close its (Markdown) text.
     links = " · ".join(escape.markdown_link(t, u) for t, u in responder_links(message)[1:])
     fields = [
         {"short": True, "title": "Alerts firing",
-         "value": f"{message['alerts_firing']} of {message['alerts_total']}"},
+         "value": f"{message.alerts_firing} of {message.alerts_total}"},
     ]  # fmt: skip
-    if message["namespace"]:
+    if message.namespace:
         fields.append(
             {
                 "short": True,
                 "title": "Namespace",
-                "value": escape.markdown_name(message["namespace"]),
+                "value": escape.markdown_name(message.namespace),
             }
         )
-    if message["missing"]:
-        fields.append(
-            {"short": False, "title": "Missing", "value": e("; ".join(message["missing"]))}
-        )
+    if message.missing:
+        fields.append({"short": False, "title": "Missing", "value": e("; ".join(message.missing))})
     title = heading(message, escape.markdown_name)
     return {
         "text": title,
@@ -57,7 +56,7 @@ def mattermost_post(message: dict[str, Any]) -> dict[str, Any]:
                 + ("\n" + links if links else ""),
                 "fields": fields,
                 "title": "Incident page",
-                "title_link": message["incident_url"],
+                "title_link": message.incident_url,
             }
         ],
     }

@@ -1,4 +1,5 @@
-"""The platform-neutral message of an incident: what every sink renders (pure).
+"""The platform-neutral message of an incident (`models/message.Message`): what every sink
+renders (pure).
 
 It holds only what a reader needs and what changes meaningfully: a re-notification with
 nothing new yields the same message (so nothing is sent), a new alert, a new ranking or the
@@ -8,21 +9,24 @@ once resolved; a running clock would make every notification "new".
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from correlator.catalogue import deployed
 from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IncidentDetail
+from correlator.models.message import (
+    GrafanaDetails,
+    Message,
+    MessageApp,
+    MessageEvidence,
+    MessageSuspect,
+)
+from correlator.models.report import Report
 from correlator.models.webapp import WebApplication
 from correlator.sinks.links import alertmanager_silence, kiali_graph
 
 TOP_SUSPECTS = 3
 EVIDENCE_PER_SUSPECT = 2
-
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def duration_text(seconds: float) -> str:
@@ -35,67 +39,66 @@ def duration_text(seconds: float) -> str:
 
 def incident_message(
     incident: IncidentDetail,
-    report: dict[str, Any] | None,
+    report: Report | None,
     *,
     public_url: str,
     app: WebApplication | None = None,
     dashboard_url: str | None = None,
     kiali_url: str | None = None,
-) -> dict[str, Any]:
+) -> Message:
     labels = incident.common_labels
     firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING]
     resolved = incident.status == AlertStatus.RESOLVED
-    suspects = []
-    for suspect in (report or {}).get("suspects", [])[:TOP_SUSPECTS]:
-        suspects.append(
-            {
-                "service": suspect["service"],
-                "reason": suspect["reason"],
-                "evidence": [
-                    {"detail": e["detail"], "links": e.get("links", {})}
-                    for e in suspect.get("evidence", [])[:EVIDENCE_PER_SUSPECT]
-                ],
-            }
+    suspects = [
+        MessageSuspect(
+            service=suspect.service,
+            reason=suspect.reason,
+            evidence=[
+                MessageEvidence(detail=e.detail, links=e.links)
+                for e in suspect.evidence[:EVIDENCE_PER_SUSPECT]
+            ],
         )
-    message: dict[str, Any] = {
-        "incident_id": incident.id,
-        "title": incident.alertname or labels.get("alertname") or "alert group",
-        "status": "resolved" if resolved else "firing",
-        "severity": labels.get("severity", ""),
-        "namespace": incident.namespace or "",
-        "summary": incident.common_annotations.get("summary")
+        for suspect in (report.suspects if report is not None else [])[:TOP_SUSPECTS]
+    ]
+    base = public_url.rstrip("/")
+    return Message(
+        incident_id=incident.id,
+        title=incident.alertname or labels.get("alertname") or "alert group",
+        status="resolved" if resolved else "firing",
+        severity=labels.get("severity", ""),
+        namespace=incident.namespace or "",
+        summary=incident.common_annotations.get("summary")
         or incident.common_annotations.get("description", ""),
-        "runbook_url": incident.common_annotations.get("runbook_url", ""),
-        "alerts_firing": len(firing),
-        "alerts_total": len(incident.alerts),
-        "started_at": _time(incident.started_at),
-        "resolved_at": _time(incident.resolved_at) if resolved else None,
-        "duration": (
+        runbook_url=incident.common_annotations.get("runbook_url", ""),
+        alerts_firing=len(firing),
+        alerts_total=len(incident.alerts),
+        started_at=incident.started_at,
+        resolved_at=incident.resolved_at if resolved else None,
+        duration=(
             duration_text((incident.resolved_at - incident.started_at).total_seconds())
             if resolved and incident.resolved_at
             else None
         ),
-        "suspects": suspects,
-        "missing": [f"{m['backend']}: {m['reason']}" for m in (report or {}).get("missing", [])],
-        "analysed": report is not None,
-        "incident_url": f"{public_url.rstrip('/')}/incidents/{incident.id}",
+        suspects=suspects,
+        missing=[f"{m.backend}: {m.reason}" for m in (report.missing if report else [])],
+        analysed=report is not None,
+        incident_url=f"{base}/incidents/{incident.id}",
         # The app's dashboard over the incident: from 30 min before it began to its end.
-        "dashboard_url": _time_range(dashboard_url, incident) if dashboard_url else None,
-        "graphs": [
-            f"{public_url.rstrip('/')}/api/v1/incidents/{incident.id}/graphs/{n}.png"
-            for n in range(len((report or {}).get("series", [])))
+        dashboard_url=_time_range(dashboard_url, incident) if dashboard_url else None,
+        graphs=[
+            f"{base}/api/v1/incidents/{incident.id}/graphs/{n}.png"
+            for n in range(len(report.series if report else []))
         ],
         # Who owns it (from the WebApplication), and what was deployed before the incident.
-        "app": _app(app, report),
+        app=_app(app, report),
         # Grafana Alerting's own links and values, when a Grafana-managed rule fired.
-        "grafana": _grafana(incident),
-    }
-    # A responder's next clicks: silence the group, see the mesh around the app.
-    message["silence_url"] = silence_url(incident)
-    message["mesh_url"] = kiali_graph(
-        kiali_url, app.namespace if app else incident.namespace, app.name if app else None
+        grafana=_grafana(incident),
+        # A responder's next clicks: silence the group, see the mesh around the app.
+        silence_url=silence_url(incident),
+        mesh_url=kiali_graph(
+            kiali_url, app.namespace if app else incident.namespace, app.name if app else None
+        ),
     )
-    return message
 
 
 def silence_url(incident: IncidentDetail) -> str | None:
@@ -103,44 +106,43 @@ def silence_url(incident: IncidentDetail) -> str | None:
     `externalURL`) prefilled with the labels every alert of the group shares."""
     grafana = _grafana(incident)
     if grafana is not None:
-        silence = grafana["links"].get("Silence")
-        return str(silence) if silence else None
+        return grafana.links.get("Silence") or None
     return alertmanager_silence(
         incident.external_url, incident.common_labels or incident.group_labels
     )
 
 
-def responder_links(message: dict[str, Any]) -> list[tuple[str, str]]:
+def responder_links(message: Message) -> list[tuple[str, str]]:
     """(title, url) of the links every renderer offers, in a fixed order: the incident page,
     the dashboard, the graphs, the runbook, Silence, Mesh, then Grafana's rule and panel."""
-    links = [("Incident page", message["incident_url"])]
-    if message.get("dashboard_url"):
-        links.append(("Dashboard", message["dashboard_url"]))
-    links += [(f"Graph {n}", url) for n, url in enumerate(message.get("graphs", []), 1)]
-    if str(message.get("runbook_url", "")).startswith(("https://", "http://")):
-        links.append(("Runbook", message["runbook_url"]))
-    if message.get("silence_url"):
-        links.append(("Silence", message["silence_url"]))
-    if message.get("mesh_url"):
-        links.append(("Mesh", message["mesh_url"]))
+    links = [("Incident page", message.incident_url)]
+    if message.dashboard_url:
+        links.append(("Dashboard", message.dashboard_url))
+    links += [(f"Graph {n}", url) for n, url in enumerate(message.graphs, 1)]
+    if message.runbook_url.startswith(("https://", "http://")):
+        links.append(("Runbook", message.runbook_url))
+    if message.silence_url:
+        links.append(("Silence", message.silence_url))
+    if message.mesh_url:
+        links.append(("Mesh", message.mesh_url))
     links += [(t, u) for t, u in grafana_links(message) if t != "Silence"]
     return links
 
 
-def evidence_links(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+def evidence_links(evidence: MessageEvidence) -> list[tuple[str, str]]:
     """(title, url) of one piece of evidence: Explore, then its traces."""
     titles = {"explore": "Explore"}
     return [
         (titles.get(name, name.replace("_", " ").capitalize()), url)
-        for name, url in evidence.get("links", {}).items()
-        if str(url).startswith(("https://", "http://"))
+        for name, url in evidence.links.items()
+        if url.startswith(("https://", "http://"))
     ]
 
 
 GRAFANA_LINKS = (("rule_url", "Alert rule"), ("panel_url", "Panel"), ("silence_url", "Silence"))
 
 
-def _grafana(incident: IncidentDetail) -> dict[str, Any] | None:
+def _grafana(incident: IncidentDetail) -> GrafanaDetails | None:
     """The rule, panel and silence links and the values of the first firing alert Grafana
     sent (the first alert if none fires); None when Alertmanager sent the group."""
     with_details = [a for a in incident.alerts if a.details]
@@ -154,18 +156,16 @@ def _grafana(incident: IncidentDetail) -> dict[str, Any] | None:
         if str(details.get(name, "")).startswith(("https://", "http://"))
     }
     values = details.get("values") or {}
-    return {
-        "links": links,
-        "values": ", ".join(
-            f"{ref}={value:g}" for ref, value in values.items() if value is not None
-        )
+    return GrafanaDetails(
+        links=links,
+        values=", ".join(f"{ref}={value:g}" for ref, value in values.items() if value is not None)
         or details.get("value_string", ""),
-    }
+    )
 
 
-def grafana_links(message: dict[str, Any]) -> list[tuple[str, str]]:
+def grafana_links(message: Message) -> list[tuple[str, str]]:
     """(title, url) of the Grafana links a message carries, in a fixed order."""
-    return list(((message.get("grafana") or {}).get("links") or {}).items())
+    return list(message.grafana.links.items()) if message.grafana is not None else []
 
 
 def _time_range(url: str, incident: IncidentDetail) -> str:
@@ -174,38 +174,32 @@ def _time_range(url: str, incident: IncidentDetail) -> str:
     return f"{url}?from={start}&to={end}"
 
 
-def _app(app: WebApplication | None, report: dict[str, Any] | None) -> dict[str, Any] | None:
+def _app(app: WebApplication | None, report: Report | None) -> MessageApp | None:
     if app is None:
         return None
-    change = next(
-        (
-            c
-            for c in (report or {}).get("changes", [])
-            if c["service"] == app.name and c["revision"]
-        ),
-        None,
+    changes = report.changes if report is not None else []
+    change = next((c for c in changes if c.service == app.name and c.revision), None)
+    return MessageApp(
+        name=app.name,
+        namespace=app.namespace,
+        team=app.spec.team,
+        chat_channel=app.spec.alerting.chat_channel,
+        repo=app.spec.repo,
+        revision=change.revision if change else deployed(app).revision,
+        deployed_minutes_before_alert=change.minutes_before_alert if change else None,
+        runbook_url=app.spec.observability.runbook_url,
     )
-    return {
-        "name": app.name,
-        "namespace": app.namespace,
-        "team": app.spec.team,
-        "chat_channel": app.spec.alerting.chat_channel,
-        "repo": app.spec.repo,
-        "revision": change["revision"] if change else deployed(app).revision,
-        "deployed_minutes_before_alert": change["minutes_before_alert"] if change else None,
-        "runbook_url": app.spec.observability.runbook_url,
-    }
 
 
-def material(message: dict[str, Any]) -> dict[str, Any]:
+def material(message: Message) -> dict[str, Any]:
     """What makes a message news: its status, its alerts, which services are suspected, what is
     missing. A re-analysis that only moves numbers in the reasons edits nothing."""
     return {
-        "status": message["status"],
-        "title": message["title"],
-        "alerts": [message["alerts_firing"], message["alerts_total"]],
-        "suspects": [s["service"] for s in message["suspects"]],
-        "missing": sorted(m.split(":", 1)[0] for m in message["missing"]),
-        "analysed": message["analysed"],
-        "revision": (message.get("app") or {}).get("revision"),
+        "status": message.status,
+        "title": message.title,
+        "alerts": [message.alerts_firing, message.alerts_total],
+        "suspects": [s.service for s in message.suspects],
+        "missing": sorted(m.split(":", 1)[0] for m in message.missing),
+        "analysed": message.analysed,
+        "revision": message.app.revision if message.app is not None else None,
     }

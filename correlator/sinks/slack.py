@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from correlator.models.message import Message
 from correlator.settings.base import SinkSettingsBase
 from correlator.sinks import escape
 from correlator.sinks.base import (
@@ -78,17 +79,17 @@ def build(spec: SlackSinkSettings) -> Sink:
     )
 
 
-def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+def blocks(message: Message) -> list[dict[str, Any]]:
     e, name = escape.slack, escape.slack_name
-    status = message["status"]
-    title = f"{ICONS[status]} *{status.upper()}* {name(message['title'])}"
-    if message["severity"]:
-        title += f" ({name(message['severity'])})"
-    facts = [f"{message['alerts_firing']} of {message['alerts_total']} alerts firing"]
-    if message["namespace"]:
-        facts.append(f"namespace {name(message['namespace'])}")
-    if message["duration"]:
-        facts.append(f"resolved after {message['duration']}")
+    status = message.status
+    title = f"{ICONS.get(status, '')} *{status.upper()}* {name(message.title)}"
+    if message.severity:
+        title += f" ({name(message.severity)})"
+    facts = [f"{message.alerts_firing} of {message.alerts_total} alerts firing"]
+    if message.namespace:
+        facts.append(f"namespace {name(message.namespace)}")
+    if message.duration:
+        facts.append(f"resolved after {message.duration}")
     out: list[dict[str, Any]] = [
         {
             "type": "section",
@@ -96,12 +97,12 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         },
         {"type": "context", "elements": [_mrkdwn(" · ".join(facts))]},
     ]
-    if message["summary"]:
-        text = escape.truncate(e(message["summary"]), MAX_SECTION)
+    if message.summary:
+        text = escape.truncate(e(message.summary), MAX_SECTION)
         out.append({"type": "section", "text": _mrkdwn(text)})
     tail: list[dict[str, Any]] = []
-    if message["missing"]:
-        missing = "Missing: " + "; ".join(e(m) for m in message["missing"])
+    if message.missing:
+        missing = "Missing: " + "; ".join(e(m) for m in message.missing)
         tail.append(
             {
                 "type": "context",
@@ -113,24 +114,24 @@ def blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     while len(" · ".join(links)) > MAX_SECTION and len(links) > 1:
         links.pop()
     tail.append({"type": "context", "elements": [_mrkdwn(" · ".join(links))]})
-    if message["suspects"]:
+    if message.suspects:
         out.append({"type": "divider"})
         # The links to the page come last and always fit: suspects give way to them.
         room = MAX_BLOCKS - len(out) - len(tail)
-        suspects = message["suspects"]
+        suspects = message.suspects
         shown = suspects if len(suspects) <= room else suspects[: room - 1]
         for rank, suspect in enumerate(shown, 1):
-            lines = [f"*{rank}. {name(suspect['service'])}*: {e(suspect['reason'])}"]
-            for evidence in suspect["evidence"]:
+            lines = [f"*{rank}. {name(suspect.service)}*: {e(suspect.reason)}"]
+            for evidence in suspect.evidence:
                 opens = "".join(
                     f" · <{_url(url)}|{title}>" for title, url in evidence_links(evidence)
                 )
-                lines.append(f"• {e(evidence['detail'])}{opens}")
+                lines.append(f"• {e(evidence.detail)}{opens}")
             text = escape.truncate("\n".join(lines), MAX_SECTION)
             out.append({"type": "section", "text": _mrkdwn(text)})
         if len(shown) < len(suspects):
             out.append(_plain(f"… and {len(suspects) - len(shown)} more suspects on the page."))
-    elif message["analysed"]:
+    elif message.analysed:
         out.append(_plain("No service's telemetry left its baseline."))
     else:
         out.append(_plain("Correlating metrics, logs and traces…"))
@@ -152,15 +153,15 @@ def _url(url: str) -> str:
     return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
-def fallback(message: dict[str, Any]) -> str:
+def fallback(message: Message) -> str:
     """The notification text (shown where blocks are not)."""
-    text = f"{message['status'].upper()}: {escape.slack_name(message['title'])}"
-    if message["suspects"]:
-        text += f" · likely cause: {escape.slack_name(message['suspects'][0]['service'])}"
+    text = f"{message.status.upper()}: {escape.slack_name(message.title)}"
+    if message.suspects:
+        text += f" · likely cause: {escape.slack_name(message.suspects[0].service)}"
     return escape.truncate(text, MAX_TEXT)
 
 
-def webhook_post(message: dict[str, Any]) -> dict[str, Any]:
+def webhook_post(message: Message) -> dict[str, Any]:
     """The body of an incoming-webhook post (sent through `PostOnceSink`: it cannot edit)."""
     return {"text": fallback(message), "blocks": blocks(message)}
 
@@ -210,10 +211,11 @@ class SlackSink(HttpSink):
         return answer
 
     async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+        self, document: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
+        message = Message.model_validate(document)  # the outbox's JSON
         # The app's own channel (WebApplication spec.alerting.chatChannel), else the sink's.
-        app_channel = (message.get("app") or {}).get("chat_channel")
+        app_channel = message.app.chat_channel if message.app is not None else None
         channel = app_channel if self._channel_from_app and app_channel else self._channel
         body = {"channel": channel, "text": fallback(message), "blocks": blocks(message)}
         if remote.get("ts"):
@@ -229,8 +231,8 @@ class SlackSink(HttpSink):
             )
             remote = {"channel": str(answer.get("channel", channel)), "ts": str(answer["ts"])}
             await remember(remote)
-        if message["status"] == "resolved" and not remote.get("resolved_reply"):
-            reply = f"Resolved after {message['duration'] or 'a while'}."
+        if message.resolved and not remote.get("resolved_reply"):
+            reply = f"Resolved after {message.duration or 'a while'}."
             await self._api(
                 "chat.postMessage",
                 {"channel": remote["channel"], "thread_ts": remote["ts"], "text": reply},

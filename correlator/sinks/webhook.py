@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from correlator.models.message import Message
 from correlator.settings.base import SinkSettingsBase
 from correlator.sinks.base import HttpSink, Remember, request
 from correlator.sinks.registry import register
@@ -57,16 +58,20 @@ class WebhookSink(HttpSink):
         self._headers = dict(headers or {})
 
     async def send(
-        self, message: dict[str, Any], remote: dict[str, Any], remember: Remember
+        self, document: dict[str, Any], remote: dict[str, Any], remember: Remember
     ) -> dict[str, Any]:
-        if message["status"] == "resolved":
+        # The outbox's JSON validated, and sent as the message's JSON: a message an earlier
+        # release left in the outbox reaches the receiver in today's shape.
+        message = Message.model_validate(document)
+        if message.resolved:
             event = "incident.resolved"
         else:
             event = "incident.updated" if remote.get("sent") else "incident.firing"
+        sent = message.model_dump(mode="json")
         body = json.dumps(
-            {"schema": SCHEMA, "event": event, "message": message}, separators=(",", ":")
+            {"schema": SCHEMA, "event": event, "message": sent}, separators=(",", ":")
         ).encode()
-        delivery = f"{message['incident_id']}-{content_sha(message)[:16]}"
+        delivery = f"{message.incident_id}-{content_sha(sent)[:16]}"
         headers = {
             **self._headers,
             "Content-Type": "application/json",

@@ -31,6 +31,7 @@ from correlator.models.incidents import (
     IntakeResult,
     ReceivedNotification,
 )
+from correlator.models.report import Report
 from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
 from correlator.store import queries, work
@@ -219,7 +220,7 @@ class Store:
         incident_id: int,
         notification_id: int | None,
         status: str,
-        body: dict[str, Any],
+        report: Report,
         *,
         question: str | None = None,
         analysed_at: datetime | None = None,
@@ -230,17 +231,17 @@ class Store:
             incident_id,
             notification_id,
             status,
-            body,
+            report,
             now,
             question,
             analysed_at,
         )
 
-    async def shared_report(self, question: str, since: datetime) -> dict[str, Any] | None:
+    async def shared_report(self, question: str, since: datetime) -> Report | None:
         """A report answering the same question, analysed at or after `since` (any replica)."""
         return await self.read(queries.shared_report, question, since)
 
-    async def get_report(self, incident_id: int) -> dict[str, Any] | None:
+    async def get_report(self, incident_id: int) -> Report | None:
         return await self.read(queries.get_report, incident_id)
 
     async def claim_work(self, *, owner: str, lease_s: float) -> WorkItem | None:

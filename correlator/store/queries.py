@@ -1,11 +1,19 @@
 """Reading incidents back (the filtered, paginated listing and one incident in full), and their
-correlation reports."""
+correlation reports.
+
+The reports table keeps each `Report` as JSON: `_dumped` on the way in and `_loaded` on the way
+out are the one boundary between the model and the stored document, so a body written by any
+release is read through `Report.model_validate` (which upgrades older shapes) here and only
+here."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -28,9 +36,12 @@ from correlator.models.incidents import (
     NotificationRecord,
     WorkRecord,
 )
+from correlator.models.report import Missing, Report
 from correlator.store import outbox
 from correlator.store.recording import indexed_text
 from correlator.store.schema import alerts, incidents, notifications, reports, work_items
+
+log = logging.getLogger(__name__)
 
 _SUMMARY_COLUMNS = [column for column in incidents.c if column.name != "key"]
 
@@ -135,7 +146,7 @@ def save_report(
     incident_id: int,
     notification_id: int | None,
     status: str,
-    body: dict[str, Any],
+    report: Report,
     now: datetime,
     question: str | None = None,
     analysed_at: datetime | None = None,
@@ -150,7 +161,7 @@ def save_report(
     values = {
         "notification_id": notification_id,
         "status": status,
-        "body": body,
+        "body": _dumped(report),
         "updated_at": now,
         "question": question,
         "analysed_at": analysed_at,
@@ -166,19 +177,48 @@ def save_report(
     return bool(connection.execute(query.values(**values)).rowcount)
 
 
-def shared_report(connection: Connection, question: str, since: datetime) -> dict[str, Any] | None:
+def shared_report(connection: Connection, question: str, since: datetime) -> Report | None:
     """The newest report answering `question` from an analysis run at or after `since`."""
     row = connection.execute(
-        select(reports.c.body)
+        select(reports.c.incident_id, reports.c.updated_at, reports.c.body)
         .where(reports.c.question == question, reports.c.analysed_at >= since)
         .order_by(reports.c.analysed_at.desc())
         .limit(1)
     ).one_or_none()
-    return dict(row.body) if row is not None else None
+    return _loaded(row.incident_id, row.updated_at, row.body) if row is not None else None
 
 
-def get_report(connection: Connection, incident_id: int) -> dict[str, Any] | None:
+def get_report(connection: Connection, incident_id: int) -> Report | None:
     row = connection.execute(
-        select(reports.c.body).where(reports.c.incident_id == incident_id)
+        select(reports.c.updated_at, reports.c.body).where(reports.c.incident_id == incident_id)
     ).one_or_none()
-    return dict(row.body) if row is not None else None
+    return _loaded(incident_id, row.updated_at, row.body) if row is not None else None
+
+
+def _dumped(report: Report) -> dict[str, Any]:
+    """The stored document: the JSON the API serves (`model_dump(mode="json")`)."""
+    return report.model_dump(mode="json")
+
+
+def _loaded(incident_id: int, updated_at: datetime, body: Mapping[str, Any] | None) -> Report:
+    """The stored document as a `Report`, whichever release wrote it. The row fills what a body
+    cannot lack today (its incident, when it was written); a body that still does not
+    validate is shown as a partial report saying so, rather than failing its incident's page
+    and API."""
+    document = {"incident_id": incident_id, "generated_at": updated_at, **(body or {})}
+    try:
+        return Report.model_validate(document)
+    except ValidationError as exc:
+        log.warning("the stored report of incident %s does not validate: %s", incident_id, exc)
+        return Report(
+            incident_id=incident_id,
+            generated_at=updated_at,
+            status="partial",
+            missing=[
+                Missing(
+                    backend="store",
+                    what="report",
+                    reason=f"the stored report cannot be read ({exc.error_count()} errors)",
+                )
+            ],
+        )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from correlator.analysis.rank import CALLER_BONUS
 from correlator.models.incidents import IncidentDetail, NotificationRecord
+from correlator.models.report import Suspect
 
 # A suspect's score: its own evidence combined (0 to 1, a noisy-OR of each kind's strength),
 # lowered when a service it calls changed first, raised by up to CALLER_BONUS when its callers
@@ -17,19 +17,19 @@ MAX_SCORE = 1.0 + CALLER_BONUS
 BANDS = ((0.8, "strong"), (0.5, "moderate"), (0.25, "weak"), (0.0, "faint"))
 
 
-def confidence(suspect: dict[str, Any]) -> dict[str, str]:
+def confidence(suspect: Suspect) -> dict[str, str]:
     """The score in words: a band, and what made it."""
-    score = float(suspect.get("score") or 0.0)
+    score = suspect.score
     band = next(label for floor, label in BANDS if score >= floor)
     because = ["how far its own metrics, logs and traces left their baseline (0 to 1)"]
-    if suspect.get("weak"):
+    if suspect.weak:
         # Listed only because its metrics moved a little: after every suspect with evidence.
         band = "faint"
         because = ["only a small deviation of its metrics, below every threshold of evidence"]
-    if suspect.get("caused_by"):
-        because.append(f"lowered: {', '.join(suspect['caused_by'])}, which it calls, changed first")
-    if suspect.get("affects"):
-        because.append(f"raised: {', '.join(suspect['affects'])}, which call it, degraded after it")
+    if suspect.caused_by:
+        because.append(f"lowered: {', '.join(suspect.caused_by)}, which it calls, changed first")
+    if suspect.affects:
+        because.append(f"raised: {', '.join(suspect.affects)}, which call it, degraded after it")
     return {
         "band": band,
         "score": f"{score:.2f}",
@@ -57,9 +57,8 @@ def analysed_for(incident: IncidentDetail) -> Analysed | None:
     notification = next(
         (n for n in incident.timeline if latest and n.id == latest.notification_id), None
     )
-    generated = report.get("generated_at")
-    at = datetime.fromisoformat(generated.replace("Z", "+00:00")) if generated else None
-    return Analysed(at=at.strftime("%Y-%m-%d %H:%M:%S") if at else None, notification=notification)
+    at = report.generated_at.astimezone(UTC)
+    return Analysed(at=at.strftime("%Y-%m-%d %H:%M:%S"), notification=notification)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,9 +78,9 @@ async def incident_page(request: web.Request) -> web.Response:
         duration = duration_text((incident.resolved_at - incident.started_at).total_seconds())
     annotations = incident.common_annotations
     cause = await cause_of(request, incident.id)
-    app = ((report or {}).get("app") or {}).get("name")
+    app = report.app.name if report is not None and report.app is not None else None
     outcomes: list[str] = []
-    if isinstance(app, str):
+    if app is not None:
         try:
             outcomes = await request.app[STORE].read(recent_outcomes, app, ACCURACY_OF_LAST)
         except StoreUnavailable as exc:
@@ -89,7 +89,7 @@ async def incident_page(request: web.Request) -> web.Response:
         "incident.html",
         incident=incident,
         report=report,
-        graphs=(report or {}).get("series", []),
+        graphs=report.series if report is not None else [],
         severity=incident.common_labels.get("severity"),
         summary=annotations.get("summary") or annotations.get("description"),
         runbook=_web_url(annotations.get("runbook_url")),
@@ -102,7 +102,7 @@ async def incident_page(request: web.Request) -> web.Response:
         cause=cause,
         app=app,
         accuracy={"right": outcomes.count("rank1"), "of": len(outcomes)} if outcomes else None,
-        in_scope=((report or {}).get("scope") or {}).get("services") or [],
+        in_scope=report.scope.services if report is not None else [],
     )
 
 
@@ -110,7 +110,8 @@ def _mesh(request: web.Request, incident: IncidentDetail) -> str | None:
     """Kiali's graph around the alerting service (the app's workload) in its namespace (the
     group's, else the first the alerts name)."""
     correlation = request.app[SETTINGS].correlation
-    alerting = ((incident.report or {}).get("scope") or {}).get("alerting") or [None]
+    report = incident.report
+    alerting: list[str | None] = [*(report.scope.alerting if report else []), None]
     named = (
         alert.labels[label]
         for alert in incident.alerts
@@ -129,10 +130,13 @@ async def graph(request: web.Request) -> web.Response:
     if number is None:
         raise Problem(400, f"graph number must be a non-negative integer, got {raw[:40]!r}")
     incident = await incident_of(request)
-    series = (incident.report or {}).get("series", [])
+    report = incident.report
+    series = report.series if report is not None else []
     if number >= len(series):
         raise Problem(404, f"incident {incident.id} has no graph {number} ({len(series)} graphs)")
-    png = render_png(series[number], (incident.report or {}).get("windows"))
+    # graphs.py draws from the JSON form (RFC 3339 strings), as the API serves it.
+    windows = report.windows.model_dump(mode="json") if report and report.windows else None
+    png = render_png(series[number].model_dump(mode="json"), windows)
     return web.Response(
         body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=60"}
     )

@@ -101,8 +101,7 @@ async def _bundle_of(request: web.Request, incident: IncidentDetail) -> StoredBu
     """The kept inputs behind the incident's report: its own, or those of the incident whose
     analysis it shares."""
     store = request.app[STORE]
-    owner = (incident.report or {}).get("analysed_for", incident.id)
-    owner = owner if isinstance(owner, int) else incident.id
+    owner = incident.report.owner if incident.report is not None else incident.id
     try:
         stored = await store.read(get_bundle, incident.id)
         if stored is None and owner != incident.id:
@@ -150,17 +149,11 @@ async def get_bundle_archive(request: web.Request) -> web.Response:
 
 async def _record(request: web.Request, incident: IncidentDetail, answer: CauseAnswer) -> Any:
     """Store the answer (the same one again changes nothing); count a new or changed one."""
-    report = incident.report or {}
-    rank = next(
-        (
-            s.get("rank")
-            for s in report.get("suspects") or []
-            if answer.service is not None and s.get("service") == answer.service
-        ),
-        None,
-    )
-    app = (report.get("app") or {}).get("name")
-    team = (report.get("app") or {}).get("team")
+    report = incident.report
+    suspect = report.suspect(answer.service) if report is not None else None
+    rank = suspect.rank if suspect is not None else None
+    known = report.app if report is not None else None
+    app, team = (known.name, known.team) if known is not None else (None, None)
     store = request.app[STORE]
     now = store.clock()
     try:
@@ -172,9 +165,9 @@ async def _record(request: web.Request, incident: IncidentDetail, answer: CauseA
                 text=answer.text,
                 answered_by=answer.by,
                 principal=request.get(PRINCIPAL),
-                rank=rank if isinstance(rank, int) else None,
-                app=app if isinstance(app, str) else None,
-                team=team if isinstance(team, str) else None,
+                rank=rank,
+                app=app,
+                team=team,
                 now=now,
             )
         )

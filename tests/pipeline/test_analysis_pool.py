@@ -100,6 +100,6 @@ async def test_a_correlation_whose_analysis_is_too_slow_reports_without_a_rankin
         )
     finally:
         await pipeline.close()
-    (missing,) = [m for m in body["missing"] if m["backend"] == "analysis"]
-    assert missing["reason"] == "the analysis was stopped after 0.5 s (queue.analysis_timeout_s)"
-    assert body["suspects"] == []
+    (missing,) = [m for m in body.missing if m.backend == "analysis"]
+    assert missing.reason == "the analysis was stopped after 0.5 s (queue.analysis_timeout_s)"
+    assert body.suspects == []

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from correlator.catalogue import Catalogue
+from correlator.models.report import Report
 from correlator.models.webapp import WebApplication
 from correlator.pipeline import Pipeline
 from correlator.pipeline.sharing import Shared
@@ -336,23 +337,24 @@ async def test_a_report_one_replica_stored_answers_the_same_question_on_another(
     assert asked[0] == 2 * one_correlation  # the third came after share_s: analysed again
     first, second, third = reports
     assert first is not None and second is not None and third is not None
-    assert second["incident_id"] == incidents[1].incident_id
-    assert (
-        second["suspects"] == first["suspects"] and second["generated_at"] == first["generated_at"]
-    )
+    assert second.incident_id == incidents[1].incident_id
+    assert second.suspects == first.suspects and second.generated_at == first.generated_at
     assert f"analysed once for incident {incidents[0].incident_id} and this one" in " ".join(
-        second["notes"]
+        second.notes
     )
-    assert not any("analysed once" in n for n in first["notes"] + third["notes"])
+    assert not any("analysed once" in n for n in first.notes + third.notes)
 
 
 async def test_the_store_finds_a_shared_report_by_question_and_age(store: Store) -> None:
     now = datetime.now(UTC)
     ids = [(await record(store, _group(f"G{i}", now))).incident_id for i in range(3)]
     old, new = now - timedelta(seconds=50), now - timedelta(seconds=10)
-    await store.save_report(ids[0], None, "complete", {"n": 0}, question="q", analysed_at=old)
-    await store.save_report(ids[1], None, "complete", {"n": 1}, question="q", analysed_at=new)
-    await store.save_report(ids[2], None, "partial", {"n": 2})  # a failure: no question
-    assert await store.shared_report("q", now - timedelta(seconds=60)) == {"n": 1}
+    reports = [
+        Report(incident_id=i, generated_at=now, status="complete", analysed_for=i) for i in ids
+    ]
+    await store.save_report(ids[0], None, "complete", reports[0], question="q", analysed_at=old)
+    await store.save_report(ids[1], None, "complete", reports[1], question="q", analysed_at=new)
+    await store.save_report(ids[2], None, "partial", reports[2])  # a failure: no question
+    assert await store.shared_report("q", now - timedelta(seconds=60)) == reports[1]
     assert await store.shared_report("q", now - timedelta(seconds=5)) is None
     assert await store.shared_report("other", now - timedelta(seconds=60)) is None

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from correlator.models.message import Message
 from correlator.sinks import escape, github, slack
 from correlator.sinks.mattermost import mattermost_post
 from correlator.sinks.teams import teams_card
@@ -42,13 +43,13 @@ hostile = st.lists(
 ).flatmap(lambda words: st.sampled_from([" ", "\n", ""]).map(lambda sep: sep.join(words)))
 
 
-def message(values: dict[str, str]) -> dict[str, Any]:
+def message(values: dict[str, str]) -> Message:
     """A neutral message whose every alert- or report-borne text is from `values`."""
     evidence = {
         "detail": values["detail"],
         "links": {"explore": "https://grafana.example/explore?x=1", "trace_1": "https://j/t/1"},
     }
-    return {
+    return Message.model_validate({
         "incident_id": 7, "title": values["title"], "status": "firing",
         "severity": values["severity"], "namespace": values["namespace"],
         "summary": values["summary"], "runbook_url": "https://runbook.example/r",
@@ -62,10 +63,10 @@ def message(values: dict[str, str]) -> dict[str, Any]:
         "app": None, "grafana": None,
         "silence_url": "https://am.example/#/silences/new?filter=%7Ba%3D%22b%22%7D",
         "mesh_url": "https://kiali.example/console/graph/namespaces/?namespaces=shop",
-    }  # fmt: skip
+    })  # fmt: skip
 
 
-def slack_text(msg: dict[str, Any]) -> str:
+def slack_text(msg: Message) -> str:
     texts = [slack.fallback(msg)]
     for block in slack.blocks(msg):
         if isinstance(block.get("text"), dict):
@@ -74,14 +75,14 @@ def slack_text(msg: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
-def mattermost_text(msg: dict[str, Any]) -> str:
+def mattermost_text(msg: Message) -> str:
     post = mattermost_post(msg)
     (attachment,) = post["attachments"]
     fields = [field["value"] for field in attachment["fields"]]
     return "\n".join([post["text"], attachment["text"], *fields])
 
 
-def teams_runs(msg: dict[str, Any]) -> list[dict[str, Any]]:
+def teams_runs(msg: Message) -> list[dict[str, Any]]:
     body = teams_card(msg)["attachments"][0]["content"]["body"]
     assert {block["type"] for block in body} == {"RichTextBlock"}  # no Markdown anywhere
     return [run for block in body for run in block["inlines"]]
@@ -92,7 +93,7 @@ RENDERERS = {
     "mattermost": mattermost_text,
     "github": github.markdown,  # GitLab posts the same body
     "teams": lambda msg: "\n".join(run["text"] for run in teams_runs(msg)),
-    "webhook": lambda msg: "\n".join(_strings(json.loads(json.dumps(msg)))),
+    "webhook": lambda msg: "\n".join(_strings(json.loads(msg.model_dump_json()))),
 }
 
 
@@ -133,7 +134,7 @@ def test_mentions_links_and_formatting_from_alerts_do_nothing(values: dict[str, 
     for run in teams_runs(bad):
         assert "://" not in run["text"] and "www." not in run["text"]
     # The webhook carries the text verbatim: it is data for a program, not chat.
-    assert json.loads(json.dumps(bad)) == bad
+    assert Message.model_validate_json(bad.model_dump_json()) == bad
 
 
 def test_a_value_with_backticks_is_one_markdown_code_span() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from correlator.models.message import Message
 from correlator.sinks.discord import MAX_CONTENT, discord_post
 from tests.sinks.inert import outside_markdown_code
 from tests.sinks.test_delivery import GROUP, HOSTILE, LABELS, _post, _settled, until
@@ -68,7 +69,7 @@ def test_a_long_message_keeps_whole_lines_and_its_links() -> None:
         "started_at": None, "resolved_at": None, "duration": None, "suspects": suspects,
         "missing": [], "analysed": True, "incident_url": "https://c.example/incidents/1",
     }  # fmt: skip
-    content = discord_post(message)["content"]
+    content = discord_post(Message.model_validate(message))["content"]
     assert len(content) <= MAX_CONTENT
     assert "**1. svc0**: " + "r" * 500 in content and "svc9" not in content
     assert content.endswith("(<https://c.example/incidents/1>)")

@@ -35,9 +35,10 @@ async def test_grafana_links_and_values_reach_the_chat_and_git_messages(store: S
     incident = await store.get_incident(await _stored(store, json.dumps(hostile).encode()))
     assert incident is not None
     message = incident_message(incident, None, public_url="http://correlator.example")
-    links = message["grafana"]["links"]
+    assert message.grafana is not None
+    links = message.grafana.links
     assert list(links) == ["Alert rule", "Panel"]  # the javascript: silence link is dropped
-    assert message["grafana"]["values"] == "A=0.0731, C=1"
+    assert message.grafana.values == "A=0.0731, C=1"
     text = json.dumps(slack.blocks(message))
     assert "|Alert rule>" in text and "|Panel>" in text and "javascript:" not in text
     body = github.markdown(message)
@@ -50,5 +51,5 @@ async def test_an_alertmanager_group_has_no_grafana_part(store: Store) -> None:
     incident = await store.get_incident(await _stored(store, raw))
     assert incident is not None
     message = incident_message(incident, None, public_url="http://correlator.example")
-    assert message["grafana"] is None
+    assert message.grafana is None
     assert "Alert rule" not in json.dumps(slack.blocks(message))

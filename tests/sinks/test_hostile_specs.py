@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from correlator.models.message import Message
 from correlator.sinks import github
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
@@ -243,7 +244,7 @@ def test_links_stay_links_in_git_markdown() -> None:
         "dashboard_url": "https://g.example/d/wa?from=1&to=2",
         "grafana": {"links": {"Panel": hostile, "Silence": "javascript:alert(1)"}, "values": ""},
     }  # fmt: skip
-    body = github.markdown(message)
+    body = github.markdown(Message.model_validate(message))
     assert "[Incident page](<https://c.example/incidents/7>)" in body
     assert "[Dashboard](<https://g.example/d/wa?from=1&to=2>)" in body
     assert "[Panel](<https://grafana.example/d/x?a=1%29%20%5Bclick%5D%28" in body

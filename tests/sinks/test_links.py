@@ -154,7 +154,7 @@ def test_explore_opens_grafana_on_the_evidences_own_query(query: str) -> None:
 def test_every_renderer_offers_silence_mesh_and_explore() -> None:
     msg = message(dict.fromkeys(("title", "severity", "namespace", "service", "summary",
                                  "reason", "detail", "missing"), "x"))  # fmt: skip
-    wanted = (msg["silence_url"], msg["mesh_url"], "https://grafana.example/explore?x=1")
+    wanted = (msg.silence_url, msg.mesh_url, "https://grafana.example/explore?x=1")
     rendered = {
         "slack": json.dumps(slack.blocks(msg)),
         "teams": json.dumps(teams_card(msg)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from correlator.models.message import Message
 from correlator.sinks.teams import teams_card
 from tests.fakes.chat_webhooks import TEAMS_MAX_BYTES, FakeMattermost, FakeTeams
 from tests.sinks.inert import outside_markdown_code
@@ -61,7 +62,7 @@ async def test_hostile_content_is_inert_in_teams_and_mattermost(app_client: Any)
         assert active not in rendered, active
 
 
-def _message(evidence_chars: int) -> dict[str, Any]:
+def _message(evidence_chars: int) -> Message:
     suspects = [
         {
             "service": f"svc{i}",
@@ -70,12 +71,12 @@ def _message(evidence_chars: int) -> dict[str, Any]:
         }
         for i in range(3)
     ]
-    return {
+    return Message.model_validate({
         "incident_id": 1, "title": "T", "status": "firing", "severity": "page", "namespace": "",
         "summary": "s" * 3000, "runbook_url": "", "alerts_firing": 1, "alerts_total": 1,
         "started_at": None, "resolved_at": None, "duration": None, "suspects": suspects,
         "missing": [], "analysed": True, "incident_url": "https://c.example/incidents/1",
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def test_a_teams_card_is_shrunk_to_fit_28_kb() -> None:

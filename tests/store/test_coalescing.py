@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from correlator.metrics import Metrics
+from correlator.models.report import Report
 from correlator.runtime.consumer import Consumer
 from correlator.runtime.queues import WorkQueue
 from correlator.settings import load_settings
@@ -109,14 +110,15 @@ async def test_a_renotification_with_nothing_new_refreshes_only_an_old_report(
         assert item is not None
         # Nothing new while the first correlation runs: recorded, not queued.
         assert (await record(store, notification("a"))).work_item_id is None
-        await store.save_report(first.incident_id, first.notification_id, "complete", {})
+        report = Report(incident_id=first.incident_id, generated_at=clock(), status="complete")
+        await store.save_report(first.incident_id, first.notification_id, "complete", report)
         await store.complete_work(item_id=item.id, owner="w")
         # A fresh report: the re-notification is only a timeline entry.
         again = await record(store, notification("a"))
         assert again.work_item_id is None and not again.changed
         # A report older than the refresh age: refreshed, due after new incidents.
         clock.advance(-600)
-        await store.save_report(first.incident_id, first.notification_id, "complete", {})
+        await store.save_report(first.incident_id, first.notification_id, "complete", report)
         refresh = await record(store, notification("a"))
         assert refresh.work_item_id is not None
         detail = await store.get_incident(first.incident_id)

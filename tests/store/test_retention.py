@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from correlator.backoff import Backoff
 from correlator.errors import StoreUnavailable
+from correlator.models.report import Report
 from correlator.settings import load_settings
 from correlator.store import Store, outbox
 from correlator.store.retention import Pruner, prune
@@ -43,8 +44,9 @@ async def _rows(store: Store, incident_id: int) -> dict[str, int]:
 async def _full_incident(store: Store, group: str) -> int:
     """An incident with every kind of row: alerts, a notification, work, report, delivery."""
     incident_id = await incident(store, group=group)
-    await store.save_report(incident_id, None, "complete", {"suspects": []})
     now = store.clock()
+    report = Report(incident_id=incident_id, generated_at=now, status="complete")
+    await store.save_report(incident_id, None, "complete", report)
     await store.write(
         lambda c: outbox.want(
             c, incident_id=incident_id, sink="chat", message={"title": group}, now=now

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from correlator.models.report import Report
 from correlator.web.state import STORE
 from tests.support.payloads import alert, payload
 
@@ -64,7 +65,8 @@ async def reported(client: Any, app: str, *suspects: str) -> int:
     assert answer.status == 200, await answer.text()
     incident_id = int((await answer.json())["incident_id"])
     store = client.server.app[STORE]
-    await store.save_report(incident_id, None, "complete", report(app, *suspects))
+    stored = Report.model_validate(report(app, *suspects))
+    await store.save_report(incident_id, None, "complete", stored)
     return incident_id
 
 
