@@ -16,6 +16,7 @@ from aiohttp import web
 
 from tests.fakes.jaeger import FakeJaeger, FakeSpan
 from tests.fakes.loki import FakeLoki
+from tests.support.openapi import documented_get
 from tests.support.payloads import alert, payload
 from tests.support.servers import served
 
@@ -77,7 +78,8 @@ async def _report(client: Any, starts_at: datetime) -> dict[str, Any]:
     incident_id = (await answer.json())["incident_id"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        detail = await (await client.get(f"/api/v1/incidents/{incident_id}")).json()
+        # Every report the pipeline stores is one the API's description documents in full.
+        detail = await documented_get(client, f"/api/v1/incidents/{incident_id}")
         if detail.get("report") is not None:
             return dict(detail["report"])
         await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ from correlator.sinks.annotations import annotation
 from correlator.sinks.message import incident_message
 from correlator.store.schema import reports
 from correlator.web.state import STORE
+from tests.support.openapi import documented_get
 from tests.support.payloads import alert, payload
 
 WINDOWS = {
@@ -135,6 +136,13 @@ NEWER = {
     "app": {"name": "shop/api", "team": "payments", "owner": "ana"},
     "inputs": {"kinds": ["metrics", "logs"]},
 }
+# This release's own report, every field set.
+CURRENT = {
+    **copy.deepcopy(SHARED),
+    "suspects": [{**s, "confidence": 0.9, "weak": False} for s in SHARED["suspects"]],
+    "app": {"name": "shop/api", "team": "payments"},
+    "inputs": {"kinds": ["metrics", "logs", "traces"]},
+}
 # a9a3b64 (2026-11-26): the first outbox message, before app, graphs, dashboard_url, grafana,
 # silence_url and mesh_url.
 OLD_MESSAGE = {
@@ -180,7 +188,7 @@ async def _incident_with(client: Any, body: dict[str, Any]) -> int:
 async def test_every_stored_shape_loads_shows_and_renders(app_client: Any) -> None:
     client = await app_client(queue={"workers": 0})
     store = client.server.app[STORE]
-    for body in (FIRST, FAILED, SHARED, NEWER):
+    for body in (FIRST, FAILED, SHARED, NEWER, CURRENT):
         incident_id = await _incident_with(client, body)
         detail = await store.get_incident(incident_id)
         assert detail is not None and isinstance(detail.report, Report)
@@ -190,7 +198,7 @@ async def test_every_stored_shape_loads_shows_and_renders(app_client: Any) -> No
         assert [m.backend for m in report.missing] == [m["backend"] for m in body["missing"]]
         assert len(report.series) == len(body.get("series", []))
         # The API serves the upgraded report: every field today's has, the old values kept.
-        served = (await (await client.get(f"/api/v1/incidents/{incident_id}")).json())["report"]
+        served = (await documented_get(client, f"/api/v1/incidents/{incident_id}"))["report"]
         assert {"changes", "series", "timings_ms", "notes"} <= served.keys()
         for suspect, old in zip(served["suspects"], body["suspects"], strict=True):
             assert {k: suspect[k] for k in old} == json.loads(json.dumps(old))

@@ -9,11 +9,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+from openapi_core.exceptions import OpenAPIError
 from openapi_spec_validator import validate
 
 from correlator.metrics import Metrics
+from correlator.models.report import Report
 from correlator.runtime.service import create_app
-from correlator.web.openapi import description, published
+from correlator.web.openapi import REF, description, published
+from tests.store.test_old_reports import CURRENT, _incident_with
+from tests.support.openapi import check, documented_get
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,3 +72,48 @@ async def test_it_is_served_and_hostile_requests_get_documented_answers(app_clie
         documented = paths[template][method]["responses"]
         assert str(response.status) in documented, (method, url, response.status)
         assert response.status < 500
+
+
+def test_the_report_is_the_models_schema_with_refs_into_components() -> None:
+    """The report inside an incident is described by its models (no untyped object): the
+    schemas in components/schemas are exactly what `Report` generates, so they cannot drift."""
+    schemas = description()["components"]["schemas"]
+    report = schemas["IncidentDetail"]["properties"]["report"]
+    assert report["anyOf"][0] == {"$ref": "#/components/schemas/Report"}
+    generated = Report.model_json_schema(mode="serialization", ref_template=REF)
+    parts = generated.pop("$defs")
+    assert schemas["Report"] == generated
+    assert set(parts) == {"App", "Change", "Evidence", "Inputs", "Missing", "Scope", "Series",
+                          "Suspect", "Windows"}  # fmt: skip
+    for name, schema in parts.items():
+        assert schemas[name] == schema, name
+    # Documented: every field of the report says what it is (its own description or its model's).
+    for name in ("Report", "Suspect", "Evidence"):
+        for field, schema in schemas[name]["properties"].items():
+            assert "description" in schema or "$ref" in str(schema) or field in PLAIN, (name, field)
+
+
+# Fields whose name says it all.
+PLAIN = {"incident_id", "service", "unit", "notes", "timings_ms", "missing", "evidence"}
+
+
+async def test_a_real_incident_with_its_report_matches_the_full_schema(app_client: Any) -> None:
+    """A served incident with a full report validates; one whose report strays from the models
+    in any part (a suspect, the status, a gap, a graph's points) does not."""
+    client = await app_client(queue={"workers": 0})
+    incident_id = await _incident_with(client, CURRENT)
+    path = f"/api/v1/incidents/{incident_id}"
+    detail = await documented_get(client, path)
+    assert detail["report"]["suspects"][0]["confidence"] == 0.9
+    report = detail["report"]
+    for strayed in (
+        {"suspects": [{**report["suspects"][0], "rank": "first"}]},
+        {"suspects": [{**report["suspects"][0], "evidence": [{"kind": "metric"}]}]},
+        {"status": "done"},
+        {"missing": [{"what": "everything"}]},
+        {"series": [{**report["series"][0], "points": [["not a time", 1.0]]}]},
+        {"generated_at": None},
+    ):
+        wrong = json.dumps({**detail, "report": {**report, **strayed}}).encode()
+        with pytest.raises(OpenAPIError):
+            check("get", path, 200, "application/json", wrong)
