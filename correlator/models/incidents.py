@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.models.alerts import AlertStatus, WebhookPayload
 from correlator.models.report import Report
@@ -104,8 +104,9 @@ class IncidentDetail(IncidentSummary):
     alerts: list[AlertRecord]
     timeline: list[NotificationRecord]
     work_items: list[WorkRecord]
-    # The latest correlation report (ranked suspects with evidence), None until analysed.
-    report: Report | None = None
+    report: Report | None = Field(
+        None, description="The latest correlation report (models/report.py); null until analysed."
+    )
     # Messages to sinks: per sink, delivered / pending / failed, attempts and the last error.
     deliveries: list[dict[str, Any]] = []
 

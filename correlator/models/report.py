@@ -46,6 +46,8 @@ class Windows(Document):
 
 
 class Scope(Document):
+    """Which services the analysis looked at."""
+
     alerting: list[str] = Field(default=[], description="The services the alerts name.")
     services: list[str] = Field(
         default=[], description="Every service analysed: the alerting ones and their neighbours."
@@ -61,7 +63,7 @@ class Evidence(Document):
     score: float = Field(0.0, description="How far from normal (robust z-like, ≥ 0).")
     before: float | None = Field(None, description="The baseline's value, when it has one.")
     after: float | None = Field(None, description="The incident's value, when it has one.")
-    unit: str = ""
+    unit: str = Field("", description="The unit of `before` and `after`.")
     change_time: datetime | None = Field(None, description="When the change began.")
     query: str = Field("", description="The PromQL or LogQL it came from, or the deploy's source.")
     samples: list[str] = Field(default=[], description="Log lines that show it.")
@@ -75,7 +77,7 @@ class Suspect(Document):
     """A service that may have started the incident, ranked."""
 
     rank: int = Field(description="1 is the likeliest cause.")
-    service: str
+    service: str = Field(description="The service (its WebApplication name, else its label).")
     score: float = Field(0.0, description="The ranking score (its own evidence and the graph's).")
     confidence: float | None = Field(
         None,
@@ -93,7 +95,7 @@ class Suspect(Document):
     affects: list[str] = Field(
         default=[], description="Services calling it that degraded after it (raise its score)."
     )
-    evidence: list[Evidence] = []
+    evidence: list[Evidence] = Field(default=[], description="Strongest first.")
 
 
 class Missing(Document):
@@ -118,11 +120,11 @@ class Change(Document):
 class Series(Document):
     """The series behind a suspect's strongest metric evidence: one graph of the report."""
 
-    title: str
+    title: str = Field(description='"service: signal"')
     service: str = ""
-    signal: str = ""
+    signal: str = Field("", description="The metric signal drawn.")
     unit: str = ""
-    change_time: datetime | None = None
+    change_time: datetime | None = Field(None, description="Where the graph marks the change.")
     points: list[tuple[datetime, float]] = Field(default=[], description="[time, value] pairs.")
 
 
@@ -143,19 +145,21 @@ class Report(Document):
     """The correlation report of an incident: ranked suspects with their evidence and links,
     what was missing, deploys and the graphs' series."""
 
-    incident_id: int
+    incident_id: int = Field(description="The incident this report is of.")
     generated_at: datetime = Field(description="When the analysis ran.")
     status: Literal["complete", "partial"] = Field(
         description="partial: something was missing (see `missing`)."
     )
     windows: Windows | None = Field(None, description="null when the correlation failed.")
-    scope: Scope = Scope()
+    scope: Scope = Field(default=Scope(), description="The services analysed.")
     suspects: list[Suspect] = Field(default=[], description="At most 10, likeliest first.")
-    missing: list[Missing] = []
+    missing: list[Missing] = Field(default=[], description="What could not be fetched.")
     changes: list[Change] = Field(default=[], description="Deploys, nearest to the alert first.")
-    notes: list[str] = []
+    notes: list[str] = Field(default=[], description="What the analysis says of itself.")
     series: list[Series] = Field(default=[], description="The graphs (…/graphs/{n}.png).")
-    timings_ms: dict[str, float] = {}
+    timings_ms: dict[str, float] = Field(
+        default={}, description="How long each part took (metrics, logs, analysis, total…)."
+    )
     analysed_for: int | None = Field(
         None,
         exclude_if=_none,

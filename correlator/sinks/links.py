@@ -5,7 +5,7 @@
 - Kiali's graph around a workload: `<kiali>/console/graph/node/namespaces/<ns>/workloads/<w>`,
   or the namespace's graph `<kiali>/console/graph/namespaces/?namespaces=<ns>` (routes of
   Kiali's console; `<kiali>` includes its web root, `/kiali` by default).
-- Grafana Explore on a query: `pipeline/report.Links` builds it (`/explore?schemaVersion=1&
+- Grafana Explore on a query: `pipeline/report.EvidenceLinks` builds it (`/explore?schemaVersion=1&
   panes=…`, Grafana 10 and later).
 """
 

@@ -8,7 +8,8 @@
 
     {"schema": "correlator.incident/v1", "event": "...", "message": {...}}
 
-`message` is the platform-neutral message (see correlator/sinks/message.py). Its text fields
+`message` is the platform-neutral message: the JSON of `models/message.Message`, whose fields
+are documented there (built by correlator/sinks/message.py). Its text fields
 carry alert content verbatim: a receiver must treat them as untrusted. Each new version of the
 incident's message is one POST; the delivery id repeats only when a POST is retried.
 """
