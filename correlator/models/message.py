@@ -11,6 +11,7 @@ a renderer escapes them for its platform.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -49,9 +50,12 @@ class GrafanaDetails(Document):
 
 
 class Message(Document):
+    """An incident as every sink shows it: what a reader needs, and what changes meaningfully
+    (`sinks/message.material` says which changes are news)."""
+
     incident_id: int
-    title: str
-    status: str = Field(description='"firing" or "resolved".')
+    title: str = Field(description="The alert name (else the group's).")
+    status: Literal["firing", "resolved"]
     severity: str = ""
     namespace: str = ""
     summary: str = ""

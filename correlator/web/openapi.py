@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from correlator.models.alerts import GrafanaWebhookPayload, WebhookPayload
 from correlator.models.incidents import IncidentDetail, IncidentPage
+from correlator.models.message import Message
 
 openapi = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
@@ -79,6 +80,42 @@ NUMBER = {
 }
 
 
+WEBHOOK = {
+    "post": {
+        "operationId": "incidentWebhook",
+        "summary": "The generic webhook sink's POST: an incident's message, signed",
+        "description": "X-Correlator-Event names the event, X-Correlator-Delivery repeats only "
+        "on a retry (deduplicate on it), X-Correlator-Signature is sha256=<hex HMAC-SHA256 of "
+        "the body> when a secret is set. Text fields carry alert content verbatim.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["schema", "event", "message"],
+                        "properties": {
+                            "schema": {"const": "correlator.incident/v1"},
+                            "event": {
+                                "enum": ["incident.firing", "incident.updated", "incident.resolved"]
+                            },
+                            "message": {"$ref": "#/components/schemas/Message"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "2XX": {"description": "Received."},
+            "default": {
+                "description": "No answer, 408, 425, 429 or 5xx: retried later (after its "
+                "Retry-After); another 4xx: recorded as refused, not retried."
+            },
+        },
+    }
+}
+
+
 def _json_any(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {}}}
 
@@ -117,6 +154,7 @@ def description() -> dict[str, Any]:
             (GrafanaWebhookPayload, "validation"),
             (IncidentPage, "serialization"),
             (IncidentDetail, "serialization"),
+            (Message, "serialization"),
         ],
         ref_template=REF,
     )
@@ -352,6 +390,8 @@ def description() -> dict[str, Any]:
                 }
             },
         },
+        # What the generic webhook sink sends (sinks/webhook.py), described from its model.
+        "webhooks": {"incident": WEBHOOK},
         "components": {
             "schemas": components,
             "securitySchemes": {

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tests.fakes.slack import FakeSlack
 from tests.sinks.inert import outside_slack_code
+from tests.support.openapi import webhook_body
 from tests.support.payloads import alert, payload
 from tests.support.servers import served
 
@@ -130,6 +131,8 @@ async def test_one_message_per_incident_edited_as_it_evolves(app_client: Any) ->
     ids = [headers["X-Correlator-Delivery"] for headers, _ in receiver.received]
     assert len(set(ids)) == 3
     assert receiver.received[-1][1]["message"]["status"] == "resolved"
+    for _, body in receiver.received:  # what the API description says a receiver gets
+        webhook_body(body)
 
 
 async def test_a_sink_that_is_down_gets_the_message_once_it_recovers(app_client: Any) -> None:

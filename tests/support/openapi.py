@@ -7,10 +7,19 @@ import json
 from functools import cache
 from typing import Any
 
+import jsonschema
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from correlator.web.openapi import description
+
+
+def webhook_body(body: Any) -> None:
+    """Raises unless `body` is what the description's `incident` webhook documents (the
+    envelope and the full Message schema)."""
+    document = description()
+    schema = {"$ref": "#/webhooks/incident/post/requestBody/content/application~1json/schema"}
+    jsonschema.validate(body, {**document, **schema}, cls=jsonschema.Draft202012Validator)
 
 
 @cache

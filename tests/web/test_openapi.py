@@ -9,16 +9,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from openapi_core.exceptions import OpenAPIError
 from openapi_spec_validator import validate
 
 from correlator.metrics import Metrics
+from correlator.models.message import Message
 from correlator.models.report import Report
 from correlator.runtime.service import create_app
 from correlator.web.openapi import REF, description, published
-from tests.store.test_old_reports import CURRENT, _incident_with
-from tests.support.openapi import check, documented_get
+from tests.store.test_old_reports import CURRENT, OLD_MESSAGE, _incident_with
+from tests.support.openapi import check, documented_get, webhook_body
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,3 +119,19 @@ async def test_a_real_incident_with_its_report_matches_the_full_schema(app_clien
         wrong = json.dumps({**detail, "report": {**report, **strayed}}).encode()
         with pytest.raises(OpenAPIError):
             check("get", path, 200, "application/json", wrong)
+
+
+def test_the_webhook_message_is_described_by_its_model_and_refuses_strays() -> None:
+    """The generic webhook's body (sinks/webhook.py) is in the description too, its message
+    from `Message` (tests/sinks/test_delivery checks real deliveries against it)."""
+    schemas = description()["components"]["schemas"]
+    generated = Message.model_json_schema(mode="serialization", ref_template=REF)
+    for name, schema in generated.pop("$defs").items():
+        assert schemas[name] == schema, name
+    assert schemas["Message"] == generated
+    message = Message.model_validate(OLD_MESSAGE).model_dump(mode="json")
+    envelope = {"schema": "correlator.incident/v1", "event": "incident.resolved"}
+    webhook_body({**envelope, "message": message})
+    for strayed in ({"status": "closed"}, {"suspects": [{"reason": "no service"}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            webhook_body({**envelope, "message": {**message, **strayed}})
