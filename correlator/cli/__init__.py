@@ -288,8 +288,9 @@ async def _run_server(settings: Settings, *, handler: WorkHandler | None = None)
         handle_signals=False,
         shutdown_timeout=settings.server.shutdown_timeout_s,
     )
-    await runner.setup()
     try:
+        # Inside: a resource that fails to start leaves those started before it cleaned up.
+        await runner.setup()
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []

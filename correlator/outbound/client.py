@@ -93,7 +93,11 @@ async def traced(
     if resend:
         attributes["http.request.resend_count"] = resend
     with tracer.start_as_current_span(
-        method, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+        method,
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,  # its text may quote the other side's answer
+        set_status_on_exception=False,
     ) as span:
         try:
             result = await call()
@@ -235,7 +239,7 @@ class OutboundClient:
         try:
             async with asyncio.timeout(whole_answer_s):
                 answer = await self._read(request)
-        except (httpx.TransportError, TimeoutError) as exc:
+        except (httpx.RequestError, TimeoutError) as exc:  # transport, decoding, redirects
             raise unreachable(
                 limits.name, exc, timeout_s=limits.timeout_s, errors=limits.errors
             ) from None

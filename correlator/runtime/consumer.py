@@ -191,7 +191,7 @@ class Consumer(Generic[Item, Result]):
             await asyncio.sleep(self.queue.policy.lease_s / 3)
             try:
                 await self.queue.renew(item, self.owner)
-            except StoreUnavailable as exc:
+            except Exception as exc:  # the item runs on; a lease that lapses is taken over
                 log.warning("cannot renew a %s's lease", self.queue.kind, extra={"error": str(exc)})
 
     async def _failed(self, item: Item, exc: Exception) -> None:
@@ -205,13 +205,14 @@ class Consumer(Generic[Item, Result]):
             if isinstance(exc, TemporaryError) and exc.delay_s is not None:
                 delay_s = max(delay_s, exc.delay_s)  # never sooner than the other side asked
             retry_at = queue.now() + timedelta(seconds=delay_s)
-        log.warning(
+        bug = not isinstance(exc, CorrelatorError)  # logged as an error, with its traceback
+        log.log(
+            logging.ERROR if bug else logging.WARNING,
             "%s failed",
             queue.kind,
             extra={**attributes_for_log(queue.describe(item)), "attempt": attempts,
                    "give_up": give_up, "error": error},
-            # A bug (not one of our errors) is logged with its traceback.
-            exc_info=None if isinstance(exc, CorrelatorError) else exc,
+            exc_info=exc if bug else None,
         )  # fmt: skip
         await record_durably(
             f"a failed {queue.kind}",

@@ -2,9 +2,11 @@
 
 `create_app` takes the web application (routes and middleware, `web/app.py`) and gives it one
 aiohttp cleanup context per resource, in the order they start: the store, the sinks, the
-correlation pipeline, the queue consumers, the background loops, the intake writer. They stop
-in the reverse order, so that the intake drains every acknowledged notification into the store
-first and the store closes last.
+correlation pipeline, the background loops, the queue consumers, the intake writer. They stop
+in the reverse order: the intake drains every acknowledged notification into the store first,
+then the consumers finish the item each has under way and claim no more, then the background
+loops are cancelled, and the store closes last. A start-up that fails half-way stops what had
+started the same way.
 
 Shutdown is bounded as a whole: every step shares one budget (`server.shutdown_timeout_s`),
 so a stuck dependency never keeps the process past the grace period the chart derives from
@@ -60,10 +62,9 @@ def create_app(
             parts.store,
             parts.sinks,
             parts.pipeline,
-            parts.consumers,
             parts.background,
+            parts.consumers,
             parts.intake,
-            parts.shutdown_begins,
         ]
     )
     return app
@@ -152,6 +153,7 @@ class _Parts:
         ]
         tasks += [loops.start(f"deliverer-{n}", c.run()) for n, c in enumerate(senders)]
         yield
+        self.stopping(app)
         for consumer in consumers + senders:
             consumer.stop()
         if tasks:
@@ -175,7 +177,13 @@ class _Parts:
             provisioner = Provisioner(settings, app[METRICS], self.catalogue)
             tasks.append(loops.start("provisioning", provisioner.run()))
         yield
-        await _cancel(tasks)
+        self.stopping(app)
+        for task in tasks:
+            task.cancel()
+        if tasks:  # a loop's own clean-up (a lease given back) gets what is left of the budget
+            _, stuck = await asyncio.wait(tasks, timeout=self.left_s())
+            if stuck:
+                log.warning("background loops still ending at the shutdown timeout")
 
     async def intake(self, app: web.Application) -> AsyncIterator[None]:
         settings = self.settings
@@ -193,17 +201,21 @@ class _Parts:
         intake.start()
         intake.on_stored.append(self.wake_work)
         yield
+        self.stopping(app)
         try:
             await asyncio.wait_for(intake.close(), self.left_s())
         except TimeoutError:
             log.warning("intake did not drain before the shutdown timeout")
 
-    async def shutdown_begins(self, app: web.Application) -> AsyncIterator[None]:
-        yield
+    def stopping(self, app: web.Application) -> None:
+        """Shutdown has begun (the first teardown to run says so, whichever it is: a start-up
+        that failed half-way tears down only what had started): a loop ending from here on is
+        shutdown, not a death, and the shutdown budget runs from the server's drain, or now."""
         loops = app[LOOPS]
-        loops.stopping = True  # a loop ending from here on is shutdown, not a death
-        if loops.shutdown_deadline is not None:  # the server's drain already started the budget
-            self.deadline = loops.shutdown_deadline
+        if not loops.stopping:
+            loops.stopping = True
+            if loops.shutdown_deadline is not None:
+                self.deadline = loops.shutdown_deadline
         self.left_s()
 
 

@@ -183,7 +183,12 @@ class QueueSettings(_Group):
         1.0, gt=0, description="How often an idle consumer looks for work from other replicas."
     )
     max_attempts: int = Field(8, ge=1, description="Attempts before a work item is given up.")
-    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
+    retry_base_s: float = Field(
+        2.0,
+        gt=0,
+        description="First retry delay; doubles per attempt, with jitter (each wait between "
+        "half and all of it).",
+    )
     retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
 
 

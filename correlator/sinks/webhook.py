@@ -72,7 +72,9 @@ class WebhookSink(HttpSink):
         body = json.dumps(
             {"schema": SCHEMA, "event": event, "message": sent}, separators=(",", ":")
         ).encode()
-        delivery = f"{message.incident_id}-{content_sha(sent)[:16]}"
+        # Over the stored document: a retry after an upgrade keeps the id an earlier release
+        # sent, so a receiver that drops repeated ids still does.
+        delivery = f"{message.incident_id}-{content_sha(document)[:16]}"
         headers = {
             **self._headers,
             "Content-Type": "application/json",

@@ -209,7 +209,9 @@ def _loaded(incident_id: int, updated_at: datetime, body: Mapping[str, Any] | No
     try:
         return Report.model_validate(document)
     except ValidationError as exc:
-        log.warning("the stored report of incident %s does not validate: %s", incident_id, exc)
+        # Where, not what: the values are alert content.
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors()[:10])
+        log.warning("the stored report of incident %s does not validate: %s", incident_id, where)
         return Report(
             incident_id=incident_id,
             generated_at=updated_at,

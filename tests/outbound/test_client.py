@@ -160,6 +160,21 @@ async def test_a_gzipped_answer_is_read_once_and_kept_readable() -> None:
     assert first.json()["pad"] == "x" * 5000 and again is first
 
 
+async def test_an_answer_that_cannot_be_decoded_is_a_temporary_error_of_ours() -> None:
+    async def garbled(request: web.Request) -> web.Response:
+        return web.Response(body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_get("/g", garbled)
+    async with served(app) as url:
+        remote = client(url)
+        try:
+            with pytest.raises(RemoteUnavailable, match="DecodingError"):
+                await remote.request("GET", "/g")
+        finally:
+            await remote.close()
+
+
 async def test_too_large_an_answer_is_refused() -> None:
     server = Server()
     server.body = '{"pad": "' + "x" * 5000 + '"}'
@@ -204,3 +219,5 @@ async def test_one_client_span_per_request_sent_without_the_path(
     assert [a.get("http.request.resend_count") for a in attributes] == [None, None, 1]
     assert attributes[1]["error.type"] == "503" and attributes[0]["server.address"] == "127.0.0.1"
     assert "SECRET" not in repr(attributes)
+    # The status says the error's type, never its text (which may quote the other side).
+    assert [span.status.description for span in spans[1:]] == ["RemoteUnavailable"] * 2
