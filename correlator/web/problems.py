@@ -68,6 +68,16 @@ _HTTP_DETAILS = {
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn every error, ours or aiohttp's, into a problem document; never leak internals."""
+    response = await _answered(request, handler)
+    if request.content.exception() is not None:
+        # A body that could not be read (not encoded as its Content-Encoding says) cannot be
+        # drained either: the connection closes after the answer, rather than aiohttp failing
+        # on the rest of the body and dropping the connection under the client's next request.
+        response.force_close()
+    return response
+
+
+async def _answered(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response

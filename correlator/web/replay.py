@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -216,7 +218,13 @@ async def cause_of(request: web.Request, incident_id: int) -> Cause | None:
 async def _small_body(request: web.Request) -> bytes:
     if (request.content_length or 0) > MAX_CAUSE_BODY_BYTES:
         raise Problem(413, f"a cause is at most {MAX_CAUSE_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_CAUSE_BODY_BYTES + 1)
+    try:
+        body = await request.content.read(MAX_CAUSE_BODY_BYTES + 1)
+    except (ContentEncodingError, RequestPayloadError):
+        encoding = request.headers.get("Content-Encoding", "")
+        raise Problem(
+            400, f"the body is not {encoding[:20]!r}-encoded as its Content-Encoding says"
+        ) from None
     if len(body) > MAX_CAUSE_BODY_BYTES:
         raise Problem(413, f"a cause is at most {MAX_CAUSE_BODY_BYTES} bytes")
     return body

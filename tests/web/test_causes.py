@@ -133,6 +133,9 @@ BAD = [
     ({"json": {"service": "x", "because": "y"}}, 422, "because"),
     ({"data": b'{"text": "' + b"x" * 20000 + b'"}',
       "headers": {"Content-Type": "application/json"}}, 413, "at most"),
+    ({"data": b"\x00\x00",
+      "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"}}, 400,
+     "Content-Encoding"),
 ]  # fmt: skip
 
 
