@@ -96,10 +96,15 @@ def consumer_identity() -> str:
 
 
 async def record_durably(
-    what: str, write: Callable[[], Awaitable[object]], *, lease_s: float
+    what: str,
+    write: Callable[[], Awaitable[object]],
+    *,
+    lease_s: float,
+    stopping: asyncio.Event | None = None,
 ) -> None:
     """Write an outcome, retrying a refusing store with backoff for as long as the lease would
-    have lasted; after that the lease lapses and the item is tried again."""
+    have lasted, or until `stopping` is set (shutdown: the process is about to go); after that
+    the lease lapses and the item is tried again."""
     backoff = Backoff(base_s=min(0.5, lease_s / 8))
     deadline = time.monotonic() + lease_s
     while True:
@@ -108,11 +113,15 @@ async def record_durably(
             return
         except StoreUnavailable as exc:
             delay_s = backoff.next_delay_s()
-            if time.monotonic() + delay_s > deadline:
+            if time.monotonic() + delay_s > deadline or (stopping and stopping.is_set()):
                 log.error("cannot record %s; it will be retried", what, extra={"error": str(exc)})
                 return
             log.warning("cannot record %s yet", what, extra={"error": str(exc)})
-            await asyncio.sleep(delay_s)
+            if stopping is None:
+                await asyncio.sleep(delay_s)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), delay_s)
 
 
 class Consumer(Generic[Item, Result]):
@@ -129,11 +138,13 @@ class Consumer(Generic[Item, Result]):
         self.owner = owner or consumer_identity()
         self.wake = wake or asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # cuts a retried record short at shutdown
 
     def stop(self) -> None:
         """Finish the current item, then return from run(). Cancelling instead could cut a
         database operation in half and leave its connection unusable."""
         self._stopping = True
+        self._stopped.set()
         self.wake.set()
 
     async def run(self) -> None:
@@ -179,6 +190,7 @@ class Consumer(Generic[Item, Result]):
                     f"the {queue.kind}",
                     lambda: queue.complete(item, self.owner, result),
                     lease_s=queue.policy.lease_s,
+                    stopping=self._stopped,
                 )
                 queue.count(item, "done")
             finally:
@@ -218,6 +230,7 @@ class Consumer(Generic[Item, Result]):
             f"a failed {queue.kind}",
             lambda: queue.fail(item, self.owner, error, retry_at),
             lease_s=policy.lease_s,
+            stopping=self._stopped,
         )
         queue.count(item, "given_up" if give_up else "retried")
 
