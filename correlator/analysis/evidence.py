@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
@@ -187,51 +185,3 @@ def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding
             continue
         for trace_id in finding.trace_ids:
             finding.samples += lines.get(trace_id, [])[: per_finding - len(finding.samples)]
-
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def finding_json(finding: Finding, links: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "kind": finding.kind,
-        "signal": finding.signal,
-        "detail": finding.detail,
-        "score": round(finding.score, 2),
-        "before": finding.before,
-        "after": finding.after,
-        "unit": finding.unit,
-        "change_time": _time(finding.change_time),
-        "query": finding.query,
-        "samples": finding.samples,
-        "trace_ids": finding.trace_ids,
-        "links": links or {},
-    }
-
-
-def windows_json(windows: Windows) -> dict[str, str | None]:
-    return {
-        "baseline_start": _time(windows.baseline_start),
-        "baseline_end": _time(windows.baseline_end),
-        "incident_start": _time(windows.incident_start),
-        "incident_end": _time(windows.incident_end),
-        "onset": _time(windows.onset),
-    }
-
-
-def suspect_json(suspect: Suspect, rank_: int, links: Any = None) -> dict[str, Any]:
-    return {
-        "rank": rank_,
-        "service": suspect.service,
-        "score": round(suspect.score, 4),
-        "confidence": round(suspect.confidence, 3),
-        "weak": suspect.weak,
-        "reason": suspect.reason,
-        "change_time": _time(suspect.change_time),
-        "caused_by": suspect.caused_by,
-        "affects": suspect.affects,
-        "evidence": [
-            finding_json(f, links(suspect.service, f) if links else None) for f in suspect.evidence
-        ],
-    }
