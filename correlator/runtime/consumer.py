@@ -105,6 +105,7 @@ async def record_durably(
     """Write an outcome, retrying a refusing store with backoff for as long as the lease would
     have lasted, or until `stopping` is set (shutdown: the process is about to go); after that
     the lease lapses and the item is tried again."""
+    stopping = stopping or asyncio.Event()  # never set: the whole lease
     backoff = Backoff(base_s=min(0.5, lease_s / 8))
     deadline = time.monotonic() + lease_s
     while True:
@@ -113,15 +114,12 @@ async def record_durably(
             return
         except StoreUnavailable as exc:
             delay_s = backoff.next_delay_s()
-            if time.monotonic() + delay_s > deadline or (stopping and stopping.is_set()):
+            if time.monotonic() + delay_s > deadline or stopping.is_set():
                 log.error("cannot record %s; it will be retried", what, extra={"error": str(exc)})
                 return
             log.warning("cannot record %s yet", what, extra={"error": str(exc)})
-            if stopping is None:
-                await asyncio.sleep(delay_s)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay_s)
 
 
 class Consumer(Generic[Item, Result]):
@@ -137,20 +135,18 @@ class Consumer(Generic[Item, Result]):
         self.queue = queue
         self.owner = owner or consumer_identity()
         self.wake = wake or asyncio.Event()
-        self._stopping = False
-        self._stopped = asyncio.Event()  # cuts a retried record short at shutdown
+        self._stopped = asyncio.Event()  # also cuts a retried record short at shutdown
 
     def stop(self) -> None:
         """Finish the current item, then return from run(). Cancelling instead could cut a
         database operation in half and leave its connection unusable."""
-        self._stopping = True
         self._stopped.set()
         self.wake.set()
 
     async def run(self) -> None:
         """Claim and process until stopped."""
         backoff = Backoff()
-        while not self._stopping:
+        while not self._stopped.is_set():
             try:
                 item = await self.queue.claim(self.owner)
             except StoreUnavailable as exc:
@@ -164,7 +160,7 @@ class Consumer(Generic[Item, Result]):
             await self.process(item)
 
     async def _idle(self, seconds: float) -> None:
-        if self._stopping:
+        if self._stopped.is_set():
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=seconds)

@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 WorkHandler = Callable[[WorkItem], Awaitable[None]]
 
 
-async def acknowledge(item: WorkItem) -> None:
-    """A handler for a service that stores incidents but correlates nothing."""
-
-
 def _policy(settings: QueueSettings | NotifySettings, poll_interval_s: float) -> RetryPolicy:
     return RetryPolicy(
         lease_s=settings.lease_s,
