@@ -148,8 +148,11 @@ class Shared:
         if size > self.cache_bytes // 4:
             return
         now = self.clock()
-        for old in [k for k, (expires, _) in self.kept.items() if expires <= now]:
-            self.kept_bytes -= len(self.kept.pop(old)[1].content)
+        # Kept in the order they expire (one cache_s for all, a key kept again moves to the
+        # end): the expired ones are at the front, and a storm's thousands of kept answers
+        # are not scanned on every request.
+        while self.kept and next(iter(self.kept.values()))[0] <= now:
+            self.kept_bytes -= len(self.kept.popitem(last=False)[1][1].content)
         while self.kept and self.kept_bytes + size > self.cache_bytes:
             self.kept_bytes -= len(self.kept.popitem(last=False)[1][1].content)
         previous = self.kept.pop(key, None)

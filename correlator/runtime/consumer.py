@@ -38,6 +38,7 @@ from opentelemetry import trace
 
 from correlator.backoff import Backoff, retry_delay_s
 from correlator.errors import CorrelatorError, PermanentError, StoreUnavailable, TemporaryError
+from correlator.priority import mark_background
 from correlator.redaction import mask_text
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class Consumer(Generic[Item, Result]):
 
     async def run(self) -> None:
         """Claim and process until stopped."""
+        mark_background()  # its store calls yield to notifications being received
         backoff = Backoff()
         while not self._stopped.is_set():
             try:

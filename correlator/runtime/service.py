@@ -41,7 +41,7 @@ from correlator.store import Store
 from correlator.store.retention import Pruner
 from correlator.store.work import QueuePolicy
 from correlator.web.app import web_app
-from correlator.web.state import INTAKE, LOOPS, METRICS, STORE
+from correlator.web.state import INTAKE, LOOPS, METRICS, SERVING_FIRST, STORE
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class _Parts:
 
     async def store(self, app: web.Application) -> AsyncIterator[None]:
         self._store = self.given_store or await Store.open(self.settings.database)
+        self._store.serving_first = app[SERVING_FIRST]
         app[STORE] = self._store
         yield
         if self.given_store is None:

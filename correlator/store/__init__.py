@@ -32,6 +32,7 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.models.report import Report
+from correlator.priority import ServingFirst
 from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
 from correlator.store import queries, work
@@ -67,6 +68,9 @@ class Store:
         self._sqlite = sqlite
         self._postgres = postgres
         self.clock = clock
+        # Background work's store calls wait their turn behind notifications being received
+        # (correlator/priority.py); set by the composition root.
+        self.serving_first: ServingFirst | None = None
         self._writer: PriorityWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         if sqlite is not None:
@@ -133,6 +137,21 @@ class Store:
         return await self._run(function, args, write=False)
 
     async def _run(
+        self,
+        function: Callable[..., Result],
+        args: tuple[Any, ...],
+        *,
+        write: bool,
+        urgent: bool = False,
+    ) -> Result:
+        """Run one transaction (see `_transaction`); background work's calls take their turn
+        behind notifications being received (`correlator/priority.py`)."""
+        if urgent or self.serving_first is None:
+            return await self._transaction(function, args, write=write, urgent=urgent)
+        async with self.serving_first.turn():
+            return await self._transaction(function, args, write=write, urgent=urgent)
+
+    async def _transaction(
         self,
         function: Callable[..., Result],
         args: tuple[Any, ...],

@@ -29,7 +29,15 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.web.problems import Problem
-from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, SETTINGS, STORE
+from correlator.web.state import (
+    INTAKE,
+    LARGE_BODIES,
+    LOOPS,
+    METRICS,
+    SERVING_FIRST,
+    SETTINGS,
+    STORE,
+)
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -155,9 +163,11 @@ async def receive_alerts(request: web.Request) -> web.Response:
             415,
             f"Content-Type must be application/json, got {request.content_type or 'none'}",
         )
-    async with contextlib.AsyncExitStack() as gate:
-        body = await _read_body(request, gate)
-        return await _receive(request, body)
+    # Background work yields the event loop while a notification is received.
+    with request.app[SERVING_FIRST].receiving():
+        async with contextlib.AsyncExitStack() as gate:
+            body = await _read_body(request, gate)
+            return await _receive(request, body)
 
 
 async def _read_body(request: web.Request, gate: contextlib.AsyncExitStack) -> bytes:

@@ -1,0 +1,134 @@
+"""Acknowledging a notification comes first: background work's store calls wait their turn,
+on SQLite and PostgreSQL, while the intake and the API do not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from correlator.priority import ServingFirst, mark_background
+from correlator.store import Store
+from correlator.web.state import SERVING_FIRST, STORE
+from tests.support.payloads import alert, payload
+
+
+def _select_one(connection: Any) -> int:
+    return int(connection.execute(text("SELECT 1")).scalar_one())
+
+
+async def _background(call: Callable[[], Any]) -> Any:
+    mark_background()  # this task only: a context of its own
+    return await call()
+
+
+async def _turns(count: int = 20) -> None:
+    """Let the loop run: every ready task and every finished thread's result gets its turn."""
+    for _ in range(count):
+        await asyncio.sleep(0.005)
+
+
+async def test_a_background_store_call_waits_while_a_notification_is_received(
+    store: Store,
+) -> None:
+    serving = store.serving_first = ServingFirst(max_wait_s=60)
+    with serving.receiving():
+        waiting = asyncio.create_task(_background(lambda: store.read(_select_one)))
+        foreground = await store.read(_select_one)  # the API's reads do not wait
+        await _turns()
+        assert foreground == 1
+        assert not waiting.done()
+        assert serving.waits == 1
+    assert await asyncio.wait_for(waiting, 10) == 1
+
+
+async def test_background_work_is_never_starved(store: Store) -> None:
+    """A flood that never pauses slows background work down; it does not stop it."""
+    store.serving_first = ServingFirst(max_wait_s=0.05)
+    with store.serving_first.receiving():
+        assert await asyncio.wait_for(_background(lambda: store.read(_select_one)), 10) == 1
+
+
+async def test_after_notifications_background_calls_go_one_at_a_time() -> None:
+    """Just after notifications came in, one background store call at a time, so a second
+    one is not running when the next notification arrives; later, any number at once."""
+    serving = ServingFirst(max_wait_s=60, recent_s=60)
+    with serving.receiving():
+        pass
+    inside = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def call() -> None:
+        nonlocal inside, most
+        async with serving.turn():
+            inside += 1
+            most = max(most, inside)
+            await release.wait()
+            inside -= 1
+
+    calls = [asyncio.create_task(_background(call)) for _ in range(3)]
+    await _turns()
+    assert (inside, most) == (1, 1)
+    release.set()
+    await asyncio.gather(*calls)
+    assert most == 1
+
+    quiet = ServingFirst(recent_s=0)
+    release.clear()
+    most = 0
+
+    async def free_call() -> None:
+        nonlocal inside, most
+        async with quiet.turn():
+            inside += 1
+            most = max(most, inside)
+            await release.wait()
+            inside -= 1
+
+    calls = [asyncio.create_task(_background(free_call)) for _ in range(3)]
+    await _turns()
+    assert most == 3
+    release.set()
+    await asyncio.gather(*calls)
+
+
+@pytest.fixture
+async def client(app_client: Callable[..., Any]) -> AsyncIterator[Any]:
+    yield await app_client()
+
+
+async def test_a_notification_counts_as_received_from_its_first_byte_to_its_answer(
+    client: Any,
+) -> None:
+    serving: ServingFirst = client.app[SERVING_FIRST]
+    body = json.dumps(payload([alert("f1")])).encode()
+    half = asyncio.Event()
+    rest = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[:10]
+        half.set()
+        await rest.wait()
+        yield body[10:]
+
+    posting = asyncio.create_task(
+        client.post(
+            "/api/v1/alerts", data=slowly(), headers={"Content-Type": "application/json"}
+        )
+    )
+    await asyncio.wait_for(half.wait(), 10)
+    for _ in range(200):  # the handler starts once the headers are in
+        if serving.serving:
+            break
+        await asyncio.sleep(0.01)
+    assert serving.serving == 1
+    rest.set()
+    response = await asyncio.wait_for(posting, 10)
+    assert response.status == 200
+    assert serving.serving == 0
+    assert client.app[STORE].serving_first is serving  # the store's background calls wait on it
