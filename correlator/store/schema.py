@@ -167,7 +167,7 @@ work_items = Table(
     # When it should run at the latest: claims take the earliest first. New incidents are due at
     # once (by severity), refreshes a bounded delay later, so they wait but never starve.
     Column("due_at", UTCDateTime, nullable=False),
-    Index(None, "state", "available_at"),
+    # Claims walk this in due order (migration 0009).
     Index(None, "state", "due_at"),
     Index(None, "incident_id"),
 )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from correlator.store.schema import reports, work_items
@@ -141,16 +141,13 @@ def enqueue(connection: Connection, requests: list[Request], policy: QueuePolicy
     return {int(row.notification_id): int(row.id) for row in queued}
 
 
-def _claimable(now: datetime) -> object:
-    return or_(
-        and_(work_items.c.state == PENDING, work_items.c.available_at <= now),
-        and_(work_items.c.state == RUNNING, work_items.c.lease_expires_at < now),
-    )
-
-
 def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) -> WorkItem | None:
     """Take the available item (or one whose lease expired) that is due first, for `owner`,
-    unless another item of its incident is running under a live lease."""
+    unless another item of its incident is running under a live lease.
+
+    Each state is asked on its own, walking the (state, due_at) index and stopping at the
+    first: one query with an `OR` of the two made both databases collect and sort the whole
+    backlog on every claim (migration 0009)."""
     other = aliased(work_items)
     running = exists().where(
         other.c.incident_id == work_items.c.incident_id,
@@ -158,14 +155,23 @@ def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) 
         other.c.state == RUNNING,
         other.c.lease_expires_at >= now,
     )
-    candidate = (
-        select(work_items.c.id)
-        .where(_claimable(now), ~running)  # type: ignore[arg-type]
-        .order_by(work_items.c.due_at, work_items.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    firsts = []
+    for claimable in (
+        and_(work_items.c.state == PENDING, work_items.c.available_at <= now),
+        and_(work_items.c.state == RUNNING, work_items.c.lease_expires_at < now),
+    ):
+        first = connection.execute(
+            select(work_items.c.id, work_items.c.due_at)
+            .where(claimable, ~running)
+            .order_by(work_items.c.due_at, work_items.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if first is not None:
+            firsts.append((first.due_at, int(first.id)))
+    if not firsts:
+        return None
+    candidate = min(firsts)[1]
     row = (
         connection.execute(
             update(work_items)

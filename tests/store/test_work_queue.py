@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from correlator.models.incidents import IncidentFilter
 from correlator.settings import load_settings
 from correlator.store import Store
 from correlator.store.work import DONE, FAILED, PENDING
 from tests.store.test_notifications import record
+from tests.support.databases import sqlite_url
 from tests.support.payloads import alert, payload
 
 
@@ -155,3 +160,36 @@ async def test_item_claimed_by_a_process_that_died_is_processed_after_restart(
         assert PENDING not in await states(reopened)
     finally:
         await reopened.close()
+
+
+async def test_a_claim_walks_the_due_order_instead_of_sorting_the_backlog(tmp_path: Path) -> None:
+    """Each claim reads the first due item of each state off the (state, due_at) index. The
+    query it replaced made SQLite collect and sort every claimable item: a storm's backlog
+    made each claim, and the intake waiting on the same writer, as slow as the backlog was
+    long. (PostgreSQL's plan depends on its statistics; its claims are held to the same
+    behaviour by the tests above.)"""
+    store = await Store.open(load_settings(database={"url": sqlite_url(tmp_path)}).database)
+    try:
+        await enqueue(store, 3)
+        statements: list[tuple[str, Any]] = []
+        engine = store._sqlite
+        assert engine is not None
+
+        def seen(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            statements.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", seen)
+        assert await store.claim_work(owner="a", lease_s=30) is not None
+        event.remove(engine, "before_cursor_execute", seen)
+        lookups = [(s, p) for s, p in statements if s.lstrip().startswith("SELECT")]
+        assert len(lookups) == 2  # pending, and running under a lapsed lease
+        with sqlite3.connect(tmp_path / "correlator.db") as connection:
+            for statement, parameters in lookups:
+                plan = [
+                    row[3]
+                    for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                ]
+                assert any("ix_work_items_state_due_at" in step for step in plan), plan
+                assert not any("TEMP B-TREE" in step for step in plan), plan
+    finally:
+        await store.close()
