@@ -53,48 +53,38 @@ async def test_background_work_is_never_starved(store: Store) -> None:
         assert await asyncio.wait_for(_background(lambda: store.read(_select_one)), 10) == 1
 
 
+class Calls:
+    """Background calls that hold their turn until released, counting how many run at once."""
+
+    def __init__(self, serving: ServingFirst) -> None:
+        self.serving = serving
+        self.inside = self.most = 0
+        self.release = asyncio.Event()
+
+    async def call(self) -> None:
+        async with self.serving.turn():
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            await self.release.wait()
+            self.inside -= 1
+
+    async def run(self, count: int) -> int:
+        """Start `count` calls, let the loop run, release them; the most that ran at once."""
+        calls = [asyncio.create_task(_background(self.call)) for _ in range(count)]
+        await _turns()
+        self.release.set()
+        await asyncio.gather(*calls)
+        return self.most
+
+
 async def test_after_notifications_background_calls_go_one_at_a_time() -> None:
     """Just after notifications came in, one background store call at a time, so a second
     one is not running when the next notification arrives; later, any number at once."""
     serving = ServingFirst(max_wait_s=60, recent_s=60)
     with serving.receiving():
         pass
-    inside = 0
-    most = 0
-    release = asyncio.Event()
-
-    async def call() -> None:
-        nonlocal inside, most
-        async with serving.turn():
-            inside += 1
-            most = max(most, inside)
-            await release.wait()
-            inside -= 1
-
-    calls = [asyncio.create_task(_background(call)) for _ in range(3)]
-    await _turns()
-    assert (inside, most) == (1, 1)
-    release.set()
-    await asyncio.gather(*calls)
-    assert most == 1
-
-    quiet = ServingFirst(recent_s=0)
-    release.clear()
-    most = 0
-
-    async def free_call() -> None:
-        nonlocal inside, most
-        async with quiet.turn():
-            inside += 1
-            most = max(most, inside)
-            await release.wait()
-            inside -= 1
-
-    calls = [asyncio.create_task(_background(free_call)) for _ in range(3)]
-    await _turns()
-    assert most == 3
-    release.set()
-    await asyncio.gather(*calls)
+    assert await Calls(serving).run(3) == 1
+    assert await Calls(ServingFirst(recent_s=0)).run(3) == 3
 
 
 @pytest.fixture
@@ -117,9 +107,7 @@ async def test_a_notification_counts_as_received_from_its_first_byte_to_its_answ
         yield body[10:]
 
     posting = asyncio.create_task(
-        client.post(
-            "/api/v1/alerts", data=slowly(), headers={"Content-Type": "application/json"}
-        )
+        client.post("/api/v1/alerts", data=slowly(), headers={"Content-Type": "application/json"})
     )
     await asyncio.wait_for(half.wait(), 10)
     for _ in range(200):  # the handler starts once the headers are in
