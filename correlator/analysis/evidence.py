@@ -3,8 +3,9 @@ and ranked into suspects (pure, JSON-ready; the stored report is pipeline/report
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pandas as pd
 
@@ -39,6 +40,7 @@ class Analysis:
 
 # The evidence producers, by name: what an ablation switches off.
 PRODUCERS = ("metrics", "replicas", "log templates", "log paths", "spans", "edges")
+SOURCES = ("metrics", "logs", "traces")
 # A producer reports a service from this many of its own deviations (z-like) on: below it, the
 # deviation is within what a normal distribution shows one time in a thousand, too common to
 # be a lead; above it, calibration decides what it is worth on this system.
@@ -67,14 +69,19 @@ def _producers(
 ) -> dict[str, tuple[Callable[[Windows], list[Finding]], pd.DataFrame, str]]:
     """Each producer as a function of the windows, with the frame its units come from."""
     t = telemetry
-    derived = prepared(t.spans)  # exclusive times, origins, client spans: once for all runs
     templates = Templates()  # log templates mined once for all runs
+    derived: list[Any] = []  # exclusive times, origins, client spans: once, when first needed
+
+    def spans_derived() -> Any:
+        if not derived:
+            derived.append(prepared(t.spans))
+        return derived[0]
 
     def spans(windows: Windows) -> list[Finding]:
-        return trace_findings(derived, windows, threshold=THRESHOLD, edges=False)
+        return trace_findings(spans_derived(), windows, threshold=THRESHOLD, edges=False)
 
     def edges(windows: Windows) -> list[Finding]:
-        return trace_findings(derived, windows, threshold=THRESHOLD, spans_evidence=False)
+        return trace_findings(spans_derived(), windows, threshold=THRESHOLD, spans_evidence=False)
 
     return {
         WEAK: (
@@ -109,23 +116,113 @@ def _producers(
     }
 
 
-def collect(
-    telemetry: Telemetry, windows: Windows, *, calibrate: bool = True
-) -> dict[str, list[Finding]]:
-    """Every producer's findings (the costly part; ranking them is cheap), each calibrated on
-    null windows of the same producer over the incident's own baseline."""
-    evidence: dict[str, list[Finding]] = {}
-    calibration = Calibration()
+# The frames each producer reads: a live correlation runs a producer as soon as they are in,
+# while the other sources are still being fetched. Replicas arrive with the metrics.
+READS: dict[str, frozenset[str]] = {
+    WEAK: frozenset({"metrics"}),
+    "metrics": frozenset({"metrics"}),
+    "replicas": frozenset({"metrics"}),
+    "log templates": frozenset({"logs"}),
+    "log paths": frozenset({"logs", "traces"}),
+    "spans": frozenset({"traces"}),
+    "edges": frozenset({"traces"}),
+}
+
+
+@dataclass(slots=True)
+class Context:
+    """What ranking needs of the frames besides the findings: small, so the ranking of
+    evidence collected in parts needs no frame again."""
+
+    services: set[str] = field(default_factory=set)
+    edges: set[tuple[str, str]] = field(default_factory=set)  # from spans and the call graph
+    trace_lines: dict[str, list[str]] = field(default_factory=dict)  # logs by trace id
+    missing: set[str] = field(default_factory=set)  # "metrics", "logs", "traces": none in
+
+    def update(self, other: Context) -> None:
+        self.services |= other.services
+        self.edges |= other.edges
+        self.trace_lines.update(other.trace_lines)
+        self.missing |= other.missing
+
+
+SAMPLES_PER_FINDING = 3
+
+
+def context_of(telemetry: Telemetry, sources: Collection[str] = SOURCES) -> Context:
+    """The ranking's context from the frames of `sources`."""
+    t = telemetry
+    frames = {"metrics": t.metrics, "logs": t.logs, "traces": t.spans}
+    context = Context(edges=set(t.edges))
+    for source in sources:
+        frame = frames[source]
+        if frame.empty:
+            context.missing.add(source)
+            continue
+        context.services |= {str(name) for name in frame["service"].unique()}
+    if "traces" in sources:
+        context.edges |= call_edges(t.spans)
+    if "logs" in sources and not t.logs.empty:
+        by_trace = t.logs[t.logs["trace_id"] != ""].groupby("trace_id")["line"]
+        context.trace_lines = {
+            str(trace): list(group[:SAMPLES_PER_FINDING]) for trace, group in by_trace
+        }
+    for caller, callee in context.edges:
+        context.services |= {caller, callee}
+    context.services.discard("")
+    return context
+
+
+@dataclass(slots=True)
+class Collected:
+    """Some producers' findings, with their null scores for calibration and the context of
+    the frames they read."""
+
+    evidence: dict[str, list[Finding]] = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
+    context: Context = field(default_factory=Context)
+
+
+def collect_some(
+    telemetry: Telemetry, windows: Windows, names: Collection[str], *, calibrate: bool = True
+) -> Collected:
+    """The findings of the producers `names` (the costly part; ranking them is cheap), with
+    each one's scores on null windows of the incident's own baseline."""
+    part = Collected()
+    reads = frozenset().union(*(READS[name] for name in names))
+    part.context = context_of(telemetry, reads)
     for name, (produce, frame, column) in _producers(telemetry).items():
-        evidence[name] = produce(windows) if not frame.empty else []
+        if name not in names:
+            continue
+        part.evidence[name] = produce(windows) if not frame.empty else []
         # The small deviations are listed after all evidence, by their own scale: they need
         # no history (and running them again would cost a metrics pass for nothing).
-        if calibrate and evidence[name] and name != WEAK:
+        if calibrate and part.evidence[name] and name != WEAK:
             nulls = null_windows(frame[column], windows)
-            calibration.nulls[name] = null_scores(produce, nulls, services_between(frame, column))
+            part.calibration.nulls[name] = null_scores(
+                produce, nulls, services_between(frame, column)
+            )
+    return part
+
+
+def merged(parts: Iterable[Collected], *, calibrate: bool = True) -> dict[str, list[Finding]]:
+    """The parts' findings together, each calibrated on its producer's null scores."""
+    evidence: dict[str, list[Finding]] = {}
+    calibration = Calibration()
+    for part in parts:
+        evidence.update(part.evidence)
+        calibration.nulls.update(part.calibration.nulls)
     if calibrate:
         calibrated(evidence, calibration)
     return evidence
+
+
+def collect(
+    telemetry: Telemetry, windows: Windows, *, calibrate: bool = True
+) -> dict[str, list[Finding]]:
+    """Every producer's findings, calibrated."""
+    part = collect_some(telemetry, windows, READS, calibrate=calibrate)
+    return merged([part], calibrate=calibrate)
 
 
 def decide(
@@ -138,6 +235,18 @@ def decide(
 ) -> Analysis:
     """Rank the findings of the producers `options` uses (the findings are not changed);
     `samples`: give trace evidence the log lines of its traces (for people, not the ranking)."""
+    return ranked(evidence, context_of(telemetry), windows, options, samples=samples)
+
+
+def ranked(
+    evidence: dict[str, list[Finding]],
+    context: Context,
+    windows: Windows,
+    options: Options = Options(),
+    *,
+    samples: bool = True,
+) -> Analysis:
+    """`decide` over the frames' context instead of the frames."""
     findings = [
         replace(f, samples=list(f.samples), trace_ids=list(f.trace_ids))
         for name in PRODUCERS
@@ -148,23 +257,15 @@ def decide(
         for finding in findings:
             finding.score = finding.raw_score if finding.raw_score is not None else finding.score
     if samples:
-        link_traces_to_logs(findings, telemetry.logs)
-    edges = set(telemetry.edges) | call_edges(telemetry.spans)
-    notes = []
-    for name, frame in (
-        ("metrics", telemetry.metrics),
-        ("logs", telemetry.logs),
-        ("traces", telemetry.spans),
-    ):
-        if frame.empty:
-            notes.append(f"no {name} in the analysed windows")
-    services = sorted(telemetry.services())
+        link_traces_to_logs(findings, context.trace_lines)
+    notes = [f"no {name} in the analysed windows" for name in SOURCES if name in context.missing]
+    services = sorted(context.services)
     weak = [replace(f) for f in evidence.get(WEAK, [])] if options.producers & {"metrics"} else []
     if not options.calibrate:
         for finding in weak:
             finding.score = finding.raw_score if finding.raw_score is not None else finding.score
-    ranked = rank(findings, edges, services=services, weak=weak)
-    return Analysis(windows, ranked, services, notes)
+    suspects = rank(findings, context.edges, services=services, weak=weak)
+    return Analysis(windows, suspects, services, notes)
 
 
 def analyse(telemetry: Telemetry, windows: Windows, options: Options = Options()) -> Analysis:
@@ -173,15 +274,23 @@ def analyse(telemetry: Telemetry, windows: Windows, options: Options = Options()
     )
 
 
-def link_traces_to_logs(findings: list[Finding], logs: pd.DataFrame, per_finding: int = 3) -> None:
+def analyse_collected(parts: list[Collected], windows: Windows) -> Analysis:
+    """The analysis of findings collected in parts (`collect_some`, every producer once), as
+    `analyse` would give."""
+    context = Context()
+    for part in parts:
+        context.update(part.context)
+    return ranked(merged(parts), context, windows)
+
+
+def link_traces_to_logs(findings: list[Finding], trace_lines: dict[str, list[str]]) -> None:
     """A trace finding's sample lines are the logs its example traces wrote (same trace id):
     the slow or failing request, told by the service itself."""
-    if logs.empty:
+    if not trace_lines:
         return
-    by_trace = logs[logs["trace_id"] != ""].groupby("trace_id")["line"]
-    lines = {trace: list(group[:per_finding]) for trace, group in by_trace}
     for finding in findings:
         if finding.kind != "trace" or finding.samples:
             continue
         for trace_id in finding.trace_ids:
-            finding.samples += lines.get(trace_id, [])[: per_finding - len(finding.samples)]
+            taken = trace_lines.get(trace_id, [])
+            finding.samples += taken[: SAMPLES_PER_FINDING - len(finding.samples)]

@@ -15,23 +15,18 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from correlator.analysis.evidence import Analysis, analyse
+from correlator.analysis.evidence import Analysis
 from correlator.analysis.scope import ScopeRules, candidate_names, neighbours_of
 from correlator.analysis.telemetry import (
-    METRIC_COLUMNS,
-    REPLICA_COLUMNS,
     SignalMeta,
     Telemetry,
-    empty,
-    log_frame,
-    span_frame,
 )
 from correlator.analysis.windows import WindowPolicy, Windows, incident_windows
 from correlator.backends.jaeger import JaegerBackend
@@ -45,6 +40,7 @@ from correlator.models.incidents import IncidentDetail
 from correlator.models.report import App, Inputs, Report
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
+from correlator.pipeline.collecting import Arrived, Collecting, telemetry_of
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
@@ -238,16 +234,9 @@ class Pipeline:
         windows = incident_windows(onset, aligned, self.policy)
         with tracer.start_as_current_span("correlate") as span:
             span.set_attribute("correlator.incident_id", incident_id)
-            telemetry, fetch, services = await self.gather(alert_services, namespaces, windows)
-        analysis_started = time.perf_counter()
-        try:
-            analysis = await self._analysis.run(analyse, telemetry, windows)
-        except AnalysisTimeout as exc:
-            # What was fetched is still worth a report; that it ranks nothing is said in it.
-            log.warning("incident %s: %s", incident_id, exc)
-            fetch.miss("analysis", "ranked causes", str(exc))
-            analysis = Analysis(windows, [], services, notes=[str(exc)])
-        fetch.timings_ms["analysis"] = (time.perf_counter() - analysis_started) * 1e3
+            analysis, telemetry, fetch, services = await self.analysed(
+                alert_services, namespaces, windows
+            )
         app, team = self._app_of(incident, alert_services, namespaces)
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         keep = self.settings.correlation.keep_inputs
@@ -276,6 +265,31 @@ class Pipeline:
                 policy=self.policy,
             )
         return report
+
+    async def analysed(
+        self, alert_services: list[str], namespaces: list[str], windows: Windows
+    ) -> tuple[Analysis, Telemetry, Fetch, list[str]]:
+        """The telemetry of the services in scope and its analysis: each producer of evidence
+        starts as soon as the sources it reads are in (`pipeline/collecting.py`), so what is
+        left once the slowest source is in is its own producers and the ranking."""
+        collecting = Collecting(self._analysis, windows)
+        try:
+            telemetry, fetch, services = await self.gather(
+                alert_services, namespaces, windows, arrived=collecting.arrived
+            )
+            last_source_in = time.perf_counter()
+            try:
+                analysis = await collecting.analysis(telemetry)
+            except AnalysisTimeout as exc:
+                # What was fetched is still worth a report; that it ranks nothing is said in it.
+                log.warning("analysis of %s: %s", ", ".join(alert_services), exc)
+                fetch.miss("analysis", "ranked causes", str(exc))
+                analysis = Analysis(windows, [], services, notes=[str(exc)])
+        finally:
+            collecting.cancel()
+        # What the analysis added once the last source was in (the rest ran meanwhile).
+        fetch.timings_ms["analysis"] = (time.perf_counter() - last_source_in) * 1e3
+        return analysis, telemetry, fetch, services
 
     def _app_of(
         self, incident: IncidentDetail, alert_services: list[str], namespaces: list[str]
@@ -316,9 +330,16 @@ class Pipeline:
         return list(services), namespaces
 
     async def gather(
-        self, alert_services: list[str], namespaces: list[str], windows: Windows
+        self,
+        alert_services: list[str],
+        namespaces: list[str],
+        windows: Windows,
+        *,
+        arrived: Arrived | None = None,
     ) -> tuple[Telemetry, Fetch, list[str]]:
-        """Everything about the services in scope, within the overall deadline."""
+        """Everything about the services in scope, within the overall deadline. `arrived` is
+        told each time a source is in (fetched, failed or not configured), with the sources in
+        so far, so their analysis can start while the others are fetched."""
         fetch = Fetch()
         c = self.settings.correlation
         deadline = time.monotonic() + c.deadline_s
@@ -347,10 +368,21 @@ class Pipeline:
             services, namespaces, self.catalogue, self.labels, namespace_label=where
         )
         fetch.queries = metric_queries(self.signals, found, namespaces)
-        metrics, logs, spans, _ = await asyncio.gather(
-            bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),
-            bounded(deadline, fetch, "logs", self._logs(found, namespaces, windows, fetch)),
-            bounded(deadline, fetch, "traces", self._traces(alerting, names, windows, fetch)),
+        first = fetch.queries[services[0]]
+        signals = {s.name: SignalMeta(s.unit, s.worse_when, first[s.name]) for s in self.signals}
+        sources: dict[str, Any] = {}
+
+        async def source(kind: str, fetching: Awaitable[Any]) -> None:
+            sources[kind] = await bounded(deadline, fetch, kind, fetching)
+            if arrived is not None:
+                arrived(
+                    frozenset(sources), lambda kinds: telemetry_of(sources, kinds, signals, edges)
+                )
+
+        await asyncio.gather(
+            source("metrics", self._metrics(found, windows, fetch)),
+            source("logs", self._logs(found, namespaces, windows, fetch)),
+            source("traces", self._traces(alerting, names, windows, fetch)),
             bounded(
                 deadline,
                 fetch,
@@ -360,18 +392,8 @@ class Pipeline:
                 ),
             ),
         )
-        first = fetch.queries[services[0]]
-        signals = {s.name: SignalMeta(s.unit, s.worse_when, first[s.name]) for s in self.signals}
-        metrics, replicas = metrics if metrics is not None else (None, None)
-        telemetry = Telemetry(
-            metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
-            replicas=replicas if replicas is not None else empty(REPLICA_COLUMNS),
-            logs=logs if logs is not None else log_frame([]),
-            spans=spans if spans is not None else span_frame([]),
-            signals=signals,
-            edges=edges,
-        )
-        return telemetry, fetch, services
+        whole = telemetry_of(sources, frozenset(sources), signals, edges)
+        return whole, fetch, services
 
     async def _metrics(self, found: dict[str, Target], windows: Windows, fetch: Fetch) -> Any:
         if self.prometheus is None:

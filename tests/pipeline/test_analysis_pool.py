@@ -89,7 +89,7 @@ async def test_an_analysis_past_its_limit_is_killed_and_the_others_run_again() -
 async def test_a_correlation_whose_analysis_is_too_slow_reports_without_a_ranking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("correlator.pipeline.core.analyse", lambda *args: _stuck(2))
+    monkeypatch.setattr("correlator.pipeline.collecting.analyse_collected", lambda *args: _stuck(2))
     settings = load_settings(queue={"analysis_pool": "thread", "analysis_timeout_s": 0.5})
     pipeline = Pipeline(settings)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -1,0 +1,101 @@
+"""One correlation's analysis in parts, started as its sources come in.
+
+Fetching a correlation's telemetry takes as long as its slowest backend. The producers of
+evidence that read the other sources need not wait for it: each starts in the analysis pool
+once the frames it reads are in (`analysis/evidence.READS`), while the rest is fetched, and
+only the ranking (cheap) waits for the last source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from correlator.analysis.evidence import (
+    READS,
+    Analysis,
+    Collected,
+    analyse_collected,
+    collect_some,
+    context_of,
+)
+from correlator.analysis.telemetry import (
+    METRIC_COLUMNS,
+    REPLICA_COLUMNS,
+    SignalMeta,
+    Telemetry,
+    empty,
+    log_frame,
+    span_frame,
+)
+from correlator.analysis.windows import Windows
+from correlator.pipeline.analysis_pool import AnalysisPool
+
+# Told which sources are in, and how to build the telemetry of some of them.
+Arrived = Callable[[frozenset[str], Callable[[frozenset[str]], Telemetry]], None]
+
+
+def telemetry_of(
+    sources: dict[str, Any],
+    kinds: frozenset[str],
+    signals: dict[str, SignalMeta],
+    edges: set[tuple[str, str]],
+) -> Telemetry:
+    """The telemetry of the sources `kinds` among those in (`sources`); every other frame
+    empty."""
+    metrics, replicas = (sources.get("metrics") if "metrics" in kinds else None) or (None, None)
+    logs = sources.get("logs") if "logs" in kinds else None
+    spans = sources.get("traces") if "traces" in kinds else None
+    return Telemetry(
+        metrics=metrics if metrics is not None else empty(METRIC_COLUMNS),
+        replicas=replicas if replicas is not None else empty(REPLICA_COLUMNS),
+        logs=logs if logs is not None else log_frame([]),
+        spans=spans if spans is not None else span_frame([]),
+        signals=signals,
+        edges=edges,
+    )
+
+
+class Collecting:
+    """One correlation's analysis, run in parts as its sources come in: each producer of
+    evidence starts in the analysis pool once the frames it reads are in
+    (`analysis/evidence.READS`), while the other sources are still being fetched; ranking
+    them waits for the last."""
+
+    def __init__(self, pool: AnalysisPool, windows: Windows) -> None:
+        self.pool = pool
+        self.windows = windows
+        self.started: set[str] = set()
+        self.parts: list[asyncio.Future[Collected]] = []
+
+    def arrived(
+        self, kinds: frozenset[str], telemetry: Callable[[frozenset[str]], Telemetry]
+    ) -> None:
+        names = [n for n, reads in READS.items() if reads <= kinds and n not in self.started]
+        if not names:
+            return
+        self.started.update(names)
+        reads = frozenset().union(*(READS[n] for n in names))
+        frames = telemetry(reads)
+        by_kind = {"metrics": frames.metrics, "logs": frames.logs, "traces": frames.spans}
+        if all(by_kind[kind].empty for kind in reads):  # nothing to look at: no process needed
+            part: asyncio.Future[Collected] = asyncio.get_running_loop().create_future()
+            part.set_result(Collected({n: [] for n in names}, context=context_of(frames, reads)))
+        else:
+            part = asyncio.ensure_future(
+                self.pool.run(collect_some, frames, self.windows, frozenset(names))
+            )
+        self.parts.append(part)
+
+    async def analysis(self, telemetry: Telemetry) -> Analysis:
+        """The ranked analysis, once every part is in; raises AnalysisTimeout if a part ran
+        past the limit."""
+        self.arrived(frozenset(("metrics", "logs", "traces")), lambda kinds: telemetry)
+        parts = list(await asyncio.gather(*self.parts))
+        # The findings and a small context of each part: no frame crosses to the pool again.
+        return await self.pool.run(analyse_collected, parts, self.windows)
+
+    def cancel(self) -> None:
+        for part in self.parts:
+            part.cancel()
