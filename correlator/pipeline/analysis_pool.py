@@ -26,9 +26,10 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 from typing import Literal, TypeVar
 
 from correlator.lifetime import die_with_parent
@@ -119,10 +120,13 @@ class AnalysisPool:
             pool = self._process_pool()
             try:
                 work = asyncio.wrap_future(pool.submit(function, *args))
+                # The workers as they are now (submit spawned any it needed): the executor
+                # may drop one from its own table before a timeout, and it must die too.
+                workers = list((pool._processes or {}).values())
                 return await asyncio.wait_for(work, self.timeout_s)
             except TimeoutError:
                 log.warning("an analysis ran past %g s: its process is killed", self.timeout_s)
-                self._kill(pool)
+                self._kill(pool, also=workers)
                 raise AnalysisTimeout(self.timeout_s) from None
             except BrokenProcessPool:
                 self._kill(pool)
@@ -131,12 +135,13 @@ class AnalysisPool:
                 log.warning("the analysis process pool broke; this analysis runs in a new one")
         raise AssertionError("unreachable")
 
-    def _kill(self, pool: ProcessPoolExecutor) -> None:
-        """Kill every worker of `pool` (the analyses in it see BrokenProcessPool)."""
+    def _kill(self, pool: ProcessPoolExecutor, *, also: Sequence[BaseProcess] = ()) -> None:
+        """Kill every worker of `pool`, and `also` (the analyses in it see BrokenProcessPool)."""
         if self._processes is pool:
             self._processes = None
-        for process in list((pool._processes or {}).values()):
-            process.kill()
+        for process in {*list((pool._processes or {}).values()), *also}:
+            if process.is_alive():
+                process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
