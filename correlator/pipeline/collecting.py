@@ -72,21 +72,25 @@ class Collecting:
     def arrived(
         self, kinds: frozenset[str], telemetry: Callable[[frozenset[str]], Telemetry]
     ) -> None:
-        names = [n for n, reads in READS.items() if reads <= kinds and n not in self.started]
-        if not names:
-            return
-        self.started.update(names)
-        reads = frozenset().union(*(READS[n] for n in names))
-        frames = telemetry(reads)
+        """Start the producers whose frames are all in (`kinds`): one part per set of frames
+        read, so that the producers of the last source run on all the analysis processes."""
+        ready: dict[frozenset[str], list[str]] = {}
+        for name, reads in READS.items():
+            if reads <= kinds and name not in self.started:
+                ready.setdefault(reads, []).append(name)
+        for reads, names in ready.items():
+            self.started.update(names)
+            self.parts.append(self._part(telemetry(reads), reads, frozenset(names)))
+
+    def _part(
+        self, frames: Telemetry, reads: frozenset[str], names: frozenset[str]
+    ) -> asyncio.Future[Collected]:
         by_kind = {"metrics": frames.metrics, "logs": frames.logs, "traces": frames.spans}
         if all(by_kind[kind].empty for kind in reads):  # nothing to look at: no process needed
             part: asyncio.Future[Collected] = asyncio.get_running_loop().create_future()
             part.set_result(Collected({n: [] for n in names}, context=context_of(frames, reads)))
-        else:
-            part = asyncio.ensure_future(
-                self.pool.run(collect_some, frames, self.windows, frozenset(names))
-            )
-        self.parts.append(part)
+            return part
+        return asyncio.ensure_future(self.pool.run(collect_some, frames, self.windows, names))
 
     async def analysis(self, telemetry: Telemetry) -> Analysis:
         """The ranked analysis, once every part is in; raises AnalysisTimeout if a part ran
