@@ -103,11 +103,16 @@ def _incident_row(
 ) -> dict[str, Any]:
     payload = received.payload
     labels = {**payload.common_labels, **payload.group_labels}
+    # What `_refresh_incidents` would compute from the alerts, for a new incident: its alerts
+    # are these, so it needs no read-back and no second write (the upsert's update of an
+    # existing incident leaves these columns alone).
+    firing = any(alert.status is AlertStatus.FIRING for alert in group_alerts)
+    ends = [alert.ends_at for alert in group_alerts if alert.ends_at is not None]
     return {
         "key": payload.incident_key,
         "receiver": payload.receiver,
         "group_key": payload.group_key,
-        "status": payload.status.value,
+        "status": (AlertStatus.FIRING if firing else AlertStatus.RESOLVED).value,
         "alertname": indexed_text(labels.get("alertname")),
         "namespace": indexed_text(namespace_of(labels, namespaces)),
         "group_labels": payload.group_labels,
@@ -117,7 +122,7 @@ def _incident_row(
         "truncated_alerts": payload.truncated_alerts,
         "notification_count": 1,
         "started_at": min(alert.starts_at for alert in group_alerts),
-        "resolved_at": None,
+        "resolved_at": None if firing else max(ends, default=received.received_at),
         "created_at": received.received_at,
         "updated_at": received.received_at,
     }
@@ -243,8 +248,9 @@ def _record_wave(
     _update_alerts(connection, full_changes, _FULL_CHANGE)
     _update_alerts(connection, resolve_changes, _RESOLVE_CHANGE)
     _update_alerts(connection, details_changes, _DETAILS_CHANGE)
-    _refresh_incidents(
-        connection, [item for item in applied if item.new_incident or item.new_rows or item.changed]
+    _refresh_incidents(  # a new incident's row was written whole by the upsert
+        connection,
+        [item for item in applied if not item.new_incident and (item.new_rows or item.changed)],
     )
 
     # Within a wave each incident appears once, so ids are matched by incident, not by order

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
@@ -187,3 +188,51 @@ async def test_batch_with_the_same_group_twice_keeps_their_order(store: Store) -
         AlertStatus.RESOLVED,
     ]
     assert await count(store, incidents) == 1
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        [("firing", None)],
+        [("resolved", "2026-11-26T04:10:00Z"), ("resolved", "2026-11-26T04:30:00Z")],
+        [("resolved", "2026-11-26T04:30:00Z"), ("firing", None)],
+    ],
+    ids=["firing", "all resolved", "mixed"],
+)
+async def test_a_new_incident_is_written_whole_as_its_alerts_say(
+    store: Store, statuses: list[tuple[str, str | None]]
+) -> None:
+    """A new incident's status, start and resolution are written with it from its alerts
+    (no read-back of the alerts just written), as a later notification recomputes them."""
+    group = [
+        alert(
+            f"f{i}",
+            status=status,
+            starts_at=f"2026-11-26T0{3 + i}:00:00Z",
+            ends_at=ends or "0001-01-01T00:00:00Z",
+        )
+        for i, (status, ends) in enumerate(statuses)
+    ]
+    result = await record(store, payload(group))
+    firing = any(status == "firing" for status, _ in statuses)
+    assert result.incident_status is (AlertStatus.FIRING if firing else AlertStatus.RESOLVED)
+    detail = await store.get_incident(result.incident_id)
+    assert detail is not None
+    assert detail.status is result.incident_status
+    assert detail.started_at == min(a.starts_at for a in detail.alerts)
+    ends = [a.ends_at for a in detail.alerts if a.ends_at is not None]
+    assert detail.resolved_at == (None if firing else max(ends))
+    # The same alerts reaching another incident in two notifications: its state is recomputed
+    # from its stored alerts (`_refresh_incidents`), and comes out the same.
+    await record(store, payload(group[:1], group_key="two-steps"))
+    stepped = await record(store, payload(group, group_key="two-steps"))
+    other = await store.get_incident(stepped.incident_id)
+    assert other is not None and other.id != detail.id
+    assert sorted(a.fingerprint for a in other.alerts) == sorted(
+        a.fingerprint for a in detail.alerts
+    )
+    assert (other.status, other.started_at, other.resolved_at) == (
+        detail.status,
+        detail.started_at,
+        detail.resolved_at,
+    )
