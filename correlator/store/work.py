@@ -89,11 +89,13 @@ def enqueue(connection: Connection, requests: list[Request], policy: QueuePolicy
     now = requests[0].received_at
     changed = [r for r in requests if r.changed]
     unchanged = [r for r in requests if not r.changed]
-    if changed:
+    # A new incident has nothing queued to supersede: no statement for it.
+    superseding = [r.incident_id for r in changed if not r.new_incident]
+    if superseding:
         connection.execute(
             update(work_items)
             .where(
-                work_items.c.incident_id.in_([r.incident_id for r in changed]),
+                work_items.c.incident_id.in_(superseding),
                 work_items.c.state == PENDING,
             )
             .values(state=SUPERSEDED, updated_at=now)
