@@ -23,6 +23,7 @@ fetched it (shown as evidence).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -104,13 +105,27 @@ def _typed(name: str, values: pd.Series | None = None) -> pd.Series:
         return pd.Series(dtype=object)
     # Python strings in an object column: pandas 3's own string type (python storage without
     # pyarrow) made every per-row step of the producers two to three times slower.
-    text = values.astype(object).fillna("")
-    return text.map(str).astype(object)
+    if pd.api.types.is_string_dtype(values):  # strings already (or missing): no per-row step
+        return values.fillna("").astype(object)
+    return values.astype(object).fillna("").map(str).astype(object)
+
+
+def _conforms(column: pd.Series) -> bool:
+    """The column has its name's type already."""
+    name = str(column.name)
+    if name in _TIME_COLUMNS | _FLOAT_COLUMNS | _BOOL_COLUMNS:
+        return bool(column.dtype == _empty((name,))[name].dtype)
+    return bool(column.dtype == object)
 
 
 def empty(columns: Iterable[str]) -> pd.DataFrame:
     """A frame of no rows with the typed columns (an object-typed empty time column, concatenated
     with real times, would make every time an object)."""
+    return _empty(tuple(columns)).copy(deep=False)  # built once: a frame costs a millisecond
+
+
+@functools.cache
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({name: _typed(name) for name in columns})
 
 
@@ -120,17 +135,15 @@ def conform(frame: pd.DataFrame | None, columns: Iterable[str]) -> pd.DataFrame:
     columns = tuple(columns)
     if frame is None or frame.empty:
         return empty(columns)
+    if tuple(frame.columns) == columns and all(_conforms(frame[name]) for name in columns):
+        return frame  # as a Telemetry built from another one's frames finds them
     out = {}
     for name in columns:
         if name not in frame.columns:
             out[name] = _typed(name, pd.Series("", index=frame.index))
             continue
         column = frame[name]
-        if name in _TIME_COLUMNS | _FLOAT_COLUMNS | _BOOL_COLUMNS:
-            typed = column.dtype == _typed(name).dtype
-        else:
-            typed = column.dtype == object
-        out[name] = column if typed else _typed(name, column)
+        out[name] = column if _conforms(column) else _typed(name, column)
     result = pd.DataFrame(out, index=frame.index)
     times = [name for name in columns if name in _TIME_COLUMNS]
     if times and result[times[0]].isna().any():

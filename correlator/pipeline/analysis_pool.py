@@ -97,6 +97,10 @@ class AnalysisPool:
             self._slots = (loop, asyncio.Semaphore(self.workers))
         return self._slots[1]
 
+    def saturated(self) -> bool:
+        """Every slot is taken: an analysis handed over now would wait for one."""
+        return self._in_flight().locked()
+
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="analysis")

@@ -16,15 +16,19 @@ from correlator.analysis.evidence import (
     READS,
     Analysis,
     Collected,
+    analyse,
     analyse_collected,
     collect_some,
     context_of,
 )
 from correlator.analysis.telemetry import (
+    LOG_COLUMNS,
     METRIC_COLUMNS,
     REPLICA_COLUMNS,
+    SPAN_COLUMNS,
     SignalMeta,
     Telemetry,
+    conform,
     empty,
     log_frame,
     span_frame,
@@ -57,6 +61,17 @@ def telemetry_of(
     )
 
 
+def conformed(kind: str, value: Any) -> Any:
+    """A source's frames as it came in, typed once (`analysis/telemetry.conform`), so the
+    telemetry built of them for each part, and at the end, takes them as they are."""
+    if value is None:
+        return None
+    if kind == "metrics":
+        metrics, replicas = value
+        return conform(metrics, METRIC_COLUMNS), conform(replicas, REPLICA_COLUMNS)
+    return conform(value, LOG_COLUMNS if kind == "logs" else SPAN_COLUMNS)
+
+
 class Collecting:
     """One correlation's analysis, run in parts as its sources come in: each producer of
     evidence starts in the analysis pool once the frames it reads are in
@@ -74,6 +89,11 @@ class Collecting:
     ) -> None:
         """Start the producers whose frames are all in (`kinds`): one part per set of frames
         read, so that the producers of the last source run on all the analysis processes."""
+        if self.pool.saturated():
+            # Other analyses hold every process (a storm): starting parts early would only
+            # queue them, at the cost of handing the frames over once per part; the rest of
+            # this analysis runs as one, once its last source is in.
+            return
         ready: dict[frozenset[str], list[str]] = {}
         for name, reads in READS.items():
             if reads <= kinds and name not in self.started:
@@ -95,7 +115,13 @@ class Collecting:
     async def analysis(self, telemetry: Telemetry) -> Analysis:
         """The ranked analysis, once every part is in; raises AnalysisTimeout if a part ran
         past the limit."""
-        self.arrived(frozenset(("metrics", "logs", "traces")), lambda kinds: telemetry)
+        if not self.parts:  # nothing started early: one analysis, as before parts existed
+            return await self.pool.run(analyse, telemetry, self.windows)
+        rest = frozenset(name for name in READS if name not in self.started)
+        if rest:
+            self.started |= rest
+            reads = frozenset().union(*(READS[name] for name in rest))
+            self.parts.append(self._part(telemetry, reads, rest))
         parts = list(await asyncio.gather(*self.parts))
         # The findings and a small context of each part: no frame crosses to the pool again.
         return await self.pool.run(analyse_collected, parts, self.windows)

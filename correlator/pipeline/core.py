@@ -40,7 +40,7 @@ from correlator.models.incidents import IncidentDetail
 from correlator.models.report import App, Inputs, Report
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
-from correlator.pipeline.collecting import Arrived, Collecting, telemetry_of
+from correlator.pipeline.collecting import Arrived, Collecting, conformed, telemetry_of
 from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
@@ -373,7 +373,7 @@ class Pipeline:
         sources: dict[str, Any] = {}
 
         async def source(kind: str, fetching: Awaitable[Any]) -> None:
-            sources[kind] = await bounded(deadline, fetch, kind, fetching)
+            sources[kind] = conformed(kind, await bounded(deadline, fetch, kind, fetching))
             if arrived is not None:
                 arrived(
                     frozenset(sources), lambda kinds: telemetry_of(sources, kinds, signals, edges)

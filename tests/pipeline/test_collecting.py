@@ -3,7 +3,9 @@ everything at once does, whatever order the sources arrive in and whichever are 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -114,3 +116,33 @@ async def test_missing_sources_are_named_as_one_analysis_names_them(
     assert got.notes == [
         f"no {kind} in the analysed windows" for kind in SOURCES if kind not in present
     ]
+
+
+async def test_with_every_process_busy_nothing_starts_early_and_the_ranking_is_the_same() -> None:
+    """In a storm the analysis processes are all taken: parts started early would only queue,
+    each handing its frames over again, so the analysis runs as one once the last source is
+    in."""
+    pool = AnalysisPool("thread", 1)
+    release = asyncio.Event()
+    try:
+        busy = asyncio.ensure_future(pool.run(_wait_for, release))
+        while not pool.saturated():
+            await asyncio.sleep(0.01)
+        whole = _telemetry()
+        collecting = Collecting(pool, WINDOWS)
+        sources = _sources(whole, SOURCES)
+        collecting.arrived(
+            frozenset(("metrics",)),
+            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
+        )
+        assert collecting.started == set() and collecting.parts == []
+        release.set()
+        await busy
+        assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
+    finally:
+        pool.close()
+
+
+def _wait_for(event: asyncio.Event) -> None:
+    while not event.is_set():
+        time.sleep(0.01)
