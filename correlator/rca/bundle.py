@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,7 @@ def load(path: Path, policy: WindowPolicy = WindowPolicy()) -> Bundle:  # noqa: 
         telemetry.logs = _logs(path / "logs.jsonl")
     if (path / "traces.json").exists():
         telemetry.spans = _spans(path / "traces.json")
+    telemetry = replace(telemetry)  # built again: the frames read are typed as live ones are
     firing = [a for a in alert.alerts if a.status == AlertStatus.FIRING] or alert.alerts
     onset = min(a.starts_at for a in firing)
     if "now" in meta:
