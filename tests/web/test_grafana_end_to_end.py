@@ -88,13 +88,20 @@ async def test_a_provisioned_rules_notification_is_correlated_within_its_webapp(
             },
             leader={"election": "none"},
         )
-        for _ in range(200):
-            if CONTACT_POINT_UID in fake.contact_points and fake.rules:
+
+        def paging_rules() -> list[dict[str, Any]]:
+            return [r for r in fake.rules.values() if "Page" in r["title"]]
+
+        # The rules are written one by one: wait for the one this test posts as, not any.
+        for _ in range(400):
+            if CONTACT_POINT_UID in fake.contact_points and paging_rules():
                 break
             await asyncio.sleep(0.05)
         point = fake.contact_points[CONTACT_POINT_UID]["settings"]
         assert point["url"] == "http://correlator.example:8080/api/v1/alerts"
-        rule = next(r for r in fake.rules.values() if "Page" in r["title"])
+        rules = paging_rules()
+        assert rules, f"no paging rule provisioned: {[r['title'] for r in fake.rules.values()]}"
+        rule = rules[0]
         assert rule["notification_settings"] == {"receiver": CONTACT_POINT_NAME}
 
         headers = {
