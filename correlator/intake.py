@@ -18,6 +18,7 @@ from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.incidents import IntakeResult, ReceivedNotification
+from correlator.priority import ServingFirst
 from correlator.store import Store
 from correlator.store.work import QueuePolicy
 
@@ -50,6 +51,9 @@ class IntakeWriter:
         self._task: asyncio.Task[None] | None = None
         self._accepting = True
         self.on_stored: list[asyncio.Event] = []
+        # Held by the route from a notification's first byte to its answer: background work
+        # yields the event loop meanwhile (correlator/priority.py).
+        self.serving_first = ServingFirst()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from correlator.priority import ServingFirst, mark_background
 from correlator.store import Store
-from correlator.web.state import SERVING_FIRST, STORE
+from correlator.web.state import INTAKE, STORE
 from tests.support.payloads import alert, payload
 
 
@@ -95,7 +95,7 @@ async def client(app_client: Callable[..., Any]) -> AsyncIterator[Any]:
 async def test_a_notification_counts_as_received_from_its_first_byte_to_its_answer(
     client: Any,
 ) -> None:
-    serving: ServingFirst = client.app[SERVING_FIRST]
+    serving: ServingFirst = client.app[INTAKE].serving_first
     body = json.dumps(payload([alert("f1")])).encode()
     half = asyncio.Event()
     rest = asyncio.Event()

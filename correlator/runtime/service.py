@@ -41,7 +41,7 @@ from correlator.store import Store
 from correlator.store.retention import Pruner
 from correlator.store.work import QueuePolicy
 from correlator.web.app import web_app
-from correlator.web.state import INTAKE, LOOPS, METRICS, SERVING_FIRST, STORE
+from correlator.web.state import INTAKE, LOOPS, METRICS, STORE
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,6 @@ class _Parts:
 
     async def store(self, app: web.Application) -> AsyncIterator[None]:
         self._store = self.given_store or await Store.open(self.settings.database)
-        self._store.serving_first = app[SERVING_FIRST]
         app[STORE] = self._store
         yield
         if self.given_store is None:
@@ -199,6 +198,8 @@ class _Parts:
             ),
         )
         app[INTAKE] = intake
+        # The store's background calls wait while the intake receives a notification.
+        self.opened.serving_first = intake.serving_first
         intake.start()
         intake.on_stored.append(self.wake_work)
         yield

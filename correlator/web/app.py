@@ -12,7 +12,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from correlator.loops import Loops
 from correlator.metrics import Metrics
-from correlator.priority import ServingFirst
 from correlator.settings import Settings
 from correlator.web.auth import Authenticator, auth_middleware
 from correlator.web.openapi import openapi
@@ -20,7 +19,7 @@ from correlator.web.pages import pages
 from correlator.web.problems import problems_middleware, route_template
 from correlator.web.replay import replay
 from correlator.web.routes import rejections_middleware, routes
-from correlator.web.state import LARGE_BODIES, LOOPS, METRICS, SERVING_FIRST, SETTINGS
+from correlator.web.state import LARGE_BODIES, LOOPS, METRICS, SETTINGS
 
 tracer = trace.get_tracer(__name__)
 
@@ -67,7 +66,6 @@ def web_app(settings: Settings, metrics: Metrics) -> web.Application:
     app[METRICS] = metrics
     app[LOOPS] = Loops()
     app[LARGE_BODIES] = asyncio.Semaphore(1)
-    app[SERVING_FIRST] = ServingFirst()
     app.add_routes(routes)
     app.add_routes(pages)
     app.add_routes(replay)

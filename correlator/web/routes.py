@@ -29,15 +29,7 @@ from correlator.models.incidents import (
     ReceivedNotification,
 )
 from correlator.web.problems import Problem
-from correlator.web.state import (
-    INTAKE,
-    LARGE_BODIES,
-    LOOPS,
-    METRICS,
-    SERVING_FIRST,
-    SETTINGS,
-    STORE,
-)
+from correlator.web.state import INTAKE, LARGE_BODIES, LOOPS, METRICS, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -164,7 +156,7 @@ async def receive_alerts(request: web.Request) -> web.Response:
             f"Content-Type must be application/json, got {request.content_type or 'none'}",
         )
     # Background work yields the event loop while a notification is received.
-    with request.app[SERVING_FIRST].receiving():
+    with request.app[INTAKE].serving_first.receiving():
         async with contextlib.AsyncExitStack() as gate:
             body = await _read_body(request, gate)
             return await _receive(request, body)

@@ -9,7 +9,6 @@ from aiohttp import web
 from correlator.intake import IntakeWriter
 from correlator.loops import Loops
 from correlator.metrics import Metrics
-from correlator.priority import ServingFirst
 from correlator.settings import Settings
 from correlator.store import Store
 
@@ -19,4 +18,3 @@ INTAKE = web.AppKey("intake", IntakeWriter)
 METRICS = web.AppKey("metrics", Metrics)
 LOOPS = web.AppKey("loops", Loops)
 LARGE_BODIES = web.AppKey("large_bodies", asyncio.Semaphore)
-SERVING_FIRST = web.AppKey("serving_first", ServingFirst)
