@@ -43,47 +43,86 @@ class SlowEdge:
     since: pd.Timestamp | None
 
 
-def client_spans(spans: pd.DataFrame) -> pd.Series:
+def parent_rows(spans: pd.DataFrame) -> np.ndarray:
+    """Each span's parent as a row position in `spans`: the first span of the same trace with
+    the parent's id; -1 for a root, or a parent the frame does not hold."""
+    first: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(
+        zip(spans["trace_id"].tolist(), spans["span_id"].tolist(), strict=True)
+    ):
+        first.setdefault(key, i)
+    return np.fromiter(
+        (
+            first.get(key, -1) if key[1] else -1
+            for key in zip(spans["trace_id"].tolist(), spans["parent_id"].tolist(), strict=True)
+        ),
+        dtype=np.int64,
+        count=len(spans),
+    )
+
+
+def with_parents(spans: pd.DataFrame, parents: np.ndarray | None = None) -> pd.DataFrame:
+    """`spans` with each span's parent joined once, for every window cut from it: `row` (the
+    span's position), `parent_row` (its parent's, -1 for none), and the parent's service,
+    operation, start (`parent_ns`, ns since the epoch), duration and whether it is a client
+    span. A window's frame holds a span's parent exactly when it holds the row `parent_row`
+    (`parents_inside`); elsewhere the parent columns are not to be read."""
+    rows = parent_rows(spans) if parents is None else parents
+    take = np.where(rows >= 0, rows, 0)
+    client = spans["client"] if "client" in spans.columns else pd.Series(False, index=spans.index)
+    return spans.assign(
+        row=np.arange(len(spans), dtype=np.int64),
+        parent_row=rows,
+        parent_service=spans["service"].to_numpy()[take],
+        parent_operation=spans["operation"].to_numpy()[take],
+        parent_ns=spans["start"].astype("int64").to_numpy()[take],
+        parent_duration_ms=spans["duration_ms"].to_numpy(float)[take],
+        parent_client=client.to_numpy(bool)[take],
+    )
+
+
+def parents_inside(spans: pd.DataFrame) -> np.ndarray:
+    """Which spans of a frame cut by `with_parents` have their parent in the same frame."""
+    return np.isin(spans["parent_row"].to_numpy(), spans["row"].to_numpy())
+
+
+def client_spans(spans: pd.DataFrame, parents: np.ndarray | None = None) -> pd.Series:
     """Which spans are a caller's client span. Its time around the child is the wire's (and the
     answer's pickup), not work; a server span's time around its calls is its own work.
 
     A span that says its OTLP kind is believed (client or producer, with a span under it); one
     that does not (Jaeger's v1 model without `span.kind`, a recording without kinds) is inferred
     from the structure: one child, in another service, and a parent in the span's own
-    service."""
+    service. `parents`: `parent_rows(spans)`, if known."""
     if spans.empty:
         return pd.Series(False, index=spans.index)
-    inferred = _inferred_client_spans(spans)
+    rows = parent_rows(spans) if parents is None else parents
+    n = len(spans)
+    children = np.bincount(rows[rows >= 0], minlength=n)
+    inferred = _inferred_client_spans(spans, rows, children)
     if "kind" not in spans.columns:
         return inferred
     kind = spans["kind"].astype(str)
     # A client span with no span under it called something uninstrumented (a database, an
     # outside API): no callee span holds that time, so it stays the span's own.
-    parents = set(zip(spans["trace_id"], spans["parent_id"], strict=True))
-    has_child = pd.Series(
-        [(t, s) in parents for t, s in zip(spans["trace_id"], spans["span_id"], strict=True)],
-        index=spans.index,
-    )
+    has_child = pd.Series(children > 0, index=spans.index)
     return inferred.where(kind == "", kind.isin(("client", "producer")) & has_child)
 
 
-def _inferred_client_spans(spans: pd.DataFrame) -> pd.Series:
-    owner = spans.set_index(["trace_id", "span_id"])["service"]
-    owner = owner[~owner.index.duplicated()]
-    parent_service = owner.reindex(
-        pd.MultiIndex.from_arrays([spans["trace_id"], spans["parent_id"]])
-    ).to_numpy()
-    children = spans[spans["parent_id"] != ""].assign(
-        parent_service=parent_service[spans["parent_id"].to_numpy() != ""]
-    )
-    per_parent = children.groupby(["trace_id", "parent_id"]).agg(
-        n=("span_id", "size"), child_service=("service", "first")
-    )
-    info = per_parent.reindex(pd.MultiIndex.from_arrays([spans["trace_id"], spans["span_id"]]))
+def _inferred_client_spans(
+    spans: pd.DataFrame, rows: np.ndarray, children: np.ndarray
+) -> pd.Series:
+    service = spans["service"].to_numpy()
+    has_parent = rows >= 0
+    parent_service = service[np.where(has_parent, rows, 0)].copy()
+    parent_service[~has_parent] = None
+    # The service of each span's first child (by position).
+    child_service = np.full(len(spans), None, dtype=object)
+    kids = np.flatnonzero(has_parent)
+    parents, first = np.unique(rows[kids], return_index=True)
+    child_service[parents] = service[kids[first]]
     return pd.Series(
-        (info["n"].to_numpy() == 1)
-        & (info["child_service"].to_numpy() != spans["service"].to_numpy())
-        & (parent_service == spans["service"].to_numpy()),
+        (children == 1) & (child_service != service) & (parent_service == service),
         index=spans.index,
     )
 
@@ -93,27 +132,23 @@ def calls(spans: pd.DataFrame) -> pd.DataFrame:
     request_ms, response_ms."""
     if spans.empty or "client" not in spans.columns:
         return pd.DataFrame(columns=["caller", "callee", "start", "request_ms", "response_ms"])
-    parent = spans[spans["client"]].set_index(["trace_id", "span_id"])[
-        ["service", "start", "duration_ms"]
-    ]
-    parent = parent[~parent.index.duplicated()]
-    joined = parent.reindex(pd.MultiIndex.from_arrays([spans["trace_id"], spans["parent_id"]]))
-    ms = pd.Timedelta(milliseconds=1)
-    child_start = spans["start"].to_numpy()
-    parent_start = joined["start"].to_numpy()
-    request = (child_start - parent_start) / ms
-    child_end = spans["duration_ms"].to_numpy(float) + 0.0
-    parent_end = joined["duration_ms"].to_numpy(float) - request
+    if "parent_row" not in spans.columns:
+        spans = with_parents(spans)
+    joined = spans[parents_inside(spans) & spans["parent_client"].to_numpy(bool)]
+    # Both ends measured from the child's start: request = child start - parent start, and
+    # response = parent end - child end.
+    request = (joined["start"].astype("int64").to_numpy() - joined["parent_ns"].to_numpy()) / 1e6
+    child_end = joined["duration_ms"].to_numpy(float) + 0.0
+    parent_end = joined["parent_duration_ms"].to_numpy(float) - request
     out = pd.DataFrame(
         {
-            "caller": joined["service"].to_numpy(),
-            "callee": spans["service"].to_numpy(),
-            "start": child_start,
+            "caller": joined["parent_service"].to_numpy(),
+            "callee": joined["service"].to_numpy(),
+            "start": joined["start"].to_numpy(),
             "request_ms": np.asarray(request, dtype=float),
-            # Both ends measured from the child's start: parent end - child end.
             "response_ms": parent_end - child_end,
         }
-    ).dropna(subset=["caller"])
+    )
     return out[out["caller"] != out["callee"]].reset_index(drop=True)
 
 

@@ -10,11 +10,18 @@ span counts as an origin only when none of its children failed. Spans also yield
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
-from correlator.analysis.edges import client_spans, edge_findings
+from correlator.analysis.edges import (
+    client_spans,
+    edge_findings,
+    parent_rows,
+    parents_inside,
+    with_parents,
+)
 from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
 from correlator.analysis.logs import _minutes, covered_minutes
 from correlator.analysis.windows import Windows
@@ -71,15 +78,11 @@ def call_edges(spans: pd.DataFrame) -> set[tuple[str, str]]:
     """caller → callee pairs of services, from parent/child spans of different services."""
     if spans.empty:
         return set()
-    by_id = spans.set_index(["trace_id", "span_id"])["service"]
-    by_id = by_id[~by_id.index.duplicated()]
-    keys = pd.MultiIndex.from_arrays([spans["trace_id"], spans["parent_id"]])
-    parents = by_id.reindex(keys).to_numpy()
-    edges = set()
-    for parent, child in zip(parents, spans["service"], strict=True):
-        if isinstance(parent, str) and parent != child:
-            edges.add((parent, str(child)))
-    return edges
+    rows = parent_rows(spans)
+    service = spans["service"].to_numpy()
+    found = rows >= 0
+    pairs = zip(service[rows[found]].tolist(), service[found].tolist(), strict=True)
+    return {(str(parent), str(child)) for parent, child in pairs if parent != child}
 
 
 def _failing_origins(spans: pd.DataFrame) -> pd.Series:
@@ -100,13 +103,18 @@ def _failing_origins(spans: pd.DataFrame) -> pd.Series:
 
 def prepared(spans: pd.DataFrame) -> pd.DataFrame:
     """The spans with what every trace producer derives from the whole frame: exclusive time,
-    failure origins, client spans. Idempotent, so a caller running several producers (or the
+    failure origins, client spans, and each span's parent (`edges.with_parents`), joined once
+    for every window cut from it. Idempotent, so a caller running several producers (or the
     same on several windows) derives it once."""
     if spans.empty or "own_ms" in spans.columns:
         return spans
-    return spans.assign(
-        own_ms=exclusive_ms(spans), origin=_failing_origins(spans), client=client_spans(spans)
+    parents = parent_rows(spans)
+    derived = spans.assign(
+        own_ms=exclusive_ms(spans),
+        origin=_failing_origins(spans),
+        client=client_spans(spans, parents),
     )
+    return with_parents(derived, parents)
 
 
 def trace_findings(
@@ -138,23 +146,31 @@ def trace_findings(
 def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -> list[Finding]:
     # A client span's own time is the wire's: edge evidence weighs it, not self time.
     baseline, incident = baseline[~baseline["client"]], incident[~incident["client"]]
-    before = {k: g["own_ms"].to_numpy(float) for k, g in baseline.groupby(["service", "operation"])}
+    # Positions per (service, operation), not a frame per group: most groups are dismissed
+    # on their numbers alone.
+    past = baseline["own_ms"].to_numpy(float)
+    before = {k: past[v] for k, v in baseline.groupby(["service", "operation"]).indices.items()}
+    now = incident["own_ms"].to_numpy(float)
     findings = []
-    for (service, operation), group in incident.groupby(["service", "operation"]):
+    groups = cast(
+        dict[tuple[str, str], np.ndarray], incident.groupby(["service", "operation"]).indices
+    )
+    for (service, operation), rows in groups.items():
         history = before.get((service, operation))
-        if history is None or len(history) < MIN_SPANS or len(group) < MIN_SPANS:
+        if history is None or len(history) < MIN_SPANS or len(rows) < MIN_SPANS:
             continue
         # A shift of the typical request (up, or down: failing fast is a change too), or a slow
         # tail: more requests beyond anything the baseline saw than chance allows (a new
         # sample exceeds the largest of n with probability 1/(n+1)).
         scale = robust_scale(history, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
-        own = group["own_ms"].to_numpy(float)
+        own = now[rows]
         typical = (np.median(own) - np.median(history)) / scale
         beyond = int(np.sum(own > history.max() + threshold * scale))
         tail = poisson_surge(beyond, 1, len(own) / (len(history) + 1))
         score = max(typical, tail, -typical)
         if score < threshold:
             continue
+        group = incident.iloc[rows]
         ordered = group.sort_values("start")
         weight, began = confirmed(
             ordered["own_ms"].to_numpy(float), ordered["start"].tolist(), up=-typical < score
@@ -230,18 +246,20 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
     shares: dict[str, pd.Series] = {}
     totals: dict[str, pd.Series] = {}
     for name, frame in frames.items():
-        parent = frame.set_index(["trace_id", "span_id"])[["service", "operation"]]
-        parent = parent[~parent.index.duplicated()]
-        joined = parent.reindex(pd.MultiIndex.from_arrays([frame["trace_id"], frame["parent_id"]]))
+        frame = prepared(frame)  # as cut from prepared spans: each span's parent is joined
+        kids = frame[parents_inside(frame)] if len(frame) else None
         children = pd.DataFrame(
-            {
-                "service": joined["service"].to_numpy(),
-                "operation": joined["operation"].to_numpy(),
-                "parent": frame["parent_id"].to_numpy(),
-                "trace": frame["trace_id"].to_numpy(),
-                "child": (frame["service"] + " " + frame["operation"]).to_numpy(),
-            }
-        ).dropna(subset=["service"])
+            columns=["service", "operation", "parent", "trace", "child"],
+            data=None
+            if kids is None
+            else {
+                "service": kids["parent_service"].to_numpy(),
+                "operation": kids["parent_operation"].to_numpy(),
+                "parent": kids["parent_id"].to_numpy(),
+                "trace": kids["trace_id"].to_numpy(),
+                "child": (kids["service"] + " " + kids["operation"]).to_numpy(),
+            },
+        )
         per_parent = children.drop_duplicates(["trace", "parent", "child"])
         shares[name] = per_parent.groupby(["service", "operation", "child"]).size()
         totals[name] = frame.groupby(["service", "operation"]).size()
