@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
+from correlator.analysis.findings import (
+    Finding,
+    confirmed,
+    median,
+    poisson_surge,
+    robust_scale,
+)
 from correlator.analysis.windows import Windows
 
 # As for span timings (traces.py): jitter in proportion, and half a millisecond of resolution.
@@ -156,10 +162,10 @@ def _shift(past: np.ndarray, now: np.ndarray, threshold: float) -> tuple[float, 
     """How far `now` moved up from `past`: the typical call, or a slow tail beyond anything
     the baseline saw; (score, before, after medians)."""
     scale = robust_scale(past, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
-    typical = (float(np.median(now)) - float(np.median(past))) / scale
+    typical = (median(now) - median(past)) / scale
     beyond = int(np.sum(now > past.max() + threshold * scale))
     tail = poisson_surge(beyond, 1, len(now) / (len(past) + 1))
-    return max(typical, tail), float(np.median(past)), float(np.median(now))
+    return max(typical, tail), median(past), median(now)
 
 
 def slow_edges(

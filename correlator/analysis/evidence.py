@@ -18,7 +18,7 @@ from correlator.analysis.calibrate import (
 )
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import Templates, log_findings
-from correlator.analysis.metric_evidence import metric_findings
+from correlator.analysis.metric_evidence import in_order, metric_findings
 from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.replicas import replica_findings
@@ -77,6 +77,15 @@ def _producers(
             derived.append(prepared(t.spans))
         return derived[0]
 
+    ordered: list[pd.DataFrame] = []  # the metrics in the order every window reads them
+
+    def metrics(windows: Windows, threshold: float, min_points: int = 1) -> list[Finding]:
+        if not ordered:
+            ordered.append(in_order(t.metrics))
+        return metric_findings(
+            ordered[0], t.signals, windows, threshold=threshold, min_points=min_points, ordered=True
+        )
+
     def spans(windows: Windows) -> list[Finding]:
         return trace_findings(spans_derived(), windows, threshold=THRESHOLD, edges=False)
 
@@ -84,18 +93,8 @@ def _producers(
         return trace_findings(spans_derived(), windows, threshold=THRESHOLD, spans_evidence=False)
 
     return {
-        WEAK: (
-            lambda w: metric_findings(
-                t.metrics, t.signals, w, threshold=DEVIATES, min_points=DEVIATES_POINTS
-            ),
-            t.metrics,
-            "time",
-        ),
-        "metrics": (
-            lambda w: metric_findings(t.metrics, t.signals, w, threshold=THRESHOLD),
-            t.metrics,
-            "time",
-        ),
+        WEAK: (lambda w: metrics(w, DEVIATES, DEVIATES_POINTS), t.metrics, "time"),
+        "metrics": (lambda w: metrics(w, THRESHOLD), t.metrics, "time"),
         "replicas": (
             lambda w: replica_findings(t.replicas, t.signals, w, threshold=THRESHOLD),
             t.replicas,

@@ -45,13 +45,27 @@ def strength(score: float) -> float:
     return 1.0 - math.exp(-max(score, 0.0) / 5.0)
 
 
+def median(values: np.ndarray | Sequence[float]) -> float:
+    """`np.median` of a one-dimensional sample, without its generality: the analysis takes
+    ten thousand medians of small arrays per correlation, where np.median's own overhead is
+    most of the cost. NaN if the sample is empty or holds a NaN, as np.median."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = len(ordered)
+    if n == 0 or np.isnan(ordered[-1]):  # NaN sorts last
+        return math.nan
+    middle = n // 2
+    if n % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
 def robust_scale(values: np.ndarray, *, relative: float = 0.05, floor: float = 1e-9) -> float:
     """The spread of a baseline, never below `relative` of its level or `floor`: a perfectly
     flat baseline must not turn a tiny wobble into a huge score. 5 % is the resolution of a
     rate over a scrape window (a count of 20 moves by one in 20)."""
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * MAD_TO_SIGMA
-    return max(mad, relative * abs(median), floor)
+    level = median(values)
+    mad = median(np.abs(values - level)) * MAD_TO_SIGMA
+    return max(mad, relative * abs(level), floor)
 
 
 def poisson_surge(count: int, baseline_count: int, ratio: float) -> float:
@@ -72,7 +86,7 @@ def sustained_change(z: np.ndarray, threshold: float) -> tuple[int | None, float
     remaining = np.arange(len(z), 0, -1)
     for i in np.flatnonzero(beyond):
         if tail_counts[i] / remaining[i] >= 0.5 and tail_counts[i] >= min(2, len(z) - i):
-            return int(i), float(np.median(z[i:]))
+            return int(i), median(z[i:])
     return None, 0.0
 
 
@@ -127,7 +141,7 @@ def confirmed(
     at, z = change_point(values)
     if at is None or z <= 0:
         return DRIFT_WEIGHT, None
-    later, earlier = float(np.median(values[at:])), float(np.median(values[:at]))
+    later, earlier = median(values[at:]), median(values[:at])
     if (later > earlier) != up:
         return DRIFT_WEIGHT, None
     return max(DRIFT_WEIGHT, min(1.0, z / CONFIRM_Z)), pd.Timestamp(times[at])

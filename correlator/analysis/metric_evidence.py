@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from correlator.analysis.findings import Finding, robust_scale, sustained_change
+from correlator.analysis.findings import median as _median
 from correlator.analysis.telemetry import SignalMeta
 from correlator.analysis.windows import Windows
 
@@ -41,6 +42,15 @@ def _groups(
     return [tuple(codes[i]) for i in starts], np.split(values, starts[1:])
 
 
+ORDER = ["service", "signal", "time"]
+
+
+def in_order(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The samples by service, signal and time, as every window of them is read (a stable
+    sort: samples of the same instant keep their order)."""
+    return metrics.sort_values(ORDER, kind="stable")
+
+
 def metric_findings(
     metrics: pd.DataFrame,
     signals: dict[str, SignalMeta],
@@ -48,19 +58,22 @@ def metric_findings(
     *,
     threshold: float = 3.0,
     min_points: int = 1,
+    ordered: bool = False,
 ) -> list[Finding]:
     """One finding per (service, signal) whose incident values moved, in the worse direction,
     more than `threshold` robust deviations from the baseline and stayed there (for at least
-    `min_points` samples)."""
+    `min_points` samples). `ordered`: the metrics are `in_order` already (a caller looking
+    at several windows orders them once)."""
     if metrics.empty:
         return []
+    if not ordered:
+        metrics = in_order(metrics)
     t = metrics["time"]
     baseline = metrics[(t >= windows.baseline_start) & (t < windows.baseline_end)]
     incident = metrics[(t >= windows.incident_start) & (t <= windows.incident_end)]
     findings = []
     keys = ["service", "signal"]
-    history = dict(zip(*_groups(baseline.sort_values(keys), keys, "value"), strict=True))
-    incident = incident.sort_values([*keys, "time"])
+    history = dict(zip(*_groups(baseline, keys, "value"), strict=True))
     group_keys, group_values = _groups(incident, keys, "value")
     _, group_times = _groups(incident, keys, "time")
     for key, raw, times in zip(group_keys, group_values, group_times, strict=True):
@@ -71,7 +84,7 @@ def metric_findings(
         past = past.astype(float)
         values = raw.astype(float)
         meta = signals.get(str(signal), SignalMeta())
-        median = float(np.median(past))
+        median = _median(past)
         scale = robust_scale(past, floor=max(meta.floor, 1e-9))
         z = (values - median) / scale
         if meta.worse_when == "lower":
@@ -87,7 +100,7 @@ def metric_findings(
         score /= max(1.0, float(np.quantile(np.abs(past - median) / scale, 0.95)) / NOISE_BAR)
         if score < threshold:
             continue
-        after = float(np.median(values[start:]))
+        after = _median(values[start:])
         if meta.worse_when == "higher" and after < meta.floor:
             continue
         verb = "rose" if after > median else "fell"

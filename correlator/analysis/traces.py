@@ -22,7 +22,13 @@ from correlator.analysis.edges import (
     parents_inside,
     with_parents,
 )
-from correlator.analysis.findings import Finding, confirmed, poisson_surge, robust_scale
+from correlator.analysis.findings import (
+    Finding,
+    confirmed,
+    median,
+    poisson_surge,
+    robust_scale,
+)
 from correlator.analysis.logs import _minutes, covered_minutes
 from correlator.analysis.windows import Windows
 
@@ -164,7 +170,7 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         # sample exceeds the largest of n with probability 1/(n+1)).
         scale = robust_scale(history, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
         own = now[rows]
-        typical = (np.median(own) - np.median(history)) / scale
+        typical = (median(own) - median(history)) / scale
         beyond = int(np.sum(own > history.max() + threshold * scale))
         tail = poisson_surge(beyond, 1, len(own) / (len(history) + 1))
         score = max(typical, tail, -typical)
@@ -178,9 +184,9 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         score *= weight
         if score < threshold:
             continue
-        slow = group[own > np.median(history) + threshold * scale].sort_values("start")
+        slow = group[own > median(history) + threshold * scale].sort_values("start")
         slowest = group.sort_values("own_ms", ascending=False)["trace_id"].drop_duplicates()
-        b, a = float(np.median(history)), float(np.median(own))
+        b, a = median(history), median(own)
         findings.append(
             Finding(
                 service=str(service),
