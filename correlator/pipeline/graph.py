@@ -4,8 +4,10 @@ source/destination request metrics, both within a share of the correlation's dea
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from correlator.analysis.windows import Windows
@@ -14,10 +16,22 @@ from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import regex_escape, string_literal
 from correlator.pipeline.fetch import Fetch, call
 
+# The graph looks back a whole number of these (seconds): alerts of one fault start
+# seconds apart, and their correlations (whose windows end on the step grid) then ask both
+# backends the same question, which the request cache answers once (`cache_s`).
+LOOKBACK_GRID_S = 300
+
+
+def lookback(windows: Windows) -> timedelta:
+    """What the graph looks back over from the incident's end: the baseline and the incident,
+    rounded up to the grid."""
+    seconds = (windows.incident_end - windows.baseline_start).total_seconds()
+    return timedelta(seconds=max(math.ceil(seconds / LOOKBACK_GRID_S), 1) * LOOKBACK_GRID_S)
+
 
 def query_range(windows: Windows) -> str:
-    """A PromQL range covering the baseline and the incident."""
-    return f"{max(int((windows.incident_end - windows.baseline_start).total_seconds()), 60)}s"
+    """A PromQL range covering the baseline and the incident (`lookback`)."""
+    return f"{int(lookback(windows).total_seconds())}s"
 
 
 async def call_graph(
@@ -34,12 +48,11 @@ async def call_graph(
     edges: set[tuple[str, str]] = set()
     calls: dict[str, Awaitable[Any]] = {}
     if jaeger is not None:
-        lookback = windows.incident_end - windows.baseline_start
         calls["jaeger"] = call(
             fetch,
             "jaeger",
             "dependencies",
-            lambda: jaeger.dependencies(windows.incident_end, lookback),
+            lambda: jaeger.dependencies(windows.incident_end, lookback(windows)),
         )
     if prometheus is not None:
         matchers = 'reporter="destination"'

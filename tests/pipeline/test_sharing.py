@@ -224,15 +224,17 @@ async def test_alert_groups_of_one_app_with_one_onset_cost_one_correlation(
 async def test_correlations_of_other_apps_within_one_step_ask_the_call_graph_once(
     app_client: Any,
 ) -> None:
-    """Windows end on the step grid, so correlations of different apps with one onset ask
-    Jaeger for the same call graph, and the client asks it once.
+    """Windows end on the step grid and the graph's lookback is whole grid cells, so
+    correlations of different apps whose alerts started seconds apart (one fault reaching
+    them at slightly different times) ask Jaeger for the same call graph, and the client asks
+    it once.
 
     Whether the two correlations fell within one step is read from their reports (the
     windows' end), not guessed from the clock: a pair that straddled a step boundary asked
     two questions by design, and is tried again (a try takes far less than a step, so the
     next one cannot straddle too)."""
     for attempt in range(2):
-        scopes, ends, asked = await _two_apps_one_onset(app_client, attempt)
+        scopes, ends, asked = await _two_apps_seconds_apart(app_client, attempt)
         if len(set(ends)) == 1:
             break
     assert len(set(ends)) == 1, ends  # two tries both straddled a step: a try took > 60 s
@@ -241,11 +243,12 @@ async def test_correlations_of_other_apps_within_one_step_ask_the_call_graph_onc
     assert asked.count("/api/v3/traces") == 4  # each app's traces, both windows
 
 
-async def _two_apps_one_onset(
+async def _two_apps_seconds_apart(
     app_client: Any, attempt: int
 ) -> tuple[list[list[str]], list[str], list[str]]:
-    """Two apps' incidents with one onset; their reports' scopes and window ends, and the
-    paths Jaeger was asked for."""
+    """Two apps' incidents with onsets 7 s apart; their reports' scopes and window ends, and
+    the paths Jaeger was asked for. The first onset is on a whole minute: the lookbacks (whole
+    minutes, then 7 s less) then fall in one grid cell whatever the end."""
     now = datetime.now(UTC)
     jaeger, loki = slow_database(now)
     asked: list[str] = []
@@ -260,12 +263,13 @@ async def _two_apps_one_onset(
         client = await app_client(
             jaeger={"url": jaeger_url}, loki={"url": loki_url}, correlation={"step_s": 60.0}
         )
-        onset = now - timedelta(minutes=2)
+        onset = (now - timedelta(minutes=2)).replace(second=0, microsecond=0)
         ids = []
-        for app in ("api", "frontend"):
+        for app, later_s in (("api", 0), ("frontend", 7)):
             labels = {**LABELS, "destination_workload": app, "alertname": f"{app}Down"}
+            starts_at = onset + timedelta(seconds=later_s)
             body = payload(
-                [alert(app, labels=labels, starts_at=onset.isoformat())],
+                [alert(app, labels=labels, starts_at=starts_at.isoformat())],
                 group_key=f'{{}}:{{alertname="{app}Down",attempt="{attempt}"}}',
             )
             answer = await client.post("/api/v1/alerts", json=body)
