@@ -12,10 +12,11 @@ backend's own message; a body that is too large (BackendTooLarge) or not what th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from correlator.errors import PermanentError, RemoteRefused, RemoteUnavailable
 from correlator.outbound.client import Limits, OutboundClient
@@ -138,8 +139,8 @@ class BackendClient:
         """GET and parse JSON; retried on no answer, 408, 425, 429 and 5xx."""
         answer = await self.http.request("GET", path, params=params, headers=headers)
         try:
-            return json.loads(answer.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return orjson.loads(answer.content)
+        except orjson.JSONDecodeError:  # also invalid UTF-8, NaN literals, nesting past 1,024
             raise BackendGarbage(
                 f"{self.config.name} answered something that is not JSON: "
                 f"{snippet(answer.content, 200)}"

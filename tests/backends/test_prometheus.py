@@ -141,6 +141,11 @@ async def test_server_errors_are_retried_then_reported() -> None:
     ("body", "content_type", "error"),
     [
         (b"{not json", "application/json", "not JSON"),
+        # What Python's json took and JSON is not: a bare NaN, invalid UTF-8, and nesting a
+        # recursive parser runs out of stack on.
+        (b'{"status":"success","data":NaN}', "application/json", "not JSON"),
+        (b'{"status":"succ\xff\xfe"}', "application/json", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "not JSON"),
         (
             b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}',
             "application/json",
