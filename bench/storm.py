@@ -20,7 +20,7 @@ setup runs again on that commit's code (`git archive`), in the same run, beside 
 tree's (the ratios compare each column with the one-replica run of the same code).
 
     .venv/bin/python bench/storm.py [--groups 1000] [--services 200] [--replicas 1 2]
-        [--workers 4] [--spread-s 60] [--against HEAD~1] [--share-s 0]
+        [--workers 4] [--spread-s 60] [--against HEAD~1] [--share-s 0] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -334,10 +335,10 @@ async def measure(args: argparse.Namespace) -> None:
         # No backend: every correlation is trivially partial, so what is measured is the
         # queue itself (intake, claims, reports) and how it scales with replicas.
         none = {"prometheus": "", "loki": "", "jaeger": ""}
-        results = {}
+        results: dict[str, list[dict[str, Any]]] = {}
         for label, replicas, source in setups(args):
-            results[label] = await one_setup(args, replicas, none, "", source)
-        return summarise(args, results, "no backends")
+            results.setdefault(label, []).append(await one_setup(args, replicas, none, "", source))
+        return summarise(args, median_of(results), "no backends")
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20)
     ports = (free_port(), free_port(), free_port())
     with tempfile.TemporaryDirectory() as workdir:
@@ -355,23 +356,45 @@ async def measure(args: argparse.Namespace) -> None:
         results = {}
         try:
             for label, replicas, source in setups(args):
-                results[label] = await one_setup(
+                result = await one_setup(
                     args, replicas, backends, f"http://127.0.0.1:{ports[2]}/peak", source
                 )
-                print(f"{label}: {json.dumps(results[label])}", flush=True)
+                results.setdefault(label, []).append(result)
+                print(f"{label}: {json.dumps(result)}", flush=True)
         finally:
             prometheus.stop()
             child.terminate()
-    summarise(args, results, "real Prometheus, Loki and Jaeger test servers")
+    summarise(args, median_of(results), "real Prometheus, Loki and Jaeger test servers")
 
 
 def setups(args: argparse.Namespace) -> list[tuple[str, int, Path]]:
-    """(column, replicas, code) of every setup: the working tree's, then REV's if asked."""
+    """(column, replicas, code) of every setup: the working tree's, then REV's if asked; with
+    --repeat N, all of them N times over, interleaved (a machine whose load drifts during the
+    run then weighs on every column alike)."""
     sources = [("", ROOT)]
     if args.against:
         tree = checkout(args.against, Path(tempfile.mkdtemp(prefix="storm-src-")) / "src")
         sources.append((f" @{args.against}", tree))
-    return [(f"{r} replica(s){tag}", r, src) for tag, src in sources for r in args.replicas]
+    one_round = [(f"{r} replica(s){tag}", r, src) for tag, src in sources for r in args.replicas]
+    return one_round * int(args.repeat)
+
+
+def median_of(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each setup's runs as one: the median of every figure (the first run's peaks)."""
+    merged = {}
+    for label, runs in results.items():
+        one = dict(runs[0])
+        one["arrival_s"] = statistics.median(r["arrival_s"] for r in runs)
+        one["marks"] = {
+            share: statistics.median(r["marks"][share] for r in runs)
+            for share in runs[0]["marks"]
+            if all(share in r["marks"] for r in runs)
+        }
+        for group in ("cpu", "analyses"):
+            one[group] = {k: statistics.median(r[group][k] for r in runs) for k in runs[0][group]}
+        one["runs"] = len(runs)
+        merged[label] = one
+    return merged
 
 
 def summarise(args: argparse.Namespace, results: dict[str, dict[str, Any]], what: str) -> None:
@@ -379,10 +402,11 @@ def summarise(args: argparse.Namespace, results: dict[str, dict[str, Any]], what
     # Each column's ratio is to the first (fewest replicas) of the same code.
     base = {c: results[next(b for b in columns if b.split(" ", 2)[2:] == c.split(" ", 2)[2:])]
             for c in columns}  # fmt: skip
+    runs = f", median of {args.repeat} runs each" if args.repeat > 1 else ""
     print(
         f"\n{args.groups} groups over {args.services} services, onsets within "
         f"{args.spread_s:g} s, share_s {args.share_s:g}, {args.workers} workers a replica, "
-        f"PostgreSQL, {what}; seconds after the last group arrived"
+        f"PostgreSQL, {what}{runs}; seconds after the last group arrived"
     )
     width = max(18, *(len(c) + 2 for c in columns))
     print(f"{'':<36}" + "".join(f"{c:>{width}}" for c in columns))
@@ -429,6 +453,7 @@ def main() -> None:
     parser.add_argument("--spread-s", type=float, default=0.0, help="onsets spread over this")
     parser.add_argument("--share-s", type=float, default=60.0, help="correlation.share_s")
     parser.add_argument("--against", metavar="REV", help="also run every setup on REV's code")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each setup (medians)")
     parser.add_argument("--no-backends", action="store_true")
     parser.add_argument("--serve-fakes", nargs=3, type=int)
     parser.add_argument("--now")
