@@ -10,8 +10,9 @@
   Retry-After; one that asks for longer than `retry_max_wait_s` is not waited for here but
   raised, carrying the wait as `delay_s` for the queue.
 - **Sharing.** With `cache_s` > 0, identical GETs share one answer: while one runs, the others
-  wait for it (shielded: a waiter cancelled does not cancel it for the rest); the answer is
-  kept for `cache_s` within `cache_bytes`. A failure is not kept.
+  wait for it (shielded: a waiter cancelled does not cancel it for the rest, but once every
+  waiter is, it is cancelled too); the answer is kept for `cache_s` within `cache_bytes`. A
+  failure is not kept.
 - **Tracing.** One client span per request sent (a retry is a new span with its resend count):
   method, host, status, error type. Never the path or query: a chat webhook's URL is its
   credential.
@@ -120,6 +121,7 @@ class Shared:
     def __init__(self, cache_s: float, cache_bytes: int) -> None:
         self.cache_s, self.cache_bytes = cache_s, cache_bytes
         self.running: dict[Any, asyncio.Future[httpx.Response]] = {}
+        self.waiting: dict[asyncio.Future[httpx.Response], int] = {}  # callers of each request
         self.kept: OrderedDict[Any, tuple[float, httpx.Response]] = OrderedDict()
         self.kept_bytes = 0
         self.answers = 0  # answered from another caller's request
@@ -137,10 +139,30 @@ class Shared:
             running.add_done_callback(lambda done: self._keep(key, done))
         else:
             self.answers += 1
-        return await asyncio.shield(running)
+        self.waiting[running] = self.waiting.get(running, 0) + 1
+        try:
+            return await asyncio.shield(running)
+        finally:
+            self._left(key, running)
+
+    def _left(self, key: Any, running: asyncio.Future[httpx.Response]) -> None:
+        """One caller is done with `running`. Once every caller was cancelled before it
+        answered (their correlations' deadlines passed, the service is stopping), nobody wants
+        it: it is cancelled, rather than holding a slot of the budget and a connection until
+        its own timeout."""
+        left = self.waiting[running] - 1
+        if left:
+            self.waiting[running] = left
+            return
+        del self.waiting[running]
+        if not running.done():
+            if self.running.get(key) is running:  # a new caller starts a new request
+                del self.running[key]
+            running.cancel()
 
     def _keep(self, key: Any, done: asyncio.Future[httpx.Response]) -> None:
-        del self.running[key]
+        if self.running.get(key) is done:
+            del self.running[key]
         if done.cancelled() or done.exception() is not None:
             return
         answer = done.result()

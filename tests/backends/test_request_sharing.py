@@ -134,6 +134,36 @@ async def test_a_cancelled_caller_does_not_cancel_the_request_of_the_others() ->
     assert first.cancelled()
 
 
+async def test_a_request_every_caller_gave_up_on_is_cancelled_and_frees_its_budget() -> None:
+    """Past their correlations' deadline, nobody waits for the request: it must not hold a
+    slot of the backend's budget (and a connection) until its own timeout. A caller after
+    that asks anew."""
+    server = Server()
+    server.release.clear()
+    async with served(server.app) as url:
+        backend, _ = client(url, cache_s=10, timeout_s=30)
+        try:
+            callers = [asyncio.ensure_future(backend.get_json("/q", {"q": "up"})) for _ in "ab"]
+            await asyncio.sleep(0.2)
+            budget = backend.http.budget
+            assert budget.in_flight == 1 and len(server.asked) == 1
+            callers[0].cancel()
+            await asyncio.sleep(0.05)
+            assert budget.in_flight == 1  # the other still waits for it
+            callers[1].cancel()
+            for _ in range(50):
+                if budget.in_flight == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert budget.in_flight == 0
+            assert all(caller.cancelled() for caller in callers)
+            server.release.set()
+            answer = await backend.get_json("/q", {"q": "up"})
+        finally:
+            await backend.close()
+    assert answer["q"] == "up" and len(server.asked) == 2  # asked anew, answered
+
+
 async def test_kept_answers_stay_within_cache_bytes() -> None:
     server = Server()
     server.size = 3000
