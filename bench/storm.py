@@ -99,6 +99,9 @@ def serve_fakes(ports: tuple[int, int, int], services: int, now: datetime, histo
         async def middleware(request: web.Request, handler: Any) -> Any:
             count = counts[name]
             count[0] += 1
+            # The test servers' handlers do not wait on anything, so without a turn here each
+            # request would be counted alone: the others read meanwhile get theirs first.
+            await asyncio.sleep(0)
             count[1] = max(count[1], count[0])
             try:
                 return await handler(request)
