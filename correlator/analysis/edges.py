@@ -68,14 +68,13 @@ def parent_rows(spans: pd.DataFrame) -> np.ndarray:
 
 
 def with_parents(spans: pd.DataFrame, parents: np.ndarray | None = None) -> pd.DataFrame:
-    """`spans` with each span's parent joined once, for every window cut from it: `row` (the
-    span's position), `parent_row` (its parent's, -1 for none), and the parent's service,
-    operation, start (`parent_ns`, ns since the epoch), duration and whether it is a client
-    span. A window's frame holds a span's parent exactly when it holds the row `parent_row`
-    (`parents_inside`); elsewhere the parent columns are not to be read."""
+    """`spans` (with their `client` column) with each span's parent joined once, for every
+    window cut from it: `row` (the span's position), `parent_row` (its parent's, -1 for none),
+    and the parent's service, operation, start (`parent_ns`, ns since the epoch), duration and
+    whether it is a client span. A window's frame holds a span's parent exactly when it holds
+    the row `parent_row` (`parents_inside`); elsewhere the parent columns are not to be read."""
     rows = parent_rows(spans) if parents is None else parents
     take = np.where(rows >= 0, rows, 0)
-    client = spans["client"] if "client" in spans.columns else pd.Series(False, index=spans.index)
     return spans.assign(
         row=np.arange(len(spans), dtype=np.int64),
         parent_row=rows,
@@ -83,7 +82,7 @@ def with_parents(spans: pd.DataFrame, parents: np.ndarray | None = None) -> pd.D
         parent_operation=spans["operation"].to_numpy()[take],
         parent_ns=spans["start"].astype("int64").to_numpy()[take],
         parent_duration_ms=spans["duration_ms"].to_numpy(float)[take],
-        parent_client=client.to_numpy(bool)[take],
+        parent_client=spans["client"].to_numpy(bool)[take],
     )
 
 

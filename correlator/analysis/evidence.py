@@ -3,9 +3,9 @@ and ranked into suspects (pure, JSON-ready; the stored report is pipeline/report
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import pandas as pd
 
@@ -70,20 +70,19 @@ def _producers(
     """Each producer as a function of the windows, with the frame its units come from."""
     t = telemetry
     templates = Templates()  # log templates mined once for all runs
-    derived: list[Any] = []  # exclusive times, origins, client spans: once, when first needed
-
-    def spans_derived() -> Any:
-        if not derived:
-            derived.append(prepared(t.spans))
-        return derived[0]
-
-    ordered: list[pd.DataFrame] = []  # the metrics in the order every window reads them
+    # Derived once, when first needed, for every window: the spans' exclusive times, origins,
+    # client spans and parents; the metrics in the order every window reads them.
+    spans_derived = functools.cache(lambda: prepared(t.spans))
+    metrics_ordered = functools.cache(lambda: in_order(t.metrics))
 
     def metrics(windows: Windows, threshold: float, min_points: int = 1) -> list[Finding]:
-        if not ordered:
-            ordered.append(in_order(t.metrics))
         return metric_findings(
-            ordered[0], t.signals, windows, threshold=threshold, min_points=min_points, ordered=True
+            metrics_ordered(),
+            t.signals,
+            windows,
+            threshold=threshold,
+            min_points=min_points,
+            ordered=True,
         )
 
     def spans(windows: Windows) -> list[Finding]:

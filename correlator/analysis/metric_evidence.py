@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from correlator.analysis.findings import Finding, robust_scale, sustained_change
-from correlator.analysis.findings import median as _median
+from correlator.analysis.findings import Finding, median, robust_scale, sustained_change
 from correlator.analysis.telemetry import SignalMeta
 from correlator.analysis.windows import Windows
 
@@ -84,9 +83,9 @@ def metric_findings(
         past = past.astype(float)
         values = raw.astype(float)
         meta = signals.get(str(signal), SignalMeta())
-        median = _median(past)
+        level = median(past)
         scale = robust_scale(past, floor=max(meta.floor, 1e-9))
-        z = (values - median) / scale
+        z = (values - level) / scale
         if meta.worse_when == "lower":
             z = -z
         elif meta.worse_when == "either":
@@ -97,25 +96,25 @@ def metric_findings(
         # A signal that often strays this far in normal times is weaker evidence: divide by
         # how far the baseline itself strays (its 95th percentile |z|), when that is beyond
         # NOISE_BAR (whatever bar this call reports from).
-        score /= max(1.0, float(np.quantile(np.abs(past - median) / scale, 0.95)) / NOISE_BAR)
+        score /= max(1.0, float(np.quantile(np.abs(past - level) / scale, 0.95)) / NOISE_BAR)
         if score < threshold:
             continue
-        after = _median(values[start:])
+        after = median(values[start:])
         if meta.worse_when == "higher" and after < meta.floor:
             continue
-        verb = "rose" if after > median else "fell"
+        verb = "rose" if after > level else "fell"
         findings.append(
             Finding(
                 service=str(service),
                 kind="metric",
                 signal=str(signal),
                 score=score,
-                before=median,
+                before=level,
                 after=after,
                 unit=meta.unit,
                 change_time=pd.Timestamp(times[start], tz="UTC"),
                 detail=(
-                    f"{signal} {verb} from {_fmt(median, meta.unit)} to {_fmt(after, meta.unit)}"
+                    f"{signal} {verb} from {_fmt(level, meta.unit)} to {_fmt(after, meta.unit)}"
                 ),
                 query=meta.query,
             )

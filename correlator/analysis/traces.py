@@ -169,8 +169,8 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         # tail: more requests beyond anything the baseline saw than chance allows (a new
         # sample exceeds the largest of n with probability 1/(n+1)).
         scale = robust_scale(history, relative=LATENCY_RELATIVE, floor=LATENCY_FLOOR_MS)
-        own = now[rows]
-        typical = (median(own) - median(history)) / scale
+        own, usual = now[rows], median(history)
+        typical = (median(own) - usual) / scale
         beyond = int(np.sum(own > history.max() + threshold * scale))
         tail = poisson_surge(beyond, 1, len(own) / (len(history) + 1))
         score = max(typical, tail, -typical)
@@ -184,9 +184,9 @@ def _latency(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) -
         score *= weight
         if score < threshold:
             continue
-        slow = group[own > median(history) + threshold * scale].sort_values("start")
+        slow = group[own > usual + threshold * scale].sort_values("start")
         slowest = group.sort_values("own_ms", ascending=False)["trace_id"].drop_duplicates()
-        b, a = median(history), median(own)
+        b, a = usual, median(own)
         findings.append(
             Finding(
                 service=str(service),
