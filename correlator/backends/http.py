@@ -129,6 +129,10 @@ class BackendClient:
     async def close(self) -> None:
         await self.http.close()
 
+    async def get_bytes(self, path: str, params: dict[str, Any] | list[tuple[str, Any]]) -> bytes:
+        """GET the answer's body unparsed; retried as `get_json` is."""
+        return (await self.http.request("GET", path, params=params)).content
+
     async def get_json(
         self,
         path: str,

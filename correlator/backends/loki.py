@@ -337,7 +337,7 @@ class LokiBackend:
             "step": f"{step_s:g}",
         }
         answer = await self._client.get_json("/loki/api/v1/query_range", params)
-        return range_frame(_data(answer, "matrix")["result"])
+        return range_frame(_data(answer, "matrix").get("result"))
 
     async def labels(self) -> list[str]:
         data = _data(await self._client.get_json("/loki/api/v1/labels", {}))

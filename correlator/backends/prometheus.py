@@ -1,8 +1,8 @@
 """Prometheus HTTP API: instant and range queries, series and label values.
 
-Range results become a pandas DataFrame indexed by UTC time with one column per series. The
-conversion is vectorised here rather than delegated to prometheus-api-client's
-MetricRangeDataFrame: bench/promql_frames.py measures both on the same answers.
+Range results become a pandas DataFrame indexed by UTC time with one column per series
+(`prometheus_matrix.py`, pure). `query_range_body` gives a range answer's bytes unparsed, for
+the pipeline to parse in the analysis processes rather than on the event loop.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from correlator.backends import prometheus_matrix as matrix
 from correlator.backends.http import BackendClient, BackendConfig, BackendGarbage
+from correlator.backends.prometheus_matrix import MalformedAnswer, answer_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,46 +29,18 @@ def _seconds(moment: datetime) -> str:
 
 
 def _data(answer: Any, result_type: str | None = None) -> Any:
-    if not isinstance(answer, dict) or answer.get("status") != "success" or "data" not in answer:
-        raise BackendGarbage(f"Prometheus answered an unexpected document: {str(answer)[:200]}")
-    data = answer["data"]
-    if result_type is not None and (
-        not isinstance(data, dict) or data.get("resultType") != result_type
-    ):
-        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
-        raise BackendGarbage(f"Prometheus answered resultType {kind!r}, expected {result_type}")
-    return data
+    try:
+        return answer_data(answer, result_type)
+    except MalformedAnswer as exc:
+        raise BackendGarbage(str(exc)) from None
 
 
 def range_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
-    """Matrix result → DataFrame (rows: UTC timestamps, columns: series labels as tuples).
-
-    All samples are flattened once, parsed by numpy in one call ("NaN" and "+Inf" included) and
-    scattered into one matrix over the union of timestamps; a gap in a series stays NaN.
-    """
+    """Matrix result → DataFrame (`prometheus_matrix.range_frame`), garbage as BackendGarbage."""
     try:
-        kept = [series for series in result if series["values"]]
-        lengths = [len(series["values"]) for series in kept]
-        timestamps = np.fromiter(
-            (point[0] for series in kept for point in series["values"]),
-            dtype=float,
-            count=sum(lengths),
-        )
-        values = np.array([point[1] for series in kept for point in series["values"]], dtype=float)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise BackendGarbage(f"Prometheus answered a malformed matrix: {exc}") from None
-    if not kept:
-        return pd.DataFrame()
-    index, rows = np.unique(timestamps, return_inverse=True)
-    columns = np.repeat(np.arange(len(kept)), lengths)
-    matrix = np.full((len(index), len(kept)), np.nan)
-    matrix[rows, columns] = values
-    names = [tuple(sorted(series.get("metric", {}).items())) for series in kept]
-    return pd.DataFrame(
-        matrix,
-        index=pd.to_datetime(index, unit="s", utc=True),
-        columns=pd.Index(names, tupleize_cols=False),
-    )
+        return matrix.range_frame(result)
+    except MalformedAnswer as exc:
+        raise BackendGarbage(str(exc)) from None
 
 
 class PrometheusBackend:
@@ -83,26 +56,37 @@ class PrometheusBackend:
         )
         if not isinstance(data, dict):
             raise BackendGarbage(f"Prometheus answered a query with data {str(data)[:200]}")
-        if data.get("resultType") == "scalar":
-            return [Sample({}, float(data["result"][1]))]
-        if data.get("resultType") != "vector":
-            raise BackendGarbage(f"Prometheus answered resultType {data.get('resultType')!r}")
+        kind = data.get("resultType")
+        if kind not in ("scalar", "vector"):
+            raise BackendGarbage(f"Prometheus answered resultType {kind!r}")
         try:
+            if kind == "scalar":
+                return [Sample({}, float(data["result"][1]))]
             return [Sample(dict(s["metric"]), float(s["value"][1])) for s in data["result"]]
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise BackendGarbage(f"Prometheus answered a malformed vector: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise BackendGarbage(f"Prometheus answered a malformed {kind}: {exc}") from None
 
     async def query_range(
         self, expr: str, start: datetime, end: datetime, step_s: float
     ) -> pd.DataFrame:
+        """A range query's series as a frame (`prometheus_matrix.range_frame`)."""
+        body = await self.query_range_body(expr, start, end, step_s)
+        try:
+            return matrix.matrix_frame(body)
+        except MalformedAnswer as exc:
+            raise BackendGarbage(str(exc)) from None
+
+    async def query_range_body(
+        self, expr: str, start: datetime, end: datetime, step_s: float
+    ) -> bytes:
+        """A range query's answer as its bytes came in, unparsed (`matrix_frame` reads it)."""
         params = {
             "query": expr,
             "start": _seconds(start),
             "end": _seconds(end),
             "step": f"{step_s:g}",
         }
-        data = _data(await self._client.get_json("/api/v1/query_range", params), "matrix")
-        return range_frame(data["result"])
+        return await self._client.get_bytes("/api/v1/query_range", params)
 
     async def series(self, match: str, start: datetime, end: datetime) -> list[dict[str, str]]:
         params = [("match[]", match), ("start", _seconds(start)), ("end", _seconds(end))]

@@ -42,6 +42,7 @@ from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.collecting import Arrived, Collecting, conformed, telemetry_of
 from correlator.pipeline.fetch import Fetch, bounded
+from correlator.pipeline.frames import metric_frames
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
 from correlator.pipeline.report import build_report, evidence_series
@@ -400,7 +401,14 @@ class Pipeline:
             return None
         step = self.settings.correlation.step_s
         return await fetch_metrics(
-            self.prometheus, self.signals, found, fetch.queries, windows, step, fetch
+            self.prometheus,
+            self.signals,
+            found,
+            fetch.queries,
+            windows,
+            step,
+            fetch,
+            lambda answers: self._analysis.run(metric_frames, answers),
         )
 
     async def _logs(

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
@@ -17,8 +16,6 @@ from correlator.analysis.telemetry import (
     empty,
     log_frame,
     span_frame,
-    wide_to_metrics,
-    wide_to_replicas,
 )
 from correlator.analysis.windows import Windows
 from correlator.backends.jaeger import JaegerBackend
@@ -26,12 +23,12 @@ from correlator.backends.jaeger_spans import Span
 from correlator.backends.loki import LogBudget, LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
+from correlator.pipeline.analysis_pool import AnalysisTimeout
 from correlator.pipeline.fetch import Fetch, call
+from correlator.pipeline.frames import MetricFrames, RangeAnswer
 from correlator.pipeline.targets import Target, by_labels
 from correlator.settings import LokiSettings
 from correlator.signals import ServiceLabels, Signal, signal_query
-
-_POD_SUFFIX = r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"
 
 
 def regex_selector(matchers: Mapping[str, Sequence[str]]) -> str:
@@ -58,18 +55,9 @@ def metric_queries(
     return queries
 
 
-def _series_services(
-    columns: Any, services: Sequence[str], labels: ServiceLabels
-) -> dict[object, str]:
-    mapping: dict[object, str] = {}
-    for column in columns:
-        named: dict[str, str] = dict(column) if isinstance(column, tuple) else {}
-        name = named.get(labels.istio_workload)
-        if name is None and (pod := named.get(labels.pod)):
-            name = re.sub(_POD_SUFFIX, "", pod)
-        if name is not None and name in services:
-            mapping[column] = name
-    return mapping
+# Turns a correlation's range answers into its frames (`frames.metric_frames`, in the analysis
+# pool); raises AnalysisTimeout or BrokenProcessPool when the pool could not.
+ReadAnswers = Callable[[Sequence[RangeAnswer]], Awaitable[MetricFrames]]
 
 
 async def fetch_metrics(
@@ -80,43 +68,38 @@ async def fetch_metrics(
     windows: Windows,
     step_s: float,
     fetch: Fetch,
+    read: ReadAnswers,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One range query per signal and group of services (`queries`), all at once → the
-    services' series, and the per-pod series of services with several replicas."""
+    services' series, and the per-pod series of services with several replicas. The answers
+    are parsed off the event loop, all in one call (`read`)."""
     step = max(step_s, (windows.incident_end - windows.start).total_seconds() / 10_000)
 
-    async def one(
-        signal: Signal, labels: ServiceLabels, services: list[str]
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    async def one(signal: Signal, labels: ServiceLabels, services: list[str]) -> RangeAnswer | None:
         query = queries[services[0]][signal.name]
-        wide = await call(
+        body = await call(
             fetch,
             "prometheus",
             signal.name,
-            lambda: prometheus.query_range(query, windows.start, windows.incident_end, step),
+            lambda: prometheus.query_range_body(query, windows.start, windows.incident_end, step),
         )
-        if wide is None or wide.empty:
-            return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
-        service_of = _series_services(wide.columns, services, labels)
-        instance_of: dict[object, str] = {}
-        for column in wide.columns:
-            named: dict[str, str] = dict(column) if isinstance(column, tuple) else {}
-            instance_of[column] = named.get(labels.pod, "")
-        return (
-            wide_to_metrics(wide, signal.name, service_of),
-            wide_to_replicas(wide, signal.name, service_of, instance_of),
-        )
+        return None if body is None else RangeAnswer(signal.name, tuple(services), labels, body)
 
     groups = by_labels(found.values())
     answers = await asyncio.gather(
         *(one(s, labels, services) for labels, services in groups.items() for s in signals)
     )
-    metrics = [m for m, _ in answers if not m.empty]
-    replicas = [r for _, r in answers if not r.empty]
-    return (
-        pd.concat(metrics, ignore_index=True) if metrics else empty(METRIC_COLUMNS),
-        pd.concat(replicas, ignore_index=True) if replicas else empty(REPLICA_COLUMNS),
-    )
+    received = [answer for answer in answers if answer is not None]
+    if not received:
+        return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
+    try:
+        frames = await read(received)
+    except (AnalysisTimeout, BrokenProcessPool) as exc:
+        fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc}")
+        return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
+    for signal_name, reason in frames.unusable:
+        fetch.miss("prometheus", signal_name, f"unusable answer: {reason}")
+    return frames.metrics, frames.replicas
 
 
 async def fetch_logs(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 from correlator.backends.http import BackendGarbage
 from correlator.backends.prometheus import range_frame
+from correlator.backends.prometheus_matrix import MalformedAnswer, matrix_frame
 
 
 def test_series_are_aligned_on_the_union_of_timestamps_with_gaps_left_empty() -> None:
@@ -41,3 +43,45 @@ def test_nothing_gives_an_empty_frame() -> None:
 def test_a_broken_matrix_is_garbage(result: list[dict[str, object]]) -> None:
     with pytest.raises(BackendGarbage, match="malformed matrix"):
         range_frame(result)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"{not json", "not JSON: {not json"),
+        (b'{"status":"success","data":NaN}', "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+        (b'{"status":"error","error":"x"}', "unexpected document"),
+        (b'{"status":"success","data":{"resultType":"vector","result":[]}}', "'vector'"),
+        (b'{"status":"success","data":{"resultType":"matrix"}}', "result is not a list"),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":1},'
+            b'"values":[[1,"1"]]}]}}',
+            "labels are not names to strings",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},'
+            b'"values":[[1e89,"1"]]}]}}',
+            "time out of range",
+        ),
+        (
+            b'{"status":"success","data":{"resultType":"matrix","result":["x"]}}',
+            "malformed matrix",
+        ),
+    ],
+)
+def test_a_range_answer_read_from_its_bytes_names_what_is_wrong(body: bytes, error: str) -> None:
+    """What the analysis processes read (`matrix_frame`): every broken answer is
+    MalformedAnswer, never another exception."""
+    with pytest.raises(MalformedAnswer, match=re.escape(error)):
+        matrix_frame(body)
+
+
+def test_a_range_answer_read_from_its_bytes_is_the_frame_of_its_matrix() -> None:
+    body = (
+        b'{"status":"success","data":{"resultType":"matrix","result":'
+        b'[{"metric":{"app":"a"},"values":[[100,"1"],[115,"+Inf"]]}]}}'
+    )
+    frame = matrix_frame(body)
+    assert list(frame.columns) == [(("app", "a"),)]
+    assert frame.iloc[:, 0].tolist() == [1, math.inf]

@@ -151,6 +151,11 @@ async def test_server_errors_are_retried_then_reported() -> None:
             "application/json",
             "malformed vector",
         ),
+        (
+            b'{"status":"success","data":{"resultType":"scalar"}}',
+            "application/json",
+            "malformed scalar",
+        ),
         (b'{"status":"success"}', "application/json", "unexpected document"),
         (b"[]", "application/json", "unexpected document"),
         (b'{"status":"success","data":[1,2]}', "application/json", "a query with data"),

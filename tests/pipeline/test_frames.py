@@ -1,0 +1,133 @@
+"""A correlation's range answers → its metric frames (pipeline/frames.py, run in the analysis
+pool): services found per series, replicas kept apart, each unusable answer named and the
+others kept, and no bytes whatever that make it raise."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from correlator.pipeline.frames import RangeAnswer, metric_frames
+from correlator.signals import ServiceLabels
+
+LABELS = ServiceLabels()
+
+
+def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> bytes:
+    result = [{"metric": m, "values": [[t, v] for t, v in values]} for m, values in series]
+    return json.dumps(
+        {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    ).encode()
+
+
+def test_each_series_is_told_to_its_service_and_pods_of_one_service_become_replicas() -> None:
+    cpu = matrix(
+        ({"pod": "api-7d9f8c6b5-x2x9q"}, [(100, "0.5"), (115, "0.7")]),
+        ({"pod": "api-7d9f8c6b5-k8s7z"}, [(100, "0.1"), (115, "0.9")]),
+        ({"pod": "db-5f6d7c8b9-abcde"}, [(100, "0.2")]),
+        ({"pod": "other-5f6d7c8b9-abcde"}, [(100, "9")]),  # not in scope: left out
+    )
+    errors = matrix(({"destination_workload": "api"}, [(100, "0.01"), (115, "NaN")]))
+    frames = metric_frames(
+        [
+            RangeAnswer("cpu", ("api", "db"), LABELS, cpu),
+            RangeAnswer("error_ratio", ("api",), LABELS, errors),
+        ]
+    )
+    assert frames.unusable == ()
+    rows = {
+        (r.time.timestamp(), r.service, r.signal): r.value
+        for r in frames.metrics.itertuples(index=False)
+    }
+    # Two pods of api: the larger value at each time stands for the service.
+    assert rows[(100.0, "api", "cpu")] == 0.5 and rows[(115.0, "api", "cpu")] == 0.9
+    assert rows[(100.0, "db", "cpu")] == 0.2
+    assert rows[(100.0, "api", "error_ratio")] == 0.01
+    assert (115.0, "api", "error_ratio") not in rows  # a NaN sample is no sample
+    assert not any(service == "other" for _, service, _ in rows)
+    replicas = frames.replicas
+    assert set(replicas["instance"]) == {"api-7d9f8c6b5-x2x9q", "api-7d9f8c6b5-k8s7z"}
+    assert set(replicas["service"]) == {"api"}
+    assert str(frames.metrics["time"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_an_unusable_answer_is_named_and_the_others_are_kept() -> None:
+    good = matrix(({"destination_workload": "api"}, [(100, "1")]))
+    frames = metric_frames(
+        [
+            RangeAnswer("latency", ("api",), LABELS, b"<html>proxy login</html>"),
+            RangeAnswer("cpu", ("api",), LABELS, good),
+            RangeAnswer("rps", ("api",), LABELS, b'{"status":"success","data":NaN}'),
+            RangeAnswer(
+                "errors",
+                ("api",),
+                LABELS,
+                b'{"status":"success","data":{"resultType":"vector","result":[]}}',
+            ),
+            RangeAnswer("memory", ("api",), LABELS, matrix(({"pod": "api-1"}, [(1, "one")]))),
+        ]
+    )
+    unusable = dict(frames.unusable)
+    assert set(unusable) == {"latency", "rps", "errors", "memory"}
+    assert "not JSON: <html>proxy login</html>" in unusable["latency"]
+    assert "not JSON" in unusable["rps"]
+    assert "resultType 'vector', expected matrix" in unusable["errors"]
+    assert "malformed matrix" in unusable["memory"]
+    assert list(frames.metrics["signal"]) == ["cpu"] and math.isclose(
+        frames.metrics["value"].iloc[0], 1.0
+    )
+
+
+def test_nothing_in_any_answer_gives_empty_typed_frames() -> None:
+    frames = metric_frames([RangeAnswer("cpu", ("api",), LABELS, matrix())])
+    assert frames.metrics.empty and frames.replicas.empty and frames.unusable == ()
+    assert str(frames.metrics["time"].dtype) == "datetime64[ns, UTC]"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        _json.map(lambda doc: json.dumps(doc).encode()),
+        _json.map(
+            lambda result: json.dumps(
+                {"status": "success", "data": {"resultType": "matrix", "result": result}}
+            ).encode()
+        ),
+        st.lists(
+            st.tuples(
+                st.dictionaries(
+                    st.sampled_from(["pod", "destination_workload", "x"]),
+                    st.text(max_size=12),
+                    max_size=2,
+                ),
+                st.lists(
+                    st.tuples(
+                        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5)
+                    ),
+                    max_size=4,
+                ),
+            ),
+            max_size=4,
+        ).map(lambda series: matrix(*series)),
+    )
+)
+def test_no_answer_makes_reading_raise(body: bytes) -> None:
+    """Whatever a backend (or a proxy before it) answers, the answer is either read or named
+    as unusable: the analysis process never raises on it."""
+    frames = metric_frames([RangeAnswer("cpu", ("api", ""), LABELS, body)])
+    assert len(frames.unusable) <= 1
+    if frames.unusable:
+        assert frames.unusable[0][0] == "cpu" and frames.metrics.empty
