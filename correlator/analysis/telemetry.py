@@ -160,19 +160,6 @@ def metric_frame(rows: Iterable[tuple[object, str, str, float]]) -> pd.DataFrame
     return frame.dropna(subset=["value"])
 
 
-def _series_rows(
-    wide: pd.DataFrame, position: int, signal: str, service: str, instance: str | None = None
-) -> pd.DataFrame:
-    """One column of a range frame as long rows (its missing points dropped)."""
-    values = wide.iloc[:, position]
-    kept = values.notna().to_numpy()
-    rows: dict[str, object] = {"time": wide.index[kept], "service": service}
-    if instance is not None:
-        rows["instance"] = instance
-    rows.update(signal=signal, value=values.to_numpy(float)[kept])
-    return pd.DataFrame(rows)
-
-
 def wide_to_metrics(
     wide: pd.DataFrame, signal: str, service_of: Mapping[object, str]
 ) -> pd.DataFrame:
@@ -180,8 +167,8 @@ def wide_to_metrics(
     column through `service_of` (columns it does not name are dropped; several series of one
     service keep the largest value at each time). Rows are ordered by time, then service.
 
-    One numpy pass over the whole matrix (not a frame per column): in a storm this runs for
-    every signal of every correlation on the serving process."""
+    One numpy pass over the whole matrix (not a frame per column, nor a group-by for a
+    service's several series): in a storm this runs for every signal of every correlation."""
     named = sorted(
         (service_of[column], position)
         for position, column in enumerate(wide.columns)
@@ -189,10 +176,15 @@ def wide_to_metrics(
     )
     if not named:
         return empty(METRIC_COLUMNS)
-    services = np.array([service for service, _ in named], dtype=object)
+    names = [service for service, _ in named]
     values = wide.iloc[:, [position for _, position in named]].to_numpy(dtype=float)
+    starts = [i for i, name in enumerate(names) if i == 0 or name != names[i - 1]]
+    if len(starts) < len(names):  # several series of one service: the largest at each time
+        values = np.fmax.reduceat(values, starts, axis=1)  # NaN only where all are missing
+        names = [names[i] for i in starts]
+    services = np.array(names, dtype=object)
     times, columns = np.nonzero(~np.isnan(values))  # time-major, then service order
-    long = pd.DataFrame(
+    return pd.DataFrame(
         {
             "time": wide.index[times],
             "service": services[columns],
@@ -200,11 +192,6 @@ def wide_to_metrics(
             "value": values[times, columns],
         }
     )
-    if len(set(services)) < len(services):  # several series of one service: the largest
-        long = long.groupby(["time", "service", "signal"], as_index=False, sort=True).agg(
-            value=("value", "max")
-        )
-    return long[list(METRIC_COLUMNS)]
 
 
 def wide_to_replicas(
@@ -220,15 +207,27 @@ def wide_to_replicas(
         service, instance = service_of.get(column), instance_of.get(column)
         if service is not None and instance:
             per_service.setdefault(service, []).append(position)
-    frames = [
-        _series_rows(wide, position, signal, service, instance_of[wide.columns[position]])
+    chosen = [
+        (service, position)
         for service, positions in per_service.items()
         if len(positions) >= 2
         for position in positions
     ]
-    if not frames:
+    if not chosen:
         return empty(REPLICA_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    values = wide.iloc[:, [position for _, position in chosen]].to_numpy(dtype=float)
+    columns, times = np.nonzero(~np.isnan(values.T))  # series by series, each in time order
+    services = np.array([service for service, _ in chosen], dtype=object)
+    instances = np.array([instance_of[wide.columns[p]] for _, p in chosen], dtype=object)
+    return pd.DataFrame(
+        {
+            "time": wide.index[times],
+            "service": services[columns],
+            "instance": instances[columns],
+            "signal": signal,
+            "value": values[times, columns],
+        }
+    )
 
 
 def log_frame(rows: Iterable[tuple[object, str, str, str]]) -> pd.DataFrame:
