@@ -61,6 +61,16 @@ def telemetry_of(
     )
 
 
+def only(telemetry: Telemetry, kinds: frozenset[str]) -> Telemetry:
+    """`telemetry` with the frames of the sources `kinds`, every other frame empty."""
+    sources: dict[str, Any] = {
+        "metrics": (telemetry.metrics, telemetry.replicas),
+        "logs": telemetry.logs,
+        "traces": telemetry.spans,
+    }
+    return telemetry_of(sources, kinds, telemetry.signals, telemetry.edges)
+
+
 def conformed(kind: str, value: Any) -> Any:
     """A source's frames as it came in, typed once (`analysis/telemetry.conform`), so the
     telemetry built of them for each part, and at the end, takes them as they are."""
@@ -121,7 +131,8 @@ class Collecting:
         if rest:
             self.started |= rest
             reads = frozenset().union(*(READS[name] for name in rest))
-            self.parts.append(self._part(telemetry, reads, rest))
+            # Only the frames the rest reads cross to the pool (the others went with parts).
+            self.parts.append(self._part(only(telemetry, reads), reads, rest))
         parts = list(await asyncio.gather(*self.parts))
         # The findings and a small context of each part: no frame crosses to the pool again.
         return await self.pool.run(analyse_collected, parts, self.windows)

@@ -8,6 +8,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,47 @@ async def test_with_every_process_busy_nothing_starts_early_and_the_ranking_is_t
 def _wait_for(event: asyncio.Event) -> None:
     while not event.is_set():
         time.sleep(0.01)
+
+
+class _Recording(AnalysisPool):
+    """A thread pool that keeps the telemetry each part was handed."""
+
+    def __init__(self) -> None:
+        super().__init__("thread", 2)
+        self.handed: list[Telemetry] = []
+
+    async def run(self, function: Any, *args: object) -> Any:
+        self.handed += [a for a in args if isinstance(a, Telemetry)]
+        return await super().run(function, *args)
+
+
+async def test_what_is_left_for_the_end_gets_only_the_frames_it_reads() -> None:
+    """Metrics came in while a process was free (their part started); logs and traces while
+    every process was busy. The rest runs at the end on the logs and spans alone: the metric
+    frames, the largest, are not handed over a second time, and the ranking is the same."""
+    pool = _Recording()
+    try:
+        whole = _telemetry()
+        sources = _sources(whole, SOURCES)
+        collecting = Collecting(pool, WINDOWS)
+        collecting.arrived(
+            frozenset(("metrics",)),
+            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
+        )
+        assert collecting.started == {n for n, reads in READS.items() if reads == {"metrics"}}
+        release = asyncio.Event()
+        busy = [asyncio.ensure_future(pool.run(_wait_for, release)) for _ in range(2)]
+        while not pool.saturated():
+            await asyncio.sleep(0.01)
+        collecting.arrived(
+            frozenset(SOURCES),
+            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
+        )
+        release.set()
+        await asyncio.gather(*busy)
+        assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
+        first, rest = pool.handed
+        assert not first.metrics.empty and first.logs.empty and first.spans.empty
+        assert rest.metrics.empty and not rest.logs.empty and not rest.spans.empty
+    finally:
+        pool.close()
