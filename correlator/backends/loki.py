@@ -45,6 +45,7 @@ from correlator.backends.prometheus import range_frame
 _SERVER_LIMIT = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_NONE: frozenset[tuple[str, str]] = frozenset()
 OVERLOADED = 429  # Loki's query scheduler: "too many outstanding requests"
 
 
@@ -77,12 +78,21 @@ class LogLine:
     @property
     def identity(self) -> tuple[object, ...]:
         """What makes two entries the same entry for Loki: time, line, labels, metadata."""
+        return self.identity_with(frozenset(self.labels.items()))
+
+    def identity_with(self, labels: frozenset[tuple[str, str]]) -> tuple[object, ...]:
+        """`identity`, given the labels' set (one per stream, for all its lines)."""
+        metadata = self.structured_metadata
         return (
             self.timestamp_ns,
             self.line,
-            frozenset(self.labels.items()),
-            frozenset(self.structured_metadata.items()),
+            labels,
+            frozenset(metadata.items()) if metadata else _NONE,
         )
+
+
+def _size(labels: dict[str, str]) -> int:
+    return sum(len(k) + len(v) for k, v in labels.items())
 
 
 class LogBudget:
@@ -97,10 +107,14 @@ class LogBudget:
     def spent(self) -> bool:
         return self.used >= self.max_bytes
 
-    def take(self, line: LogLine) -> bool:
-        """Count `line`; False when it no longer fits (it is then not kept)."""
-        size = len(line.line) + sum(len(k) + len(v) for k, v in line.labels.items())
-        size += sum(len(k) + len(v) for k, v in line.structured_metadata.items())
+    def take(self, line: LogLine, labels_size: int | None = None) -> bool:
+        """Count `line` (its labels' size given, or counted); False when it no longer fits (it
+        is then not kept)."""
+        if labels_size is None:
+            labels_size = _size(line.labels)
+        size = len(line.line) + labels_size
+        if line.structured_metadata:
+            size += _size(line.structured_metadata)
         if self.used + size > self.max_bytes:
             self.used = self.max_bytes
             return False
@@ -187,17 +201,26 @@ class _Window:
     exhausted: bool = False  # the budget is spent: read no more
 
     def add(self, page: list[LogLine]) -> None:
+        # The lines of a stream share one labels dict: its set and size are taken once.
+        streams: dict[int, tuple[frozenset[tuple[str, str]], int]] = {}
         for line in page:  # newest first: what the budget cuts off is the oldest
-            if line.identity in self.lines:
+            stream = streams.get(id(line.labels))
+            if stream is None:
+                stream = streams[id(line.labels)] = (
+                    frozenset(line.labels.items()),
+                    _size(line.labels),
+                )
+            identity = line.identity_with(stream[0])
+            if identity in self.lines:
                 continue
-            if self.budget is not None and not self.budget.take(line):
+            if self.budget is not None and not self.budget.take(line, stream[1]):
                 self.exhausted = True
                 self.shortfall = (
                     f"the correlation's log budget ({self.budget.max_bytes} bytes, "
                     "loki.max_bytes) is spent: older lines are missing"
                 )
                 return
-            self.lines[line.identity] = line
+            self.lines[identity] = line
 
     @property
     def wanted(self) -> int:

@@ -166,6 +166,22 @@ async def test_identical_lines_a_nanosecond_apart_stay_distinct(loki: Any) -> No
     ]  # exact, not rounded to the microsecond
 
 
+@pytest.mark.parametrize("page_size", [1, 2, 5])
+async def test_one_line_at_one_nanosecond_in_two_streams_is_two_entries(page_size: int) -> None:
+    """Loki's entry is its time, line and labels: the same text at the same nanosecond from two
+    pods is two entries, however the pages cut them, while each is read once."""
+    fake = FakeLoki(max_entries=100)
+    for pod in ("api-1", "api-2"):
+        fake.add_ns({"app": "api", "pod": pod}, [(TIE_NS, "GET /orders 500")])
+    async with served(fake.app) as url:
+        backend = LokiBackend(BackendConfig(name="Loki", url=url), page_size=page_size)
+        try:
+            found = await backend.logs('{app="api"}', *exact_window(TIE_NS - NS, TIE_NS + 1))
+        finally:
+            await backend.close()
+    assert sorted(line.labels["pod"] for line in found) == ["api-1", "api-2"]
+
+
 async def test_the_window_is_start_inclusive_and_end_exclusive_to_the_nanosecond(
     loki: Any,
 ) -> None:
