@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -298,6 +299,10 @@ async def _run_server(settings: Settings, *, handler: WorkHandler | None = None)
         await runner.setup()
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
+        # What start-up made (modules, settings, pools) lives as long as the process: kept out
+        # of the collector, a full collection no longer walks it (in a storm those walks were
+        # long pauses of the event loop, taken while parsing answers made many objects).
+        gc.freeze()
         sockets = getattr(site._server, "sockets", None) or []
         addresses = [sock.getsockname()[:2] for sock in sockets]
         log.info(

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import importlib
 import logging
 import multiprocessing
 import os
@@ -43,10 +45,15 @@ WORKER_NICENESS = 10
 
 
 def _start_worker(server_pid: int) -> None:
-    """Each worker's initializer: a lower priority, and an end with its server."""
+    """Each worker's initializer: a lower priority, an end with its server, and what every
+    task imports loaded once and kept out of the collector (`gc.freeze`): an analysis makes
+    many objects, and each full collection walked every module's too."""
     _lower_priority(WORKER_NICENESS)
     # SIGKILL: a worker holds nothing to flush, and no handler a library sets can keep it.
     die_with_parent(server_pid, signum=signal.SIGKILL)
+    importlib.import_module("correlator.analysis.evidence")
+    importlib.import_module("correlator.pipeline.frames")
+    gc.freeze()
 
 
 def _lower_priority(niceness: int) -> None:
