@@ -97,6 +97,15 @@ class AnalysisPool:
             )
         return self._processes
 
+    def warm(self) -> None:
+        """Start every worker process now, without waiting for them: spawning one and its
+        imports takes seconds, which the first analysis (and reading its metric answers, within
+        its correlation) would otherwise wait for."""
+        if self.kind == "process":
+            pool = self._process_pool()
+            for _ in range(self.workers):  # each submit spawns a worker while none is idle
+                pool.submit(os.getpid)
+
     def _in_flight(self) -> asyncio.Semaphore:
         """At most `workers` analyses handed to the pool at once (one semaphore per loop)."""
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -52,6 +52,7 @@ from correlator.pipeline.sources import (
     fetch_metrics,
     fetch_traces,
     metric_queries,
+    read_metrics,
     regex_selector,
 )
 from correlator.pipeline.targets import Target, targets, tracing_names
@@ -152,6 +153,10 @@ class Pipeline:
             max_incident=timedelta(minutes=c.max_incident_min),
             baseline=timedelta(minutes=c.baseline_min),
         )
+
+    def warm(self) -> None:
+        """Start the analysis processes now rather than on the first alert's analysis."""
+        self._analysis.warm()
 
     async def close(self) -> None:
         if self._keeper is not None:
@@ -373,15 +378,30 @@ class Pipeline:
         signals = {s.name: SignalMeta(s.unit, s.worse_when, first[s.name]) for s in self.signals}
         sources: dict[str, Any] = {}
 
-        async def source(kind: str, fetching: Awaitable[Any]) -> None:
-            sources[kind] = conformed(kind, await bounded(deadline, fetch, kind, fetching))
+        async def source(
+            kind: str,
+            fetching: Awaitable[Any],
+            then: Callable[[Any], Awaitable[Any]] | None = None,
+        ) -> None:
+            """Fetch one source within the deadline, then (`then`) read what came in: our own
+            work, which the deadline for the backends does not bound."""
+            value = await bounded(deadline, fetch, kind, fetching)
+            if then is not None and value is not None:
+                value = await then(value)
+            sources[kind] = conformed(kind, value)
             if arrived is not None:
                 arrived(
                     frozenset(sources), lambda kinds: telemetry_of(sources, kinds, signals, edges)
                 )
 
         await asyncio.gather(
-            source("metrics", self._metrics(found, windows, fetch)),
+            source(
+                "metrics",
+                self._metrics(found, windows, fetch),
+                lambda answers: read_metrics(
+                    answers, lambda read: self._analysis.run(metric_frames, read), fetch
+                ),
+            ),
             source("logs", self._logs(found, namespaces, windows, fetch)),
             source("traces", self._traces(alerting, names, windows, fetch)),
             bounded(
@@ -401,14 +421,7 @@ class Pipeline:
             return None
         step = self.settings.correlation.step_s
         return await fetch_metrics(
-            self.prometheus,
-            self.signals,
-            found,
-            fetch.queries,
-            windows,
-            step,
-            fetch,
-            lambda answers: self._analysis.run(metric_frames, answers),
+            self.prometheus, self.signals, found, fetch.queries, windows, step, fetch
         )
 
     async def _logs(

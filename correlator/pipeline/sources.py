@@ -68,11 +68,9 @@ async def fetch_metrics(
     windows: Windows,
     step_s: float,
     fetch: Fetch,
-    read: ReadAnswers,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One range query per signal and group of services (`queries`), all at once → the
-    services' series, and the per-pod series of services with several replicas. The answers
-    are parsed off the event loop, all in one call (`read`)."""
+) -> list[RangeAnswer]:
+    """One range query per signal and group of services (`queries`), all at once → their
+    answers as they came in (`read_metrics` reads them)."""
     step = max(step_s, (windows.incident_end - windows.start).total_seconds() / 10_000)
 
     async def one(signal: Signal, labels: ServiceLabels, services: list[str]) -> RangeAnswer | None:
@@ -89,11 +87,18 @@ async def fetch_metrics(
     answers = await asyncio.gather(
         *(one(s, labels, services) for labels, services in groups.items() for s in signals)
     )
-    received = [answer for answer in answers if answer is not None]
-    if not received:
+    return [answer for answer in answers if answer is not None]
+
+
+async def read_metrics(
+    answers: Sequence[RangeAnswer], read: ReadAnswers, fetch: Fetch
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The services' series, and the per-pod series of services with several replicas, read
+    off the event loop, all answers in one call (`read`); an unusable answer is named."""
+    if not answers:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
     try:
-        frames = await read(received)
+        frames = await read(answers)
     except (AnalysisTimeout, BrokenProcessPool) as exc:
         fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc}")
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)

@@ -135,6 +135,7 @@ class _Parts:
             metrics=app[METRICS],
         )
         self._handler = Correlations(pipeline, self.opened, self._notifier, app[METRICS]).handle
+        pipeline.warm()
         yield
         await pipeline.close()
 

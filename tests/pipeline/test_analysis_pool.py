@@ -109,3 +109,17 @@ async def test_a_correlation_whose_analysis_is_too_slow_reports_without_a_rankin
     (missing,) = [m for m in body.missing if m.backend == "analysis"]
     assert missing.reason == "the analysis was stopped after 0.5 s (queue.analysis_timeout_s)"
     assert body.suspects == []
+
+
+async def test_warming_starts_every_worker_before_the_first_analysis() -> None:
+    """`correlator serve` warms its pool on start: the first alert's analysis (and the reading
+    of its metric answers) does not wait seconds for processes to spawn and import."""
+    pool = AnalysisPool("process", 2)
+    try:
+        pool.warm()
+        workers = list((pool._processes._processes or {}).values()) if pool._processes else []
+        assert len(workers) == 2 and all(w.is_alive() for w in workers)
+        pids = {await pool.run(os.getpid) for _ in range(4)}
+        assert pids <= {w.pid for w in workers}  # no process spawned for the tasks
+    finally:
+        pool.close()

@@ -4,14 +4,23 @@ others kept, and no bytes whatever that make it raise."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlator.analysis.windows import incident_windows
+from correlator.pipeline import Pipeline
+from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.pipeline.frames import RangeAnswer, metric_frames
+from correlator.settings import load_settings
 from correlator.signals import ServiceLabels
+from tests.support.processes import Prometheus
 
 LABELS = ServiceLabels()
 
@@ -131,3 +140,51 @@ def test_no_answer_makes_reading_raise(body: bytes) -> None:
     assert len(frames.unusable) <= 1
     if frames.unusable:
         assert frames.unusable[0][0] == "cpu" and frames.metrics.empty
+
+
+class _SlowPool(AnalysisPool):
+    """Threads whose every task starts `delay_s` late, as a pool still spawning its processes
+    (seconds, on a cold start or after a runaway analysis's pool was killed)."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__("thread", 2)
+        self.delay_s = delay_s
+
+    async def run(self, function: Any, *args: object) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return await super().run(function, *args)
+
+
+async def test_reading_the_answers_is_not_bounded_by_the_backends_deadline(
+    tmp_path: Path,
+) -> None:
+    """The deadline bounds waiting on the backends. Reading what they answered is our own work,
+    in the analysis pool: a pool that starts late loses no answer that came in time."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    lines = ["# TYPE istio_requests counter"]
+    for step in range(120, -1, -1):
+        t = (now - timedelta(seconds=15 * step)).timestamp()
+        lines.append(
+            'istio_requests_total{reporter="destination",destination_workload="api",'
+            f'destination_workload_namespace="shop",response_code="200"}} {1000 - step} {t:.0f}'
+        )
+    prometheus = Prometheus(tmp_path, rule_files=[], openmetrics="\n".join(lines) + "\n# EOF\n")
+    prometheus.start()
+    pipeline = Pipeline(
+        load_settings(
+            prometheus={"url": prometheus.url},
+            correlation={"deadline_s": 0.5},
+            queue={"analysis_pool": "thread"},
+        )
+    )
+    pipeline._analysis.close()
+    pipeline._analysis = _SlowPool(delay_s=1.0)
+    try:
+        windows = incident_windows(now - timedelta(minutes=3), now, pipeline.policy)
+        telemetry, fetch, _ = await pipeline.gather(["api"], ["shop"], windows)
+    finally:
+        await pipeline.close()
+        prometheus.stop()
+    assert [m for m in fetch.missing if m["backend"] == "prometheus"] == []
+    assert set(telemetry.metrics["signal"]) >= {"throughput_rps", "error_ratio"}
+    assert set(telemetry.metrics["service"]) == {"api"}
