@@ -135,7 +135,10 @@ class _Parts:
             metrics=app[METRICS],
         )
         self._handler = Correlations(pipeline, self.opened, self._notifier, app[METRICS]).handle
-        pipeline.warm()
+        # Spawned now, not on the first alert; a replica that only takes notifications
+        # (no workers) never analyses.
+        if self.settings.queue.workers > 0:
+            pipeline.warm()
         yield
         await pipeline.close()
 
