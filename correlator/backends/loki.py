@@ -154,10 +154,13 @@ def _data(answer: Any, result_type: str | None = None) -> Any:
     return data
 
 
+_LATEST_NS = 2**63 - 1  # the last instant a frame can hold (2262-04-11)
+
+
 def _nanoseconds(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdigit() and int(value) <= _LATEST_NS:
         return int(value)
-    raise ValueError(f"timestamp {value!r} is not a string of nanoseconds")
+    raise ValueError(f"timestamp {value!r} is not a string of nanoseconds before 2262")
 
 
 def _strings(value: Any) -> dict[str, str]:

@@ -67,6 +67,10 @@ def range_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
         raise MalformedAnswer(f"Prometheus answered a malformed matrix: {exc}") from None
     if not kept:
         return pd.DataFrame()
+    if values.shape != timestamps.shape:  # a value that is a list, not a number's string
+        raise MalformedAnswer(
+            "Prometheus answered a malformed matrix: a sample is not [time, value]"
+        )
     if not np.all((timestamps >= _EARLIEST_S) & (timestamps <= _LATEST_S)):
         raise MalformedAnswer("Prometheus answered a malformed matrix: a time out of range")
     index, rows = np.unique(timestamps, return_inverse=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -29,6 +30,8 @@ from correlator.pipeline.frames import MetricFrames, RangeAnswer
 from correlator.pipeline.targets import Target, by_labels
 from correlator.settings import LokiSettings
 from correlator.signals import ServiceLabels, Signal, signal_query
+
+log = logging.getLogger(__name__)
 
 
 def regex_selector(matchers: Mapping[str, Sequence[str]]) -> str:
@@ -101,6 +104,10 @@ async def read_metrics(
         frames = await read(answers)
     except (AnalysisTimeout, BrokenProcessPool) as exc:
         fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc}")
+        return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
+    except Exception as exc:  # a reader's bug must cost the metrics, not the whole report
+        log.exception("reading Prometheus' answers failed")
+        fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc!r}")
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
     for signal_name, reason in frames.unusable:
         fetch.miss("prometheus", signal_name, f"unusable answer: {reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -85,3 +86,15 @@ def test_a_range_answer_read_from_its_bytes_is_the_frame_of_its_matrix() -> None
     frame = matrix_frame(body)
     assert list(frame.columns) == [(("app", "a"),)]
     assert frame.iloc[:, 0].tolist() == [1, math.inf]
+
+
+@pytest.mark.parametrize("value", [[1, 2], [1], [], {"v": 1}])
+def test_a_sample_whose_value_is_not_a_number_string_is_malformed(value: object) -> None:
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, value]]}]},
+        }
+    ).encode()
+    with pytest.raises(MalformedAnswer, match="malformed matrix"):
+        matrix_frame(body)

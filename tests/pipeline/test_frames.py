@@ -124,7 +124,8 @@ _json = st.recursive(
                 ),
                 st.lists(
                     st.tuples(
-                        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5)
+                        st.floats(allow_nan=False, allow_infinity=False),
+                        st.one_of(st.text(max_size=5), _json),
                     ),
                     max_size=4,
                 ),
