@@ -37,9 +37,8 @@ import correlate  # noqa: E402  (the 50-service scenario and its test servers)
 from correlator.models.alerts import WebhookPayload  # noqa: E402
 from correlator.models.incidents import IntakeResult, ReceivedNotification  # noqa: E402
 from correlator.pipeline import Pipeline  # noqa: E402
-from correlator.pipeline.keep import packed_inputs  # noqa: E402
 from correlator.rca.bundle_write import alert_payload, policy_document  # noqa: E402
-from correlator.rca.frames import bundle_archive  # noqa: E402
+from correlator.rca.frames import bundle_archive, packed_inputs  # noqa: E402
 from correlator.runtime.correlations import inputs_saver  # noqa: E402
 from correlator.settings import load_settings  # noqa: E402
 from correlator.store import Store  # noqa: E402

@@ -3,7 +3,8 @@
 The analysis is CPU-bound pandas/numpy/Python and holds the GIL most of the time: measured on
 2 cores, four analyses took as long on two threads as one after another (1.0x), and 1.8x less
 on two processes, pickling the telemetry included. So by default it runs in a pool of worker
-processes (spawned, not forked: the server has threads).
+processes (spawned, not forked: the server has threads), started with the service (`warm`).
+Reading Prometheus' answers into frames runs there too (`pipeline/frames.py`).
 
 An analysis past its limit is stopped: its worker is killed (a process pool cannot stop one
 task, so the pool goes with it) and `AnalysisTimeout` says so; the analyses that shared the
@@ -42,6 +43,13 @@ T = TypeVar("T")
 # Nice 10 over the server's: on a busy machine an analysis gets about a tenth of the CPU the
 # serving loop gets, so acknowledging a notification stays fast while reports wait a little.
 WORKER_NICENESS = 10
+# What the workers' tasks run: the analysis, reading metric answers, packing kept inputs. None
+# of them imports the service's HTTP clients or its store (tests/pipeline/test_analysis_pool.py).
+WORKER_MODULES = (
+    "correlator.analysis.evidence",
+    "correlator.pipeline.frames",
+    "correlator.rca.frames",
+)
 
 
 def _start_worker(server_pid: int) -> None:
@@ -51,8 +59,8 @@ def _start_worker(server_pid: int) -> None:
     _lower_priority(WORKER_NICENESS)
     # SIGKILL: a worker holds nothing to flush, and no handler a library sets can keep it.
     die_with_parent(server_pid, signum=signal.SIGKILL)
-    importlib.import_module("correlator.analysis.evidence")
-    importlib.import_module("correlator.pipeline.frames")
+    for module in WORKER_MODULES:
+        importlib.import_module(module)
     gc.freeze()
 
 

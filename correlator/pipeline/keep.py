@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from correlator.metrics import Metrics
 from correlator.models.incidents import IncidentDetail
 from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.rca.bundle_write import alert_payload, policy_document
-from correlator.rca.frames import encode
+from correlator.rca.frames import packed_inputs
 from correlator.settings import KeepInputsSettings
 
 log = logging.getLogger(__name__)
@@ -48,17 +48,6 @@ class KeptInputs:
 # Records kept inputs durably (the runtime gives the store's; raises StoreUnavailable or
 # StoreRefused when it cannot).
 SaveInputs = Callable[[KeptInputs], Awaitable[None]]
-
-
-def packed_inputs(
-    alert: Mapping[str, Any],
-    telemetry: Telemetry,
-    windows: Windows,
-    kinds: Sequence[str],
-    about: Mapping[str, Any],
-) -> bytes:
-    """The inputs in the store's form (runs in the analysis pool; rca/frames.py)."""
-    return encode(alert=alert, telemetry=telemetry, windows=windows, kinds=kinds, about=about)
 
 
 class InputKeeper:

@@ -92,6 +92,18 @@ def encode(
     return buffer.getvalue()
 
 
+def packed_inputs(
+    alert: Mapping[str, Any],
+    telemetry: Telemetry,
+    windows: Windows,
+    kinds: Sequence[str],
+    about: Mapping[str, Any],
+) -> bytes:
+    """`encode` with positional arguments, as the analysis pool runs it (pipeline/keep.py):
+    a module the analysis processes import without the service's HTTP clients and store."""
+    return encode(alert=alert, telemetry=telemetry, windows=windows, kinds=kinds, about=about)
+
+
 def _read(archive: zipfile.ZipFile, name: str) -> bytes:
     info = archive.getinfo(name)
     if info.file_size > MAX_MEMBER_BYTES:

@@ -11,8 +11,7 @@ import logging
 from dataclasses import asdict
 
 from correlator.metrics import Metrics
-from correlator.pipeline import Pipeline
-from correlator.pipeline.core import Question
+from correlator.pipeline.core import Pipeline, Question
 from correlator.pipeline.keep import KeptInputs, SaveInputs
 from correlator.pipeline.report import failed_report
 from correlator.runtime.notifier import Notifier

@@ -28,7 +28,7 @@ from correlator.analysis.scope import ScopeRules
 from correlator.catalogue import Catalogue
 from correlator.intake import IntakeWriter
 from correlator.metrics import Metrics
-from correlator.pipeline import Pipeline
+from correlator.pipeline.core import Pipeline
 from correlator.provisioning.command import links
 from correlator.provisioning.service import Provisioner
 from correlator.runtime.consumer import Consumer

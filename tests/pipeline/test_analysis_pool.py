@@ -17,8 +17,10 @@ from correlator.analysis.evidence import analyse
 from correlator.models.incidents import IncidentDetail
 from correlator.pipeline import Pipeline
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
+from correlator.pipeline.frames import RangeAnswer, metric_frames
 from correlator.rca.bundle import load
 from correlator.settings import load_settings
+from correlator.signals import ServiceLabels
 from tests.pipeline.test_children_die import alive
 from tests.support.bundles import write_bundle
 from tests.support.scenarios import scenarios
@@ -121,5 +123,26 @@ async def test_warming_starts_every_worker_before_the_first_analysis() -> None:
         assert len(workers) == 2 and all(w.is_alive() for w in workers)
         pids = {await pool.run(os.getpid) for _ in range(4)}
         assert pids <= {w.pid for w in workers}  # no process spawned for the tasks
+    finally:
+        pool.close()
+
+
+# Evaluated in the worker (a function of this module would import this module, and with it
+# everything a test imports).
+HEAVY_MODULES = (
+    "sorted(m for m in ('httpx', 'sqlalchemy', 'aiohttp', 'asyncpg') "
+    "if m in __import__('sys').modules)"
+)
+
+
+async def test_a_worker_imports_no_http_client_and_no_store() -> None:
+    """The workers run the analysis, read metric answers and pack kept inputs: each of them
+    imports what it uses (pure modules), not the serving process's I/O stack, whose imports
+    cost every worker's start and memory."""
+    pool = AnalysisPool("process", 1)
+    try:
+        answer = RangeAnswer("cpu", ("api",), ServiceLabels(), b'{"status":"success"}')
+        assert (await pool.run(metric_frames, [answer])).unusable
+        assert await pool.run(eval, HEAVY_MODULES) == []
     finally:
         pool.close()
