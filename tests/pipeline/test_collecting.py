@@ -132,16 +132,25 @@ async def test_with_every_process_busy_nothing_starts_early_and_the_ranking_is_t
         whole = _telemetry()
         collecting = Collecting(pool, WINDOWS)
         sources = _sources(whole, SOURCES)
-        collecting.arrived(
-            frozenset(("metrics",)),
-            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
-        )
+        _arrive(collecting, whole, sources, ("metrics",))
         assert collecting.started == set() and collecting.parts == []
         release.set()
         await busy
         assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
     finally:
         pool.close()
+
+
+def _arrive(
+    collecting: Collecting,
+    whole: Telemetry,
+    sources: dict[str, object],
+    kinds: tuple[str, ...],
+) -> None:
+    """Tell `collecting` the sources `kinds` are in (of `whole`, as `sources` holds them)."""
+    collecting.arrived(
+        frozenset(kinds), lambda ks: telemetry_of(sources, ks, whole.signals, whole.edges)
+    )
 
 
 def _wait_for(event: asyncio.Event) -> None:
@@ -170,19 +179,13 @@ async def test_what_is_left_for_the_end_gets_only_the_frames_it_reads() -> None:
         whole = _telemetry()
         sources = _sources(whole, SOURCES)
         collecting = Collecting(pool, WINDOWS)
-        collecting.arrived(
-            frozenset(("metrics",)),
-            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
-        )
+        _arrive(collecting, whole, sources, ("metrics",))
         assert collecting.started == {n for n, reads in READS.items() if reads == {"metrics"}}
         release = asyncio.Event()
         busy = [asyncio.ensure_future(pool.run(_wait_for, release)) for _ in range(2)]
         while not pool.saturated():
             await asyncio.sleep(0.01)
-        collecting.arrived(
-            frozenset(SOURCES),
-            lambda kinds: telemetry_of(sources, kinds, whole.signals, whole.edges),
-        )
+        _arrive(collecting, whole, sources, SOURCES)
         release.set()
         await asyncio.gather(*busy)
         assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
