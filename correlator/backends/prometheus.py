@@ -7,6 +7,8 @@ the pipeline to parse in the analysis processes rather than on the event loop.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,19 +30,24 @@ def _seconds(moment: datetime) -> str:
     return f"{moment.timestamp():.3f}"
 
 
-def _data(answer: Any, result_type: str | None = None) -> Any:
+@contextlib.contextmanager
+def _as_garbage() -> Iterator[None]:
+    """What the pure reader finds malformed is, for this client's callers, BackendGarbage."""
     try:
-        return answer_data(answer, result_type)
+        yield
     except MalformedAnswer as exc:
         raise BackendGarbage(str(exc)) from None
+
+
+def _data(answer: Any, result_type: str | None = None) -> Any:
+    with _as_garbage():
+        return answer_data(answer, result_type)
 
 
 def range_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
     """Matrix result → DataFrame (`prometheus_matrix.range_frame`), garbage as BackendGarbage."""
-    try:
+    with _as_garbage():
         return matrix.range_frame(result)
-    except MalformedAnswer as exc:
-        raise BackendGarbage(str(exc)) from None
 
 
 class PrometheusBackend:
@@ -71,10 +78,8 @@ class PrometheusBackend:
     ) -> pd.DataFrame:
         """A range query's series as a frame (`prometheus_matrix.range_frame`)."""
         body = await self.query_range_body(expr, start, end, step_s)
-        try:
+        with _as_garbage():
             return matrix.matrix_frame(body)
-        except MalformedAnswer as exc:
-            raise BackendGarbage(str(exc)) from None
 
     async def query_range_body(
         self, expr: str, start: datetime, end: datetime, step_s: float

@@ -42,7 +42,6 @@ from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
 from correlator.pipeline.collecting import Arrived, Collecting, conformed, telemetry_of
 from correlator.pipeline.fetch import Fetch, bounded
-from correlator.pipeline.frames import metric_frames
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
 from correlator.pipeline.report import build_report, evidence_series
@@ -398,9 +397,7 @@ class Pipeline:
             source(
                 "metrics",
                 self._metrics(found, windows, fetch),
-                lambda answers: read_metrics(
-                    answers, lambda read: self._analysis.run(metric_frames, read), fetch
-                ),
+                lambda answers: read_metrics(answers, self._analysis, fetch),
             ),
             source("logs", self._logs(found, namespaces, windows, fetch)),
             source("traces", self._traces(alerting, names, windows, fetch)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
@@ -24,9 +24,9 @@ from correlator.backends.jaeger_spans import Span
 from correlator.backends.loki import LogBudget, LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
-from correlator.pipeline.analysis_pool import AnalysisTimeout
+from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.fetch import Fetch, call
-from correlator.pipeline.frames import MetricFrames, RangeAnswer
+from correlator.pipeline.frames import RangeAnswer, metric_frames
 from correlator.pipeline.targets import Target, by_labels
 from correlator.settings import LokiSettings
 from correlator.signals import ServiceLabels, Signal, signal_query
@@ -56,11 +56,6 @@ def metric_queries(
             for service in services:
                 queries.setdefault(service, {})[signal.name] = query
     return queries
-
-
-# Turns a correlation's range answers into its frames (`frames.metric_frames`, in the analysis
-# pool); raises AnalysisTimeout or BrokenProcessPool when the pool could not.
-ReadAnswers = Callable[[Sequence[RangeAnswer]], Awaitable[MetricFrames]]
 
 
 async def fetch_metrics(
@@ -94,14 +89,15 @@ async def fetch_metrics(
 
 
 async def read_metrics(
-    answers: Sequence[RangeAnswer], read: ReadAnswers, fetch: Fetch
+    answers: Sequence[RangeAnswer], pool: AnalysisPool, fetch: Fetch
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The services' series, and the per-pod series of services with several replicas, read
-    off the event loop, all answers in one call (`read`); an unusable answer is named."""
+    off the event loop in `pool`, all answers in one call (`frames.metric_frames`); an
+    unusable answer is named."""
     if not answers:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
     try:
-        frames = await read(answers)
+        frames = await pool.run(metric_frames, answers)
     except (AnalysisTimeout, BrokenProcessPool) as exc:
         fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc}")
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
