@@ -115,6 +115,16 @@ async def traced(
         return result
 
 
+def retry_wait_s(attempt: int, delay_s: float | None, max_wait_s: float) -> float | None:
+    """How long to wait before retry `attempt` (1 for the first): the one backoff, never
+    sooner than the other side's Retry-After (`delay_s`); None when that asks for longer than
+    `max_wait_s`, which the caller does not wait for."""
+    if delay_s is not None and delay_s > max_wait_s:
+        return None
+    wait_s = retry_delay_s(attempt + 1, 0.1, max_wait_s)
+    return wait_s if delay_s is None else max(wait_s, delay_s)
+
+
 class Shared:
     """Identical GETs within `cache_s` share one answer (see the module's text)."""
 
@@ -238,13 +248,9 @@ class OutboundClient:
                 return await self._attempt(request, attempt)
             except limits.errors.temporary as exc:
                 attempt += 1
-                wait_s = retry_delay_s(attempt + 1, 0.1, limits.retry_max_wait_s)
-                if exc.delay_s is not None:
-                    if exc.delay_s > limits.retry_max_wait_s:
-                        raise  # the queue waits that long, not this caller
-                    wait_s = max(wait_s, exc.delay_s)
-                if attempt > retries:
-                    raise
+                wait_s = retry_wait_s(attempt, exc.delay_s, limits.retry_max_wait_s)
+                if wait_s is None or attempt > retries:
+                    raise  # a longer wait is the queue's, not this caller's
                 await asyncio.sleep(wait_s)
 
     async def _attempt(self, request: httpx.Request, resend: int) -> httpx.Response:

@@ -10,9 +10,11 @@ from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from correlator.errors import RemoteRefused, RemoteUnavailable
-from correlator.outbound.client import Limits, OutboundClient
+from correlator.outbound.client import Limits, OutboundClient, retry_wait_s
 from tests.support.processes import free_port
 from tests.support.servers import served
 
@@ -221,3 +223,22 @@ async def test_one_client_span_per_request_sent_without_the_path(
     assert "SECRET" not in repr(attributes)
     # The status says the error's type, never its text (which may quote the other side).
     assert [span.status.description for span in spans[1:]] == ["RemoteUnavailable"] * 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    attempt=st.integers(1, 10),
+    delay_s=st.none() | st.floats(0, 120, allow_nan=False),
+    max_wait_s=st.floats(0.1, 60, allow_nan=False),
+)
+def test_a_retry_never_comes_sooner_than_the_retry_after(
+    attempt: int, delay_s: float | None, max_wait_s: float
+) -> None:
+    """The wait before a retry honours the other side's Retry-After, and one longer than this
+    caller waits is left to the queue (None: raised, carrying `delay_s`)."""
+    wait_s = retry_wait_s(attempt, delay_s, max_wait_s)
+    if delay_s is not None and delay_s > max_wait_s:
+        assert wait_s is None
+    else:
+        assert wait_s is not None and 0 <= wait_s <= max(max_wait_s, delay_s or 0)
+        assert delay_s is None or wait_s >= delay_s
