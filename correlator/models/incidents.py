@@ -100,8 +100,13 @@ class IncidentSummary(_Out):
     updated_at: datetime
 
 
-class IncidentDetail(IncidentSummary):
+class IncidentAlerts(IncidentSummary):
+    """An incident with its alerts: all that analysing it and telling of it read."""
+
     alerts: list[AlertRecord]
+
+
+class IncidentDetail(IncidentAlerts):
     timeline: list[NotificationRecord]
     work_items: list[WorkRecord]
     report: Report | None = Field(

@@ -36,7 +36,7 @@ from correlator.catalogue import Catalogue
 from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
 from correlator.models.alerts import AlertStatus
-from correlator.models.incidents import IncidentDetail
+from correlator.models.incidents import IncidentAlerts
 from correlator.models.report import App, Inputs, Report
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
@@ -166,7 +166,7 @@ class Pipeline:
         self._shared.close()
         self._analysis.close()
 
-    def question(self, incident: IncidentDetail) -> Question:
+    def question(self, incident: IncidentAlerts) -> Question:
         """What the incident's analysis depends on: the services its firing alerts name, their
         namespaces, the onset, the WebApplications and the settings."""
         firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
@@ -180,7 +180,7 @@ class Pipeline:
         return Question(tuple(services), tuple(namespaces), onset, digest)
 
     async def correlate(
-        self, incident: IncidentDetail, *, now: datetime, question: Question | None = None
+        self, incident: IncidentAlerts, *, now: datetime, question: Question | None = None
     ) -> Report:
         """The report of the incident. Incidents asking the same question (`question`)
         within `correlation.share_s` of each other share one analysis: the one running on this
@@ -201,7 +201,7 @@ class Pipeline:
         return body.model_copy(update={"incident_id": incident.id, "notes": notes})
 
     async def _answer(
-        self, question: Question, incident: IncidentDetail, now: datetime
+        self, question: Question, incident: IncidentAlerts, now: datetime
     ) -> tuple[Report, bool]:
         """The report answering `question`, and whether it was analysed for it (False: a
         report another replica stored)."""
@@ -223,7 +223,7 @@ class Pipeline:
 
     async def _correlate(
         self,
-        incident: IncidentDetail,
+        incident: IncidentAlerts,
         alert_services: list[str],
         namespaces: list[str],
         onset: datetime,
@@ -297,7 +297,7 @@ class Pipeline:
         return analysis, telemetry, fetch, services
 
     def _app_of(
-        self, incident: IncidentDetail, alert_services: list[str], namespaces: list[str]
+        self, incident: IncidentAlerts, alert_services: list[str], namespaces: list[str]
     ) -> tuple[str | None, str | None]:
         """The app the incident is about (its WebApplication, else the first alerting service
         in its namespace) and the app's team: what accuracy is told per."""

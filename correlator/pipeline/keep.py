@@ -22,7 +22,7 @@ from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.windows import WindowPolicy, Windows
 from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.metrics import Metrics
-from correlator.models.incidents import IncidentDetail
+from correlator.models.incidents import IncidentAlerts
 from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.rca.bundle_write import alert_payload, policy_document
 from correlator.rca.frames import packed_inputs
@@ -66,7 +66,7 @@ class InputKeeper:
 
     def keep(
         self,
-        incident: IncidentDetail,
+        incident: IncidentAlerts,
         telemetry: Telemetry,
         windows: Windows,
         *,

@@ -32,7 +32,7 @@ from correlator import __version__
 from correlator.analysis.telemetry import Telemetry
 from correlator.analysis.windows import WindowPolicy, Windows
 from correlator.backends.jaeger_spans import ERROR_STATUS, SPAN_KINDS
-from correlator.models.incidents import IncidentDetail
+from correlator.models.incidents import IncidentAlerts
 
 FORMAT = 2
 KINDS = ("metrics", "logs", "traces")
@@ -77,7 +77,7 @@ def policy_document(policy: WindowPolicy) -> dict[str, float]:
     }
 
 
-def alert_payload(incident: IncidentDetail) -> dict[str, Any]:
+def alert_payload(incident: IncidentAlerts) -> dict[str, Any]:
     """The incident's alerts as the Alertmanager webhook payload (version 4) `load` reads."""
     alerts = incident.alerts or []
     return {

@@ -46,7 +46,7 @@ class Correlations:
     async def handle(self, item: WorkItem) -> None:
         """Correlate the item's incident, store its report and put its message in the outbox."""
         store = self.store
-        incident = await store.get_incident(item.incident_id)
+        incident = await store.incident_alerts(item.incident_id)
         if incident is None:
             return
         now = store.clock()
@@ -56,7 +56,9 @@ class Correlations:
         except Exception as exc:  # a bug must still leave a report that says what happened
             log.exception("correlation of incident %s failed", incident.id)
             report, question = failed_report(incident.id, now, exc), None
-        stored = await store.save_report(
+        # Read back with the report, in its transaction: the incident may have changed
+        # (resolved) while it was analysed.
+        latest = await store.save_report_and_read(
             incident.id,
             item.notification_id,
             report.status,
@@ -64,14 +66,11 @@ class Correlations:
             question=question.digest if question is not None else None,
             analysed_at=report.generated_at if question is not None else None,
         )
-        if not stored:
+        if latest is None:
             log.info("a newer report of incident %s is already stored", incident.id)
             return
         if self.metrics is not None and item.created_at is not None:
             waited = (store.clock() - item.created_at).total_seconds()
             self.metrics.notification_to_report.observe(max(waited, 0.0))
         if self.notifier is not None:
-            # Read back: the incident may have changed (resolved) while it was analysed.
-            latest = await store.get_incident(incident.id)
-            if latest is not None:
-                await self.notifier.enqueue(latest, latest.report)
+            await self.notifier.enqueue(latest, report)

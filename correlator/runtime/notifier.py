@@ -20,7 +20,7 @@ import logging
 
 from correlator.analysis.scope import ScopeRules
 from correlator.catalogue import Catalogue
-from correlator.models.incidents import IncidentDetail
+from correlator.models.incidents import IncidentAlerts
 from correlator.models.report import Report
 from correlator.provisioning.naming import Links
 from correlator.settings import NotifySettings, TenancySettings
@@ -53,7 +53,7 @@ class Notifier:
         self.tenancy = tenancy or TenancySettings()
         self.wake = asyncio.Event()
 
-    async def enqueue(self, incident: IncidentDetail, report: Report | None) -> int:
+    async def enqueue(self, incident: IncidentAlerts, report: Report | None) -> int:
         """Record the incident's message for every sink routed to it; returns how many are news."""
         if not self.sinks:
             return 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from correlator.catalogue import deployed
 from correlator.models.alerts import AlertStatus
-from correlator.models.incidents import IncidentDetail
+from correlator.models.incidents import IncidentAlerts
 from correlator.models.message import (
     GrafanaDetails,
     Message,
@@ -38,7 +38,7 @@ def duration_text(seconds: float) -> str:
 
 
 def incident_message(
-    incident: IncidentDetail,
+    incident: IncidentAlerts,
     report: Report | None,
     *,
     public_url: str,
@@ -101,7 +101,7 @@ def incident_message(
     )
 
 
-def silence_url(incident: IncidentDetail) -> str | None:
+def silence_url(incident: IncidentAlerts) -> str | None:
     """Grafana's own silence link for a Grafana-managed rule; else Alertmanager's form (its
     `externalURL`) prefilled with the labels every alert of the group shares."""
     grafana = _grafana(incident)
@@ -142,7 +142,7 @@ def evidence_links(evidence: MessageEvidence) -> list[tuple[str, str]]:
 GRAFANA_LINKS = (("rule_url", "Alert rule"), ("panel_url", "Panel"), ("silence_url", "Silence"))
 
 
-def _grafana(incident: IncidentDetail) -> GrafanaDetails | None:
+def _grafana(incident: IncidentAlerts) -> GrafanaDetails | None:
     """The rule, panel and silence links and the values of the first firing alert Grafana
     sent (the first alert if none fires); None when Alertmanager sent the group."""
     with_details = [a for a in incident.alerts if a.details]
@@ -168,7 +168,7 @@ def grafana_links(message: Message) -> list[tuple[str, str]]:
     return list(message.grafana.links.items()) if message.grafana is not None else []
 
 
-def _time_range(url: str, incident: IncidentDetail) -> str:
+def _time_range(url: str, incident: IncidentAlerts) -> str:
     start = int((incident.started_at.timestamp() - 1800) * 1000)
     end = f"{int(incident.resolved_at.timestamp() * 1000)}" if incident.resolved_at else "now"
     return f"{url}?from={start}&to={end}"

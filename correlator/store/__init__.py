@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from correlator.analysis.scope import NAMESPACE_LABELS
 from correlator.errors import StoreRefused, StoreUnavailable
 from correlator.models.incidents import (
+    IncidentAlerts,
     IncidentDetail,
     IncidentFilter,
     IncidentSummary,
@@ -67,6 +68,7 @@ class Store:
             raise ValueError("a Store has exactly one engine")
         self._sqlite = sqlite
         self._postgres = postgres
+        self._postgres_reads = _engine.reads_of(postgres) if postgres is not None else None
         self.clock = clock
         # Background work's store calls wait their turn behind notifications being received
         # (correlator/priority.py); set by the composition root.
@@ -177,7 +179,8 @@ class Store:
             if write:
                 async with self._postgres.begin() as connection:
                     return await connection.run_sync(function, *args)
-            async with self._postgres.connect() as connection:
+            assert self._postgres_reads is not None
+            async with self._postgres_reads.connect() as connection:
                 return await connection.run_sync(function, *args)
         except (IntegrityError, DataError):
             raise
@@ -234,6 +237,10 @@ class Store:
     async def get_incident(self, incident_id: int) -> IncidentDetail | None:
         return await self.read(queries.get_incident, incident_id)
 
+    async def incident_alerts(self, incident_id: int) -> IncidentAlerts | None:
+        """The incident with its alerts only: what an analysis reads (two queries, not six)."""
+        return await self.read(queries.incident_alerts, incident_id)
+
     async def save_report(
         self,
         incident_id: int,
@@ -255,6 +262,36 @@ class Store:
             question,
             analysed_at,
         )
+
+    async def save_report_and_read(
+        self,
+        incident_id: int,
+        notification_id: int | None,
+        status: str,
+        report: Report,
+        *,
+        question: str | None = None,
+        analysed_at: datetime | None = None,
+    ) -> IncidentAlerts | None:
+        """`save_report`, and in the same transaction the incident as it stands with that
+        report (it may have resolved meanwhile); None if a newer report was already stored.
+        Under the report's row lock, so no other report can come between."""
+        now = self.clock()
+
+        def save_and_read(connection: Connection) -> IncidentAlerts | None:
+            stored = queries.save_report(
+                connection,
+                incident_id,
+                notification_id,
+                status,
+                report,
+                now,
+                question,
+                analysed_at,
+            )
+            return queries.incident_alerts(connection, incident_id) if stored else None
+
+        return await self.write(save_and_read)
 
     async def shared_report(self, question: str, since: datetime) -> Report | None:
         """A report answering the same question, analysed at or after `since` (any replica)."""

@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from correlator.models.incidents import (
     AlertRecord,
+    IncidentAlerts,
     IncidentDetail,
     IncidentFilter,
     IncidentSummary,
@@ -113,8 +114,8 @@ def list_incidents(
     return items, next_before
 
 
-def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | None:
-    """The incident with its alerts, its notification timeline and its work items."""
+def incident_alerts(connection: Connection, incident_id: int) -> IncidentAlerts | None:
+    """The incident with its alerts (two queries; `get_incident` adds the rest)."""
     row = (connection.execute(_summary_query().where(incidents.c.id == incident_id))).one_or_none()
     if row is None:
         return None
@@ -123,6 +124,16 @@ def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | N
         .where(alerts.c.incident_id == incident_id)
         .order_by(alerts.c.starts_at, alerts.c.fingerprint)
     )
+    return IncidentAlerts(
+        **row._asdict(), alerts=[AlertRecord.model_validate(r._asdict()) for r in alert_rows]
+    )
+
+
+def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | None:
+    """The incident with its alerts, its notification timeline and its work items."""
+    incident = incident_alerts(connection, incident_id)
+    if incident is None:
+        return None
     timeline_rows = connection.execute(
         select(notifications)
         .where(notifications.c.incident_id == incident_id)
@@ -132,8 +143,7 @@ def get_incident(connection: Connection, incident_id: int) -> IncidentDetail | N
         select(work_items).where(work_items.c.incident_id == incident_id).order_by(work_items.c.id)
     )
     return IncidentDetail(
-        **row._asdict(),
-        alerts=[AlertRecord.model_validate(r._asdict()) for r in alert_rows],
+        **dict(incident),
         timeline=[NotificationRecord.model_validate(r._asdict()) for r in timeline_rows],
         work_items=[WorkRecord.model_validate(r._asdict()) for r in work_rows],
         report=get_report(connection, incident_id),
