@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from correlator.backends.http import (
     BackendConfig,
@@ -182,7 +183,7 @@ async def test_an_oversized_answer_is_cut_off() -> None:
 
 
 async def test_credentials_and_tenant_are_sent() -> None:
-    seen = {}
+    seen: CIMultiDict[str] = CIMultiDict()  # header names are case-insensitive
 
     async def record(request: web.Request) -> web.Response:
         seen.update(request.headers)

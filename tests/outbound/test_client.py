@@ -122,7 +122,7 @@ async def test_only_idempotent_requests_are_retried() -> None:
 async def test_no_answer_is_temporary() -> None:
     remote = client(f"http://127.0.0.1:{free_port()}", retries=0)
     try:
-        with pytest.raises(RemoteUnavailable, match="Remote is unreachable: ConnectError"):
+        with pytest.raises(RemoteUnavailable, match=r"Remote is unreachable: .*Connect"):
             await remote.request("GET", "/q")
     finally:
         await remote.close()

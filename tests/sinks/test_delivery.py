@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tests.fakes.slack import FakeSlack
 from tests.sinks.inert import outside_slack_code
@@ -29,7 +30,7 @@ class Receiver:
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.received: list[tuple[CIMultiDict[str], dict[str, Any]]] = []
         self.app = web.Application()
         self.app.router.add_post("/hook", self.hook)
 
@@ -38,7 +39,7 @@ class Receiver:
         expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         if request.headers.get("X-Correlator-Signature") != expected:
             return web.Response(status=401, text="bad signature")
-        self.received.append((dict(request.headers), json.loads(body)))
+        self.received.append((CIMultiDict(request.headers), json.loads(body)))
         return web.Response(status=204)
 
 
