@@ -15,7 +15,7 @@ from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
     REPLICA_COLUMNS,
     empty,
-    log_frame,
+    log_columns,
     span_frame,
 )
 from correlator.analysis.windows import Windows
@@ -153,13 +153,19 @@ async def fetch_logs(
         )
     ]
     answers = await asyncio.gather(*(read for _, read in reads))
-    rows = []
+    times: list[int] = []
+    services: list[str] = []
+    texts: list[str] = []
+    traces: list[str] = []
+    label = settings.service_label
     for (owner, _), lines in zip(reads, answers, strict=True):
         for line in lines:
-            service = owner or line.labels.get(settings.service_label, "")
             # Nanoseconds: the frame converts them all at once (exactly, as a Timestamp would).
-            rows.append((line.timestamp_ns, service, line.line, line.trace_id or ""))
-    return log_frame(rows)
+            times.append(line.timestamp_ns)
+            services.append(owner or line.labels.get(label, ""))
+            texts.append(line.line)
+            traces.append(line.trace_id or "")
+    return log_columns(times, services, texts, traces)
 
 
 async def fetch_traces(
