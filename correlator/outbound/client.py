@@ -219,7 +219,7 @@ class OutboundClient:
             headers=headers,
             auth=httpx.BasicAuth(*basic_auth) if basic_auth else None,
             timeout=httpx.Timeout(limits.timeout_s),
-            transport=AiohttpTransport(verify=_tls(verify), limits=pool),
+            transport=_Transport(verify=_tls(verify), limits=pool),
         )
         self.budget = Budget(limits.max_in_flight)
         self.shared = Shared(limits.cache_s, limits.cache_bytes)
@@ -320,6 +320,16 @@ class OutboundClient:
             request=request,
             extensions={"http_version": response.http_version.encode()},
         )
+
+
+class _Transport(AiohttpTransport):
+    """aiohttp refuses a URL that carries credentials beside an Authorization header: httpx
+    has made that header of them (or of the client's own auth, which wins) by now."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:
+            request.url = request.url.copy_with(userinfo=b"")
+        return await super().handle_async_request(request)
 
 
 def _tls(verify: bool | str) -> bool | ssl.SSLContext:

@@ -4,6 +4,7 @@ failures, retries and the budget, as every backend and sink sees them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -242,3 +243,21 @@ def test_a_retry_never_comes_sooner_than_the_retry_after(
     else:
         assert wait_s is not None and 0 <= wait_s <= max(max_wait_s, delay_s or 0)
         assert delay_s is None or wait_s >= delay_s
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    seen: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/q", answer)
+    async with served(app) as url:
+        remote = client(url.replace("http://", "http://us%40er:p%3Ass@"))
+        try:
+            await remote.request("GET", "/q", params={"a": "1"})
+        finally:
+            await remote.close()
+    assert seen == ["Basic " + base64.b64encode(b"us@er:p:ss").decode()]
