@@ -166,6 +166,8 @@ def _nanoseconds(value: Any) -> int:
 def _strings(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object of labels, got {type(value).__name__}")
+    if not value:  # most entries' metadata: no comprehension to run
+        return {}
     return {str(key): str(item) for key, item in value.items()}
 
 
@@ -177,15 +179,14 @@ def parse_streams(result: list[dict[str, Any]]) -> list[LogLine]:
         for stream in result:
             labels = _strings(stream["stream"])
             for value in stream["values"]:
-                extra = value[2] if len(value) > 2 else {}
+                if len(value) > 2:
+                    extra = value[2]
+                    metadata = _strings(extra.get("structuredMetadata") or {})
+                    parsed = _strings(extra.get("parsed") or {})
+                else:
+                    metadata, parsed = {}, {}
                 lines.append(
-                    LogLine(
-                        _nanoseconds(value[0]),
-                        str(value[1]),
-                        labels,
-                        _strings(extra.get("structuredMetadata") or {}),
-                        _strings(extra.get("parsed") or {}),
-                    )
+                    LogLine(_nanoseconds(value[0]), str(value[1]), labels, metadata, parsed)
                 )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise BackendGarbage(f"Loki answered malformed streams: {exc}") from None

@@ -136,13 +136,25 @@ def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[Series]:
     series: list[Series] = []
     if metrics.empty:
         return series
-    for suspect in analysis.suspects:
-        finding = next((f for f in suspect.evidence if f.kind == "metric"), None)
-        if finding is None:
+    shown = [
+        (suspect, finding)
+        for suspect in analysis.suspects
+        for finding in [next((f for f in suspect.evidence if f.kind == "metric"), None)]
+        if finding is not None
+    ]
+    if not shown:
+        return series
+    # One pass over the frame for all of them (it holds every service's every signal), not
+    # two comparisons of every row per suspect.
+    wanted = metrics[
+        metrics["service"].isin({s.service for s, _ in shown})
+        & metrics["signal"].isin({f.signal for _, f in shown})
+    ]
+    groups = dict(list(wanted.groupby(["service", "signal"], sort=False)))
+    for suspect, finding in shown:
+        rows = groups.get((suspect.service, finding.signal))
+        if rows is None:
             continue
-        rows = metrics[
-            (metrics["service"] == suspect.service) & (metrics["signal"] == finding.signal)
-        ]
         rows = rows.sort_values("time")
         if rows.empty:
             continue
