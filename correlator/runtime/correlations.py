@@ -58,7 +58,7 @@ class Correlations:
             report, question = failed_report(incident.id, now, exc), None
         # Read back with the report, in its transaction: the incident may have changed
         # (resolved) while it was analysed.
-        latest = await store.save_report_and_read(
+        latest = await store.save_report(
             incident.id,
             item.notification_id,
             report.status,

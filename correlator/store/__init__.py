@@ -250,32 +250,10 @@ class Store:
         *,
         question: str | None = None,
         analysed_at: datetime | None = None,
-    ) -> bool:
-        now = self.clock()
-        return await self.write(
-            queries.save_report,
-            incident_id,
-            notification_id,
-            status,
-            report,
-            now,
-            question,
-            analysed_at,
-        )
-
-    async def save_report_and_read(
-        self,
-        incident_id: int,
-        notification_id: int | None,
-        status: str,
-        report: Report,
-        *,
-        question: str | None = None,
-        analysed_at: datetime | None = None,
     ) -> IncidentAlerts | None:
-        """`save_report`, and in the same transaction the incident as it stands with that
-        report (it may have resolved meanwhile); None if a newer report was already stored.
-        Under the report's row lock, so no other report can come between."""
+        """Store the incident's report unless one built from a newer notification is there;
+        returns the incident as it stands with this report (it may have resolved meanwhile),
+        read in the same transaction under the report's row lock, or None if not stored."""
         now = self.clock()
 
         def save_and_read(connection: Connection) -> IncidentAlerts | None:
