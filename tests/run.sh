@@ -65,4 +65,6 @@ if [ "$#" -eq 0 ]; then
         tests/provisioning/test_rules_in_prometheus.py tests/e2e/test_alertmanager.py \
         tests/backends/test_prometheus.py tests/test_signals.py
 fi
-exec .venv/bin/pytest "$@"
+# Two processes (the CI machine's cores): every test makes its own databases, ports and
+# directories, so they run side by side. CORRELATOR_TEST_WORKERS=0 runs them in this one.
+exec .venv/bin/pytest -n "${CORRELATOR_TEST_WORKERS:-2}" "$@"
