@@ -258,11 +258,13 @@ def log_columns(
     text = [line if type(line) is str else str(line) for line in lines]
     found = []
     for trace, line in zip(traces, text, strict=True):
-        if _missing(trace) or trace == "":
+        if type(trace) is str and trace:  # the common case first: no call per line
+            found.append(trace)
+        elif type(trace) is str or _missing(trace):
             match = _HEX_TRACE.search(line)
             found.append(match.group(1) if match else "")
         else:
-            found.append(trace if type(trace) is str else str(trace))
+            found.append(str(trace))
     if all(type(t) is int for t in times):  # nanoseconds, as the Loki reader gives them
         stamps = pd.to_datetime(np.fromiter(times, np.int64, len(times)), utc=True)
     else:
@@ -270,7 +272,9 @@ def log_columns(
     return pd.DataFrame(
         {
             "time": stamps.astype("datetime64[ns, UTC]"),
-            "service": _objects(["" if _missing(s) else str(s) for s in services]),
+            "service": _objects(
+                [s if type(s) is str else "" if _missing(s) else str(s) for s in services]
+            ),
             "line": _objects(text),
             "trace_id": _objects(found),
         }

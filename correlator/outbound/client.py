@@ -327,9 +327,14 @@ class _Transport(AiohttpTransport):
     has made that header of them (or of the client's own auth, which wins) by now."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.userinfo:
-            request.url = request.url.copy_with(userinfo=b"")
-        return await super().handle_async_request(request)
+        url = request.url
+        if not url.userinfo:
+            return await super().handle_async_request(request)
+        request.url = url.copy_with(userinfo=b"")
+        try:
+            return await super().handle_async_request(request)
+        finally:  # a retry of the request still carries them, for httpx's auth to read
+            request.url = url
 
 
 def _tls(verify: bool | str) -> bool | ssl.SSLContext:

@@ -153,11 +153,9 @@ def evidence_series(analysis: Analysis, metrics: pd.DataFrame) -> list[Series]:
     groups = dict(list(wanted.groupby(["service", "signal"], sort=False)))
     for suspect, finding in shown:
         rows = groups.get((suspect.service, finding.signal))
-        if rows is None:
+        if rows is None:  # a group-by's groups are never empty
             continue
         rows = rows.sort_values("time")
-        if rows.empty:
-            continue
         step = max(1, len(rows) // MAX_POINTS)
         points = [
             (t, float(v)) for t, v in zip(rows["time"][::step], rows["value"][::step], strict=True)

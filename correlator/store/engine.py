@@ -87,7 +87,7 @@ def reads_of(engine: AsyncEngine) -> AsyncEngine:
 
 def _replace_if_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
     # The pool answers DisconnectionError by opening a new connection in this one's place.
-    if dbapi_connection._connection.is_closed():
+    if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
 
