@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -72,20 +73,36 @@ GRAPH_SHARE = 1 / 3
 
 @dataclass(frozen=True, slots=True)
 class Question:
-    """What one analysis answers; `digest` names it across replicas."""
+    """What one analysis answers, named across replicas: `scope` is everything but the onset
+    (services, namespaces, apps, settings); `digest` adds the onset's slot
+    (`correlation.share_onset_s` wide), and the report is stored under it; `nearby` are the
+    slots where an analysis of an onset at most `share_onset_s` away is stored (its own first)."""
 
     services: tuple[str, ...]
     namespaces: tuple[str, ...]
     onset: datetime
+    scope: str
     digest: str
+    nearby: tuple[str, ...]
 
 
 class SharedReports(Protocol):
     """Where reports other replicas analysed are found (the store)."""
 
-    async def shared_report(self, question: str, since: datetime) -> Report | None:
-        """A report answering `question`, analysed at or after `since`."""
+    async def shared_reports(self, questions: Sequence[str], since: datetime) -> list[Report]:
+        """The reports stored under any of `questions`, analysed at or after `since`, newest
+        first."""
         ...
+
+
+def _apart_s(report: Report, onset: datetime) -> float | None:
+    """How far the onset `report` was analysed for is from `onset` (s); None: not said."""
+    analysed = report.windows.onset if report.windows is not None else None
+    if analysed is None:
+        return None
+    if analysed.tzinfo is None:  # read back as UTC
+        analysed = analysed.replace(tzinfo=UTC)
+    return round(abs((analysed - onset).total_seconds()), 1)
 
 
 class Pipeline:
@@ -173,11 +190,18 @@ class Pipeline:
         onset = min((a.starts_at for a in firing), default=incident.started_at)
         services, namespaces = self._scope(firing)
         text = json.dumps(
-            [services, namespaces, onset.isoformat(), self.catalogue.revision, self._config],
-            separators=(",", ":"),
+            [services, namespaces, self.catalogue.revision, self._config], separators=(",", ":")
         )
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        return Question(tuple(services), tuple(namespaces), onset, digest)
+        scope = hashlib.sha256(text.encode()).hexdigest()
+        within = self.settings.correlation.share_onset_s
+        if within > 0:
+            # An onset at most `within` away lies in this slot or one beside it.
+            slot = math.floor(onset.timestamp() / within)
+            slots = [str(slot), str(slot - 1), str(slot + 1)]
+        else:
+            slots = [onset.isoformat()]
+        digests = tuple(hashlib.sha256(f"{scope}@{s}".encode()).hexdigest() for s in slots)
+        return Question(tuple(services), tuple(namespaces), onset, scope, digests[0], digests)
 
     async def correlate(
         self, incident: IncidentAlerts, *, now: datetime, question: Question | None = None
@@ -187,16 +211,20 @@ class Pipeline:
         replica, else a report another replica stored."""
         question = question or self.question(incident)
         (body, analysed), waited = await self._shared.get(
-            question.digest, lambda: self._answer(question, incident, now)
+            question.scope,
+            lambda: self._answer(question, incident, now),
+            at=question.onset.timestamp(),
+            within=self.settings.correlation.share_onset_s,
         )
         if self.metrics is not None:
             how = "analysed" if analysed and not waited else "shared"
             self.metrics.correlations.labels(how).inc()
         notes = [n for n in body.notes if not n.startswith(SHARED_NOTE)]
         if body.owner != incident.id:
+            apart = _apart_s(body, question.onset)
+            onsets = "the same onset" if not apart else f"onsets {apart:g} s apart"
             notes.append(
-                f"{SHARED_NOTE} {body.owner} and this one: the same services in "
-                "scope and the same onset"
+                f"{SHARED_NOTE} {body.owner} and this one: the same services in scope and {onsets}"
             )
         return body.model_copy(update={"incident_id": incident.id, "notes": notes})
 
@@ -205,17 +233,24 @@ class Pipeline:
     ) -> tuple[Report, bool]:
         """The report answering `question`, and whether it was analysed for it (False: a
         report another replica stored)."""
-        share_s = self.settings.correlation.share_s
-        if self.reports is not None and share_s > 0:
+        c = self.settings.correlation
+        if self.reports is not None and c.share_s > 0:
             try:
-                stored = await self.reports.shared_report(
-                    question.digest, now - timedelta(seconds=share_s)
+                stored = await self.reports.shared_reports(
+                    question.nearby, now - timedelta(seconds=c.share_s)
                 )
             except (StoreUnavailable, StoreRefused) as exc:  # analysing again is always correct
                 log.warning("could not look for a shared report: %s", exc)
-                stored = None
-            if stored is not None and stored.analysed_for is not None:
-                return stored, False
+                stored = []
+            near = [
+                (apart, r)
+                for r in stored
+                if r.analysed_for is not None
+                and (apart := _apart_s(r, question.onset)) is not None
+                and apart <= c.share_onset_s
+            ]
+            if near:
+                return min(near, key=lambda pair: pair[0])[1], False
         body = await self._correlate(
             incident, list(question.services), list(question.namespaces), question.onset, now
         )

@@ -90,6 +90,15 @@ class CorrelationSettings(_Group):
         "within this many seconds of each other, share one analysis (an app firing several "
         "alert groups at once); 0: every incident is analysed on its own.",
     )
+    share_onset_s: float = Field(
+        15.0,
+        ge=0,
+        le=300,
+        description="Onsets at most this many seconds apart count as the same onset for "
+        "share_s: an app's alert rules fire on evaluations seconds apart, and windows that "
+        "open within one step of each other see the same samples; the report says how far "
+        "apart. 0: only equal onsets.",
+    )
     grafana_url: str | None = Field(
         None, description="Grafana base URL for Explore links in reports (unset: no links)."
     )

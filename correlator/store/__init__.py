@@ -271,9 +271,10 @@ class Store:
 
         return await self.write(save_and_read)
 
-    async def shared_report(self, question: str, since: datetime) -> Report | None:
-        """A report answering the same question, analysed at or after `since` (any replica)."""
-        return await self.read(queries.shared_report, question, since)
+    async def shared_reports(self, questions: Sequence[str], since: datetime) -> list[Report]:
+        """The reports stored under any of `questions`, analysed at or after `since` (any
+        replica), newest first."""
+        return await self.read(queries.shared_reports, questions, since)
 
     async def get_report(self, incident_id: int) -> Report | None:
         return await self.read(queries.get_report, incident_id)

@@ -9,7 +9,7 @@ here."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -163,7 +163,7 @@ def save_report(
 ) -> bool:
     """Store the incident's report unless one built from a newer notification is already
     there (two workers analysing one incident: the newest state wins). True if stored.
-    `question`/`analysed_at`: what the analysis answered and when, for `shared_report`."""
+    `question`/`analysed_at`: what the analysis answered and when, for `shared_reports`."""
     newer = reports.c.notification_id > notification_id if notification_id is not None else None
     existing = connection.execute(
         select(reports.c.notification_id).where(reports.c.incident_id == incident_id)
@@ -187,15 +187,18 @@ def save_report(
     return bool(connection.execute(query.values(**values)).rowcount)
 
 
-def shared_report(connection: Connection, question: str, since: datetime) -> Report | None:
-    """The newest report answering `question` from an analysis run at or after `since`."""
-    row = connection.execute(
+def shared_reports(
+    connection: Connection, questions: Sequence[str], since: datetime, limit: int = 16
+) -> list[Report]:
+    """The reports stored under any of `questions` from analyses run at or after `since`,
+    newest first (at most `limit`)."""
+    rows = connection.execute(
         select(reports.c.incident_id, reports.c.updated_at, reports.c.body)
-        .where(reports.c.question == question, reports.c.analysed_at >= since)
+        .where(reports.c.question.in_(list(questions)), reports.c.analysed_at >= since)
         .order_by(reports.c.analysed_at.desc())
-        .limit(1)
-    ).one_or_none()
-    return _loaded(row.incident_id, row.updated_at, row.body) if row is not None else None
+        .limit(limit)
+    )
+    return [_loaded(row.incident_id, row.updated_at, row.body) for row in rows]
 
 
 def get_report(connection: Connection, incident_id: int) -> Report | None:

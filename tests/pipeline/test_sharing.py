@@ -127,6 +127,33 @@ async def test_zero_ttl_computes_every_time_and_entries_are_bounded() -> None:
     assert await bounded.get("a", compute) == (6, False)  # the oldest was let go
 
 
+async def test_an_answer_at_a_point_near_enough_serves_the_nearest_and_no_farther() -> None:
+    clock = Clock()
+    shared: Shared[str] = Shared(30, clock=clock)
+    release = asyncio.Event()
+
+    async def compute(name: str) -> str:
+        await release.wait()
+        return name
+
+    def ask(at: float, name: str) -> asyncio.Future[tuple[str, bool]]:
+        return asyncio.ensure_future(shared.get("k", lambda: compute(name), at=at, within=15))
+
+    running = [ask(0, "at 0"), ask(12, "at 12"), ask(16, "at 16"), ask(31, "at 31")]
+    await asyncio.sleep(0.01)
+    release.set()
+    # 12 s from 0: shared. 16 s from 0: analysed (it is beyond 15 s); 31 s is 15 s from 16.
+    assert await asyncio.gather(*running) == [
+        ("at 0", False), ("at 0", True), ("at 16", False), ("at 16", True)
+    ]  # fmt: skip
+    assert await shared.get("k", lambda: compute("at 9"), at=9, within=15) == ("at 16", True)
+    assert await shared.get("other", lambda: compute("x"), at=0, within=15) == ("x", False)
+    assert await shared.get("k", lambda: compute("exact"), at=12) == ("exact", False)
+    clock.now = 31  # finished at 0: every answer is stale now
+    assert await shared.get("k", lambda: compute("again"), at=0, within=15) == ("again", False)
+    assert (shared.computed, shared.shared) == (5, 3)
+
+
 def test_the_catalogue_revision_changes_only_when_the_apps_do() -> None:
     app = WebApplication.model_validate(
         {
@@ -349,16 +376,76 @@ async def test_a_report_one_replica_stored_answers_the_same_question_on_another(
     assert not any("analysed once" in n for n in first.notes + third.notes)
 
 
-async def test_the_store_finds_a_shared_report_by_question_and_age(store: Store) -> None:
+async def test_the_store_finds_shared_reports_by_question_and_age(store: Store) -> None:
     now = datetime.now(UTC)
-    ids = [(await record(store, _group(f"G{i}", now))).incident_id for i in range(3)]
-    old, new = now - timedelta(seconds=50), now - timedelta(seconds=10)
+    ids = [(await record(store, _group(f"G{i}", now))).incident_id for i in range(4)]
+    old, mid, new = (now - timedelta(seconds=s) for s in (50, 30, 10))
     reports = [
         Report(incident_id=i, generated_at=now, status="complete", analysed_for=i) for i in ids
     ]
     await store.save_report(ids[0], None, "complete", reports[0], question="q", analysed_at=old)
     await store.save_report(ids[1], None, "complete", reports[1], question="q", analysed_at=new)
     await store.save_report(ids[2], None, "partial", reports[2])  # a failure: no question
-    assert await store.shared_report("q", now - timedelta(seconds=60)) == reports[1]
-    assert await store.shared_report("q", now - timedelta(seconds=5)) is None
-    assert await store.shared_report("other", now - timedelta(seconds=60)) is None
+    await store.save_report(ids[3], None, "complete", reports[3], question="r", analysed_at=mid)
+    since = now - timedelta(seconds=60)
+    assert await store.shared_reports(["q"], since) == [reports[1], reports[0]]
+    assert await store.shared_reports(["q", "r"], since) == [reports[1], reports[3], reports[0]]
+    assert await store.shared_reports(["q"], now - timedelta(seconds=5)) == []
+    assert await store.shared_reports(["other"], since) == []
+    assert await store.shared_reports([], since) == []
+
+
+@pytest.mark.parametrize("within_s", [15.0, 0.0])
+async def test_onsets_seconds_apart_share_one_analysis_on_any_replica(
+    store: Store, make_settings: Any, within_s: float
+) -> None:
+    """An app's alert rules fire on evaluations seconds apart: with `share_onset_s` 15, a group
+    10 s after another is answered by its analysis (from the store, on another replica; the
+    onsets straddle a slot boundary), one 12 s before it from memory, and one 40 s after is
+    analysed anew. With 0 every onset is its own question."""
+    now = datetime.now(UTC)
+    slot = (now - timedelta(minutes=3)).timestamp() // 15 * 15
+    onset = datetime.fromtimestamp(slot + 10, tz=UTC)  # 10 s later is in the next slot
+    jaeger, loki = slow_database(now)
+    asked = _counting(jaeger.app)
+    async with served(jaeger.app) as jaeger_url, served(loki.app) as loki_url:
+        settings = make_settings(
+            jaeger={"url": jaeger_url, "cache_s": 0},
+            loki={"url": loki_url, "cache_s": 0},
+            correlation={"share_onset_s": within_s},
+        )
+        replicas = [Correlations(Pipeline(settings, reports=store), store) for _ in range(2)]
+        try:
+            items = {}
+            for name, later_s in (("First", 0), ("Later", 10), ("Earlier", -12), ("Far", 40)):
+                result = await record(store, _group(name, onset + timedelta(seconds=later_s)))
+                assert result.work_item_id is not None
+                items[name] = WorkItem(
+                    result.work_item_id, "correlate", result.incident_id,
+                    result.notification_id, 0,
+                )  # fmt: skip
+            await replicas[0].handle(items["First"])
+            one = asked[0]
+            await replicas[1].handle(items["Later"])  # nothing in its memory: the store's
+            after_later = asked[0]
+            await replicas[0].handle(items["Earlier"])  # in this replica's memory
+            after_earlier = asked[0]
+            await replicas[1].handle(items["Far"])
+        finally:
+            for replica in replicas:
+                await replica.pipeline.close()
+        reports = {n: await store.get_report(i.incident_id) for n, i in items.items()}
+    first_id = items["First"].incident_id
+    assert one > 0
+    notes = {n: " ".join(r.notes) for n, r in reports.items() if r is not None}
+    if within_s:
+        assert (after_later, after_earlier, asked[0]) == (one, one, 2 * one)
+        assert f"analysed once for incident {first_id} and this one" in notes["Later"]
+        assert "onsets 10 s apart" in notes["Later"]
+        assert "onsets 12 s apart" in notes["Earlier"]
+        later = reports["Later"]
+        assert later is not None and later.windows is not None
+        assert later.windows.onset == onset  # the analysis answered First's onset
+    else:
+        assert (after_later, after_earlier, asked[0]) == (2 * one, 3 * one, 4 * one)
+    assert "analysed once" not in notes["First"] + notes["Far"]
