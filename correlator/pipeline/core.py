@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import trace
 
@@ -46,7 +43,14 @@ from correlator.pipeline.fetch import Fetch, bounded
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
 from correlator.pipeline.report import build_report, evidence_series
-from correlator.pipeline.sharing import Shared
+from correlator.pipeline.sharing import (
+    SHARED_NOTE,
+    Question,
+    Shared,
+    SharedReports,
+    nearest_report,
+    shared_note,
+)
 from correlator.pipeline.sources import (
     fetch_logs,
     fetch_metrics,
@@ -63,46 +67,11 @@ from correlator.tenancy import alert_namespace, app_of_alerts
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 BACKENDS = ("prometheus", "loki", "jaeger")
-SHARED_NOTE = "analysed once for incident"
 DEFAULT_LABELS = ServiceLabels()
 DEFAULT_SCOPE = ScopeRules()
 # The call graph gets a third of the deadline: a slow graph source must leave time for the
 # signals themselves (the scope is then the alerting apps and what answered).
 GRAPH_SHARE = 1 / 3
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """What one analysis answers, named across replicas: `scope` is everything but the onset
-    (services, namespaces, apps, settings); `digest` adds the onset's slot
-    (`correlation.share_onset_s` wide), and the report is stored under it; `nearby` are the
-    slots where an analysis of an onset at most `share_onset_s` away is stored (its own first)."""
-
-    services: tuple[str, ...]
-    namespaces: tuple[str, ...]
-    onset: datetime
-    scope: str
-    digest: str
-    nearby: tuple[str, ...]
-
-
-class SharedReports(Protocol):
-    """Where reports other replicas analysed are found (the store)."""
-
-    async def shared_reports(self, questions: Sequence[str], since: datetime) -> list[Report]:
-        """The reports stored under any of `questions`, analysed at or after `since`, newest
-        first."""
-        ...
-
-
-def _apart_s(report: Report, onset: datetime) -> float | None:
-    """How far the onset `report` was analysed for is from `onset` (s); None: not said."""
-    analysed = report.windows.onset if report.windows is not None else None
-    if analysed is None:
-        return None
-    if analysed.tzinfo is None:  # read back as UTC
-        analysed = analysed.replace(tzinfo=UTC)
-    return round(abs((analysed - onset).total_seconds()), 1)
 
 
 class Pipeline:
@@ -189,19 +158,13 @@ class Pipeline:
         firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
         onset = min((a.starts_at for a in firing), default=incident.started_at)
         services, namespaces = self._scope(firing)
-        text = json.dumps(
-            [services, namespaces, self.catalogue.revision, self._config], separators=(",", ":")
+        return Question.of(
+            services,
+            namespaces,
+            onset,
+            f"{self.catalogue.revision}:{self._config}",
+            self.settings.correlation.share_onset_s,
         )
-        scope = hashlib.sha256(text.encode()).hexdigest()
-        within = self.settings.correlation.share_onset_s
-        if within > 0:
-            # An onset at most `within` away lies in this slot or one beside it.
-            slot = math.floor(onset.timestamp() / within)
-            slots = [str(slot), str(slot - 1), str(slot + 1)]
-        else:
-            slots = [onset.isoformat()]
-        digests = tuple(hashlib.sha256(f"{scope}@{s}".encode()).hexdigest() for s in slots)
-        return Question(tuple(services), tuple(namespaces), onset, scope, digests[0], digests)
 
     async def correlate(
         self, incident: IncidentAlerts, *, now: datetime, question: Question | None = None
@@ -221,11 +184,7 @@ class Pipeline:
             self.metrics.correlations.labels(how).inc()
         notes = [n for n in body.notes if not n.startswith(SHARED_NOTE)]
         if body.owner != incident.id:
-            apart = _apart_s(body, question.onset)
-            onsets = "the same onset" if not apart else f"onsets {apart:g} s apart"
-            notes.append(
-                f"{SHARED_NOTE} {body.owner} and this one: the same services in scope and {onsets}"
-            )
+            notes.append(shared_note(body, question.onset))
         return body.model_copy(update={"incident_id": incident.id, "notes": notes})
 
     async def _answer(
@@ -242,15 +201,9 @@ class Pipeline:
             except (StoreUnavailable, StoreRefused) as exc:  # analysing again is always correct
                 log.warning("could not look for a shared report: %s", exc)
                 stored = []
-            near = [
-                (apart, r)
-                for r in stored
-                if r.analysed_for is not None
-                and (apart := _apart_s(r, question.onset)) is not None
-                and apart <= c.share_onset_s
-            ]
-            if near:
-                return min(near, key=lambda pair: pair[0])[1], False
+            nearest = nearest_report(stored, question.onset, c.share_onset_s)
+            if nearest is not None:
+                return nearest, False
         body = await self._correlate(
             incident, list(question.services), list(question.namespaces), question.onset, now
         )

@@ -15,13 +15,94 @@ does not cancel it for the others.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from correlator.models.report import Report
 
 T = TypeVar("T")
+SHARED_NOTE = "analysed once for incident"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What one analysis answers, named across replicas: `scope` is everything but the onset
+    (services, namespaces, apps, settings); `digest` adds the onset's slot
+    (`correlation.share_onset_s` wide), and the report is stored under it; `nearby` are the
+    slots where an analysis of an onset at most `share_onset_s` away is stored (its own first)."""
+
+    services: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    onset: datetime
+    scope: str
+    digest: str
+    nearby: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        services: Sequence[str],
+        namespaces: Sequence[str],
+        onset: datetime,
+        context: str,
+        within_s: float,
+    ) -> Question:
+        """`context`: what else the analysis depends on (the apps, the settings)."""
+        text = json.dumps([list(services), list(namespaces), context], separators=(",", ":"))
+        scope = hashlib.sha256(text.encode()).hexdigest()
+        if within_s > 0:
+            # An onset at most `within_s` away lies in this slot or one beside it.
+            slot = math.floor(onset.timestamp() / within_s)
+            slots = [str(slot), str(slot - 1), str(slot + 1)]
+        else:
+            slots = [onset.isoformat()]
+        digests = tuple(hashlib.sha256(f"{scope}@{s}".encode()).hexdigest() for s in slots)
+        return cls(tuple(services), tuple(namespaces), onset, scope, digests[0], digests)
+
+
+class SharedReports(Protocol):
+    """Where reports other replicas analysed are found (the store)."""
+
+    async def shared_reports(self, questions: Sequence[str], since: datetime) -> list[Report]:
+        """The reports stored under any of `questions`, analysed at or after `since`, newest
+        first."""
+        ...
+
+
+def onsets_apart_s(report: Report, onset: datetime) -> float | None:
+    """How far the onset `report` was analysed for is from `onset` (s); None: not said."""
+    analysed = report.windows.onset if report.windows is not None else None
+    if analysed is None:
+        return None
+    if analysed.tzinfo is None:  # read back as UTC
+        analysed = analysed.replace(tzinfo=UTC)
+    return round(abs((analysed - onset).total_seconds()), 1)
+
+
+def nearest_report(reports: Sequence[Report], onset: datetime, within_s: float) -> Report | None:
+    """Of stored reports, the analysis whose onset is nearest `onset`, at most `within_s` away."""
+    near = [
+        (apart, report)
+        for report in reports
+        if report.analysed_for is not None
+        and (apart := onsets_apart_s(report, onset)) is not None
+        and apart <= within_s
+    ]
+    return min(near, key=lambda pair: pair[0])[1] if near else None
+
+
+def shared_note(report: Report, onset: datetime) -> str:
+    """What a report answering another incident's analysis says about it."""
+    apart = onsets_apart_s(report, onset)
+    onsets = "the same onset" if not apart else f"onsets {apart:g} s apart"
+    return f"{SHARED_NOTE} {report.owner} and this one: the same services in scope and {onsets}"
 
 
 @dataclass(slots=True, eq=False)  # one entry is itself, whatever its fields

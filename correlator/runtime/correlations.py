@@ -11,9 +11,10 @@ import logging
 from dataclasses import asdict
 
 from correlator.metrics import Metrics
-from correlator.pipeline.core import Pipeline, Question
+from correlator.pipeline.core import Pipeline
 from correlator.pipeline.keep import KeptInputs, SaveInputs
 from correlator.pipeline.report import failed_report
+from correlator.pipeline.sharing import Question
 from correlator.runtime.notifier import Notifier
 from correlator.store import Store, WorkItem
 from correlator.store.replay import save_bundle

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from correlator.catalogue import Catalogue
 from correlator.models.report import Report
 from correlator.models.webapp import WebApplication
 from correlator.pipeline import Pipeline
-from correlator.pipeline.sharing import Shared
+from correlator.pipeline.sharing import Question, Shared
 from correlator.runtime.correlations import Correlations
 from correlator.store import Store, WorkItem
 from tests.pipeline.test_pipeline import LABELS, slow_database
@@ -152,6 +154,30 @@ async def test_an_answer_at_a_point_near_enough_serves_the_nearest_and_no_farthe
     clock.now = 31  # finished at 0: every answer is stale now
     assert await shared.get("k", lambda: compute("again"), at=0, within=15) == ("again", False)
     assert (shared.computed, shared.shared) == (5, 3)
+
+
+@given(
+    onset=st.floats(1.5e9, 2.5e9),
+    apart=st.floats(-300, 300),
+    within=st.sampled_from([0.0, 0.5, 15.0, 60.0, 300.0]),
+)
+def test_an_onset_near_enough_is_stored_where_the_other_looks(
+    onset: float, apart: float, within: float
+) -> None:
+    """The store is asked only for `nearby`: every onset at most `within` away must be stored
+    under one of them (and with 0, only the same onset)."""
+    one = Question.of(["api"], ["shop"], datetime.fromtimestamp(onset, UTC), "ctx", within)
+    other = Question.of(
+        ["api"], ["shop"], datetime.fromtimestamp(onset + apart, UTC), "ctx", within
+    )
+    assert one.scope == other.scope
+    assert one.digest == one.nearby[0]
+    if abs(apart) <= within or apart == 0:
+        assert other.digest in one.nearby
+    if within == 0 and apart != 0:
+        assert other.digest not in one.nearby
+    elsewhere = Question.of(["api"], ["shop"], one.onset, "other apps", within)
+    assert elsewhere.scope != one.scope and not set(elsewhere.nearby) & set(one.nearby)
 
 
 def test_the_catalogue_revision_changes_only_when_the_apps_do() -> None:
