@@ -65,14 +65,13 @@ class Options:
 
 
 def _producers(
-    telemetry: Telemetry,
+    telemetry: Telemetry, spans_derived: Callable[[], pd.DataFrame]
 ) -> dict[str, tuple[Callable[[Windows], list[Finding]], pd.DataFrame, str]]:
-    """Each producer as a function of the windows, with the frame its units come from."""
+    """Each producer as a function of the windows, with the frame its units come from;
+    `spans_derived`: the spans `prepared` (derived once for every window)."""
     t = telemetry
     templates = Templates()  # log templates mined once for all runs
-    # Derived once, when first needed, for every window: the spans' exclusive times, origins,
-    # client spans and parents; the metrics in the order every window reads them.
-    spans_derived = functools.cache(lambda: prepared(t.spans))
+    # The metrics in the order every window reads them, once.
     metrics_ordered = functools.cache(lambda: in_order(t.metrics))
 
     def metrics(windows: Windows, threshold: float, min_points: int = 1) -> list[Finding]:
@@ -147,8 +146,13 @@ class Context:
 SAMPLES_PER_FINDING = 3
 
 
-def context_of(telemetry: Telemetry, sources: Collection[str] = SOURCES) -> Context:
-    """The ranking's context from the frames of `sources`."""
+def context_of(
+    telemetry: Telemetry,
+    sources: Collection[str] = SOURCES,
+    spans: pd.DataFrame | None = None,
+) -> Context:
+    """The ranking's context from the frames of `sources`; `spans`: the telemetry's spans
+    `prepared`, if derived already (their parents are then not looked up again)."""
     t = telemetry
     frames = {"metrics": t.metrics, "logs": t.logs, "traces": t.spans}
     context = Context(edges=set(t.edges))
@@ -159,7 +163,7 @@ def context_of(telemetry: Telemetry, sources: Collection[str] = SOURCES) -> Cont
             continue
         context.services |= {str(name) for name in frame["service"].unique()}
     if "traces" in sources:
-        context.edges |= call_edges(t.spans)
+        context.edges |= call_edges(t.spans if spans is None else spans)
     if "logs" in sources and not t.logs.empty:
         by_trace = t.logs[t.logs["trace_id"] != ""].groupby("trace_id")["line"]
         context.trace_lines = {
@@ -188,8 +192,11 @@ def collect_some(
     each one's scores on null windows of the incident's own baseline."""
     part = Collected()
     reads = frozenset().union(*(READS[name] for name in names))
-    part.context = context_of(telemetry, reads)
-    for name, (produce, frame, column) in _producers(telemetry).items():
+    # The spans' exclusive times, origins, client spans and parents: derived once, when first
+    # needed, for the context and every window of every trace producer.
+    spans_derived = functools.cache(lambda: prepared(telemetry.spans))
+    part.context = context_of(telemetry, reads, spans_derived() if "traces" in reads else None)
+    for name, (produce, frame, column) in _producers(telemetry, spans_derived).items():
         if name not in names:
             continue
         part.evidence[name] = produce(windows) if not frame.empty else []
@@ -267,9 +274,10 @@ def ranked(
 
 
 def analyse(telemetry: Telemetry, windows: Windows, options: Options = Options()) -> Analysis:
-    return decide(
-        collect(telemetry, windows, calibrate=options.calibrate), telemetry, windows, options
-    )
+    """`decide` over `collect`, with the frames' context read once for both."""
+    part = collect_some(telemetry, windows, READS, calibrate=options.calibrate)
+    evidence = merged([part], calibrate=options.calibrate)
+    return ranked(evidence, part.context, windows, options)
 
 
 def analyse_collected(parts: list[Collected], windows: Windows) -> Analysis:

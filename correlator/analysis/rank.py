@@ -195,7 +195,7 @@ def _rank(
                 for c in _downstream(service, callees)
                 if c in own and _no_later(changed[c], changed[service], slack, unknown=True)
             ),
-            key=lambda c: -own[c],
+            key=lambda c: (-own[c], c),  # ties by name: the same text on every run
         )
         affected = sorted(
             (
@@ -203,7 +203,7 @@ def _rank(
                 for c in callers[service]
                 if c in own and _no_later(changed[service], changed[c], slack)
             ),
-            key=lambda c: -own[c],
+            key=lambda c: (-own[c], c),  # ties by name: the same text on every run
         )
         # A weaker anomaly downstream explains a stronger one here only in part; one whose
         # timing is unknown, half as much.

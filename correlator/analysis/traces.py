@@ -9,7 +9,7 @@ span counts as an origin only when none of its children failed. Spans also yield
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
 from typing import cast
 
 import numpy as np
@@ -48,26 +48,35 @@ def exclusive_ms(spans: pd.DataFrame) -> pd.Series:
     # Milliseconds from the first span (precise in a float), whatever the datetime resolution.
     start = ((spans["start"] - spans["start"].min()) / pd.Timedelta(milliseconds=1)).to_numpy(float)
     end = start + spans["duration_ms"].to_numpy(float)
-    ids = zip(spans["trace_id"].tolist(), spans["span_id"].tolist(), strict=True)
-    index = {key: i for i, key in enumerate(ids)}
-    children: defaultdict[int, list[int]] = defaultdict(list)
-    for i, (trace, parent) in enumerate(
-        zip(spans["trace_id"].tolist(), spans["parent_id"].tolist(), strict=True)
-    ):
-        j = index.get((trace, parent))
-        if parent and j is not None and j != i:
-            children[j].append(i)
+    traces = spans["trace_id"].tolist()
+    index = dict(zip(zip(traces, spans["span_id"].tolist(), strict=True), itertools.count()))
+    parent_ids = spans["parent_id"].tolist()
+    found = np.fromiter(
+        (index.get(key, -1) if key[1] else -1 for key in zip(traces, parent_ids, strict=True)),
+        dtype=np.int64,
+        count=len(spans),
+    )
+    child = np.flatnonzero((found >= 0) & (found != np.arange(len(spans))))
     own = spans["duration_ms"].to_numpy(float).copy()
-    for parent, kids in children.items():
-        lo, hi = start[parent], end[parent]
-        intervals = sorted((max(start[k], lo), min(end[k], hi)) for k in kids)
-        covered, cursor = 0.0, lo
-        for a, b in intervals:
-            a = max(a, cursor)
-            if b > a:
-                covered += b - a
-                cursor = b
-        own[parent] = max(own[parent] - covered, 0.0)
+    if not len(child):
+        return pd.Series(own, index=spans.index)
+    parent = found[child]
+    # Each child's interval clipped to its parent, in order of parent, then start, then end.
+    a = np.maximum(start[child], start[parent])
+    b = np.minimum(end[child], end[parent])
+    order = np.lexsort((b, a, parent))
+    parent, a, b = parent[order], a[order], b[order]
+    # The union, walked in that order: what a child adds is its part after every earlier
+    # child's end (the furthest end so far of the same parent).
+    furthest = pd.Series(b).groupby(parent).cummax().to_numpy()
+    before = np.empty_like(furthest)
+    before[0] = -np.inf
+    before[1:] = furthest[:-1]
+    before[np.r_[True, parent[1:] != parent[:-1]]] = -np.inf  # a parent's first child
+    added = np.maximum(b - np.maximum(a, before), 0.0)
+    covered = np.bincount(parent, weights=added, minlength=len(own))
+    parents = np.unique(parent)
+    own[parents] = np.maximum(own[parents] - covered[parents], 0.0)
     return pd.Series(own, index=spans.index)
 
 
@@ -81,10 +90,11 @@ def onset_of(times: pd.Series) -> pd.Timestamp | None:
 
 
 def call_edges(spans: pd.DataFrame) -> set[tuple[str, str]]:
-    """caller → callee pairs of services, from parent/child spans of different services."""
+    """caller → callee pairs of services, from parent/child spans of different services (the
+    parents `prepared` spans hold, else looked up)."""
     if spans.empty:
         return set()
-    rows = parent_rows(spans)
+    rows = spans["parent_row"].to_numpy() if "parent_row" in spans else parent_rows(spans)
     service = spans["service"].to_numpy()
     found = rows >= 0
     pairs = zip(service[rows[found]].tolist(), service[found].tolist(), strict=True)
@@ -248,41 +258,50 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
     """Operations whose calls changed: a child call that (nearly) always happened and stopped,
     or a new one — an operation that fails fast, or takes another path, changes its calls."""
     findings = []
-    frames = {"before": baseline, "after": incident}
-    shares: dict[str, pd.Series] = {}
-    totals: dict[str, pd.Series] = {}
-    for name, frame in frames.items():
+    # Per window: how many of an operation's spans called a child operation (each parent span
+    # counted once, however often it called it), and how many spans the operation had.
+    shares: dict[str, dict[tuple[str, str, str, str], int]] = {}
+    totals: dict[str, dict[tuple[str, str], int]] = {}
+    after = pd.DataFrame()
+    for name, frame in (("before", baseline), ("after", incident)):
         frame = prepared(frame)  # as cut from prepared spans: each span's parent is joined
-        kids = frame[parents_inside(frame)] if len(frame) else None
-        children = pd.DataFrame(
-            columns=["service", "operation", "parent", "trace", "child"],
-            data=None
-            if kids is None
-            else {
+        if frame.empty:
+            shares[name], totals[name] = {}, {}
+            continue
+        kids = frame[parents_inside(frame)]
+        per_parent = pd.DataFrame(
+            {
                 "service": kids["parent_service"].to_numpy(),
                 "operation": kids["parent_operation"].to_numpy(),
-                "parent": kids["parent_id"].to_numpy(),
+                "parent": kids["parent_row"].to_numpy(),  # the parent span, in its trace
                 "trace": kids["trace_id"].to_numpy(),
-                "child": (kids["service"] + " " + kids["operation"]).to_numpy(),
-            },
+                "parent_id": kids["parent_id"].to_numpy(),
+                "child_service": kids["service"].to_numpy(),
+                "child_operation": kids["operation"].to_numpy(),
+            }
+        ).drop_duplicates(["parent", "child_service", "child_operation"])
+        shares[name] = (
+            per_parent.groupby(["service", "operation", "child_service", "child_operation"])
+            .size()
+            .to_dict()
         )
-        per_parent = children.drop_duplicates(["trace", "parent", "child"])
-        shares[name] = per_parent.groupby(["service", "operation", "child"]).size()
-        totals[name] = frame.groupby(["service", "operation"]).size()
+        totals[name] = frame.groupby(["service", "operation"]).size().to_dict()
         after = per_parent
-    keys = shares["before"].index.union(shares["after"].index)
-    for service, operation, child in keys:
+    keys = sorted(shares["before"].keys() | shares["after"].keys(), key=_call_order)
+    for key in keys:
+        service, operation, child_service, child_operation = key
         n_b = int(totals["before"].get((service, operation), 0))
         n_a = int(totals["after"].get((service, operation), 0))
         if n_b < MIN_SPANS or n_a < MIN_SPANS:
             continue
-        p_b = min(shares["before"].get((service, operation, child), 0) / n_b, 1.0)
-        p_a = min(shares["after"].get((service, operation, child), 0) / n_a, 1.0)
+        p_b = min(shares["before"].get(key, 0) / n_b, 1.0)
+        p_a = min(shares["after"].get(key, 0) / n_a, 1.0)
         pooled = (p_b * n_b + p_a * n_a) / (n_b + n_a)
         spread = (pooled * (1 - pooled) * (1 / n_b + 1 / n_a)) ** 0.5
         score = abs(p_a - p_b) / max(spread, 1e-9)
         if score < threshold or abs(p_a - p_b) < MIN_SHARE_CHANGE:
             continue
+        child = f"{child_service} {child_operation}"
         # The change must begin inside the window: a baseline from another hour calls
         # differently (an error handler it called then, a cache warm now) without any fault.
         parents = incident[
@@ -291,9 +310,16 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
         mine = after[
             (after["service"] == service)
             & (after["operation"] == operation)
-            & (after["child"] == child)
+            & (after["child_service"] == child_service)
+            & (after["child_operation"] == child_operation)
         ]
-        has = parents["span_id"].isin(set(mine["parent"])).to_numpy(float)
+        # Every span of the trace with a calling parent's id (a span reported twice is one).
+        calling = set(zip(mine["trace"], mine["parent_id"], strict=True))
+        has = np.fromiter(
+            (key in calling for key in zip(parents["trace_id"], parents["span_id"], strict=True)),
+            dtype=float,
+            count=len(parents),
+        )
         weight, began = confirmed(has, parents["start"].tolist(), up=p_a > p_b)
         score *= weight
         if score < threshold:
@@ -313,3 +339,9 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
             )
         )
     return findings
+
+
+def _call_order(key: tuple[str, str, str, str]) -> tuple[str, str, str]:
+    """Calls in the order of their names (operation, then the child as "service operation")."""
+    service, operation, child_service, child_operation = key
+    return service, operation, f"{child_service} {child_operation}"
