@@ -280,12 +280,10 @@ def _patterns(baseline: pd.DataFrame, incident: pd.DataFrame, threshold: float) 
                 "child_operation": kids["operation"].to_numpy(),
             }
         ).drop_duplicates(["parent", "child_service", "child_operation"])
-        shares[name] = (
-            per_parent.groupby(["service", "operation", "child_service", "child_operation"])
-            .size()
-            .to_dict()
-        )
-        totals[name] = frame.groupby(["service", "operation"]).size().to_dict()
+        calls = per_parent.groupby(["service", "operation", "child_service", "child_operation"])
+        shares[name] = cast(dict[tuple[str, str, str, str], int], calls.size().to_dict())
+        spans = frame.groupby(["service", "operation"]).size()
+        totals[name] = cast(dict[tuple[str, str], int], spans.to_dict())
         after = per_parent
     keys = sorted(shares["before"].keys() | shares["after"].keys(), key=_call_order)
     for key in keys:
