@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry import trace
 
 from correlator.analysis.evidence import Analysis
-from correlator.analysis.scope import ScopeRules, candidate_names, neighbours_of
+from correlator.analysis.scope import ScopeRules, neighbours_of
 from correlator.analysis.telemetry import (
     SignalMeta,
     Telemetry,
@@ -59,10 +59,10 @@ from correlator.pipeline.sources import (
     read_metrics,
     regex_selector,
 )
-from correlator.pipeline.targets import Target, targets, tracing_names
+from correlator.pipeline.targets import Target, alert_scope, targets, tracing_names
 from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
-from correlator.tenancy import alert_namespace, app_of_alerts
+from correlator.tenancy import app_of_alerts
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -157,7 +157,7 @@ class Pipeline:
         namespaces, the onset, the WebApplications and the settings."""
         firing = [a for a in incident.alerts if a.status == AlertStatus.FIRING] or incident.alerts
         onset = min((a.starts_at for a in firing), default=incident.started_at)
-        services, namespaces = self._scope(firing)
+        services, namespaces = alert_scope(firing, self.scope_rules, self.settings.tenancy)
         return Question.of(
             services,
             namespaces,
@@ -308,20 +308,6 @@ class Pipeline:
             return target.log_selector
         return regex_selector({self.settings.loki.service_label: [service]})
 
-    def _scope(self, alerts: Sequence[Any]) -> tuple[list[str], list[str]]:
-        # An ordered set: a storm's group holds 20,000 alerts, and a list's `in` made this
-        # quadratic on the event loop (4 s).
-        services: dict[str, None] = {}
-        namespaces: list[str] = []
-        for alert in alerts:
-            labels = alert.labels
-            for name in candidate_names(labels, self.scope_rules)[:1]:
-                services.setdefault(name)
-            namespace = alert_namespace(labels, self.scope_rules, self.settings.tenancy)
-            if namespace is not None and namespace not in namespaces:
-                namespaces.append(namespace)
-        return list(services), namespaces
-
     async def gather(
         self,
         alert_services: list[str],
@@ -347,6 +333,33 @@ class Pipeline:
             alert_services, namespaces, self.catalogue, self.labels, namespace_label=where
         )
         names = tracing_names(alerting.values(), self.catalogue)
+        # The alerting apps' traces need no call graph: they are asked for beside it, so the
+        # slowest source of a first alert (often Jaeger's) no longer waits for the graph.
+        traces = asyncio.ensure_future(
+            bounded(deadline, fetch, "traces", self._traces(alerting, names, windows, fetch))
+        )
+        try:
+            return await self._gather_scope(
+                alert_services, namespaces, windows, fetch, deadline, (names, traces), arrived
+            )
+        finally:
+            traces.cancel()  # nothing when it is done; else the correlation is being given up
+
+    async def _gather_scope(
+        self,
+        alert_services: list[str],
+        namespaces: list[str],
+        windows: Windows,
+        fetch: Fetch,
+        deadline: float,
+        tracing: tuple[dict[str, str], Awaitable[Any]],
+        arrived: Arrived | None,
+    ) -> tuple[Telemetry, Fetch, list[str]]:
+        """The call graph, the scope it gives, and its sources: the traces already asked for
+        (Jaeger's names of the alerting apps, and their fetch)."""
+        c = self.settings.correlation
+        where = self.settings.loki.namespace_label
+        names, traces = tracing
         started = time.perf_counter()
         graph_deadline = time.monotonic() + c.deadline_s * GRAPH_SHARE
         edges = await call_graph(
@@ -370,9 +383,9 @@ class Pipeline:
             fetching: Awaitable[Any],
             then: Callable[[Any], Awaitable[Any]] | None = None,
         ) -> None:
-            """Fetch one source within the deadline, then (`then`) read what came in: our own
-            work, which the deadline for the backends does not bound."""
-            value = await bounded(deadline, fetch, kind, fetching)
+            """Wait for one source (fetched within the deadline), then (`then`) read what came
+            in: our own work, which the deadline for the backends does not bound."""
+            value = await fetching
             if then is not None and value is not None:
                 value = await then(value)
             sources[kind] = conformed(kind, value)
@@ -384,11 +397,14 @@ class Pipeline:
         await asyncio.gather(
             source(
                 "metrics",
-                self._metrics(found, windows, fetch),
+                bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),
                 lambda answers: read_metrics(answers, self._analysis, fetch),
             ),
-            source("logs", self._logs(found, namespaces, windows, fetch)),
-            source("traces", self._traces(alerting, names, windows, fetch)),
+            source(
+                "logs",
+                bounded(deadline, fetch, "logs", self._logs(found, namespaces, windows, fetch)),
+            ),
+            source("traces", traces),
             bounded(
                 deadline,
                 fetch,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from correlator.analysis.scope import neighbours, neighbours_of
 from correlator.pipeline import Pipeline
+from correlator.pipeline.targets import alert_scope
 from correlator.settings import load_settings
 
 ALERTS = 20_000
@@ -37,7 +38,7 @@ async def test_twenty_thousand_alerts_are_scoped_with_a_linear_number_of_compari
     pipeline = Pipeline(load_settings())
     try:
         Counted.compared = 0
-        services, namespaces = pipeline._scope(alerts)
+        services, namespaces = alert_scope(alerts, pipeline.scope_rules, pipeline.settings.tenancy)
     finally:
         await pipeline.close()
     assert services == [f"app-{n}" for n in range(ALERTS)] and namespaces == ["shop"]

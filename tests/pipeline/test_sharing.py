@@ -166,10 +166,10 @@ def test_an_onset_near_enough_is_stored_where_the_other_looks(
 ) -> None:
     """The store is asked only for `nearby`: every onset at most `within` away must be stored
     under one of them (and with 0, only the same onset)."""
-    one = Question.of(["api"], ["shop"], datetime.fromtimestamp(onset, UTC), "ctx", within)
-    other = Question.of(
-        ["api"], ["shop"], datetime.fromtimestamp(onset + apart, UTC), "ctx", within
-    )
+    at, later = datetime.fromtimestamp(onset, UTC), datetime.fromtimestamp(onset + apart, UTC)
+    apart = (later - at).total_seconds()  # as datetimes hold it (to the microsecond)
+    one = Question.of(["api"], ["shop"], at, "ctx", within)
+    other = Question.of(["api"], ["shop"], later, "ctx", within)
     assert one.scope == other.scope
     assert one.digest == one.nearby[0]
     if abs(apart) <= within or apart == 0:
