@@ -14,7 +14,11 @@ from tests.store.test_notifications import record
 from tests.support.databases import postgres_database
 from tests.support.payloads import alert, payload
 
-_OURS = "SELECT pid FROM pg_stat_activity WHERE application_name = 'correlator'"
+# This test's store's connections only: tests in other processes run beside it (pytest -n 2).
+_OURS = (
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE application_name = 'correlator' AND datname = current_database()"
+)
 
 
 async def _pooled(store: Store, n: int) -> None:
