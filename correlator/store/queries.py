@@ -39,7 +39,7 @@ from correlator.models.incidents import (
 )
 from correlator.models.report import Missing, Report
 from correlator.store import outbox
-from correlator.store.recording import indexed_text
+from correlator.store.rows import indexed_text
 from correlator.store.schema import alerts, incidents, notifications, reports, work_items
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,9 @@ notification, because every statement is a round trip to the database. Notificat
 the same incident are applied in arrival order, in "waves" in which each incident appears
 once.
 
+On PostgreSQL the incident upsert also writes whole, in the same statement, the incidents it
+creates (`fresh.py`); the rows are built in `rows.py` for both paths.
+
 Called inside a transaction that the caller commits. Concurrent writers for the same incident
 are serialised by the incident upsert's row lock, so replicas sharing PostgreSQL never create a
 second incident or alert for the same identity.
@@ -15,67 +18,32 @@ second incident or alert for the same identity.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from correlator.analysis.scope import NAMESPACE_LABELS
-from correlator.models.alerts import AlertStatus, WebhookAlert
+from correlator.models.alerts import AlertStatus
 from correlator.models.incidents import IntakeResult, ReceivedNotification
+from correlator.store.fresh import MAX_ALERTS as MAX_FRESH_ALERTS
+from correlator.store.fresh import record_fresh
+from correlator.store.rows import (
+    AlertKey,
+    Applied,
+    alert_row,
+    changed,
+    incident_row,
+    notification_row,
+    request,
+    upserted,
+)
 from correlator.store.schema import alerts, incidents, notifications
-from correlator.store.work import URGENT, WARNING, QueuePolicy, Request, enqueue
+from correlator.store.work import QueuePolicy, enqueue
 
-# Longest text kept in an indexed label column; PostgreSQL refuses btree entries over ~2.7 kB.
-INDEXED_TEXT_MAX = 256
 DEFAULT_POLICY = QueuePolicy()
-
-AlertKey = tuple[str, datetime]
-
-
-def namespace_of(labels: dict[str, str], names: Sequence[str]) -> str | None:
-    """The namespace as correlation reads it: the first of `names` that the labels carry."""
-    return next((labels[name] for name in names if labels.get(name)), None)
-
-
-def indexed_text(value: str | None) -> str | None:
-    """A label value fit for an indexed column: no NUL (PostgreSQL refuses it), bounded."""
-    if value is None:
-        return None
-    return value.replace("\x00", "\ufffd")[:INDEXED_TEXT_MAX]
-
-
-def alert_content_sha(alert: WebhookAlert) -> str:
-    """Digest of everything a re-notification can change about one alert."""
-    content = [
-        alert.status.value,
-        alert.ends_at.isoformat() if alert.ends_at else None,
-        alert.labels,
-        alert.annotations,
-        alert.generator_url,
-    ]
-    encoded = json.dumps(content, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
-
-
-@dataclass
-class _Applied:
-    """What one notification did, gathered while its wave is written."""
-
-    received: ReceivedNotification
-    alerts: list[WebhookAlert]
-    incident_id: int = 0
-    new_incident: bool = False
-    status_before: AlertStatus = AlertStatus.FIRING
-    status_after: AlertStatus = AlertStatus.FIRING
-    new_rows: list[dict[str, Any]] = field(default_factory=list)
-    changed: int = 0
 
 
 @functools.cache
@@ -96,57 +64,6 @@ def _incident_upsert(dialect: str) -> Any:
             "updated_at": excluded.updated_at,
         },
     ).returning(incidents.c.key, incidents.c.id, incidents.c.notification_count, incidents.c.status)
-
-
-def _incident_row(
-    received: ReceivedNotification, group_alerts: list[WebhookAlert], namespaces: Sequence[str]
-) -> dict[str, Any]:
-    payload = received.payload
-    labels = {**payload.common_labels, **payload.group_labels}
-    # What `_refresh_incidents` would compute from the alerts, for a new incident: its alerts
-    # are these, so it needs no read-back and no second write (the upsert's update of an
-    # existing incident leaves these columns alone).
-    firing = any(alert.status is AlertStatus.FIRING for alert in group_alerts)
-    ends = [alert.ends_at for alert in group_alerts if alert.ends_at is not None]
-    return {
-        "key": payload.incident_key,
-        "receiver": payload.receiver,
-        "group_key": payload.group_key,
-        "status": (AlertStatus.FIRING if firing else AlertStatus.RESOLVED).value,
-        "alertname": indexed_text(labels.get("alertname")),
-        "namespace": indexed_text(namespace_of(labels, namespaces)),
-        "group_labels": payload.group_labels,
-        "common_labels": payload.common_labels,
-        "common_annotations": payload.common_annotations,
-        "external_url": payload.external_url,
-        "truncated_alerts": payload.truncated_alerts,
-        "notification_count": 1,
-        "started_at": min(alert.starts_at for alert in group_alerts),
-        "resolved_at": None if firing else max(ends, default=received.received_at),
-        "created_at": received.received_at,
-        "updated_at": received.received_at,
-    }
-
-
-def _alert_row(
-    alert: WebhookAlert, incident_id: int, now: datetime, namespaces: Sequence[str]
-) -> dict[str, Any]:
-    return {
-        "incident_id": incident_id,
-        "fingerprint": alert.fingerprint,
-        "starts_at": alert.starts_at,
-        "status": alert.status.value,
-        "ends_at": alert.ends_at,
-        "alertname": indexed_text(alert.labels.get("alertname")),
-        "namespace": indexed_text(namespace_of(alert.labels, namespaces)),
-        "labels": alert.labels,
-        "annotations": alert.annotations,
-        "generator_url": alert.generator_url,
-        "details": alert.details,
-        "content_sha": alert_content_sha(alert),
-        "first_seen_at": now,
-        "updated_at": now,
-    }
 
 
 _FULL_CHANGE = (
@@ -202,18 +119,20 @@ def _record_wave(
     namespaces: Sequence[str],
     policy: QueuePolicy,
 ) -> list[IntakeResult]:
-    applied = [_Applied(received, received.payload.unique_alerts()) for received in wave]
-
-    upserted = connection.execute(
-        _incident_upsert(connection.dialect.name),
-        [_incident_row(a.received, a.alerts, namespaces) for a in applied],
-    )
-    by_key = {row.key: row for row in upserted}
-    for item in applied:
-        row = by_key[item.received.payload.incident_key]
-        item.incident_id = int(row.id)
-        item.new_incident = row.notification_count == 1
-        item.status_before = item.status_after = AlertStatus(row.status)
+    every = [Applied(received, received.payload.unique_alerts()) for received in wave]
+    recorded: dict[int, IntakeResult] = {}  # by position in the wave: written whole already
+    fresh = connection.dialect.name == "postgresql"
+    if fresh and sum(len(item.alerts) for item in every) <= MAX_FRESH_ALERTS:
+        recorded = record_fresh(connection, every, namespaces, policy)
+    else:
+        rows = connection.execute(
+            _incident_upsert(connection.dialect.name),
+            [incident_row(a.received, a.alerts, namespaces) for a in every],
+        )
+        upserted(every, rows)
+    applied = [item for i, item in enumerate(every) if i not in recorded]
+    if not applied:
+        return [recorded[i] for i in range(len(every))]
 
     existing: dict[int, dict[AlertKey, Any]] = defaultdict(dict)
     known_ids = [item.incident_id for item in applied if not item.new_incident]
@@ -257,52 +176,34 @@ def _record_wave(
     # (an ordered bulk RETURNING degrades to one statement per row on SQLite).
     inserted = connection.execute(
         insert(notifications).returning(notifications.c.id, notifications.c.incident_id),
-        [_notification_row(item) for item in applied],
+        [notification_row(item) for item in applied],
     )
     notification_of = {int(row.incident_id): int(row.id) for row in inserted}
     work_of = enqueue(
-        connection,
-        [
-            Request(
-                incident_id=item.incident_id,
-                notification_id=notification_of[item.incident_id],
-                received_at=item.received.received_at,
-                new_incident=item.new_incident,
-                changed=_changed(item),
-                severity=_severity(item),
-            )
-            for item in applied
-        ],
-        policy,
+        connection, [request(item, notification_of[item.incident_id]) for item in applied], policy
     )
     return [
-        IntakeResult(
-            incident_id=item.incident_id,
-            notification_id=notification_of[item.incident_id],
-            work_item_id=work_of.get(notification_of[item.incident_id]),
-            new_incident=item.new_incident,
-            changed=_changed(item),
-            incident_status=item.status_after,
-        )
-        for item in applied
+        recorded[i] if i in recorded else _result(item, notification_of, work_of)
+        for i, item in enumerate(every)
     ]
 
 
-def _severity(item: _Applied) -> str | None:
-    """The group's severity: its common label, else the most urgent of its firing alerts'."""
-    payload = item.received.payload
-    common = payload.common_labels.get("severity") or payload.group_labels.get("severity")
-    if common:
-        return common
-    values = [a.labels.get("severity", "") for a in item.alerts if a.status is AlertStatus.FIRING]
-    for level in (*URGENT, *WARNING):
-        if level in (v.lower() for v in values):
-            return level
-    return None
+def _result(
+    item: Applied, notification_of: dict[int, int], work_of: dict[int, int]
+) -> IntakeResult:
+    notification_id = notification_of[item.incident_id]
+    return IntakeResult(
+        incident_id=item.incident_id,
+        notification_id=notification_id,
+        work_item_id=work_of.get(notification_id),
+        new_incident=item.new_incident,
+        changed=changed(item),
+        incident_status=item.status_after,
+    )
 
 
 def _diff(
-    item: _Applied, existing: dict[AlertKey, Any], namespaces: Sequence[str]
+    item: Applied, existing: dict[AlertKey, Any], namespaces: Sequence[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """New alert rows (kept on the item), full updates, inferred resolves and updates of the
     sender's details alone."""
@@ -310,7 +211,7 @@ def _diff(
     full: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []
     for alert in item.alerts:
-        row = _alert_row(alert, item.incident_id, now, namespaces)
+        row = alert_row(alert, item.incident_id, now, namespaces)
         known = existing.get(alert.key)
         if known is None:
             item.new_rows.append(row)
@@ -357,7 +258,7 @@ def _alert_update(columns: tuple[str, ...]) -> Any:
     )
 
 
-def _refresh_incidents(connection: Connection, touched: list[_Applied]) -> None:
+def _refresh_incidents(connection: Connection, touched: list[Applied]) -> None:
     """Recompute status, start and end of incidents whose alerts changed."""
     if not touched:
         return
@@ -402,31 +303,3 @@ def _refresh_incidents(connection: Connection, touched: list[_Applied]) -> None:
         ),
         changes,
     )
-
-
-def _changed(item: _Applied) -> bool:
-    return (
-        item.new_incident
-        or bool(item.new_rows)
-        or item.changed > 0
-        or item.status_after is not item.status_before
-    )
-
-
-def _notification_row(item: _Applied) -> dict[str, Any]:
-    payload = item.received.payload
-    firing = sum(1 for alert in item.alerts if alert.status is AlertStatus.FIRING)
-    return {
-        "incident_id": item.incident_id,
-        "received_at": item.received.received_at,
-        "status": payload.status.value,
-        "alerts_firing": firing,
-        "alerts_resolved": len(item.alerts) - firing,
-        "truncated_alerts": payload.truncated_alerts,
-        "new_alerts": len(item.new_rows),
-        "changed_alerts": item.changed,
-        "changed": _changed(item),
-        "incident_status": item.status_after.value,
-        "payload_sha256": item.received.payload_sha256,
-        "trace_id": item.received.trace_id,
-    }

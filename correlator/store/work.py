@@ -123,24 +123,26 @@ def enqueue(connection: Connection, requests: list[Request], policy: QueuePolicy
         return {}
     queued = connection.execute(
         insert(work_items).returning(work_items.c.id, work_items.c.notification_id),
-        [
-            {
-                "kind": WORK_KIND_CORRELATE,
-                "incident_id": r.incident_id,
-                "notification_id": r.notification_id,
-                "state": PENDING,
-                "attempts": 0,
-                "available_at": r.received_at,
-                "created_at": r.received_at,
-                "updated_at": r.received_at,
-                "due_at": policy.due(
-                    r.received_at, new_incident=r.new_incident, severity=r.severity
-                ),
-            }
-            for r in work
-        ],
+        [work_row(r, policy) for r in work],
     )
     return {int(row.notification_id): int(row.id) for row in queued}
+
+
+def work_row(request: Request, policy: QueuePolicy) -> dict[str, object]:
+    """The queued work item of a request that needs a correlation."""
+    return {
+        "kind": WORK_KIND_CORRELATE,
+        "incident_id": request.incident_id,
+        "notification_id": request.notification_id,
+        "state": PENDING,
+        "attempts": 0,
+        "available_at": request.received_at,
+        "created_at": request.received_at,
+        "updated_at": request.received_at,
+        "due_at": policy.due(
+            request.received_at, new_incident=request.new_incident, severity=request.severity
+        ),
+    }
 
 
 def claim(connection: Connection, *, owner: str, lease_s: float, now: datetime) -> WorkItem | None:
