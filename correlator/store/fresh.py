@@ -77,6 +77,16 @@ def statement() -> Any:
     def listed(names: Sequence[str], alias: str) -> str:
         return ", ".join(f"{alias}.{name}" for name in names)
 
+    def created(table: Table, names: Sequence[str]) -> str:
+        """The insert of `table`'s rows that belong to the incidents the upsert created."""
+        return f"""
+    INSERT INTO {table.name} (incident_id, {", ".join(names)})
+    SELECT new.id, {listed(names, "x")}
+    FROM json_to_recordset(CAST(:{table.name} AS json))
+        AS x(ord integer, key varchar, {_columns(table, names)})
+    JOIN new ON new.key = x.key
+    ORDER BY x.ord"""  # noqa: S608
+
     # Only the schema's own column names are formatted in: every value is a bound parameter.
     sql = f"""
 WITH up AS (
@@ -90,20 +100,8 @@ WITH up AS (
     RETURNING key, id, notification_count, status
 ), new AS (
     SELECT key, id FROM up WHERE notification_count = 1
-), a AS (
-    INSERT INTO alerts (incident_id, {", ".join(alert)})
-    SELECT new.id, {listed(alert, "x")}
-    FROM json_to_recordset(CAST(:alerts AS json))
-        AS x(ord integer, key varchar, {_columns(alerts, alert)})
-    JOIN new ON new.key = x.key
-    ORDER BY x.ord
-), n AS (
-    INSERT INTO notifications (incident_id, {", ".join(notification)})
-    SELECT new.id, {listed(notification, "x")}
-    FROM json_to_recordset(CAST(:notifications AS json))
-        AS x(ord integer, key varchar, {_columns(notifications, notification)})
-    JOIN new ON new.key = x.key
-    ORDER BY x.ord
+), a AS ({created(alerts, alert)}
+), n AS ({created(notifications, notification)}
     RETURNING id, incident_id
 ), w AS (
     INSERT INTO work_items (incident_id, notification_id, {", ".join(item)})
