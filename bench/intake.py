@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -333,6 +335,7 @@ async def measure_group(
 
 async def big_groups(repeat: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-big-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # its databases and logs
     admin = await asyncpg.connect(PG_ADMIN)
     results: dict[tuple[str, int], dict[str, float]] = {}
     try:
@@ -382,6 +385,7 @@ async def main() -> None:
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # its databases and logs
     trees: list[tuple[str, dict[str, str]]] = [("", {})]
     if args.against:
         tree = checkout(args.against, workdir / "against")

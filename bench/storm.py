@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -331,6 +333,7 @@ async def one_setup(
         if db is not None:
             await db.close()
         await drop_postgres_database(url)
+        shutil.rmtree(workdir, ignore_errors=True)  # its servers' files, once they stopped
 
 
 async def measure(args: argparse.Namespace) -> None:
@@ -376,7 +379,9 @@ def setups(args: argparse.Namespace) -> list[tuple[str, int, Path]]:
     run then weighs on every column alike)."""
     sources = [("", ROOT)]
     if args.against:
-        tree = checkout(args.against, Path(tempfile.mkdtemp(prefix="storm-src-")) / "src")
+        root = tempfile.mkdtemp(prefix="storm-src-")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        tree = checkout(args.against, Path(root) / "src")
         sources.append((f" @{args.against}", tree))
     one_round = [(f"{r} replica(s){tag}", r, src) for tag, src in sources for r in args.replicas]
     return one_round * int(args.repeat)
