@@ -7,7 +7,7 @@ on PostgreSQL took twice as long as on SQLite, whose transaction is one hop to a
 the incident upsert, and for the incidents it created the other three inserts, are one
 statement (data-modifying CTEs, the rows handed over as JSON).
 
-The rows are those the usual path writes for a new incident (`recording.py` builds them), each
+The rows are those the usual path writes for a new incident (`rows.py` builds them), each
 value as its column type binds it; the statement only joins the ids. An incident that existed
 is upserted alike and nothing else is written for it: the usual path goes on from its upsert.
 """
@@ -160,7 +160,7 @@ def record_new(
     notification_rows: Sequence[tuple[str, Mapping[str, Any]]],
     work_rows: Sequence[tuple[str, Mapping[str, Any]]],
 ) -> list[Any]:
-    """Upsert the incidents (rows in `recording._incident_row`'s form; each key once), and for
+    """Upsert the incidents (rows in `rows.incident_row`'s form; each key once), and for
     those it created insert their alerts, notification and work item (each row with its
     incident's key, without incident or notification ids). One row per incident: key, id,
     notification_count, status, and notification_id and work_item_id where it was new."""
@@ -212,7 +212,6 @@ def record_fresh(
         row = by_key[item.received.payload.incident_key]
         if row.notification_id is None:
             continue  # it existed: the usual path goes on from its upsert
-        item.new_rows = [alert for key, alert in alert_rows if key == row.key]
         recorded[i] = IntakeResult(
             incident_id=item.incident_id,
             notification_id=int(row.notification_id),
