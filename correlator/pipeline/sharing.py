@@ -83,7 +83,7 @@ def onsets_apart_s(report: Report, onset: datetime) -> float | None:
         return None
     if analysed.tzinfo is None:  # read back as UTC
         analysed = analysed.replace(tzinfo=UTC)
-    return round(abs((analysed - onset).total_seconds()), 1)
+    return abs((analysed - onset).total_seconds())
 
 
 def nearest_report(reports: Sequence[Report], onset: datetime, within_s: float) -> Report | None:
@@ -100,12 +100,12 @@ def nearest_report(reports: Sequence[Report], onset: datetime, within_s: float) 
 
 def shared_note(report: Report, onset: datetime) -> str:
     """What a report answering another incident's analysis says about it."""
-    apart = onsets_apart_s(report, onset)
+    apart = round(onsets_apart_s(report, onset) or 0.0, 1)
     onsets = "the same onset" if not apart else f"onsets {apart:g} s apart"
     return f"{SHARED_NOTE} {report.owner} and this one: the same services in scope and {onsets}"
 
 
-@dataclass(slots=True, eq=False)  # one entry is itself, whatever its fields
+@dataclass(slots=True)
 class _Entry(Generic[T]):
     key: Hashable
     at: float
@@ -123,9 +123,9 @@ class Shared(Generic[T]):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.clock = clock
-        # Oldest first, for the bound; and each key's entries, for the nearest point.
+        # Oldest first, for the bound; a few hundred at most, so the nearest is looked for
+        # among them all.
         self._entries: OrderedDict[tuple[Hashable, float], _Entry[T]] = OrderedDict()
-        self._by_key: dict[Hashable, list[_Entry[T]]] = {}
         self.computed = 0
         self.shared = 0
 
@@ -149,15 +149,17 @@ class Shared(Generic[T]):
         self._prune()
         task: asyncio.Future[T] = asyncio.ensure_future(compute())
         entry = _Entry(key, at, task)
-        self._forget(self._entries.pop((key, at), None))  # a stale one at the same point
-        self._entries[(key, at)] = entry
-        self._by_key.setdefault(key, []).append(entry)
+        self._entries[(key, at)] = entry  # none there: it would have been the nearest
         self.computed += 1
         task.add_done_callback(lambda done: self._finished(entry, done))
         return await asyncio.shield(task), False
 
     def _nearest(self, key: Hashable, at: float, within: float) -> _Entry[T] | None:
-        near = [e for e in self._by_key.get(key, ()) if abs(e.at - at) <= within and self._fresh(e)]
+        near = [
+            e
+            for e in self._entries.values()
+            if e.key == key and abs(e.at - at) <= within and self._fresh(e)
+        ]
         return min(near, key=lambda e: abs(e.at - at), default=None)
 
     def _fresh(self, entry: _Entry[T]) -> bool:
@@ -169,27 +171,16 @@ class Shared(Generic[T]):
         if task.cancelled() or task.exception() is not None:
             if self._entries.get((entry.key, entry.at)) is entry:
                 del self._entries[(entry.key, entry.at)]
-            self._forget(entry)
             return
         entry.finished_at = self.clock()
 
-    def _forget(self, entry: _Entry[T] | None) -> None:
-        if entry is None:
-            return
-        same = self._by_key.get(entry.key, [])
-        if entry in same:
-            same.remove(entry)
-        if not same:
-            self._by_key.pop(entry.key, None)
-
     def _prune(self) -> None:
         for point in [p for p, e in self._entries.items() if not self._fresh(e)]:
-            self._forget(self._entries.pop(point))
+            del self._entries[point]
         while len(self._entries) >= self.max_entries:
-            self._forget(self._entries.popitem(last=False)[1])
+            self._entries.popitem(last=False)
 
     def close(self) -> None:
         for entry in self._entries.values():
             entry.task.cancel()
         self._entries.clear()
-        self._by_key.clear()
