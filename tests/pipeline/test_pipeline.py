@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -180,12 +181,14 @@ async def test_a_failing_backend_yields_a_partial_report_within_the_deadline(
 
 
 @pytest.fixture
-def unused_tcp_port() -> int:
+def unused_tcp_port() -> Iterator[int]:
+    """A port that refuses connections for the whole test: bound here and never listened on,
+    so no other process (the other xdist worker's test servers) can take it meanwhile."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 async def test_a_new_notification_of_the_group_updates_the_report(app_client: Any) -> None:
