@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import quote
 
 from correlator.backends.http import BackendClient, BackendConfig, BackendGarbage, BackendRefused
-from correlator.backends.jaeger_spans import MalformedSpans, Span, parse_otlp, parse_v1
+from correlator.backends.jaeger_spans import (
+    MalformedSpans,
+    SearchBody,
+    Span,
+    parse_otlp,
+    search_spans,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,30 @@ class JaegerBackend:
         `attributes` filters only on Jaeger releases whose api_v3 reads `query.attributes`;
         module v1.75.0 ignores it, so callers must not rely on it to narrow the answer.
         """
+        found = await self.search_body(
+            service,
+            start,
+            end,
+            operation=operation,
+            limit=limit,
+            min_duration_ms=min_duration_ms,
+            attributes=attributes,
+        )
+        return [] if found is None else _spans(search_spans, found)
+
+    async def search_body(
+        self,
+        service: str,
+        start: datetime,
+        end: datetime,
+        *,
+        operation: str | None = None,
+        limit: int = 20,
+        min_duration_ms: float | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> SearchBody | None:
+        """`find_traces`' answer unparsed (None: no traces), for `search_spans` to read where
+        the CPU is to be spent: a correlation reads it in the analysis processes."""
         params = _search_params(
             {
                 "serviceName": service,
@@ -109,20 +139,19 @@ class JaegerBackend:
         if attributes:
             params["query.attributes"] = json.dumps(attributes)
         try:
-            answer = await self._client.get_json("/api/v3/traces", params)
+            return SearchBody(await self._client.get_bytes("/api/v3/traces", params))
         except BackendRefused as exc:
             if _no_traces(exc):
-                return []
-            if exc.status == 404:
-                return await self._find_v1(service, start, end, operation, limit)
-            raise
-        if not isinstance(answer, dict) or "result" not in answer:
-            raise BackendGarbage("Jaeger answered traces without a result")
-        return _spans(parse_otlp, answer["result"])
+                return None
+            if exc.status != 404:
+                raise
+        # No api_v3 route: Jaeger before api_v3 answers the v1 search.
+        return await self._v1_body(service, start, end, operation, limit)
 
-    async def _find_v1(
+    async def _v1_body(
         self, service: str, start: datetime, end: datetime, operation: str | None, limit: int
-    ) -> list[Span]:
+    ) -> SearchBody:
+        """The v1 search, for Jaeger before api_v3 (times in microseconds)."""
         params = {
             "service": service,
             "start": str(int(start.timestamp() * 1e6)),
@@ -131,10 +160,7 @@ class JaegerBackend:
         }
         if operation:
             params["operation"] = operation
-        answer = await self._client.get_json("/api/traces", params)
-        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
-            raise BackendGarbage("Jaeger (v1) answered traces without data")
-        return _spans(parse_v1, answer["data"])
+        return SearchBody(await self._client.get_bytes("/api/traces", params), v1=True)
 
     async def trace(self, trace_id: str) -> list[Span]:
         try:

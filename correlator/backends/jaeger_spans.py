@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 ERROR_STATUS = 2  # OTLP Status.code ERROR
 SPAN_KINDS = {
     0: "unspecified",
@@ -118,3 +120,29 @@ def parse_v1(data: list[dict[str, Any]]) -> list[Span]:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedSpans(f"malformed v1 traces: {exc}") from None
     return spans
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBody:
+    """A trace search's answer as it came, unparsed (`search_spans` reads it, in the analysis
+    processes during a correlation): api_v3's `{"result": OTLP}`, or v1's `{"data": [...]}`."""
+
+    body: bytes
+    v1: bool = False
+
+
+def search_spans(found: SearchBody) -> list[Span]:
+    """The spans of a trace search's answer; MalformedSpans if it is not JSON of the shape its
+    API promises."""
+    try:
+        document = orjson.loads(found.body)
+    except orjson.JSONDecodeError:
+        text = found.body[:200].decode("utf-8", "replace").strip()
+        raise MalformedSpans(f"something that is not JSON: {text}") from None
+    if found.v1:
+        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+            raise MalformedSpans("(v1) traces without data")
+        return parse_v1(document["data"])
+    if not isinstance(document, dict) or "result" not in document:
+        raise MalformedSpans("traces without a result")
+    return parse_otlp(document["result"])

@@ -57,6 +57,7 @@ from correlator.pipeline.sources import (
     fetch_traces,
     metric_queries,
     read_metrics,
+    read_traces,
     regex_selector,
 )
 from correlator.pipeline.targets import Target, alert_scope, targets, tracing_names
@@ -336,7 +337,7 @@ class Pipeline:
         # The alerting apps' traces need no call graph: they are asked for beside it, so the
         # slowest source of a first alert (often Jaeger's) no longer waits for the graph.
         traces = asyncio.ensure_future(
-            bounded(deadline, fetch, "traces", self._traces(alerting, names, windows, fetch))
+            bounded(deadline, fetch, "traces", self._traces(alerting, windows, fetch))
         )
         try:
             return await self._gather_scope(
@@ -404,7 +405,11 @@ class Pipeline:
                 "logs",
                 bounded(deadline, fetch, "logs", self._logs(found, namespaces, windows, fetch)),
             ),
-            source("traces", traces),
+            source(
+                "traces",
+                traces,
+                lambda answers: read_traces(answers, names, self._analysis, fetch),
+            ),
             bounded(
                 deadline,
                 fetch,
@@ -432,12 +437,8 @@ class Pipeline:
             return None
         return await fetch_logs(self.loki, self.settings.loki, found, namespaces, windows, fetch)
 
-    async def _traces(
-        self, alerting: dict[str, Target], names: dict[str, str], windows: Windows, fetch: Fetch
-    ) -> Any:
+    async def _traces(self, alerting: dict[str, Target], windows: Windows, fetch: Fetch) -> Any:
         if self.jaeger is None:
             return None
         limit = self.settings.jaeger.max_traces
-        return await fetch_traces(
-            self.jaeger, list(alerting.values()), names, windows, limit, fetch
-        )
+        return await fetch_traces(self.jaeger, list(alerting.values()), windows, limit, fetch)

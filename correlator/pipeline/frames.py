@@ -1,10 +1,13 @@
-"""A correlation's metric answers → its metric frames, in the analysis processes.
+"""A correlation's metric and trace answers → its metric and span frames, in the analysis
+processes.
 
-Parsing a range answer and turning its matrix into rows is CPU: in a storm it was a fifth of the
-serving process's time (JSON, the matrix, the long frame). The serving process fetches each
-answer's bytes (`PrometheusBackend.query_range_body`) and hands them all over at once; one call
-here, in the analysis pool, gives the frames the analysis reads and says which answers were
-unusable. Values in, values out: no I/O.
+Parsing an answer and turning it into rows is CPU: in a storm, Prometheus' answers were a fifth
+of the serving process's time (JSON, the matrix, the long frame), and for a single alert
+Jaeger's were as much as all of Prometheus' (OTLP JSON, a Span per span). The serving process
+fetches each answer's bytes (`PrometheusBackend.query_range_body`,
+`JaegerBackend.search_body`) and hands a source's answers over at once; one call here, in the
+analysis pool, gives the frames the analysis reads and says which answers were unusable. Values
+in, values out: no I/O.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from correlator.analysis.telemetry import (
     REPLICA_COLUMNS,
     conform,
     empty,
+    span_frame,
     wide_to_metrics,
     wide_to_replicas,
 )
+from correlator.backends.jaeger_spans import MalformedSpans, SearchBody, search_spans
 from correlator.backends.prometheus_matrix import MalformedAnswer, matrix_frame
 from correlator.signals import ServiceLabels
 
@@ -103,3 +108,51 @@ def metric_frames(answers: Sequence[RangeAnswer]) -> MetricFrames:
         ),
         tuple(unusable),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TraceAnswer:
+    """One trace search's answer (`what`: which window of which app's traces)."""
+
+    what: str
+    found: SearchBody
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFrames:
+    spans: pd.DataFrame
+    # (what, why its answer was unusable)
+    unusable: tuple[tuple[str, str], ...] = ()
+
+
+def span_frames(answers: Sequence[TraceAnswer], names: dict[str, str]) -> SpanFrames:
+    """The answers' spans as one frame, each span once (the windows' traces overlap), under the
+    analysis' service names (`names`: Jaeger's name → ours); an unusable answer is named, the
+    others are kept."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    unusable: list[tuple[str, str]] = []
+    for answer in answers:
+        try:
+            spans = search_spans(answer.found)
+        except MalformedSpans as exc:
+            unusable.append((answer.what, f"Jaeger answered {exc}"))
+            continue
+        for s in spans:
+            if (s.trace_id, s.span_id) in seen:
+                continue
+            seen.add((s.trace_id, s.span_id))
+            rows.append(
+                {
+                    "trace_id": s.trace_id,
+                    "span_id": s.span_id,
+                    "parent_id": s.parent_span_id or "",
+                    "service": names.get(s.service, s.service),
+                    "operation": s.operation,
+                    "start": s.start,
+                    "duration_ms": s.duration_ms,
+                    "error": s.error,
+                    "kind": s.kind,
+                }
+            )
+    return SpanFrames(span_frame(rows), tuple(unusable))

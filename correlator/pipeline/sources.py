@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import TypeVar
 
 import pandas as pd
 
@@ -20,18 +21,23 @@ from correlator.analysis.telemetry import (
 )
 from correlator.analysis.windows import Windows
 from correlator.backends.jaeger import JaegerBackend
-from correlator.backends.jaeger_spans import Span
 from correlator.backends.loki import LogBudget, LogLine, LokiBackend, PartialLogs
 from correlator.backends.prometheus import PrometheusBackend
 from correlator.backends.promql import label_name, regex_escape, string_literal
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.fetch import Fetch, call
-from correlator.pipeline.frames import RangeAnswer, metric_frames
+from correlator.pipeline.frames import (
+    RangeAnswer,
+    TraceAnswer,
+    metric_frames,
+    span_frames,
+)
 from correlator.pipeline.targets import Target, by_labels
 from correlator.settings import LokiSettings
 from correlator.signals import ServiceLabels, Signal, signal_query
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def regex_selector(matchers: Mapping[str, Sequence[str]]) -> str:
@@ -96,14 +102,8 @@ async def read_metrics(
     unusable answer is named."""
     if not answers:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
-    try:
-        frames = await pool.run(metric_frames, answers)
-    except (AnalysisTimeout, BrokenProcessPool) as exc:
-        fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc}")
-        return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
-    except Exception as exc:  # a reader's bug must cost the metrics, not the whole report
-        log.exception("reading Prometheus' answers failed")
-        fetch.miss("prometheus", "metrics", f"the answers could not be read: {exc!r}")
+    frames = await _read(pool, fetch, "prometheus", "metrics", metric_frames, answers)
+    if frames is None:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
     for signal_name, reason in frames.unusable:
         fetch.miss("prometheus", signal_name, f"unusable answer: {reason}")
@@ -171,20 +171,21 @@ async def fetch_logs(
 async def fetch_traces(
     jaeger: JaegerBackend,
     alerting: Sequence[Target],
-    names: Mapping[str, str],
     windows: Windows,
     limit: int,
     fetch: Fetch,
-) -> pd.DataFrame:
-    """Both windows of the traces through the alerting apps (they carry their callees' spans);
-    Jaeger's service names become the analysis' names through `names`."""
+) -> list[TraceAnswer]:
+    """Both windows of the traces through the alerting apps (they carry their callees' spans),
+    as they came in (`read_traces` reads them)."""
 
-    async def window(target: Target, start: datetime, end: datetime, what: str) -> list[Span]:
+    async def window(
+        target: Target, start: datetime, end: datetime, what: str
+    ) -> TraceAnswer | None:
         name = target.trace_service
-        spans = await call(
-            fetch, "jaeger", what, lambda: jaeger.find_traces(name, start, end, limit=limit)
+        found = await call(
+            fetch, "jaeger", what, lambda: jaeger.search_body(name, start, end, limit=limit)
         )
-        return spans or []
+        return None if found is None else TraceAnswer(what, found)
 
     answers = await asyncio.gather(
         *(
@@ -197,24 +198,39 @@ async def fetch_traces(
             )
         )
     )
-    seen: set[tuple[str, str]] = set()
-    rows = []
-    for spans in answers:
-        for s in spans:
-            if (s.trace_id, s.span_id) in seen:
-                continue
-            seen.add((s.trace_id, s.span_id))
-            rows.append(
-                {
-                    "trace_id": s.trace_id,
-                    "span_id": s.span_id,
-                    "parent_id": s.parent_span_id or "",
-                    "service": names.get(s.service, s.service),
-                    "operation": s.operation,
-                    "start": s.start,
-                    "duration_ms": s.duration_ms,
-                    "error": s.error,
-                    "kind": s.kind,
-                }
-            )
-    return span_frame(rows)
+    return [answer for answer in answers if answer is not None]
+
+
+async def read_traces(
+    answers: Sequence[TraceAnswer], names: dict[str, str], pool: AnalysisPool, fetch: Fetch
+) -> pd.DataFrame:
+    """The spans of the trace answers, read off the event loop in `pool`, all answers in one
+    call (`frames.span_frames`), under the analysis' service names (`names`); an unusable
+    answer is named."""
+    if not answers:
+        return span_frame([])
+    frames = await _read(pool, fetch, "jaeger", "traces", span_frames, answers, names)
+    if frames is None:
+        return span_frame([])
+    for what, reason in frames.unusable:
+        fetch.miss("jaeger", what, f"unusable answer: {reason}")
+    return frames.spans
+
+
+async def _read(
+    pool: AnalysisPool,
+    fetch: Fetch,
+    backend: str,
+    what: str,
+    reader: Callable[..., T],
+    *args: object,
+) -> T | None:
+    """`reader(*args)` in `pool`; None (and `what` named missing) if it could not run."""
+    try:
+        return await pool.run(reader, *args)
+    except (AnalysisTimeout, BrokenProcessPool) as exc:
+        fetch.miss(backend, what, f"the answers could not be read: {exc}")
+    except Exception as exc:  # a reader's bug must cost the source, not the whole report
+        log.exception("reading %s's answers failed", backend)
+        fetch.miss(backend, what, f"the answers could not be read: {exc!r}")
+    return None

@@ -13,6 +13,7 @@ import pytest
 
 from correlator.backends.http import BackendConfig, BackendRefused
 from correlator.backends.jaeger import JaegerBackend
+from correlator.backends.jaeger_spans import search_spans
 from tests.fakes.jaeger import FakeJaeger, FakeSpan
 from tests.support.jaeger import Jaeger
 from tests.support.servers import served
@@ -165,7 +166,7 @@ async def test_the_v1_search_parser_reads_what_jaeger_answers(real_jaeger: Jaege
     backend = JaegerBackend(BackendConfig(name="Jaeger", url=real_jaeger.url))
     try:
         start, end = window()
-        spans = await backend._find_v1("checkout", start, end, None, 20)
+        spans = search_spans(await backend._v1_body("checkout", start, end, None, 20))
     finally:
         await backend.close()
     assert {s.trace_id for s in spans} == {"a" * 32, "b" * 32}

@@ -1,6 +1,7 @@
-"""A correlation's range answers → its metric frames (pipeline/frames.py, run in the analysis
-pool): services found per series, replicas kept apart, each unusable answer named and the
-others kept, and no bytes whatever that make it raise."""
+"""A correlation's range and trace answers → its metric and span frames (pipeline/frames.py,
+run in the analysis pool): services found per series, replicas kept apart, spans once under
+the analysis' names, each unusable answer named and the others kept, and no bytes whatever that
+make it raise."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlator.analysis.windows import incident_windows
+from correlator.backends.jaeger_spans import SearchBody
 from correlator.pipeline import Pipeline
 from correlator.pipeline.analysis_pool import AnalysisPool
-from correlator.pipeline.frames import RangeAnswer, metric_frames
+from correlator.pipeline.frames import RangeAnswer, TraceAnswer, metric_frames, span_frames
 from correlator.settings import load_settings
 from correlator.signals import ServiceLabels
+from tests.fakes.jaeger import FakeJaeger, FakeSpan, otlp_traces
 from tests.support.processes import Prometheus
+from tests.support.servers import served
 
 LABELS = ServiceLabels()
 
@@ -143,6 +147,105 @@ def test_no_answer_makes_reading_raise(body: bytes) -> None:
         assert frames.unusable[0][0] == "cpu" and frames.metrics.empty
 
 
+def _otlp(*spans: FakeSpan) -> bytes:
+    return json.dumps({"result": otlp_traces(list(spans))}).encode()
+
+
+NS = 1_700_000_000 * 10**9
+ROOT = FakeSpan("a" * 32, "1" * 16, "frontend-v2", "GET /", NS, 300 * 10**6)
+CALL = FakeSpan("a" * 32, "2" * 16, "api", "GET /orders", NS + 10**6, 250 * 10**6, "1" * 16)
+OTHER = FakeSpan("b" * 32, "1" * 16, "api", "GET /orders", NS, 5 * 10**6, error=True)
+
+
+def test_spans_of_overlapping_windows_are_read_once_under_the_analysis_names() -> None:
+    v1 = {
+        "data": [
+            {
+                "traceID": "c" * 32,
+                "processes": {"p0": {"serviceName": "api"}},
+                "spans": [
+                    {
+                        "traceID": "c" * 32,
+                        "spanID": "3" * 16,
+                        "operationName": "GET /health",
+                        "processID": "p0",
+                        "startTime": NS // 1000,
+                        "duration": 2000,
+                        "tags": [{"key": "span.kind", "value": "server"}],
+                    }
+                ],
+            }
+        ]
+    }
+    frames = span_frames(
+        [
+            TraceAnswer("baseline traces of frontend", SearchBody(_otlp(ROOT, CALL))),
+            TraceAnswer("incident traces of frontend", SearchBody(_otlp(CALL, OTHER))),
+            TraceAnswer("incident traces of api", SearchBody(json.dumps(v1).encode(), v1=True)),
+        ],
+        {"frontend-v2": "frontend"},
+    )
+    assert frames.unusable == ()
+    rows = {(r.trace_id, r.span_id): r for r in frames.spans.itertuples(index=False)}
+    assert sorted(rows) == [("a" * 32, "1" * 16), ("a" * 32, "2" * 16), ("b" * 32, "1" * 16),
+                            ("c" * 32, "3" * 16)]  # fmt: skip
+    assert rows[("a" * 32, "1" * 16)].service == "frontend"  # Jaeger's name → ours
+    assert rows[("a" * 32, "2" * 16)].parent_id == "1" * 16
+    assert rows[("a" * 32, "2" * 16)].duration_ms == 250
+    assert rows[("b" * 32, "1" * 16)].error
+    assert rows[("c" * 32, "3" * 16)].duration_ms == 2 and rows[("c" * 32, "3" * 16)].kind == (
+        "server"
+    )
+    assert str(frames.spans["start"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_an_unusable_trace_answer_is_named_and_the_others_are_kept() -> None:
+    frames = span_frames(
+        [
+            TraceAnswer("baseline traces of api", SearchBody(b"<html>proxy login</html>")),
+            TraceAnswer("incident traces of api", SearchBody(_otlp(OTHER))),
+            TraceAnswer("incident traces of web", SearchBody(b'{"data": []}')),
+            TraceAnswer("baseline traces of web", SearchBody(b'{"result": []}', v1=True)),
+            TraceAnswer("incident traces of db", SearchBody(b'{"result": {"resourceSpans": 1}}')),
+        ],
+        {},
+    )
+    unusable = dict(frames.unusable)
+    assert set(unusable) == {
+        "baseline traces of api",
+        "incident traces of web",
+        "baseline traces of web",
+        "incident traces of db",
+    }
+    assert "not JSON: <html>proxy login</html>" in unusable["baseline traces of api"]
+    assert "without a result" in unusable["incident traces of web"]
+    assert "without data" in unusable["baseline traces of web"]
+    assert "malformed OTLP" in unusable["incident traces of db"]
+    assert list(frames.spans["trace_id"]) == ["b" * 32]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        _json.map(lambda doc: json.dumps(doc).encode()),
+        _json.map(lambda result: json.dumps({"result": result}).encode()),
+        _json.map(lambda data: json.dumps({"data": data}).encode()),
+        _json.map(
+            lambda spans: json.dumps(
+                {"result": {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}}
+            ).encode()
+        ),
+    ),
+    v1=st.booleans(),
+)
+def test_no_trace_answer_makes_reading_raise(body: bytes, v1: bool) -> None:
+    frames = span_frames([TraceAnswer("incident traces of api", SearchBody(body, v1))], {})
+    assert len(frames.unusable) <= 1
+    if frames.unusable:
+        assert frames.unusable[0][0] == "incident traces of api" and frames.spans.empty
+
+
 class _SlowPool(AnalysisPool):
     """Threads whose every task starts `delay_s` late, as a pool still spawning its processes
     (seconds, on a cold start or after a runaway analysis's pool was killed)."""
@@ -150,8 +253,10 @@ class _SlowPool(AnalysisPool):
     def __init__(self, delay_s: float) -> None:
         super().__init__("thread", 2)
         self.delay_s = delay_s
+        self.ran: list[str] = []
 
     async def run(self, function: Any, *args: object) -> Any:
+        self.ran.append(function.__name__)
         await asyncio.sleep(self.delay_s)
         return await super().run(function, *args)
 
@@ -171,21 +276,31 @@ async def test_reading_the_answers_is_not_bounded_by_the_backends_deadline(
         )
     prometheus = Prometheus(tmp_path, rule_files=[], openmetrics="\n".join(lines) + "\n# EOF\n")
     prometheus.start()
-    pipeline = Pipeline(
-        load_settings(
-            prometheus={"url": prometheus.url},
-            correlation={"deadline_s": 0.5},
-            queue={"analysis_pool": "thread"},
-        )
-    )
-    pipeline._analysis.close()
-    pipeline._analysis = _SlowPool(delay_s=1.0)
+    jaeger = FakeJaeger()
+    ns = int((now - timedelta(minutes=1)).timestamp()) * 10**9
+    jaeger.add(FakeSpan("d" * 32, "1" * 16, "api", "GET /orders", ns, 20 * 10**6))
     try:
-        windows = incident_windows(now - timedelta(minutes=3), now, pipeline.policy)
-        telemetry, fetch, _ = await pipeline.gather(["api"], ["shop"], windows)
+        async with served(jaeger.app) as jaeger_url:
+            pipeline = Pipeline(
+                load_settings(
+                    prometheus={"url": prometheus.url},
+                    jaeger={"url": jaeger_url},
+                    correlation={"deadline_s": 0.5},
+                    queue={"analysis_pool": "thread"},
+                )
+            )
+            pipeline._analysis.close()
+            pipeline._analysis = pool = _SlowPool(delay_s=1.0)
+            try:
+                windows = incident_windows(now - timedelta(minutes=3), now, pipeline.policy)
+                telemetry, fetch, _ = await pipeline.gather(["api"], ["shop"], windows)
+            finally:
+                await pipeline.close()
     finally:
-        await pipeline.close()
         prometheus.stop()
-    assert [m for m in fetch.missing if m["backend"] == "prometheus"] == []
+    assert [m for m in fetch.missing if m["backend"] in ("prometheus", "jaeger")] == []
     assert set(telemetry.metrics["signal"]) >= {"throughput_rps", "error_ratio"}
     assert set(telemetry.metrics["service"]) == {"api"}
+    assert list(telemetry.spans["trace_id"]) == ["d" * 32]
+    # Both sources' answers were read in the pool, not on the serving loop.
+    assert sorted(pool.ran) == ["metric_frames", "span_frames"]
