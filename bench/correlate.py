@@ -11,33 +11,32 @@ pipeline before each source's evidence started in the analysis processes as it c
 
 Every run is uncached, as a first alert's correlation is (`cache_s: 0` on every backend:
 otherwise the later runs, within the request cache's 10 s, read cached bodies); `--cached`
-measures with the cache on.
+measures with the cache on. With --against REV, REV's code is measured too, in its own
+process, the two taking turns run by run against the same backends.
 
-    .venv/bin/python bench/correlate.py [--runs 5] [--services 50] [--cached]
+    .venv/bin/python bench/correlate.py [--runs 5] [--services 50] [--cached] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from correlator.analysis.evidence import Options, analyse  # noqa: E402
-from correlator.analysis.telemetry import Telemetry  # noqa: E402
-from correlator.analysis.windows import incident_windows  # noqa: E402
-from correlator.pipeline import Pipeline  # noqa: E402
-from correlator.settings import load_settings  # noqa: E402
-from tests.support.processes import backfilled_backends  # noqa: E402
+from tests.support.processes import backfilled_backends, checkout  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
 NAMESPACE = "bench"
@@ -105,102 +104,151 @@ def serve_fakes(
     asyncio.run(run())
 
 
-async def measure(args: argparse.Namespace) -> None:
+def measurer(args: argparse.Namespace, backends: dict[str, str], now: datetime, tree: Path) -> Any:
+    """A child process measuring the pipeline of the code in `tree` (first on its path) against
+    the running backends: one correlation each time it is told "run", its figures as a line of
+    JSON. Each setup keeps its own warm process (its analysis pool spawned, as a running
+    server's is), and the setups take turns, so a machine whose speed drifts weighs on them
+    alike."""
+    command = [sys.executable, __file__, "--measure", json.dumps(backends), "--now",
+               now.isoformat(), "--services", str(args.services)]  # fmt: skip
+    if args.cached:
+        command.append("--cached")
+    command += ["--tree", str(tree)]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+async def serve_measurements(args: argparse.Namespace) -> None:
+    """The measuring child: one correlation per "run" read on stdin, its figures printed."""
+    sys.path.insert(0, args.tree)  # the measured code's correlator/, before the working tree's
+    from correlator.analysis.evidence import Options, analyse
+    from correlator.analysis.telemetry import Telemetry
+    from correlator.analysis.windows import incident_windows
+    from correlator.pipeline import Pipeline
+    from correlator.settings import load_settings
+
+    urls = json.loads(args.measure)
+    now = datetime.fromisoformat(args.now)
+    chosen = scenario(args.services, now)
+    cache = {} if args.cached else {"cache_s": 0}
+    settings = load_settings(
+        **{name: {"url": url, **cache} for name, url in urls.items()},
+        correlation={"deadline_s": 30, "lead_min": 10, "baseline_min": 40},
+    )
+    pipeline = Pipeline(settings)
+    assert Path(sys.modules["correlator"].__file__ or "").is_relative_to(args.tree)
+    windows = incident_windows(chosen.fault_at + timedelta(minutes=1), now, pipeline.policy)
+    # Warm the analysis processes (spawned on first use), as a running server has.
+    await pipeline._analysis.run(analyse, Telemetry(), windows)
+    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
+    while (await asyncio.to_thread(sys.stdin.readline)).strip() == "run":
+        # Baseline in the same run: fetch everything, then analyse it in the pool (the
+        # pipeline before each source's evidence started as the source came in).
+        begin = time.perf_counter()
+        telemetry, _, _ = await pipeline.gather([chosen.alerting], [NAMESPACE], windows)
+        await pipeline._analysis.run(analyse, telemetry, windows)
+        sequential = (time.perf_counter() - begin) * 1e3
+        begin = time.perf_counter()
+        result, telemetry, fetch, services = await pipeline.analysed(
+            [chosen.alerting], [NAMESPACE], windows
+        )
+        end = time.perf_counter()
+        # The same analysis without calibration (its null windows): what it costs.
+        analysed = time.perf_counter()
+        analyse(telemetry, windows)
+        whole = (time.perf_counter() - analysed) * 1e3
+        analyse(telemetry, windows, Options(calibrate=False))
+        uncalibrated = (time.perf_counter() - analysed) * 1e3 - whole
+        t = fetch.timings_ms
+        slowest = max(v for k, v in t.items() if k.startswith("slowest_query_"))
+        # The traces are asked for beside the call graph; the other sources after it.
+        waited = max(t["graph"] + max(t["metrics"], t["logs"]), t["traces"])
+        total = (end - begin) * 1e3
+        row = {
+            "by_backend": {
+                k.removeprefix("slowest_query_"): round(v)
+                for k, v in t.items()
+                if k.startswith("slowest_query_")
+            },
+            "total": total,
+            "ratio": total / slowest,
+            "sequential": sequential,
+            "slowest": slowest,
+            "waited": waited,
+            "own": total - waited,
+            "tail": t["analysis"],
+            "analysis": whole,
+            "uncalibrated": uncalibrated,
+            "services": len(services),
+            "first": result.ranking()[0] if result.suspects else "-",
+            "missing": len(fetch.missing),
+            "rows": (len(telemetry.metrics), len(telemetry.logs), len(telemetry.spans)),
+            "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        }
+        print(json.dumps(row), flush=True)
+    await pipeline.close()
+
+
+def measure(args: argparse.Namespace) -> None:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=20)
     chosen = scenario(args.services, now)
     loki_port, jaeger_port = free_port(), free_port()
+    trees = {"now": ROOT}
     with tempfile.TemporaryDirectory() as workdir:
+        if args.against:
+            trees[f"@{args.against}"] = checkout(args.against, Path(workdir) / "src")
         started = time.perf_counter()
         child, prometheus = backfilled_backends(
             __file__, (loki_port, jaeger_port), services=args.services, now=now,
             workdir=Path(workdir),
         )  # fmt: skip
         print(f"setup (backfill, servers): {time.perf_counter() - started:.1f} s")
+        backends = {
+            "prometheus": prometheus.url,
+            "loki": f"http://127.0.0.1:{loki_port}",
+            "jaeger": f"http://127.0.0.1:{jaeger_port}",
+        }
+        measurers = {}
         try:
-            cache = {} if args.cached else {"cache_s": 0}
-            settings = load_settings(
-                prometheus={"url": prometheus.url, **cache},
-                loki={"url": f"http://127.0.0.1:{loki_port}", **cache},
-                jaeger={"url": f"http://127.0.0.1:{jaeger_port}", **cache},
-                correlation={"deadline_s": 30, "lead_min": 10, "baseline_min": 40},
-            )
-            pipeline = Pipeline(settings)
-            windows = incident_windows(chosen.fault_at + timedelta(minutes=1), now, pipeline.policy)
-            rows = []
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            # Warm the analysis processes (spawned on first use), as a running server has.
-            await pipeline._analysis.run(analyse, Telemetry(), windows)
+            measurers = {name: measurer(args, backends, now, tree) for name, tree in trees.items()}
+            rss_before = {name: json.loads(m.stdout.readline()) for name, m in measurers.items()}
+            rows: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
             for _ in range(args.runs):
-                # Baseline in the same run: fetch everything, then analyse it in the pool (the
-                # pipeline before each source's evidence started as the source came in).
-                begin = time.perf_counter()
-                telemetry, _, _ = await pipeline.gather([chosen.alerting], [NAMESPACE], windows)
-                await pipeline._analysis.run(analyse, telemetry, windows)
-                sequential = (time.perf_counter() - begin) * 1e3
-                begin = time.perf_counter()
-                result, telemetry, fetch, services = await pipeline.analysed(
-                    [chosen.alerting], [NAMESPACE], windows
-                )
-                end = time.perf_counter()
-                # The same analysis without calibration (its null windows): what it costs.
-                analysed = time.perf_counter()
-                analyse(telemetry, windows)
-                whole = (time.perf_counter() - analysed) * 1e3
-                analyse(telemetry, windows, Options(calibrate=False))
-                uncalibrated = (time.perf_counter() - analysed) * 1e3 - whole
-                t = fetch.timings_ms
-                slowest = max(v for k, v in t.items() if k.startswith("slowest_query_"))
-                waited = t["graph"] + max(t["metrics"], t["logs"], t["traces"])
-                total = (end - begin) * 1e3
-                rows.append(
-                    {
-                        "by_backend": {
-                            k.removeprefix("slowest_query_"): round(v)
-                            for k, v in t.items()
-                            if k.startswith("slowest_query_")
-                        },
-                        "total": total,
-                        "ratio": total / slowest,
-                        "sequential": sequential,
-                        "slowest": slowest,
-                        "waited": waited,
-                        "own": total - waited,
-                        "tail": t["analysis"],
-                        "analysis": whole,
-                        "uncalibrated": uncalibrated,
-                        "services": len(services),
-                        "first": result.ranking()[0] if result.suspects else "-",
-                        "missing": len(fetch.missing),
-                        "rows": (len(telemetry.metrics), len(telemetry.logs), len(telemetry.spans)),
-                    }
-                )
-            await pipeline.close()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                for name, m in measurers.items():
+                    m.stdin.write("run\n")
+                    m.stdin.flush()
+                    rows[name].append(json.loads(m.stdout.readline()))
         finally:
+            for m in measurers.values():
+                m.stdin.close()
+                m.wait(timeout=30)
             prometheus.stop()
             child.terminate()
+    summarise(args, chosen, rows, rss_before)
+
+
+def summarise(
+    args: argparse.Namespace,
+    chosen: Scenario,
+    rows: dict[str, list[dict[str, Any]]],
+    rss_before: dict[str, dict[str, int]],
+) -> None:
+    keys = ("total", "sequential", "slowest", "waited", "own", "tail", "analysis", "uncalibrated")
     med = {
-        k: statistics.median(r[k] for r in rows)
-        for k in (
-            "total",
-            "sequential",
-            "slowest",
-            "waited",
-            "own",
-            "tail",
-            "analysis",
-            "uncalibrated",
-        )
+        name: {k: statistics.median(r[k] for r in runs) for k in keys}
+        for name, runs in rows.items()
     }
-    last = rows[-1]
-    print(
-        f"scope {last['services']} services; metric rows {last['rows'][0]}, log lines "
-        f"{last['rows'][1]}, spans {last['rows'][2]}; missing parts {last['missing']}; "
-        f"first suspect {last['first']} (injected {chosen.culprit})"
-    )
-    print(f"slowest query per backend, last run (ms): {last['by_backend']}")
+    for name, runs in rows.items():
+        last = runs[-1]
+        print(
+            f"{name}: scope {last['services']} services; metric rows {last['rows'][0]}, log "
+            f"lines {last['rows'][1]}, spans {last['rows'][2]}; missing parts {last['missing']}; "
+            f"first suspect {last['first']} (injected {chosen.culprit}); slowest query per "
+            f"backend, last run (ms): {last['by_backend']}"
+        )
     how = "cached" if args.cached else "uncached"
-    print(f"{'median of ' + str(args.runs) + f' {how} runs':<44} {'ms':>8} {'x slowest query':>16}")
+    head = f"median of {args.runs} {how} runs (ms, x slowest query)"
+    print(f"{head:<44}" + "".join(f"{name:>24}" for name in rows))
     for label, key in (
         ("slowest single backend query", "slowest"),
         ("waiting on backends", "waited"),
@@ -211,18 +259,24 @@ async def measure(args: argparse.Namespace) -> None:
         ("total: fetch, then analyse (before)", "sequential"),
         ("total, work item to report", "total"),
     ):
-        print(f"{label:<44} {med[key]:>8.1f} {med[key] / med['slowest']:>15.2f}x")
+        print(
+            f"{label:<44}"
+            + "".join(f"{m[key]:>14.1f} {m[key] / m['slowest']:>8.2f}x" for m in med.values())
+        )
     # Each run against its own slowest query: the backends' times move from run to run, and
     # the ratio of two medians mixes runs.
-    ratios = sorted(r["ratio"] for r in rows)
+    cells = []
+    for runs in rows.values():
+        ratios = sorted(r["ratio"] for r in runs)
+        cells.append(f"{statistics.median(ratios):>8.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})")
     print(
-        f"{'each run: total / its slowest query, median':<44} {'':>8} "
-        f"{statistics.median(ratios):>15.2f}x  (runs: {ratios[0]:.2f}x to {ratios[-1]:.2f}x)"
+        f"{'each run: total / its slowest query, median':<44}" + "".join(f"{c:>24}" for c in cells)
     )
-    print(
-        f"peak RSS of the measuring process {peak / 1024:.0f} MiB "
-        f"({rss_before / 1024:.0f} MiB before the first run)"
+    peaks = (
+        f"{runs[-1]['rss_kib'] / 1024:.0f} MiB ({rss_before[name]['rss_kib'] / 1024:.0f} before)"
+        for name, runs in rows.items()
     )
+    print(f"{'peak RSS of the measuring process':<44}" + "".join(f"{p:>24}" for p in peaks))
 
 
 def main() -> None:
@@ -230,7 +284,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--cached", action="store_true", help="with the backends' request cache")
+    parser.add_argument("--against", metavar="REV", help="also measure REV's code, in turns")
     parser.add_argument("--serve-fakes", nargs=2, type=int, metavar=("LOKI", "JAEGER"))
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--now")
     parser.add_argument("--history", type=Path)
     args = parser.parse_args()
@@ -239,7 +296,10 @@ def main() -> None:
             *args.serve_fakes, args.services, datetime.fromisoformat(args.now), args.history
         )
         return
-    asyncio.run(measure(args))
+    if args.measure:
+        asyncio.run(serve_measurements(args))
+        return
+    measure(args)
 
 
 if __name__ == "__main__":
