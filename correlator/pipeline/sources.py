@@ -204,12 +204,15 @@ async def fetch_traces(
 async def read_traces(
     answers: Sequence[TraceAnswer], names: dict[str, str], pool: AnalysisPool, fetch: Fetch
 ) -> pd.DataFrame:
-    """The spans of the trace answers, read off the event loop in `pool`, all answers in one
-    call (`frames.span_frames`), under the analysis' service names (`names`); an unusable
-    answer is named."""
+    """The spans of the trace answers, read off the event loop in `pool` (unless every process
+    is busy), all answers in one call (`frames.span_frames`), under the analysis' service names
+    (`names`); an unusable answer is named."""
     if not answers:
         return span_frame([])
-    frames = await _read(pool, fetch, "jaeger", "traces", span_frames, answers, names)
+    # With every analysis process busy (a storm) the answers would wait behind whole analyses
+    # while the serving loop has time to spare: they are read here instead.
+    here = pool.saturated()
+    frames = await _read(pool, fetch, "jaeger", "traces", span_frames, answers, names, here=here)
     if frames is None:
         return span_frame([])
     for what, reason in frames.unusable:
@@ -224,10 +227,12 @@ async def _read(
     what: str,
     reader: Callable[..., T],
     *args: object,
+    here: bool = False,
 ) -> T | None:
-    """`reader(*args)` in `pool`; None (and `what` named missing) if it could not run."""
+    """`reader(*args)` in `pool` (`here`: on this loop); None (and `what` named missing) if it
+    could not run."""
     try:
-        return await pool.run(reader, *args)
+        return reader(*args) if here else await pool.run(reader, *args)
     except (AnalysisTimeout, BrokenProcessPool) as exc:
         fetch.miss(backend, what, f"the answers could not be read: {exc}")
     except Exception as exc:  # a reader's bug must cost the source, not the whole report

@@ -304,3 +304,41 @@ async def test_reading_the_answers_is_not_bounded_by_the_backends_deadline(
     assert list(telemetry.spans["trace_id"]) == ["d" * 32]
     # Both sources' answers were read in the pool, not on the serving loop.
     assert sorted(pool.ran) == ["metric_frames", "span_frames"]
+
+
+class _BusyPool(AnalysisPool):
+    """Threads that say every slot is taken (a storm), and count what they are handed."""
+
+    def __init__(self) -> None:
+        super().__init__("thread", 1)
+        self.ran: list[str] = []
+
+    def saturated(self) -> bool:
+        return True
+
+    async def run(self, function: Any, *args: object) -> Any:
+        self.ran.append(function.__name__)
+        return await super().run(function, *args)
+
+
+async def test_with_every_analysis_process_busy_the_traces_are_read_on_the_loop() -> None:
+    """In a storm every process is busy with whole analyses: a correlation's trace answers
+    would wait behind them, so they are read where the time is (the serving loop)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    jaeger = FakeJaeger()
+    ns = int((now - timedelta(minutes=1)).timestamp()) * 10**9
+    jaeger.add(FakeSpan("e" * 32, "1" * 16, "api", "GET /orders", ns, 20 * 10**6))
+    async with served(jaeger.app) as jaeger_url:
+        pipeline = Pipeline(
+            load_settings(jaeger={"url": jaeger_url}, queue={"analysis_pool": "thread"})
+        )
+        pipeline._analysis.close()
+        pipeline._analysis = pool = _BusyPool()
+        try:
+            windows = incident_windows(now - timedelta(minutes=3), now, pipeline.policy)
+            telemetry, fetch, _ = await pipeline.gather(["api"], ["shop"], windows)
+        finally:
+            await pipeline.close()
+    assert [m for m in fetch.missing if m["backend"] == "jaeger"] == []
+    assert list(telemetry.spans["trace_id"]) == ["e" * 32]
+    assert "span_frames" not in pool.ran
