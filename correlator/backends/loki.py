@@ -92,7 +92,7 @@ class LogLine:
 
 
 def _size(labels: dict[str, str]) -> int:
-    return sum(len(k) + len(v) for k, v in labels.items())
+    return sum(map(len, labels)) + sum(map(len, labels.values()))
 
 
 class LogBudget:
@@ -163,11 +163,16 @@ def _nanoseconds(value: Any) -> int:
     raise ValueError(f"timestamp {value!r} is not a string of nanoseconds before 2262")
 
 
+_STR = {str}
+
+
 def _strings(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object of labels, got {type(value).__name__}")
-    if not value:  # most entries' metadata: no comprehension to run
+    if not value:  # most entries' parsed labels: no comprehension to run
         return {}
+    if set(map(type, value.values())) == _STR:  # JSON's keys are strings: taken as it is
+        return value
     return {str(key): str(item) for key, item in value.items()}
 
 
