@@ -11,6 +11,7 @@ later retry (workers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from correlator.models.report import Report
 from correlator.priority import ServingFirst
 from correlator.settings import DatabaseSettings, database_scheme, mask_url
 from correlator.store import engine as _engine
-from correlator.store import queries, work
+from correlator.store import queries, recording, work
 from correlator.store.recording import DEFAULT_POLICY, record_notifications
 from correlator.store.work import QueuePolicy, WorkItem
 from correlator.store.writer import PriorityWriter
@@ -68,7 +69,8 @@ class Store:
             raise ValueError("a Store has exactly one engine")
         self._sqlite = sqlite
         self._postgres = postgres
-        self._postgres_reads = _engine.reads_of(postgres) if postgres is not None else None
+        # Statements that commit on their own: reads, and the intake's one-statement writes.
+        self._autocommit = _engine.reads_of(postgres) if postgres is not None else None
         self.clock = clock
         # Background work's store calls wait their turn behind notifications being received
         # (correlator/priority.py); set by the composition root.
@@ -160,10 +162,13 @@ class Store:
         *,
         write: bool,
         urgent: bool = False,
+        one_statement: bool = False,
     ) -> Result:
         """Run one transaction; database errors become StoreUnavailable, except the
         database's refusals of data (IntegrityError, DataError), which callers may isolate.
-        An `urgent` write (the intake's) goes before the other writes waiting on SQLite."""
+        An `urgent` write (the intake's) goes before the other writes waiting on SQLite. A
+        PostgreSQL write of `one_statement` runs without BEGIN and COMMIT (it is its own
+        transaction)."""
         try:
             if self._sqlite is not None:
                 if write and urgent:
@@ -176,11 +181,11 @@ class Store:
                     executor, _in_transaction, self._sqlite, function, args
                 )
             assert self._postgres is not None
-            if write:
+            if write and not one_statement:
                 async with self._postgres.begin() as connection:
                     return await connection.run_sync(function, *args)
-            assert self._postgres_reads is not None
-            async with self._postgres_reads.connect() as connection:
+            assert self._autocommit is not None
+            async with self._autocommit.connect() as connection:
                 return await connection.run_sync(function, *args)
         except (IntegrityError, DataError):
             raise
@@ -206,12 +211,49 @@ class Store:
     ) -> list[IntakeResult | StoreUnavailable | StoreRefused]:
         """Store notifications in one transaction (group commit).
 
+        On PostgreSQL a batch of new groups is first written in one statement that commits on
+        its own (`recording.record_created`: one round trip instead of BEGIN, statement and
+        COMMIT); the notifications of incidents that exist go on in a transaction.
+
         If the database refuses the data of one of them, the batch is written again one
         notification per transaction, so that only the refused one fails (StoreRefused: the
         same data would be refused again). A failure of the transaction itself (lock
-        timeout, lost connection, failed commit) fails them all. Only results returned after
-        the commit are durable.
+        timeout, lost connection, failed commit) fails all those it held. Only results
+        returned after the commit are durable.
         """
+        results: list[IntakeResult | StoreUnavailable | StoreRefused | None]
+        results = [None] * len(batch)
+        if self._postgres is not None and recording.one_statement(batch):
+            # One statement: if the database refuses a value, nothing was written, and the
+            # usual path finds which notification it was.
+            with contextlib.suppress(IntegrityError, DataError):
+                results = list(
+                    await self._transaction(
+                        recording.record_created,
+                        (batch, namespaces, policy),
+                        write=True,
+                        one_statement=True,
+                    )
+                )
+        rest = [i for i, result in enumerate(results) if result is None]
+        if rest:
+            try:
+                usual = await self._record_usual([batch[i] for i in rest], namespaces, policy)
+            except StoreUnavailable as exc:
+                if len(rest) == len(batch):
+                    raise
+                usual = [exc] * len(rest)  # those written in one statement stay written
+            for i, result in zip(rest, usual, strict=True):
+                results[i] = result
+        return [result for result in results if result is not None]
+
+    async def _record_usual(
+        self,
+        batch: Sequence[ReceivedNotification],
+        namespaces: Sequence[str],
+        policy: QueuePolicy,
+    ) -> list[IntakeResult | StoreUnavailable | StoreRefused]:
+        """`record_batch` in one transaction, and one by one if the database refuses data."""
         try:
             return list(
                 await self._run(
@@ -224,9 +266,7 @@ class Store:
                 return [StoreRefused(_reason(exc))]
         results: list[IntakeResult | StoreUnavailable | StoreRefused] = []
         for received in batch:
-            results.extend(
-                await self.record_batch([received], namespaces=namespaces, policy=policy)
-            )
+            results.extend(await self._record_usual([received], namespaces, policy))
         return results
 
     async def list_incidents(

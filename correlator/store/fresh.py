@@ -10,6 +10,11 @@ statement (data-modifying CTEs, the rows handed over as JSON).
 The rows are those the usual path writes for a new incident (`rows.py` builds them), each
 value as its column type binds it; the statement only joins the ids. An incident that existed
 is upserted alike and nothing else is written for it: the usual path goes on from its upsert.
+
+Its `created_only` form leaves an incident that exists alone. One statement that writes only
+whole new groups needs no transaction around it (it is one by itself), so the intake runs it
+first, outside BEGIN and COMMIT: a batch of new groups is then one round trip, not three
+(`Store.record_batch`).
 """
 
 from __future__ import annotations
@@ -66,13 +71,19 @@ def _written(table: Table, *joined: str) -> tuple[str, ...]:
 
 
 @functools.cache
-def statement() -> Any:
-    """The statement (built once)."""
+def statement(created_only: bool = False) -> Any:
+    """The statement (built once); `created_only`: incidents that exist are left as they are
+    (nothing is written for them), for a statement that commits on its own."""
     incident = _written(incidents)
     alert = _written(alerts, "incident_id")
     notification = _written(notifications, "incident_id")
     item = _written(work, "incident_id", "notification_id")
     refreshed = ", ".join(f"{name} = excluded.{name}" for name in REFRESHED)
+    conflict = (
+        "NOTHING"
+        if created_only
+        else f"UPDATE SET {refreshed}, notification_count = incidents.notification_count + 1"
+    )
 
     def listed(names: Sequence[str], alias: str) -> str:
         return ", ".join(f"{alias}.{name}" for name in names)
@@ -95,8 +106,7 @@ WITH up AS (
     FROM json_to_recordset(CAST(:incidents AS json))
         AS r(ord integer, {_columns(incidents, incident)})
     ORDER BY r.ord
-    ON CONFLICT (key) DO UPDATE SET {refreshed},
-        notification_count = incidents.notification_count + 1
+    ON CONFLICT (key) DO {conflict}
     RETURNING key, id, notification_count, status
 ), new AS (
     SELECT key, id FROM up WHERE notification_count = 1
@@ -159,14 +169,17 @@ def record_new(
     alert_rows: Sequence[tuple[str, Mapping[str, Any]]],
     notification_rows: Sequence[tuple[str, Mapping[str, Any]]],
     work_rows: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    created_only: bool = False,
 ) -> list[Any]:
     """Upsert the incidents (rows in `rows.incident_row`'s form; each key once), and for
     those it created insert their alerts, notification and work item (each row with its
     incident's key, without incident or notification ids). One row per incident: key, id,
-    notification_count, status, and notification_id and work_item_id where it was new."""
+    notification_count, status, and notification_id and work_item_id where it was new.
+    `created_only`: an incident that exists is not upserted, and has no row."""
     return list(
         connection.execute(
-            statement(),
+            statement(created_only),
             {
                 "incidents": _records(
                     incidents, _written(incidents), [(None, row) for row in incident_rows]
@@ -186,10 +199,12 @@ def record_fresh(
     applied: Sequence[Applied],
     namespaces: Sequence[str],
     policy: QueuePolicy,
+    *,
+    created_only: bool = False,
 ) -> dict[int, IntakeResult]:
     """PostgreSQL: upsert the wave's incidents and write whole, in the same statement, those
-    it creates (`fresh.record_new`); the others are left upserted for the usual path. The
-    results of those written, by position in the wave."""
+    it creates (`fresh.record_new`); the others are left upserted for the usual path (with
+    `created_only`, left alone). The results of those written, by position in the wave."""
     incident_rows, alert_rows, notification_rows, work_rows = [], [], [], []
     for item in applied:
         key = item.received.payload.incident_key
@@ -204,18 +219,25 @@ def record_fresh(
         alert_rows += [(key, alert) for alert in new.new_rows]
         notification_rows.append((key, notification_row(new)))
         work_rows.append((key, work_row(request(new, 0), policy)))
-    rows = record_new(connection, incident_rows, alert_rows, notification_rows, work_rows)
-    upserted(applied, rows)
-    by_key = {row.key: row for row in rows}
+    rows = record_new(
+        connection,
+        incident_rows,
+        alert_rows,
+        notification_rows,
+        work_rows,
+        created_only=created_only,
+    )
+    by_key = {written.key: written for written in rows}
+    upserted([item for item in applied if item.received.payload.incident_key in by_key], rows)
     recorded = {}
     for i, item in enumerate(applied):
-        row = by_key[item.received.payload.incident_key]
-        if row.notification_id is None:
-            continue  # it existed: the usual path goes on from its upsert
+        answer = by_key.get(item.received.payload.incident_key)
+        if answer is None or answer.notification_id is None:
+            continue  # it existed: the usual path goes on (from its upsert, if it was made)
         recorded[i] = IntakeResult(
             incident_id=item.incident_id,
-            notification_id=int(row.notification_id),
-            work_item_id=int(row.work_item_id),
+            notification_id=int(answer.notification_id),
+            work_item_id=int(answer.work_item_id),
             new_incident=True,
             changed=True,
             incident_status=item.status_after,

@@ -113,6 +113,29 @@ def record_notifications(
     return [result for result in results if result is not None]
 
 
+def one_statement(batch: Sequence[ReceivedNotification]) -> bool:
+    """Whether the batch could be written whole by `record_created`: one wave (each incident
+    once), not so many alerts that building them all as new would cost."""
+    keys = {received.payload.incident_key for received in batch}
+    return len(keys) == len(batch) and (
+        sum(len(received.payload.alerts) for received in batch) <= MAX_FRESH_ALERTS
+    )
+
+
+def record_created(
+    connection: Connection,
+    batch: Sequence[ReceivedNotification],
+    namespaces: Sequence[str] = NAMESPACE_LABELS,
+    policy: QueuePolicy = DEFAULT_POLICY,
+) -> list[IntakeResult | None]:
+    """PostgreSQL, a `one_statement` batch, on a connection that commits each statement: the
+    notifications whose incidents this creates, written whole in one statement; None for those
+    whose incident exists, of which nothing is written (`record_notifications` goes on)."""
+    every = [Applied(received, received.payload.unique_alerts()) for received in batch]
+    recorded = record_fresh(connection, every, namespaces, policy, created_only=True)
+    return [recorded.get(i) for i in range(len(every))]
+
+
 def _record_wave(
     connection: Connection,
     wave: list[ReceivedNotification],

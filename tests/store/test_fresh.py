@@ -4,6 +4,7 @@ databases, give the same incidents, alerts, timeline entries and work items."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -68,10 +69,20 @@ async def _dump(store: Store) -> dict[str, Any]:
         notification_of = [
             r.id for r in connection.execute(select(notifications).order_by(notifications.c.id))
         ]
-        dumped["queued for"] = [
-            notification_of.index(r.notification_id)
-            for r in connection.execute(select(work_items).order_by(work_items.c.id))
+        queued = list(connection.execute(select(work_items).order_by(work_items.c.id)))
+        dumped["queued for"] = [notification_of.index(r.notification_id) for r in queued]
+        # The same within each incident: the position of its notification among the incident's.
+        of_incident = [
+            (r.id, r.incident_id)
+            for r in connection.execute(select(notifications).order_by(notifications.c.id))
         ]
+        dumped["queued within incident"] = sorted(
+            (
+                str(keys[r.incident_id]),
+                [n for n, i in of_incident if i == r.incident_id].index(r.notification_id),
+            )
+            for r in queued
+        )
         return dumped
 
     result: dict[str, Any] = await store.read(read)
@@ -121,9 +132,9 @@ async def test_new_groups_in_one_statement_leave_the_rows_the_usual_path_leaves(
     taken: list[int] = []
     real = recording.record_fresh
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         taken.append(1)
-        return real(*args)
+        return real(*args, **kwargs)
 
     with monkeypatch.context() as patched:  # each example its own (hypothesis runs many)
         patched.setattr(recording, "record_fresh", counted)
@@ -136,6 +147,80 @@ async def test_new_groups_in_one_statement_leave_the_rows_the_usual_path_leaves(
     assert answered_fresh == answered_usual
     assert await _dump(fresh) == await _dump(usual)
     for store in stores:  # the next example starts from empty databases
+        await store.write(
+            lambda c: [
+                c.execute(t.delete()) for t in (work_items, notifications, alerts, incidents)
+            ]
+        )
+
+
+def _by_incident(dumped: dict[str, Any]) -> dict[str, Any]:
+    """`_dump` with each table's rows grouped by incident (in order within one): the order
+    of rows of different incidents written in one batch is not part of what is stored."""
+    grouped: dict[str, Any] = {}
+    for table in ("incidents", "alerts", "notifications", "work_items"):
+        rows: dict[str, list[Any]] = {}
+        for row in dumped[table]:
+            rows.setdefault(str(row["incident"]), []).append(row)
+        grouped[table] = dict(sorted(rows.items()))
+    grouped["queued within incident"] = dumped["queued within incident"]
+    return grouped
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    bodies=st.lists(body_strategy, min_size=1, max_size=4),
+    again=st.lists(st.integers(0, 3), max_size=3),
+    later=st.lists(body_strategy, max_size=3),
+)
+async def test_a_batch_of_new_groups_commits_in_one_statement_and_leaves_the_same_rows(
+    stores: tuple[Store, Store],
+    monkeypatch: pytest.MonkeyPatch,
+    bodies: list[dict[str, Any]],
+    again: list[int],
+    later: list[dict[str, Any]],
+) -> None:
+    """Batches of distinct groups: the first all new (one statement, no transaction around
+    it), the second some of them again beside new ones (the new ones in that statement, the
+    others in the usual transaction after it). Recorded with the usual path only, the same
+    answers and the same rows of each incident."""
+    fresh, usual = stores
+    at = datetime.now(UTC)
+
+    def distinct(received: list[ReceivedNotification]) -> list[ReceivedNotification]:
+        seen: dict[str, ReceivedNotification] = {}
+        for r in received:
+            seen.setdefault(r.payload.incident_key, r)
+        return list(seen.values())
+
+    first = distinct([_received(body, at) for body in bodies])
+    second = distinct(
+        [_received(bodies[i], at) for i in again if i < len(bodies)]
+        + [_received(body, at) for body in later]
+    )
+    created: list[int] = []
+    real = recording.record_created
+
+    def counted(*args: Any) -> Any:
+        answers = real(*args)
+        created.append(sum(answer is not None for answer in answers))
+        return answers
+
+    with monkeypatch.context() as patched:
+        patched.setattr(recording, "record_created", counted)
+        answered_fresh = await _record(fresh, [first, second] if second else [first])
+        assert created and created[0] == len(first), "the first batch was not one statement"
+        patched.setattr(recording, "MAX_FRESH_ALERTS", -1)  # the usual path only
+        created.clear()
+        answered_usual = await _record(usual, [first, second] if second else [first])
+        assert not created
+    assert answered_fresh == answered_usual
+    assert _by_incident(await _dump(fresh)) == _by_incident(await _dump(usual))
+    for store in stores:
         await store.write(
             lambda c: [
                 c.execute(t.delete()) for t in (work_items, notifications, alerts, incidents)
@@ -168,3 +253,36 @@ async def test_a_value_the_database_refuses_fails_only_its_own_notification(
     assert [r["group_key"] for r in dumped["incidents"]] == ["good"]
     assert len(dumped["alerts"]) == len(dumped["notifications"]) == 1
     assert dumped["queued for"] == [0]
+
+
+async def test_a_group_another_replica_is_creating_is_waited_for_then_recorded_again() -> None:
+    """Two replicas receive the same new group. While the other's transaction that creates
+    the incident is open, the one-statement write waits on its row; once it commits, this
+    notification is recorded as the incident's second (in the usual transaction), not as a
+    second incident and not lost."""
+    at = datetime.now(UTC)
+    body = {
+        "version": "4", "receiver": "r", "status": "firing", "groupKey": "raced",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "annotations": {},
+                    "startsAt": "2026-12-07T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "", "fingerprint": "f"}],
+    }  # fmt: skip
+    async with postgres_database() as url:
+        this, other = await _opened(url), await _opened(url)
+        try:
+            assert other._postgres is not None
+            async with other._postgres.begin() as connection:  # the other replica, mid-way
+                await connection.run_sync(recording.record_notifications, [_received(body, at)])
+                racing = asyncio.ensure_future(this.record_batch([_received(body, at)]))
+                await asyncio.sleep(0.5)
+                assert not racing.done(), "the statement did not wait for the other's row"
+            (result,) = await asyncio.wait_for(racing, 10)
+            dumped = await _dump(this)
+        finally:
+            await this.close()
+            await other.close()
+    assert isinstance(result, IntakeResult) and not result.new_incident
+    assert [r["notification_count"] for r in dumped["incidents"]] == [2]
+    assert len(dumped["alerts"]) == 1 and len(dumped["notifications"]) == 2
