@@ -70,7 +70,7 @@ class Store:
         self._sqlite = sqlite
         self._postgres = postgres
         # Statements that commit on their own: reads, and the intake's one-statement writes.
-        self._autocommit = _engine.reads_of(postgres) if postgres is not None else None
+        self._autocommit = _engine.autocommit_of(postgres) if postgres is not None else None
         self.clock = clock
         # Background work's store calls wait their turn behind notifications being received
         # (correlator/priority.py); set by the composition root.

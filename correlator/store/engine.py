@@ -78,10 +78,11 @@ def create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
-def reads_of(engine: AsyncEngine) -> AsyncEngine:
-    """The engine's reads, on the same pool, without BEGIN and ROLLBACK around them: under
-    READ COMMITTED each statement sees its own snapshot inside a transaction too, so a read
-    gains nothing from one but two round trips."""
+def autocommit_of(engine: AsyncEngine) -> AsyncEngine:
+    """The engine, on the same pool, without BEGIN and COMMIT (or ROLLBACK) around each
+    statement. For reads: under READ COMMITTED each statement sees its own snapshot inside a
+    transaction too, so a read gains nothing from one but two round trips. For a write that is
+    one statement (the intake's new groups): it is a transaction by itself."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
