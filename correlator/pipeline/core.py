@@ -103,6 +103,7 @@ class Pipeline:
         # Incidents asking the same question (same services, same onset) share one analysis.
         # At most 128 report bodies kept (a few MiB); older answers are found in the store.
         self._shared: Shared[tuple[Report, bool]] = Shared(settings.correlation.share_s, 128)
+        self._correlating = 0  # correlations fetching or analysing now
         # The settings an analysis depends on, part of every question (replicas of two
         # versions of the configuration do not share).
         self._config = hashlib.sha256(
@@ -267,6 +268,7 @@ class Pipeline:
         starts as soon as the sources it reads are in (`pipeline/collecting.py`), so what is
         left once the slowest source is in is its own producers and the ranking."""
         collecting = Collecting(self._analysis, windows)
+        self._correlating += 1
         try:
             telemetry, fetch, services = await self.gather(
                 alert_services, namespaces, windows, arrived=collecting.arrived
@@ -281,6 +283,7 @@ class Pipeline:
                 analysis = Analysis(windows, [], services, notes=[str(exc)])
         finally:
             collecting.cancel()
+            self._correlating -= 1
         # What the analysis added once the last source was in (the rest ran meanwhile).
         fetch.timings_ms["analysis"] = (time.perf_counter() - last_source_in) * 1e3
         return analysis, telemetry, fetch, services
@@ -408,7 +411,10 @@ class Pipeline:
             source(
                 "traces",
                 traces,
-                lambda answers: read_traces(answers, names, self._analysis, fetch),
+                # In the pool only for a correlation that has it to itself (not in a storm).
+                lambda answers: read_traces(
+                    answers, names, self._analysis, fetch, alone=self._correlating <= 1
+                ),
             ),
             bounded(
                 deadline,

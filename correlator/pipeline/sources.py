@@ -202,16 +202,22 @@ async def fetch_traces(
 
 
 async def read_traces(
-    answers: Sequence[TraceAnswer], names: dict[str, str], pool: AnalysisPool, fetch: Fetch
+    answers: Sequence[TraceAnswer],
+    names: dict[str, str],
+    pool: AnalysisPool,
+    fetch: Fetch,
+    *,
+    alone: bool = True,
 ) -> pd.DataFrame:
-    """The spans of the trace answers, read off the event loop in `pool` (unless every process
-    is busy), all answers in one call (`frames.span_frames`), under the analysis' service names
-    (`names`); an unusable answer is named."""
+    """The spans of the trace answers, all answers in one call (`frames.span_frames`), under
+    the analysis' service names (`names`); an unusable answer is named. Read off the event
+    loop in `pool` for a correlation that runs `alone` while a process is free; else here."""
     if not answers:
         return span_frame([])
-    # With every analysis process busy (a storm) the answers would wait behind whole analyses
-    # while the serving loop has time to spare: they are read here instead.
-    here = pool.saturated()
+    # Alone, a correlation's answers are read in parallel with its other sources. Among others
+    # (a storm), handing them over and the frame back costs both sides more CPU than reading
+    # them here, and with every process busy they would wait behind whole analyses.
+    here = not alone or pool.saturated()
     frames = await _read(pool, fetch, "jaeger", "traces", span_frames, answers, names, here=here)
     if frames is None:
         return span_frame([])

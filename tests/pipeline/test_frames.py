@@ -19,7 +19,9 @@ from correlator.analysis.windows import incident_windows
 from correlator.backends.jaeger_spans import SearchBody
 from correlator.pipeline import Pipeline
 from correlator.pipeline.analysis_pool import AnalysisPool
+from correlator.pipeline.fetch import Fetch
 from correlator.pipeline.frames import RangeAnswer, TraceAnswer, metric_frames, span_frames
+from correlator.pipeline.sources import read_traces
 from correlator.settings import load_settings
 from correlator.signals import ServiceLabels
 from tests.fakes.jaeger import FakeJaeger, FakeSpan, otlp_traces
@@ -342,3 +344,19 @@ async def test_with_every_analysis_process_busy_the_traces_are_read_on_the_loop(
     assert [m for m in fetch.missing if m["backend"] == "jaeger"] == []
     assert list(telemetry.spans["trace_id"]) == ["e" * 32]
     assert "span_frames" not in pool.ran
+
+
+async def test_among_other_correlations_the_traces_are_read_on_the_loop() -> None:
+    """Only a correlation that has the pool to itself hands its trace answers over: among
+    others (a storm), the answers and the frame crossing both ways cost more than reading."""
+    pool = _SlowPool(delay_s=0)
+    answers = [TraceAnswer("incident traces of api", SearchBody(_otlp(OTHER)))]
+    try:
+        fetch = Fetch()
+        among = await read_traces(answers, {}, pool, fetch, alone=False)
+        assert pool.ran == [] and list(among["trace_id"]) == ["b" * 32]
+        alone = await read_traces(answers, {}, pool, fetch, alone=True)
+        assert pool.ran == ["span_frames"] and alone.equals(among)
+        assert fetch.missing == []
+    finally:
+        pool.close()
