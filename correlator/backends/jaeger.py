@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 from correlator.backends.http import BackendClient, BackendConfig, BackendGarbage, BackendRefused
@@ -67,6 +67,15 @@ def _search_params(values: dict[str, str]) -> dict[str, str]:
     return params
 
 
+class SearchOptions(TypedDict, total=False):
+    """What narrows a trace search (`JaegerBackend.search_body`)."""
+
+    operation: str | None
+    limit: int
+    min_duration_ms: float | None
+    attributes: dict[str, str] | None
+
+
 def _no_traces(exc: BackendRefused) -> bool:
     return exc.status == 404 and "No traces found" in exc.body
 
@@ -85,30 +94,11 @@ class JaegerBackend:
         return [str(s) for s in answer.get("services", [])]
 
     async def find_traces(
-        self,
-        service: str,
-        start: datetime,
-        end: datetime,
-        *,
-        operation: str | None = None,
-        limit: int = 20,
-        min_duration_ms: float | None = None,
-        attributes: dict[str, str] | None = None,
+        self, service: str, start: datetime, end: datetime, **options: Unpack[SearchOptions]
     ) -> list[Span]:
-        """Every span of up to `limit` traces that touch `service` in the range.
-
-        `attributes` filters only on Jaeger releases whose api_v3 reads `query.attributes`;
-        module v1.75.0 ignores it, so callers must not rely on it to narrow the answer.
-        """
-        found = await self.search_body(
-            service,
-            start,
-            end,
-            operation=operation,
-            limit=limit,
-            min_duration_ms=min_duration_ms,
-            attributes=attributes,
-        )
+        """Every span of up to `limit` traces that touch `service` in the range (`options` as
+        `search_body` takes them)."""
+        found = await self.search_body(service, start, end, **options)
         return [] if found is None else _spans(search_spans, found)
 
     async def search_body(
@@ -122,8 +112,13 @@ class JaegerBackend:
         min_duration_ms: float | None = None,
         attributes: dict[str, str] | None = None,
     ) -> SearchBody | None:
-        """`find_traces`' answer unparsed (None: no traces), for `search_spans` to read where
-        the CPU is to be spent: a correlation reads it in the analysis processes."""
+        """The answer of a search for up to `limit` traces that touch `service` in the range,
+        unparsed (None: no traces), for `search_spans` to read where the CPU is to be spent: a
+        lone correlation reads it in the analysis processes.
+
+        `attributes` filters only on Jaeger releases whose api_v3 reads `query.attributes`;
+        module v1.75.0 ignores it, so callers must not rely on it to narrow the answer.
+        """
         params = _search_params(
             {
                 "serviceName": service,

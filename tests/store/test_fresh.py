@@ -24,6 +24,13 @@ from correlator.store.schema import alerts, incidents, notifications, work_items
 from tests.support.databases import postgres_database
 from tests.web.test_bad_input import body_strategy
 
+# Each example records into real databases: few, and the fixture's stores reused by them all.
+EXAMPLES = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
 
 async def _opened(url: str) -> Store:
     return await Store.open(load_settings(database={"url": url}).database)
@@ -106,11 +113,7 @@ async def _record(
     return answers
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@EXAMPLES
 @given(
     bodies=st.lists(body_strategy, min_size=1, max_size=4),
     again=st.lists(st.integers(0, 3), max_size=3),
@@ -167,11 +170,7 @@ def _by_incident(dumped: dict[str, Any]) -> dict[str, Any]:
     return grouped
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@EXAMPLES
 @given(
     bodies=st.lists(body_strategy, min_size=1, max_size=4),
     again=st.lists(st.integers(0, 3), max_size=3),
@@ -228,6 +227,18 @@ async def test_a_batch_of_new_groups_commits_in_one_statement_and_leaves_the_sam
         )
 
 
+def _one_alert(group_key: str) -> dict[str, Any]:
+    """A body of one firing alert in the group `group_key`."""
+    return {
+        "version": "4", "receiver": "r", "status": "firing", "groupKey": group_key,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "annotations": {},
+                    "startsAt": "2026-12-07T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "", "fingerprint": "f"}],
+    }  # fmt: skip
+
+
 async def test_a_value_the_database_refuses_fails_only_its_own_notification(
     stores: tuple[Store, Store],
 ) -> None:
@@ -235,14 +246,7 @@ async def test_a_value_the_database_refuses_fails_only_its_own_notification(
     (DataError): the batch is written again one by one, and only that one fails."""
     fresh, _ = stores
     at = datetime.now(UTC)
-    good = {
-        "version": "4", "receiver": "r", "status": "firing", "groupKey": "good",
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-        "truncatedAlerts": 0,
-        "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "annotations": {},
-                    "startsAt": "2026-12-07T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "", "fingerprint": "f"}],
-    }  # fmt: skip
+    good = _one_alert("good")
     bad = _received({**good, "groupKey": "bad"}, at)
     # Past what validation lets in (so past what the intake stores): as a bug upstream might.
     object.__setattr__(bad.payload.alerts[0], "fingerprint", "x" * 129)
@@ -261,14 +265,7 @@ async def test_a_group_another_replica_is_creating_is_waited_for_then_recorded_a
     notification is recorded as the incident's second (in the usual transaction), not as a
     second incident and not lost."""
     at = datetime.now(UTC)
-    body = {
-        "version": "4", "receiver": "r", "status": "firing", "groupKey": "raced",
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-        "truncatedAlerts": 0,
-        "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "annotations": {},
-                    "startsAt": "2026-12-07T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "", "fingerprint": "f"}],
-    }  # fmt: skip
+    body = _one_alert("raced")
     async with postgres_database() as url:
         this, other = await _opened(url), await _opened(url)
         try:
