@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ from correlator.store.writer import PriorityWriter
 
 __all__ = ["Clock", "Store", "WorkItem", "utc_now"]
 
+RECORDED_KEYS = 10_000  # incident keys remembered (`Store._recorded`): about 1 MiB
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -71,6 +74,9 @@ class Store:
         self._postgres = postgres
         # Statements that commit on their own: reads, and the intake's one-statement writes.
         self._autocommit = _engine.autocommit_of(postgres) if postgres is not None else None
+        # Incident keys this store recorded lately: their next notification skips the
+        # one-statement write, which would only find that the incident exists.
+        self._recorded: OrderedDict[str, None] = OrderedDict()
         self.clock = clock
         # Background work's store calls wait their turn behind notifications being received
         # (correlator/priority.py); set by the composition root.
@@ -223,7 +229,12 @@ class Store:
         """
         results: list[IntakeResult | StoreUnavailable | StoreRefused | None]
         results = [None] * len(batch)
-        if self._postgres is not None and recording.one_statement(batch):
+        keys = [received.payload.incident_key for received in batch]
+        if (
+            self._postgres is not None
+            and not any(key in self._recorded for key in keys)
+            and recording.one_statement(batch)
+        ):
             # One statement: if the database refuses a value, nothing was written, and the
             # usual path finds which notification it was.
             with contextlib.suppress(IntegrityError, DataError):
@@ -243,9 +254,21 @@ class Store:
                 if len(rest) == len(batch):
                     raise
                 usual = [exc] * len(rest)  # those written in one statement stay written
-            for i, result in zip(rest, usual, strict=True):
-                results[i] = result
+            for i, outcome in zip(rest, usual, strict=True):
+                results[i] = outcome
+        if self._postgres is not None:
+            self._remember(
+                [k for k, r in zip(keys, results, strict=True) if isinstance(r, IntakeResult)]
+            )
         return [result for result in results if result is not None]
+
+    def _remember(self, keys: list[str]) -> None:
+        """Note incident keys just recorded, forgetting the oldest past RECORDED_KEYS."""
+        for key in keys:
+            self._recorded[key] = None
+            self._recorded.move_to_end(key)
+        while len(self._recorded) > RECORDED_KEYS:
+            self._recorded.popitem(last=False)
 
     async def _record_usual(
         self,

@@ -209,10 +209,14 @@ async def test_a_batch_of_new_groups_commits_in_one_statement_and_leaves_the_sam
         created.append(sum(answer is not None for answer in answers))
         return answers
 
+    fresh._recorded.clear()  # what earlier examples recorded is gone from the database
     with monkeypatch.context() as patched:
         patched.setattr(recording, "record_created", counted)
-        answered_fresh = await _record(fresh, [first, second] if second else [first])
-        assert created and created[0] == len(first), "the first batch was not one statement"
+        answered_fresh = await _record(fresh, [first])
+        assert created == [len(first)], "the first batch was not one statement"
+        # As if another replica had recorded the first batch: this one tries the statement.
+        fresh._recorded.clear()
+        answered_fresh += await _record(fresh, [second] if second else [])
         patched.setattr(recording, "MAX_FRESH_ALERTS", -1)  # the usual path only
         created.clear()
         answered_usual = await _record(usual, [first, second] if second else [first])
@@ -283,3 +287,32 @@ async def test_a_group_another_replica_is_creating_is_waited_for_then_recorded_a
     assert isinstance(result, IntakeResult) and not result.new_incident
     assert [r["notification_count"] for r in dumped["incidents"]] == [2]
     assert len(dumped["alerts"]) == 1 and len(dumped["notifications"]) == 2
+
+
+async def test_a_group_this_store_recorded_lately_skips_the_statement(
+    stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement would only find that the incident exists: a re-notification of a group
+    this store recorded goes straight to the usual transaction; one of a group another
+    replica recorded tries the statement first, and is recorded all the same."""
+    fresh, _ = stores
+    tried: list[int] = []
+    real = recording.record_created
+
+    def counted(*args: Any) -> Any:
+        tried.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(recording, "record_created", counted)
+    at = datetime.now(UTC)
+    (first,) = await fresh.record_batch([_received(_one_alert("lately"), at)])
+    (again,) = await fresh.record_batch([_received(_one_alert("lately"), at)])
+    assert len(tried) == 1
+    fresh._recorded.clear()  # as if another replica had recorded it
+    (third,) = await fresh.record_batch([_received(_one_alert("lately"), at)])
+    assert len(tried) == 2
+    assert isinstance(first, IntakeResult) and first.new_incident
+    for later in (again, third):
+        assert isinstance(later, IntakeResult) and not later.new_incident
+        assert later.incident_id == first.incident_id
+    assert [r["notification_count"] for r in (await _dump(fresh))["incidents"]] == [3]
