@@ -233,7 +233,7 @@ class Store:
         if (
             self._postgres is not None
             and not any(key in self._recorded for key in keys)
-            and recording.one_statement(batch)
+            and recording.one_statement(batch, keys)
         ):
             # One statement: if the database refuses a value, nothing was written, and the
             # usual path finds which notification it was.

@@ -113,11 +113,11 @@ def record_notifications(
     return [result for result in results if result is not None]
 
 
-def one_statement(batch: Sequence[ReceivedNotification]) -> bool:
-    """Whether the batch could be written whole by `record_created`: one wave (each incident
-    once), not so many alerts that building them all as new would cost."""
-    keys = {received.payload.incident_key for received in batch}
-    return len(keys) == len(batch) and (
+def one_statement(batch: Sequence[ReceivedNotification], keys: Sequence[str]) -> bool:
+    """Whether the batch (its incidents' `keys`, in order) could be written whole by
+    `record_created`: one wave (each incident once), not so many alerts that building them
+    all as new would cost."""
+    return len(set(keys)) == len(batch) and (
         sum(len(received.payload.alerts) for received in batch) <= MAX_FRESH_ALERTS
     )
 
