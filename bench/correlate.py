@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import socket
 import statistics
@@ -33,9 +34,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# A measurer's code (`--against`), first on its path and on its analysis processes' (which
+# import this module again, as their main, when they are spawned).
+if tree := os.environ.get("CORRELATOR_BENCH_TREE"):
+    sys.path.insert(0, tree)
 
+from bench.replay import SETTLE  # noqa: E402
 from tests.support.processes import backfilled_backends, checkout  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
@@ -104,6 +112,11 @@ def serve_fakes(
     asyncio.run(run())
 
 
+def _check_tree(tree: str) -> None:
+    """In an analysis process: the measured code is the one imported."""
+    assert Path(sys.modules["correlator"].__file__ or "").is_relative_to(tree)
+
+
 def measurer(args: argparse.Namespace, backends: dict[str, str], now: datetime, tree: Path) -> Any:
     """A child process measuring the pipeline of the code in `tree` (first on its path) against
     the running backends: one correlation each time it is told "run", its figures as a line of
@@ -115,12 +128,17 @@ def measurer(args: argparse.Namespace, backends: dict[str, str], now: datetime, 
     if args.cached:
         command.append("--cached")
     command += ["--tree", str(tree)]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CORRELATOR_BENCH_TREE": str(tree)},
+    )
 
 
 async def serve_measurements(args: argparse.Namespace) -> None:
     """The measuring child: one correlation per "run" read on stdin, its figures printed."""
-    sys.path.insert(0, args.tree)  # the measured code's correlator/, before the working tree's
     from correlator.analysis.evidence import Options, analyse
     from correlator.analysis.telemetry import Telemetry
     from correlator.analysis.windows import incident_windows
@@ -137,6 +155,8 @@ async def serve_measurements(args: argparse.Namespace) -> None:
     )
     pipeline = Pipeline(settings)
     assert Path(sys.modules["correlator"].__file__ or "").is_relative_to(args.tree)
+    # The analysis processes run the measured code too.
+    await pipeline._analysis.run(_check_tree, args.tree)
     windows = incident_windows(chosen.fault_at + timedelta(minutes=1), now, pipeline.policy)
     # Warm the analysis processes (spawned on first use), as a running server has.
     await pipeline._analysis.run(analyse, Telemetry(), windows)
@@ -184,6 +204,7 @@ async def serve_measurements(args: argparse.Namespace) -> None:
             "missing": len(fetch.missing),
             "rows": (len(telemetry.metrics), len(telemetry.logs), len(telemetry.spans)),
             "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "timings": {k: round(v) for k, v in t.items()},
         }
         print(json.dumps(row), flush=True)
     await pipeline.close()
@@ -208,23 +229,50 @@ def measure(args: argparse.Namespace) -> None:
             "loki": f"http://127.0.0.1:{loki_port}",
             "jaeger": f"http://127.0.0.1:{jaeger_port}",
         }
+        replay = None
+        if args.replayed:
+            replay, backends = replayed(backends)
         measurers = {}
         try:
             measurers = {name: measurer(args, backends, now, tree) for name, tree in trees.items()}
             rss_before = {name: json.loads(m.stdout.readline()) for name, m in measurers.items()}
+            if replay is not None:  # one run each records the requests; then they are timed
+                for m in measurers.values():
+                    ask(m)
+                httpx.post(f"{backends['prometheus']}{SETTLE}", timeout=600).raise_for_status()
             rows: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
             for _ in range(args.runs):
                 for name, m in measurers.items():
-                    m.stdin.write("run\n")
-                    m.stdin.flush()
-                    rows[name].append(json.loads(m.stdout.readline()))
+                    rows[name].append(ask(m))
         finally:
             for m in measurers.values():
                 m.stdin.close()
                 m.wait(timeout=30)
+            if replay is not None:
+                replay.terminate()
             prometheus.stop()
             child.terminate()
     summarise(args, chosen, rows, rss_before)
+
+
+def ask(m: Any) -> dict[str, Any]:
+    """One correlation by the measurer `m`, and its figures."""
+    m.stdin.write("run\n")
+    m.stdin.flush()
+    return dict(json.loads(m.stdout.readline()))
+
+
+def replayed(backends: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The replaying server (`bench/replay.py`) in front of `backends`, and its addresses."""
+    ports = {name: free_port() for name in backends}
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "replay.py"),
+         *(f"{ports[name]}={url}" for name, url in backends.items())],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
 def summarise(
@@ -246,7 +294,12 @@ def summarise(
             f"first suspect {last['first']} (injected {chosen.culprit}); slowest query per "
             f"backend, last run (ms): {last['by_backend']}"
         )
+        if args.verbose:
+            for run in runs:
+                print(f"  {name} run: {run['timings']}")
     how = "cached" if args.cached else "uncached"
+    if args.replayed:
+        how += ", replayed"
     head = f"median of {args.runs} {how} runs (ms, x slowest query)"
     print(f"{head:<44}" + "".join(f"{name:>24}" for name in rows))
     for label, key in (
@@ -285,6 +338,13 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--cached", action="store_true", help="with the backends' request cache")
     parser.add_argument("--against", metavar="REV", help="also measure REV's code, in turns")
+    parser.add_argument("--verbose", action="store_true", help="each run's timings by part")
+    parser.add_argument(
+        "--replayed",
+        action="store_true",
+        help="answers recorded once, then replayed after each request's own time alone, as "
+        "backends on machines of their own answer (bench/replay.py)",
+    )
     parser.add_argument("--serve-fakes", nargs=2, type=int, metavar=("LOKI", "JAEGER"))
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
