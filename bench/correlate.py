@@ -197,6 +197,8 @@ async def serve_measurements(args: argparse.Namespace) -> None:
             "waited": waited,
             "own": total - waited,
             "tail": t["analysis"],
+            # Reading a source's answers (alone: with the evidence of that source's own).
+            "read": max((v for k, v in t.items() if k.startswith("read ")), default=0.0),
             "analysis": whole,
             "uncalibrated": uncalibrated,
             "services": len(services),
@@ -281,7 +283,17 @@ def summarise(
     rows: dict[str, list[dict[str, Any]]],
     rss_before: dict[str, dict[str, int]],
 ) -> None:
-    keys = ("total", "sequential", "slowest", "waited", "own", "tail", "analysis", "uncalibrated")
+    keys = (
+        "total",
+        "sequential",
+        "slowest",
+        "waited",
+        "own",
+        "read",
+        "tail",
+        "analysis",
+        "uncalibrated",
+    )
     med = {
         name: {k: statistics.median(r[k] for r in runs) for k in keys}
         for name, runs in rows.items()
@@ -306,7 +318,8 @@ def summarise(
         ("slowest single backend query", "slowest"),
         ("waiting on backends", "waited"),
         ("pipeline's own overhead", "own"),
-        ("  of which analysis after the last source", "tail"),
+        ("  reading a source, slowest (with evidence)", "read"),
+        ("  ranking after the last source was read", "tail"),
         ("analysis, all of it, in one process", "analysis"),
         ("  (analysis without calibration)", "uncalibrated"),
         ("total: fetch, then analyse (before)", "sequential"),

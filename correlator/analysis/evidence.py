@@ -124,6 +124,12 @@ READS: dict[str, frozenset[str]] = {
     "spans": frozenset({"traces"}),
     "edges": frozenset({"traces"}),
 }
+# The producers that read one source alone: a live correlation running alone runs them in the
+# same call that reads the source's answers (`pipeline/frames.py`).
+READING_ONLY = {
+    source: frozenset(name for name, reads in READS.items() if reads == {source})
+    for source in SOURCES
+}
 
 
 @dataclass(slots=True)

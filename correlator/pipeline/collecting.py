@@ -9,10 +9,13 @@ only the ranking (cheap) waits for the last source.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 from correlator.analysis.evidence import (
+    READING_ONLY,
     READS,
     Analysis,
     Collected,
@@ -34,8 +37,12 @@ from correlator.analysis.telemetry import (
     span_frame,
 )
 from correlator.analysis.windows import Windows
-from correlator.pipeline.analysis_pool import AnalysisPool
+from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
+from correlator.pipeline.fetch import BACKEND_OF_PART, Fetch
+from correlator.pipeline.frames import WithEvidence
 
+log = logging.getLogger(__name__)
+F = TypeVar("F")
 # Told which sources are in, and how to build the telemetry of some of them.
 Arrived = Callable[[frozenset[str], Callable[[frozenset[str]], Telemetry]], None]
 
@@ -88,18 +95,44 @@ class Collecting:
     (`analysis/evidence.READS`), while the other sources are still being fetched; ranking
     them waits for the last."""
 
-    def __init__(self, pool: AnalysisPool, windows: Windows) -> None:
+    def __init__(self, pool: AnalysisPool, windows: Windows, *, alone: bool = False) -> None:
         self.pool = pool
         self.windows = windows
+        self.alone = alone
         self.started: set[str] = set()
         self.parts: list[asyncio.Future[Collected]] = []
+
+    async def read(
+        self,
+        source: str,
+        fetch: Fetch,
+        reader: Callable[..., WithEvidence[F]],
+        *args: object,
+    ) -> F | None:
+        """A source's answers read in the pool by `reader(*args, windows)`, which also runs the
+        producers that read that source alone (`frames.metric_evidence`, `trace_evidence`):
+        their part is then collected, and the frames cross to the pool once. None (and the
+        source named missing) if they could not be read."""
+        backend = BACKEND_OF_PART[source]
+        try:
+            done = await self.pool.run(reader, *args, self.windows)
+        except (AnalysisTimeout, BrokenProcessPool) as exc:
+            fetch.miss(backend, source, f"the answers could not be read: {exc}")
+            return None
+        except Exception as exc:  # a reader's bug must cost the source, not the whole report
+            log.exception("reading %s's answers failed", backend)
+            fetch.miss(backend, source, f"the answers could not be read: {exc!r}")
+            return None
+        self.started |= READING_ONLY[source]
+        self.parts.append(_done(done.part))
+        return done.frames
 
     def arrived(
         self, kinds: frozenset[str], telemetry: Callable[[frozenset[str]], Telemetry]
     ) -> None:
         """Start the producers whose frames are all in (`kinds`): one part per set of frames
         read, so that the producers of the last source run on all the analysis processes."""
-        if self.pool.saturated():
+        if self.pool.saturated() and not self.alone:
             # Other analyses hold every process (a storm): starting parts early would only
             # queue them, at the cost of handing the frames over once per part; the rest of
             # this analysis runs as one, once its last source is in.
@@ -117,9 +150,7 @@ class Collecting:
     ) -> asyncio.Future[Collected]:
         by_kind = {"metrics": frames.metrics, "logs": frames.logs, "traces": frames.spans}
         if all(by_kind[kind].empty for kind in reads):  # nothing to look at: no process needed
-            part: asyncio.Future[Collected] = asyncio.get_running_loop().create_future()
-            part.set_result(Collected({n: [] for n in names}, context=context_of(frames, reads)))
-            return part
+            return _done(Collected({n: [] for n in names}, context=context_of(frames, reads)))
         return asyncio.ensure_future(self.pool.run(collect_some, frames, self.windows, names))
 
     async def analysis(self, telemetry: Telemetry) -> Analysis:
@@ -140,3 +171,24 @@ class Collecting:
     def cancel(self) -> None:
         for part in self.parts:
             part.cancel()
+
+
+def reading(
+    collecting: Collecting | None,
+    source: str,
+    fetch: Fetch,
+    reader: Callable[..., WithEvidence[F]],
+    *args: object,
+) -> Callable[[Sequence[Any]], Awaitable[F | None]] | None:
+    """How a correlation running alone reads `source`'s answers: `Collecting.read` by
+    `reader(answers, *args, windows)`. None among others (a storm), or with no `collecting`:
+    the source is read as before, and its producers run in a part of their own."""
+    if collecting is None or not collecting.alone:
+        return None
+    return lambda answers: collecting.read(source, fetch, reader, answers, *args)
+
+
+def _done(part: Collected) -> asyncio.Future[Collected]:
+    done: asyncio.Future[Collected] = asyncio.get_running_loop().create_future()
+    done.set_result(part)
+    return done

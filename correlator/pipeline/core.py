@@ -38,8 +38,9 @@ from correlator.models.incidents import IncidentAlerts
 from correlator.models.report import App, Inputs, Report
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.changes import fetch_changes
-from correlator.pipeline.collecting import Arrived, Collecting, conformed, telemetry_of
+from correlator.pipeline.collecting import Collecting, conformed, reading, telemetry_of
 from correlator.pipeline.fetch import Fetch, bounded
+from correlator.pipeline.frames import metric_evidence, trace_evidence
 from correlator.pipeline.graph import call_graph
 from correlator.pipeline.keep import InputKeeper, SaveInputs
 from correlator.pipeline.report import build_report, evidence_series
@@ -55,15 +56,20 @@ from correlator.pipeline.sources import (
     fetch_logs,
     fetch_metrics,
     fetch_traces,
+    log_query,
     metric_queries,
     read_metrics,
     read_traces,
-    regex_selector,
 )
-from correlator.pipeline.targets import Target, alert_scope, targets, tracing_names
+from correlator.pipeline.targets import (
+    Target,
+    alert_scope,
+    incident_app,
+    targets,
+    tracing_names,
+)
 from correlator.settings import Settings
 from correlator.signals import DEFAULT_SIGNALS, ServiceLabels, Signal
-from correlator.tenancy import app_of_alerts
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -232,7 +238,9 @@ class Pipeline:
             analysis, telemetry, fetch, services = await self.analysed(
                 alert_services, namespaces, windows
             )
-        app, team = self._app_of(incident, alert_services, namespaces)
+        app, team = incident_app(
+            incident, (alert_services, namespaces), self.catalogue, self.scope_rules, self.settings
+        )
         fetch.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         keep = self.settings.correlation.keep_inputs
         report = build_report(
@@ -241,7 +249,9 @@ class Pipeline:
             analysis,
             fetch,
             (alert_services, services),
-            lambda service: self._log_query(fetch.targets.get(service), service),
+            lambda service: log_query(
+                fetch.targets.get(service), service, self.settings.loki.service_label
+            ),
             now,
             series=evidence_series(analysis, telemetry.metrics),
             app=App(name=app, team=team),
@@ -267,11 +277,11 @@ class Pipeline:
         """The telemetry of the services in scope and its analysis: each producer of evidence
         starts as soon as the sources it reads are in (`pipeline/collecting.py`), so what is
         left once the slowest source is in is its own producers and the ranking."""
-        collecting = Collecting(self._analysis, windows)
+        collecting = Collecting(self._analysis, windows, alone=self._correlating == 0)
         self._correlating += 1
         try:
             telemetry, fetch, services = await self.gather(
-                alert_services, namespaces, windows, arrived=collecting.arrived
+                alert_services, namespaces, windows, collecting=collecting
             )
             last_source_in = time.perf_counter()
             try:
@@ -288,41 +298,17 @@ class Pipeline:
         fetch.timings_ms["analysis"] = (time.perf_counter() - last_source_in) * 1e3
         return analysis, telemetry, fetch, services
 
-    def _app_of(
-        self, incident: IncidentAlerts, alert_services: list[str], namespaces: list[str]
-    ) -> tuple[str | None, str | None]:
-        """The app the incident is about (its WebApplication, else the first alerting service
-        in its namespace) and the app's team: what accuracy is told per."""
-        alerts = [{**a.labels, **incident.common_labels} for a in incident.alerts]
-        app = app_of_alerts(
-            alerts or [incident.common_labels],
-            self.catalogue.apps(),
-            self.scope_rules,
-            self.settings.tenancy,
-        )
-        if app is not None:
-            return app.key, app.spec.team
-        if not alert_services:
-            return None, None
-        where = f"{namespaces[0]}/" if namespaces else ""
-        return f"{where}{alert_services[0]}", None
-
-    def _log_query(self, target: Target | None, service: str) -> str:
-        if target is not None and target.log_selector:
-            return target.log_selector
-        return regex_selector({self.settings.loki.service_label: [service]})
-
     async def gather(
         self,
         alert_services: list[str],
         namespaces: list[str],
         windows: Windows,
         *,
-        arrived: Arrived | None = None,
+        collecting: Collecting | None = None,
     ) -> tuple[Telemetry, Fetch, list[str]]:
-        """Everything about the services in scope, within the overall deadline. `arrived` is
-        told each time a source is in (fetched, failed or not configured), with the sources in
-        so far, so their analysis can start while the others are fetched."""
+        """Everything about the services in scope, within the overall deadline. `collecting`
+        is told each time a source is in (fetched, failed or not configured), with the sources
+        in so far, so their analysis can start while the others are fetched."""
         fetch = Fetch()
         c = self.settings.correlation
         deadline = time.monotonic() + c.deadline_s
@@ -344,7 +330,7 @@ class Pipeline:
         )
         try:
             return await self._gather_scope(
-                alert_services, namespaces, windows, fetch, deadline, (names, traces), arrived
+                alert_services, namespaces, windows, fetch, deadline, (names, traces), collecting
             )
         finally:
             traces.cancel()  # nothing when it is done; else the correlation is being given up
@@ -357,7 +343,7 @@ class Pipeline:
         fetch: Fetch,
         deadline: float,
         tracing: tuple[dict[str, str], Awaitable[Any]],
-        arrived: Arrived | None,
+        collecting: Collecting | None,
     ) -> tuple[Telemetry, Fetch, list[str]]:
         """The call graph, the scope it gives, and its sources: the traces already asked for
         (Jaeger's names of the alerting apps, and their fetch)."""
@@ -391,18 +377,23 @@ class Pipeline:
             in: our own work, which the deadline for the backends does not bound."""
             value = await fetching
             if then is not None and value is not None:
+                read_from = time.perf_counter()
                 value = await then(value)
+                fetch.timings_ms[f"read {kind}"] = (time.perf_counter() - read_from) * 1e3
             sources[kind] = conformed(kind, value)
-            if arrived is not None:
-                arrived(
+            if collecting is not None:
+                collecting.arrived(
                     frozenset(sources), lambda kinds: telemetry_of(sources, kinds, signals, edges)
                 )
 
+        # A correlation alone reads its metrics and traces with the evidence of each alone.
+        read_metrics_alone = reading(collecting, "metrics", fetch, metric_evidence, signals, edges)
+        read_traces_alone = reading(collecting, "traces", fetch, trace_evidence, names, edges)
         await asyncio.gather(
             source(
                 "metrics",
                 bounded(deadline, fetch, "metrics", self._metrics(found, windows, fetch)),
-                lambda answers: read_metrics(answers, self._analysis, fetch),
+                lambda answers: read_metrics(answers, self._analysis, fetch, read_metrics_alone),
             ),
             source(
                 "logs",
@@ -413,7 +404,12 @@ class Pipeline:
                 traces,
                 # In the pool only for a correlation that has it to itself (not in a storm).
                 lambda answers: read_traces(
-                    answers, names, self._analysis, fetch, alone=self._correlating <= 1
+                    answers,
+                    names,
+                    self._analysis,
+                    fetch,
+                    alone=self._correlating <= 1,
+                    read=read_traces_alone,
                 ),
             ),
             bounded(

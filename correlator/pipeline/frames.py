@@ -15,23 +15,28 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
+from correlator.analysis.evidence import READING_ONLY, Collected, collect_some
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
     REPLICA_COLUMNS,
+    SignalMeta,
+    Telemetry,
     conform,
     empty,
     span_frame,
     wide_to_metrics,
     wide_to_replicas,
 )
+from correlator.analysis.windows import Windows
 from correlator.backends.jaeger_spans import MalformedSpans, SearchBody, search_spans
 from correlator.backends.prometheus_matrix import MalformedAnswer, matrix_frame
 from correlator.signals import ServiceLabels
 
+F = TypeVar("F")
 _POD_SUFFIX = re.compile(r"-[a-z0-9]{5,10}-[a-z0-9]{5}$")
 
 
@@ -111,6 +116,29 @@ def metric_frames(answers: Sequence[RangeAnswer]) -> MetricFrames:
 
 
 @dataclass(frozen=True, slots=True)
+class WithEvidence(Generic[F]):
+    """A source's frames, and the part of the producers that read that source alone."""
+
+    frames: F
+    part: Collected
+
+
+def metric_evidence(
+    answers: Sequence[RangeAnswer],
+    signals: dict[str, SignalMeta],
+    edges: set[tuple[str, str]],
+    windows: Windows,
+) -> WithEvidence[MetricFrames]:
+    """`metric_frames`, and the producers that read the metrics alone run over them: one call
+    in the analysis pool, so the frames are not handed back and over again in between."""
+    frames = metric_frames(answers)
+    telemetry = Telemetry(
+        metrics=frames.metrics, replicas=frames.replicas, signals=signals, edges=edges
+    )
+    return WithEvidence(frames, collect_some(telemetry, windows, READING_ONLY["metrics"]))
+
+
+@dataclass(frozen=True, slots=True)
 class TraceAnswer:
     """One trace search's answer (`what`: which window of which app's traces)."""
 
@@ -156,3 +184,16 @@ def span_frames(answers: Sequence[TraceAnswer], names: dict[str, str]) -> SpanFr
                 }
             )
     return SpanFrames(span_frame(rows), tuple(unusable))
+
+
+def trace_evidence(
+    answers: Sequence[TraceAnswer],
+    names: dict[str, str],
+    edges: set[tuple[str, str]],
+    windows: Windows,
+) -> WithEvidence[SpanFrames]:
+    """`span_frames`, and the producers that read the traces alone run over them, in one call
+    (as `metric_evidence`)."""
+    frames = span_frames(answers, names)
+    telemetry = Telemetry(spans=frames.spans, edges=edges)
+    return WithEvidence(frames, collect_some(telemetry, windows, READING_ONLY["traces"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TypeVar
@@ -27,7 +27,9 @@ from correlator.backends.promql import label_name, regex_escape, string_literal
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
 from correlator.pipeline.fetch import Fetch, call
 from correlator.pipeline.frames import (
+    MetricFrames,
     RangeAnswer,
+    SpanFrames,
     TraceAnswer,
     metric_frames,
     span_frames,
@@ -48,6 +50,13 @@ def regex_selector(matchers: Mapping[str, Sequence[str]]) -> str:
         pattern = "|".join(regex_escape(v) for v in alternatives)
         parts.append(f"{label_name(name)}=~{string_literal(pattern)}")
     return "{" + ",".join(parts) + "}"
+
+
+def log_query(target: Target | None, service: str, service_label: str) -> str:
+    """The LogQL stream selector of a service's lines: its app's own, else by its label."""
+    if target is not None and target.log_selector:
+        return target.log_selector
+    return regex_selector({service_label: [service]})
 
 
 def metric_queries(
@@ -95,14 +104,20 @@ async def fetch_metrics(
 
 
 async def read_metrics(
-    answers: Sequence[RangeAnswer], pool: AnalysisPool, fetch: Fetch
+    answers: Sequence[RangeAnswer],
+    pool: AnalysisPool,
+    fetch: Fetch,
+    read: Callable[[Sequence[RangeAnswer]], Awaitable[MetricFrames | None]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The services' series, and the per-pod series of services with several replicas, read
-    off the event loop in `pool`, all answers in one call (`frames.metric_frames`); an
-    unusable answer is named."""
+    off the event loop in `pool`, all answers in one call (`frames.metric_frames`), or by
+    `read` (with their evidence: `Collecting.read`); an unusable answer is named."""
     if not answers:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
-    frames = await _read(pool, fetch, "prometheus", "metrics", metric_frames, answers)
+    if read is not None:
+        frames = await read(answers)
+    else:
+        frames = await _read(pool, fetch, "prometheus", "metrics", metric_frames, answers)
     if frames is None:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
     for signal_name, reason in frames.unusable:
@@ -208,17 +223,25 @@ async def read_traces(
     fetch: Fetch,
     *,
     alone: bool = True,
+    read: Callable[[Sequence[TraceAnswer]], Awaitable[SpanFrames | None]] | None = None,
 ) -> pd.DataFrame:
     """The spans of the trace answers, all answers in one call (`frames.span_frames`), under
-    the analysis' service names (`names`); an unusable answer is named. Read off the event
-    loop in `pool` for a correlation that runs `alone` while a process is free; else here."""
+    the analysis' service names (`names`), or by `read` (with their evidence:
+    `Collecting.read`); an unusable answer is named. Read off the event loop in `pool` for a
+    correlation that runs `alone` while a process is free; else here."""
     if not answers:
         return span_frame([])
-    # Alone, a correlation's answers are read in parallel with its other sources. Among others
-    # (a storm), handing them over and the frame back costs both sides more CPU than reading
-    # them here, and with every process busy they would wait behind whole analyses.
-    here = not alone or pool.saturated()
-    frames = await _read(pool, fetch, "jaeger", "traces", span_frames, answers, names, here=here)
+    if read is not None:
+        frames = await read(answers)
+    else:
+        # Alone, a correlation's answers are read in parallel with its other sources. Among
+        # others (a storm), handing them over and the frame back costs both sides more CPU
+        # than reading them here, and with every process busy they would wait behind whole
+        # analyses.
+        here = not alone or pool.saturated()
+        frames = await _read(
+            pool, fetch, "jaeger", "traces", span_frames, answers, names, here=here
+        )
     if frames is None:
         return span_frame([])
     for what, reason in frames.unusable:

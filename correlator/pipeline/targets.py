@@ -16,10 +16,11 @@ from typing import Any
 
 from correlator.analysis.scope import ScopeRules, candidate_names
 from correlator.catalogue import Catalogue, trace_service
+from correlator.models.incidents import IncidentAlerts
 from correlator.models.webapp import WebApplication
-from correlator.settings import TenancySettings
+from correlator.settings import Settings, TenancySettings
 from correlator.signals import ServiceLabels
-from correlator.tenancy import alert_namespace, app_log_selector
+from correlator.tenancy import alert_namespace, app_log_selector, app_of_alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +101,25 @@ def alert_scope(
         if namespace is not None and namespace not in namespaces:
             namespaces.append(namespace)
     return list(services), namespaces
+
+
+def incident_app(
+    incident: IncidentAlerts,
+    scope: tuple[list[str], list[str]],
+    catalogue: Catalogue,
+    rules: ScopeRules,
+    settings: Settings,
+) -> tuple[str | None, str | None]:
+    """The app the incident is about (its WebApplication, else the first alerting service of
+    `scope` in its first namespace) and the app's team: what accuracy is told per."""
+    alerts = [{**a.labels, **incident.common_labels} for a in incident.alerts]
+    app = app_of_alerts(
+        alerts or [incident.common_labels], catalogue.apps(), rules, settings.tenancy
+    )
+    if app is not None:
+        return app.key, app.spec.team
+    services, namespaces = scope
+    if not services:
+        return None, None
+    where = f"{namespaces[0]}/" if namespaces else ""
+    return f"{where}{services[0]}", None

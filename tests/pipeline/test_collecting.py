@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from correlator.analysis.evidence import READS, analyse
+from correlator.analysis.evidence import READING_ONLY, READS, analyse, collect_some
 from correlator.analysis.telemetry import Telemetry, log_frame, metric_frame, span_frame
 from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.pipeline.collecting import Collecting, telemetry_of
+from correlator.pipeline.fetch import Fetch
+from correlator.pipeline.frames import WithEvidence
 from tests.analysis.test_analysis import SIGNALS, WINDOWS, _log_rows, _spans, series
 
 SOURCES = ("metrics", "logs", "traces")
@@ -194,3 +196,73 @@ async def test_what_is_left_for_the_end_gets_only_the_frames_it_reads() -> None:
         assert rest.metrics.empty and not rest.logs.empty and not rest.spans.empty
     finally:
         pool.close()
+
+
+async def test_alone_its_parts_start_while_its_own_work_fills_the_pool() -> None:
+    """A correlation alone fills the pool with its own reading: its parts start anyway and
+    queue behind that work (no other correlation's), rather than wait for the last source."""
+    pool = AnalysisPool("thread", 1)
+    release = asyncio.Event()
+    try:
+        busy = asyncio.ensure_future(pool.run(_wait_for, release))
+        while not pool.saturated():
+            await asyncio.sleep(0.01)
+        whole = _telemetry()
+        collecting = Collecting(pool, WINDOWS, alone=True)
+        _arrive(collecting, whole, _sources(whole, SOURCES), ("metrics",))
+        assert collecting.started == READING_ONLY["metrics"] and len(collecting.parts) == 1
+        release.set()
+        await busy
+        assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
+    finally:
+        pool.close()
+
+
+def _unreadable(answers: list[str], windows: object) -> Any:
+    raise ValueError(f"cannot read {answers}")
+
+
+async def test_a_source_that_cannot_be_read_is_named_and_its_producers_run_on_what_is_in(
+    pool: AnalysisPool,
+) -> None:
+    """Reading a source with its evidence fails (a reader's bug, a broken pool): the source is
+    named missing, nothing is marked started, and its producers run at the end on what is in
+    (nothing of it), as for a source that did not answer."""
+    whole = _telemetry()
+    collecting = Collecting(pool, WINDOWS, alone=True)
+    fetch = Fetch()
+    assert await collecting.read("metrics", fetch, _unreadable, ["an answer"]) is None
+    assert fetch.missing == [
+        {
+            "backend": "prometheus",
+            "what": "metrics",
+            "reason": "the answers could not be read: ValueError(\"cannot read ['an answer']\")",
+        }
+    ]
+    assert collecting.started == set() and collecting.parts == []
+    sources = _sources(whole, ("logs", "traces"))
+    _arrive(collecting, whole, sources, ("logs", "traces"))
+    without = telemetry_of(sources, frozenset(SOURCES), whole.signals, whole.edges)
+    assert await collecting.analysis(without) == analyse(without, WINDOWS)
+
+
+async def test_reading_a_source_alone_gives_its_evidence_and_the_same_ranking(
+    pool: AnalysisPool,
+) -> None:
+    """Read with their evidence (`frames.trace_evidence`), the traces' producers are done with
+    the reading: they are not run again, and the ranking is one analysis's."""
+    whole = _telemetry()
+    collecting = Collecting(pool, WINDOWS, alone=True)
+    sources = _sources(whole, SOURCES)
+    spans = await collecting.read("traces", Fetch(), _spans_with_evidence, whole.spans)
+    assert spans is not None and spans.equals(whole.spans)
+    assert collecting.started == READING_ONLY["traces"]
+    _arrive(collecting, whole, sources, SOURCES)
+    assert collecting.started == set(READS)
+    assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
+
+
+def _spans_with_evidence(spans: Any, windows: Any) -> WithEvidence[Any]:
+    """`frames.trace_evidence` for spans read already."""
+    part = collect_some(Telemetry(spans=spans), windows, READING_ONLY["traces"])
+    return WithEvidence(spans, part)

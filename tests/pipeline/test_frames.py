@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlator.analysis.evidence import analyse
 from correlator.analysis.windows import incident_windows
 from correlator.backends.jaeger_spans import SearchBody
 from correlator.pipeline import Pipeline
@@ -360,3 +361,84 @@ async def test_among_other_correlations_the_traces_are_read_on_the_loop() -> Non
         assert fetch.missing == []
     finally:
         pool.close()
+
+
+async def _shop(tmp_path: Path, now: datetime, correlating: int) -> tuple[Any, list[str], Any]:
+    """One correlation of `api` (its metrics in real Prometheus, a slow call in Jaeger) by a
+    pipeline already running `correlating` others: its analysis, what its pool was handed, and
+    the telemetry it gathered."""
+    lines = ["# TYPE istio_requests counter"]
+    for step in range(240, -1, -1):
+        t = (now - timedelta(seconds=15 * step)).timestamp()
+        # A steady rate, then 50 a step from 5 minutes before now.
+        count = 1000 + 10 * (240 - step) + (40 * (20 - step) if step < 20 else 0)
+        for code in ("200", "500"):
+            errors = code == "500" and step < 20
+            lines.append(
+                'istio_requests_total{reporter="destination",destination_workload="api",'
+                f'destination_workload_namespace="shop",response_code="{code}"}} '
+                f"{(count if code == '200' else (10 * (20 - step) if errors else 0))} {t:.0f}"
+            )
+    prometheus = Prometheus(tmp_path, rule_files=[], openmetrics="\n".join(lines) + "\n# EOF\n")
+    prometheus.start()
+    jaeger = FakeJaeger()
+    for minute in range(50, 0, -1):
+        ns = int((now - timedelta(minutes=minute)).timestamp()) * 10**9
+        slow = minute <= 5
+        jaeger.add(
+            FakeSpan(f"{minute:032x}", "1" * 16, "api", "GET /orders", ns,
+                     (400 if slow else 20) * 10**6, error=slow)
+        )  # fmt: skip
+    try:
+        async with served(jaeger.app) as jaeger_url:
+            pipeline = Pipeline(
+                load_settings(
+                    prometheus={"url": prometheus.url, "cache_s": 0},
+                    jaeger={"url": jaeger_url, "cache_s": 0},
+                    correlation={"lead_min": 10, "baseline_min": 40},
+                    queue={"analysis_pool": "thread"},
+                )
+            )
+            pipeline._analysis.close()
+            pipeline._analysis = pool = _SlowPool(delay_s=0)
+            pipeline._correlating = correlating
+            try:
+                windows = incident_windows(now - timedelta(minutes=4), now, pipeline.policy)
+                analysis, telemetry, fetch, _ = await pipeline.analysed(["api"], ["shop"], windows)
+            finally:
+                await pipeline.close()
+    finally:
+        prometheus.stop()
+    assert [m for m in fetch.missing if m["backend"] in ("prometheus", "jaeger")] == []
+    return analysis, pool.ran, (telemetry, windows)
+
+
+async def test_a_correlation_alone_reads_each_source_with_its_own_evidence(
+    tmp_path: Path,
+) -> None:
+    """Alone, a correlation's metric answers and trace answers are each read in one call with
+    the evidence of the producers that read that source alone: the frames cross to the pool
+    once, and the ranking is the one analysis of everything at once gives."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    analysis, ran, (telemetry, windows) = await _shop(tmp_path, now, correlating=0)
+    # Besides: the log paths (logs and traces: no logs here, but spans) and the ranking.
+    assert sorted(ran) == [
+        "analyse_collected",
+        "collect_some",
+        "metric_evidence",
+        "trace_evidence",
+    ]
+    assert {f.kind for s in analysis.suspects for f in s.evidence} >= {"metric", "trace"}
+    assert analysis == analyse(telemetry, windows)
+
+
+async def test_among_other_correlations_each_source_is_read_apart_from_its_evidence(
+    tmp_path: Path,
+) -> None:
+    """Among others (a storm) the sources are read as before (the metrics in the pool, the
+    traces on the loop) and their producers run in parts of their own, to the same ranking."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    analysis, ran, (telemetry, windows) = await _shop(tmp_path, now, correlating=1)
+    assert "metric_evidence" not in ran and "trace_evidence" not in ran
+    assert "metric_frames" in ran
+    assert analysis.suspects and analysis == analyse(telemetry, windows)
