@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import socket
@@ -198,7 +199,7 @@ async def serve_measurements(args: argparse.Namespace) -> None:
             "own": total - waited,
             "tail": t["analysis"],
             # Reading a source's answers (alone: with the evidence of that source's own).
-            "read": max((v for k, v in t.items() if k.startswith("read ")), default=0.0),
+            "read": max((v for k, v in t.items() if k.startswith("read ")), default=math.nan),
             "analysis": whole,
             "uncalibrated": uncalibrated,
             "services": len(services),

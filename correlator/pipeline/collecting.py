@@ -93,7 +93,11 @@ class Collecting:
     """One correlation's analysis, run in parts as its sources come in: each producer of
     evidence starts in the analysis pool once the frames it reads are in
     (`analysis/evidence.READS`), while the other sources are still being fetched; ranking
-    them waits for the last."""
+    them waits for the last.
+
+    A correlation running `alone` (no other on this replica when it began) reads a source with
+    the evidence of the producers that read it alone (`read`), and starts its parts even while
+    its own work fills the pool: they queue behind that work, not behind other analyses."""
 
     def __init__(self, pool: AnalysisPool, windows: Windows, *, alone: bool = False) -> None:
         self.pool = pool

@@ -6,8 +6,10 @@ of the serving process's time (JSON, the matrix, the long frame), and for a sing
 Jaeger's were as much as all of Prometheus' (OTLP JSON, a Span per span). The serving process
 fetches each answer's bytes (`PrometheusBackend.query_range_body`,
 `JaegerBackend.search_body`) and hands a source's answers over at once; one call here, in the
-analysis pool, gives the frames the analysis reads and says which answers were unusable. Values
-in, values out: no I/O.
+analysis pool, gives the frames the analysis reads and says which answers were unusable. For
+a correlation running alone the same call also runs the producers that read that source alone
+(`metric_evidence`, `trace_evidence`): the frames cross to the pool once, not back and over
+again. Values in, values out: no I/O.
 """
 
 from __future__ import annotations
