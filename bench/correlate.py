@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 if tree := os.environ.get("CORRELATOR_BENCH_TREE"):
     sys.path.insert(0, tree)
 
-from bench.replay import SETTLE  # noqa: E402
+from bench.replay import SETTLE, serve_apps  # noqa: E402
 from tests.support.processes import backfilled_backends, checkout  # noqa: E402
 from tests.support.scenarios import Behaviour, Scenario, openmetrics  # noqa: E402
 
@@ -88,8 +88,6 @@ def serve_fakes(
     """The child process: writes the metric history for promtool, then serves the Loki and
     Jaeger test servers with the scenario's logs and spans (so that the measuring process holds
     nothing but the pipeline, and its peak RSS is the pipeline's)."""
-    from aiohttp import web
-
     from tests.fakes.jaeger import FakeJaeger
     from tests.fakes.loki import FakeLoki
 
@@ -100,17 +98,7 @@ def serve_fakes(
         loki.add(labels, list(lines))
     jaeger.add(*chosen.spans(now))
 
-    async def run() -> None:
-        runners = []
-        for app, port in ((loki.app, loki_port), (jaeger.app, jaeger_port)):
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            runners.append(runner)
-        print("ready", flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(run())
+    asyncio.run(serve_apps([(loki.app, loki_port), (jaeger.app, jaeger_port)]))
 
 
 def _check_tree(tree: str) -> None:

@@ -69,7 +69,7 @@ class Recording:
 
 async def serve(routes: list[tuple[int, str]]) -> None:
     recordings = [Recording(upstream) for _, upstream in routes]
-    runners = []
+    apps = []
     for (port, _), recording in zip(routes, recordings, strict=True):
         recording.session = aiohttp.ClientSession()
 
@@ -82,10 +82,16 @@ async def serve(routes: list[tuple[int, str]]) -> None:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handle)
+        apps.append((app, port))
+    await serve_apps(apps)
+
+
+async def serve_apps(apps: list[tuple[web.Application, int]]) -> None:
+    """Serve each app on its port of 127.0.0.1, say "ready" on stdout, and serve on."""
+    for app, port in apps:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
     print("ready", flush=True)
     await asyncio.Event().wait()
 

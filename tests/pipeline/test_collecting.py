@@ -121,10 +121,14 @@ async def test_missing_sources_are_named_as_one_analysis_names_them(
     ]
 
 
-async def test_with_every_process_busy_nothing_starts_early_and_the_ranking_is_the_same() -> None:
+@pytest.mark.parametrize("alone", [False, True])
+async def test_with_every_process_busy_parts_start_early_only_for_a_correlation_alone(
+    alone: bool,
+) -> None:
     """In a storm the analysis processes are all taken: parts started early would only queue,
     each handing its frames over again, so the analysis runs as one once the last source is
-    in."""
+    in. A correlation alone fills the pool with its own reading: its parts start anyway and
+    queue behind that work (no other correlation's). The ranking is the same."""
     pool = AnalysisPool("thread", 1)
     release = asyncio.Event()
     try:
@@ -132,10 +136,13 @@ async def test_with_every_process_busy_nothing_starts_early_and_the_ranking_is_t
         while not pool.saturated():
             await asyncio.sleep(0.01)
         whole = _telemetry()
-        collecting = Collecting(pool, WINDOWS)
+        collecting = Collecting(pool, WINDOWS, alone=alone)
         sources = _sources(whole, SOURCES)
         _arrive(collecting, whole, sources, ("metrics",))
-        assert collecting.started == set() and collecting.parts == []
+        if alone:
+            assert collecting.started == READING_ONLY["metrics"] and len(collecting.parts) == 1
+        else:
+            assert collecting.started == set() and collecting.parts == []
         release.set()
         await busy
         assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
@@ -194,26 +201,6 @@ async def test_what_is_left_for_the_end_gets_only_the_frames_it_reads() -> None:
         first, rest = pool.handed
         assert not first.metrics.empty and first.logs.empty and first.spans.empty
         assert rest.metrics.empty and not rest.logs.empty and not rest.spans.empty
-    finally:
-        pool.close()
-
-
-async def test_alone_its_parts_start_while_its_own_work_fills_the_pool() -> None:
-    """A correlation alone fills the pool with its own reading: its parts start anyway and
-    queue behind that work (no other correlation's), rather than wait for the last source."""
-    pool = AnalysisPool("thread", 1)
-    release = asyncio.Event()
-    try:
-        busy = asyncio.ensure_future(pool.run(_wait_for, release))
-        while not pool.saturated():
-            await asyncio.sleep(0.01)
-        whole = _telemetry()
-        collecting = Collecting(pool, WINDOWS, alone=True)
-        _arrive(collecting, whole, _sources(whole, SOURCES), ("metrics",))
-        assert collecting.started == READING_ONLY["metrics"] and len(collecting.parts) == 1
-        release.set()
-        await busy
-        assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
     finally:
         pool.close()
 
