@@ -290,7 +290,8 @@ def _objects(values: list[str]) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
-def span_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+def span_frame(rows: Iterable[Mapping[str, object] | tuple[object, ...]]) -> pd.DataFrame:
+    """Spans as rows: mappings by column name, or tuples in `SPAN_COLUMNS`' order."""
     frame = pd.DataFrame(list(rows), columns=list(SPAN_COLUMNS))
     if frame.empty:
         return empty(SPAN_COLUMNS)

@@ -9,9 +9,11 @@ client, BundleError for a bundle).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -30,8 +32,10 @@ class MalformedSpans(ValueError):
     """A span document that is not what OTLP JSON or Jaeger's v1 JSON promises."""
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
+    """One span. A named tuple, not a dataclass: a correlation reads thousands, and making a
+    frozen dataclass cost half of reading an OTLP answer."""
+
     trace_id: str
     span_id: str
     parent_span_id: str | None
@@ -41,7 +45,7 @@ class Span:
     start: datetime
     duration_ms: float
     error: bool
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = MappingProxyType({})
 
 
 def _value(value: dict[str, Any]) -> str:
