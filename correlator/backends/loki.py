@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -49,18 +51,18 @@ _NONE: frozenset[tuple[str, str]] = frozenset()
 OVERLOADED = 429  # Loki's query scheduler: "too many outstanding requests"
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+class LogLine(NamedTuple):
     """One log entry. With categorize-labels, `labels` are the stream's index labels only,
     `structured_metadata` the entry's metadata (with Loki's `detected_level`), and `parsed` the
     labels a parser stage (`| json`, `| logfmt`) extracted; without it, Loki mixes all three
-    into `labels`."""
+    into `labels`. A named tuple, not a frozen dataclass: the serving loop makes thousands
+    per correlation, at a third of the cost."""
 
     timestamp_ns: int
     line: str
-    labels: dict[str, str]
-    structured_metadata: dict[str, str] = field(default_factory=dict)
-    parsed: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str]
+    structured_metadata: Mapping[str, str] = MappingProxyType({})
+    parsed: Mapping[str, str] = MappingProxyType({})
 
     @property
     def timestamp(self) -> pd.Timestamp:
@@ -91,7 +93,7 @@ class LogLine:
         )
 
 
-def _size(labels: dict[str, str]) -> int:
+def _size(labels: Mapping[str, str]) -> int:
     return sum(map(len, labels)) + sum(map(len, labels.values()))
 
 
