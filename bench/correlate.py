@@ -187,7 +187,7 @@ async def serve_measurements(args: argparse.Namespace) -> None:
             "own": total - waited,
             "tail": t["analysis"],
             # Reading a source's answers (alone: with the evidence of that source's own).
-            "read": max((v for k, v in t.items() if k.startswith("read ")), default=math.nan),
+            "read": max((v for k, v in t.items() if k.startswith("read_")), default=math.nan),
             "analysis": whole,
             "uncalibrated": uncalibrated,
             "services": len(services),

@@ -8,6 +8,10 @@ real backends and records each distinct request's answer (status, type, bytes) t
 it is asked; `settle` then times each recorded request alone against the real backend (the
 best of three: the backend's own time, with nothing else running), and from then on every
 request is answered from the recording after that time, at almost no CPU of this machine.
+A request never recorded, once settled, ends this server (a correlation would only name the
+part missing, and its figures would be those of less work). The figures are a little
+optimistic: each answer comes after its time alone however many are asked at once, and
+uncompressed.
 
     python bench/replay.py PORT=URL [PORT=URL ...]    # prints "ready"; POST /__settle to settle
 """
@@ -15,10 +19,13 @@ request is answered from the recording after that time, at almost no CPU of this
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sys
 import time
 
 import aiohttp
+import yarl
 from aiohttp import web
 
 SETTLE = "/__settle"
@@ -32,36 +39,39 @@ class Recording:
         self.upstream = upstream.rstrip("/")
         self.answers: dict[str, tuple[int, str, bytes]] = {}
         self.headers: dict[str, dict[str, str]] = {}  # what each was asked with (X-*)
+        self.paths: dict[str, str] = {}
         self.delays: dict[str, float] = {}
         self.settled = False
         self.session: aiohttp.ClientSession | None = None
 
     async def forward(self, path_qs: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         assert self.session is not None
-        async with self.session.get(self.upstream + path_qs, headers=headers) as answer:
+        url = yarl.URL(self.upstream + path_qs, encoded=True)  # as it came: not quoted again
+        async with self.session.get(url, headers=headers) as answer:
             body = await answer.read()
             return answer.status, answer.content_type, body
 
     async def handle(self, request: web.Request) -> web.Response:
-        key = request.path_qs
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-")}
+        key = request.raw_path + json.dumps(sorted(headers.items()))  # the X-* headers too
         if self.settled:
             if key not in self.answers:
-                return web.Response(status=404, text=f"not recorded: {key}")
+                print(f"replay: not recorded: {key}", file=sys.stderr, flush=True)
+                os._exit(1)
             await asyncio.sleep(self.delays[key])
         elif key not in self.answers:
-            headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-")}
-            self.headers[key] = headers
-            self.answers[key] = await self.forward(key, headers)
+            self.headers[key], self.paths[key] = headers, request.raw_path
+            self.answers[key] = await self.forward(request.raw_path, headers)
         status, kind, body = self.answers[key]
         return web.Response(status=status, body=body, content_type=kind)
 
     async def settle(self) -> None:
         """Time each recorded request alone, then answer from the recording."""
-        for key in self.answers:
+        for key, path_qs in list(self.paths.items()):
             best = float("inf")
             for _ in range(TIMINGS):
                 started = time.perf_counter()
-                await self.forward(key, self.headers[key])
+                await self.forward(path_qs, self.headers[key])
                 best = min(best, time.perf_counter() - started)
             self.delays[key] = best
         self.settled = True

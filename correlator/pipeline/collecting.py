@@ -38,13 +38,10 @@ from correlator.analysis.telemetry import (
 )
 from correlator.analysis.windows import Windows
 from correlator.pipeline.analysis_pool import AnalysisPool, AnalysisTimeout
-from correlator.pipeline.fetch import BACKEND_OF_PART, Fetch
 from correlator.pipeline.frames import WithEvidence
 
 log = logging.getLogger(__name__)
 F = TypeVar("F")
-# Told which sources are in, and how to build the telemetry of some of them.
-Arrived = Callable[[frozenset[str], Callable[[frozenset[str]], Telemetry]], None]
 
 
 def telemetry_of(
@@ -95,40 +92,46 @@ class Collecting:
     (`analysis/evidence.READS`), while the other sources are still being fetched; ranking
     them waits for the last.
 
-    A correlation running `alone` (no other on this replica when it began) reads a source with
-    the evidence of the producers that read it alone (`read`), and starts its parts even while
-    its own work fills the pool: they queue behind that work, not behind other analyses."""
+    A correlation running `alone` (`alone()`: no other is fetching or analysing on this replica
+    now) reads a source with the evidence of the producers that read it alone (`read`), and
+    starts its parts even while its own work fills the pool: they queue behind that work. Once
+    others run (a storm began), it does neither."""
 
-    def __init__(self, pool: AnalysisPool, windows: Windows, *, alone: bool = False) -> None:
+    def __init__(
+        self, pool: AnalysisPool, windows: Windows, *, alone: Callable[[], bool] = lambda: False
+    ) -> None:
         self.pool = pool
         self.windows = windows
         self.alone = alone
         self.started: set[str] = set()
         self.parts: list[asyncio.Future[Collected]] = []
+        self.cancelled = False
 
     async def read(
         self,
         source: str,
-        fetch: Fetch,
         reader: Callable[..., WithEvidence[F]],
         *args: object,
     ) -> F | None:
         """A source's answers read in the pool by `reader(*args, windows)`, which also runs the
         producers that read that source alone (`frames.metric_evidence`, `trace_evidence`):
-        their part is then collected, and the frames cross to the pool once. None (and the
-        source named missing) if they could not be read."""
-        backend = BACKEND_OF_PART[source]
+        their part is then collected, and the frames cross to the pool once. None when that is
+        not for this correlation now (others run) or it failed (a producer's bug, the time
+        limit, a broken pool): the caller then reads the answers alone, and the producers run
+        in a part of their own, which fails as it would have without this."""
+        if not self.alone():
+            return None
         try:
             done = await self.pool.run(reader, *args, self.windows)
         except (AnalysisTimeout, BrokenProcessPool) as exc:
-            fetch.miss(backend, source, f"the answers could not be read: {exc}")
+            log.warning("reading %s with its evidence: %s; read again without", source, exc)
             return None
-        except Exception as exc:  # a reader's bug must cost the source, not the whole report
-            log.exception("reading %s's answers failed", backend)
-            fetch.miss(backend, source, f"the answers could not be read: {exc!r}")
+        except Exception:
+            log.exception("reading %s with its evidence failed; read again without", source)
             return None
-        self.started |= READING_ONLY[source]
-        self.parts.append(_done(done.part))
+        if not self.cancelled:
+            self.started |= READING_ONLY[source]
+            self.parts.append(_done(done.part))
         return done.frames
 
     def arrived(
@@ -136,7 +139,7 @@ class Collecting:
     ) -> None:
         """Start the producers whose frames are all in (`kinds`): one part per set of frames
         read, so that the producers of the last source run on all the analysis processes."""
-        if self.pool.saturated() and not self.alone:
+        if self.cancelled or (self.pool.saturated() and not self.alone()):
             # Other analyses hold every process (a storm): starting parts early would only
             # queue them, at the cost of handing the frames over once per part; the rest of
             # this analysis runs as one, once its last source is in.
@@ -173,6 +176,9 @@ class Collecting:
         return await self.pool.run(analyse_collected, parts, self.windows)
 
     def cancel(self) -> None:
+        """Given up: its parts are cancelled, and no part starts after (a source still being
+        read may come in yet)."""
+        self.cancelled = True
         for part in self.parts:
             part.cancel()
 
@@ -180,16 +186,14 @@ class Collecting:
 def reading(
     collecting: Collecting | None,
     source: str,
-    fetch: Fetch,
     reader: Callable[..., WithEvidence[F]],
     *args: object,
 ) -> Callable[[Sequence[Any]], Awaitable[F | None]] | None:
-    """How a correlation running alone reads `source`'s answers: `Collecting.read` by
-    `reader(answers, *args, windows)`. None among others (a storm), or with no `collecting`:
-    the source is read as before, and its producers run in a part of their own."""
-    if collecting is None or not collecting.alone:
+    """How `collecting` reads `source`'s answers with their evidence: `Collecting.read` by
+    `reader(answers, *args, windows)` (None: read them without). None with no `collecting`."""
+    if collecting is None:
         return None
-    return lambda answers: collecting.read(source, fetch, reader, answers, *args)
+    return lambda answers: collecting.read(source, reader, answers, *args)
 
 
 def _done(part: Collected) -> asyncio.Future[Collected]:

@@ -277,7 +277,7 @@ class Pipeline:
         """The telemetry of the services in scope and its analysis: each producer of evidence
         starts as soon as the sources it reads are in (`pipeline/collecting.py`), so what is
         left once the slowest source is in is its own producers and the ranking."""
-        collecting = Collecting(self._analysis, windows, alone=self._correlating == 0)
+        collecting = Collecting(self._analysis, windows, alone=lambda: self._correlating <= 1)
         self._correlating += 1
         try:
             telemetry, fetch, services = await self.gather(
@@ -379,7 +379,7 @@ class Pipeline:
             if then is not None and value is not None:
                 read_from = time.perf_counter()
                 value = await then(value)
-                fetch.timings_ms[f"read {kind}"] = (time.perf_counter() - read_from) * 1e3
+                fetch.timings_ms[f"read_{kind}"] = (time.perf_counter() - read_from) * 1e3
             sources[kind] = conformed(kind, value)
             if collecting is not None:
                 collecting.arrived(
@@ -387,8 +387,8 @@ class Pipeline:
                 )
 
         # A correlation alone reads its metrics and traces with the evidence of each alone.
-        read_metrics_alone = reading(collecting, "metrics", fetch, metric_evidence, signals, edges)
-        read_traces_alone = reading(collecting, "traces", fetch, trace_evidence, names, edges)
+        read_metrics_alone = reading(collecting, "metrics", metric_evidence, signals, edges)
+        read_traces_alone = reading(collecting, "traces", trace_evidence, names, edges)
         await asyncio.gather(
             source(
                 "metrics",

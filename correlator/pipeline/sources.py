@@ -110,13 +110,13 @@ async def read_metrics(
     read: Callable[[Sequence[RangeAnswer]], Awaitable[MetricFrames | None]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The services' series, and the per-pod series of services with several replicas, read
-    off the event loop in `pool`, all answers in one call (`frames.metric_frames`), or by
-    `read` (with their evidence: `Collecting.read`); an unusable answer is named."""
+    off the event loop in `pool`, all answers in one call: by `read` (with their evidence:
+    `Collecting.read`), else (or if it gave nothing) by `frames.metric_frames`; an unusable
+    answer is named."""
     if not answers:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
-    if read is not None:
-        frames = await read(answers)
-    else:
+    frames = None if read is None else await read(answers)
+    if frames is None:
         frames = await _read(pool, fetch, "prometheus", "metrics", metric_frames, answers)
     if frames is None:
         return empty(METRIC_COLUMNS), empty(REPLICA_COLUMNS)
@@ -225,15 +225,14 @@ async def read_traces(
     alone: bool = True,
     read: Callable[[Sequence[TraceAnswer]], Awaitable[SpanFrames | None]] | None = None,
 ) -> pd.DataFrame:
-    """The spans of the trace answers, all answers in one call (`frames.span_frames`), under
-    the analysis' service names (`names`), or by `read` (with their evidence:
-    `Collecting.read`); an unusable answer is named. Read off the event loop in `pool` for a
-    correlation that runs `alone` while a process is free; else here."""
+    """The spans of the trace answers, all answers in one call, under the analysis' service
+    names (`names`): by `read` (with their evidence: `Collecting.read`), else (or if it gave
+    nothing) by `frames.span_frames`, off the event loop in `pool` for a correlation that runs
+    `alone` while a process is free, else here; an unusable answer is named."""
     if not answers:
         return span_frame([])
-    if read is not None:
-        frames = await read(answers)
-    else:
+    frames = None if read is None else await read(answers)
+    if frames is None:
         # Alone, a correlation's answers are read in parallel with its other sources. Among
         # others (a storm), handing them over and the frame back costs both sides more CPU
         # than reading them here, and with every process busy they would wait behind whole

@@ -16,7 +16,6 @@ from correlator.analysis.evidence import READING_ONLY, READS, analyse, collect_s
 from correlator.analysis.telemetry import Telemetry, log_frame, metric_frame, span_frame
 from correlator.pipeline.analysis_pool import AnalysisPool
 from correlator.pipeline.collecting import Collecting, telemetry_of
-from correlator.pipeline.fetch import Fetch
 from correlator.pipeline.frames import WithEvidence
 from tests.analysis.test_analysis import SIGNALS, WINDOWS, _log_rows, _spans, series
 
@@ -136,7 +135,7 @@ async def test_with_every_process_busy_parts_start_early_only_for_a_correlation_
         while not pool.saturated():
             await asyncio.sleep(0.01)
         whole = _telemetry()
-        collecting = Collecting(pool, WINDOWS, alone=alone)
+        collecting = Collecting(pool, WINDOWS, alone=lambda: alone)
         sources = _sources(whole, SOURCES)
         _arrive(collecting, whole, sources, ("metrics",))
         if alone:
@@ -209,28 +208,33 @@ def _unreadable(answers: list[str], windows: object) -> Any:
     raise ValueError(f"cannot read {answers}")
 
 
-async def test_a_source_that_cannot_be_read_is_named_and_its_producers_run_on_what_is_in(
+async def test_reading_with_evidence_gives_nothing_when_it_fails_or_others_run(
     pool: AnalysisPool,
 ) -> None:
-    """Reading a source with its evidence fails (a reader's bug, a broken pool): the source is
-    named missing, nothing is marked started, and its producers run at the end on what is in
-    (nothing of it), as for a source that did not answer."""
+    """Reading a source with its evidence fails (a producer's bug, the time limit, a broken
+    pool), or other correlations run now: it gives nothing and marks nothing started, so the
+    caller reads the answers alone and the producers run in a part of their own, as they
+    would have without it."""
     whole = _telemetry()
-    collecting = Collecting(pool, WINDOWS, alone=True)
-    fetch = Fetch()
-    assert await collecting.read("metrics", fetch, _unreadable, ["an answer"]) is None
-    assert fetch.missing == [
-        {
-            "backend": "prometheus",
-            "what": "metrics",
-            "reason": "the answers could not be read: ValueError(\"cannot read ['an answer']\")",
-        }
-    ]
+    alone = [True]
+    collecting = Collecting(pool, WINDOWS, alone=lambda: alone[0])
+    assert await collecting.read("metrics", _unreadable, ["an answer"]) is None
+    alone[0] = False
+    assert await collecting.read("traces", _spans_with_evidence, whole.spans) is None
     assert collecting.started == set() and collecting.parts == []
-    sources = _sources(whole, ("logs", "traces"))
-    _arrive(collecting, whole, sources, ("logs", "traces"))
-    without = telemetry_of(sources, frozenset(SOURCES), whole.signals, whole.edges)
-    assert await collecting.analysis(without) == analyse(without, WINDOWS)
+    _arrive(collecting, whole, _sources(whole, SOURCES), SOURCES)
+    assert await collecting.analysis(whole) == analyse(whole, WINDOWS)
+
+
+async def test_a_correlation_given_up_starts_no_part(pool: AnalysisPool) -> None:
+    """A source read after its correlation was given up (its other sources failed) starts
+    nothing more in the pool."""
+    whole = _telemetry()
+    collecting = Collecting(pool, WINDOWS, alone=lambda: True)
+    collecting.cancel()
+    assert await collecting.read("traces", _spans_with_evidence, whole.spans) is not None
+    _arrive(collecting, whole, _sources(whole, SOURCES), SOURCES)
+    assert collecting.parts == [] and collecting.started == set()
 
 
 async def test_reading_a_source_alone_gives_its_evidence_and_the_same_ranking(
@@ -239,9 +243,9 @@ async def test_reading_a_source_alone_gives_its_evidence_and_the_same_ranking(
     """Read with their evidence (`frames.trace_evidence`), the traces' producers are done with
     the reading: they are not run again, and the ranking is one analysis's."""
     whole = _telemetry()
-    collecting = Collecting(pool, WINDOWS, alone=True)
+    collecting = Collecting(pool, WINDOWS, alone=lambda: True)
     sources = _sources(whole, SOURCES)
-    spans = await collecting.read("traces", Fetch(), _spans_with_evidence, whole.spans)
+    spans = await collecting.read("traces", _spans_with_evidence, whole.spans)
     assert spans is not None and spans.equals(whole.spans)
     assert collecting.started == READING_ONLY["traces"]
     _arrive(collecting, whole, sources, SOURCES)

@@ -363,10 +363,12 @@ async def test_among_other_correlations_the_traces_are_read_on_the_loop() -> Non
         pool.close()
 
 
-async def _shop(tmp_path: Path, now: datetime, correlating: int) -> tuple[Any, list[str], Any]:
+async def _shop(
+    tmp_path: Path, now: datetime, correlating: int, pool: _SlowPool | None = None
+) -> tuple[Any, list[str], Any]:
     """One correlation of `api` (its metrics in real Prometheus, a slow call in Jaeger) by a
-    pipeline already running `correlating` others: its analysis, what its pool was handed, and
-    the telemetry it gathered."""
+    pipeline already running `correlating` others (with `pool`): its analysis, what its pool
+    was handed, and the telemetry it gathered."""
     lines = ["# TYPE istio_requests counter"]
     for step in range(240, -1, -1):
         t = (now - timedelta(seconds=15 * step)).timestamp()
@@ -400,7 +402,7 @@ async def _shop(tmp_path: Path, now: datetime, correlating: int) -> tuple[Any, l
                 )
             )
             pipeline._analysis.close()
-            pipeline._analysis = pool = _SlowPool(delay_s=0)
+            pipeline._analysis = pool = pool or _SlowPool(delay_s=0)
             pipeline._correlating = correlating
             try:
                 windows = incident_windows(now - timedelta(minutes=4), now, pipeline.policy)
@@ -442,3 +444,27 @@ async def test_among_other_correlations_each_source_is_read_apart_from_its_evide
     assert "metric_evidence" not in ran and "trace_evidence" not in ran
     assert "metric_frames" in ran
     assert analysis.suspects and analysis == analyse(telemetry, windows)
+
+
+class _FailingEvidence(_SlowPool):
+    """Threads on which reading a source with its evidence fails (a producer's bug)."""
+
+    async def run(self, function: Any, *args: object) -> Any:
+        if function.__name__.endswith("_evidence"):
+            self.ran.append(function.__name__)
+            raise ValueError("a producer's bug")
+        return await super().run(function, *args)
+
+
+async def test_when_reading_with_evidence_fails_the_answers_are_read_without(
+    tmp_path: Path,
+) -> None:
+    """Reading a source with its evidence fails: its answers are read again without it, its
+    producers run in a part of their own, and nothing fetched is lost."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    pool = _FailingEvidence(delay_s=0)
+    analysis, ran, (telemetry, windows) = await _shop(tmp_path, now, correlating=0, pool=pool)
+    assert {"metric_evidence", "trace_evidence", "metric_frames", "span_frames"} <= set(ran)
+    assert not telemetry.metrics.empty and not telemetry.spans.empty
+    assert {f.kind for s in analysis.suspects for f in s.evidence} >= {"metric", "trace"}
+    assert analysis == analyse(telemetry, windows)
