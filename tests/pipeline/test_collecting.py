@@ -257,3 +257,43 @@ def _spans_with_evidence(spans: Any, windows: Any) -> WithEvidence[Any]:
     """`frames.trace_evidence` for spans read already."""
     part = collect_some(Telemetry(spans=spans), windows, READING_ONLY["traces"])
     return WithEvidence(spans, part)
+
+
+def _metrics_with_evidence(frames: Any, signals: Any, windows: Any) -> WithEvidence[Any]:
+    """`frames.metric_evidence` for metric frames read already."""
+    telemetry = Telemetry(metrics=frames[0], replicas=frames[1], signals=signals)
+    return WithEvidence(frames, collect_some(telemetry, windows, READING_ONLY["metrics"]))
+
+
+@pytest.mark.parametrize(
+    "present", [p for n in range(4) for p in itertools.combinations(SOURCES, n)]
+)
+@pytest.mark.parametrize("order", [SOURCES, tuple(reversed(SOURCES))])
+async def test_alone_whatever_is_in_ranks_as_one_analysis(
+    pool: AnalysisPool, present: tuple[str, ...], order: tuple[str, ...]
+) -> None:
+    """Alone, metrics and traces are read with their evidence and the logs arrive as before,
+    in either order, with any of them missing: the ranking and the notes are one analysis's
+    of what is in."""
+    full = _telemetry()
+    sources = _sources(full, present)
+    whole = telemetry_of(sources, frozenset(SOURCES), full.signals, full.edges)
+    collecting = Collecting(pool, WINDOWS, alone=lambda: True)
+    arrived: dict[str, object] = {}
+    for kind in order:
+        value = sources[kind]
+        if kind == "metrics" and value is not None:
+            value = await collecting.read("metrics", _metrics_with_evidence, value, full.signals)
+        elif kind == "traces" and value is not None:
+            value = await collecting.read("traces", _spans_with_evidence, value)
+        arrived[kind] = value
+        collecting.arrived(
+            frozenset(arrived),
+            lambda kinds, now=dict(arrived): telemetry_of(now, kinds, full.signals, full.edges),
+        )
+    assert collecting.started == set(READS)
+    got = await collecting.analysis(whole)
+    assert got == analyse(whole, WINDOWS)
+    assert got.notes == [
+        f"no {kind} in the analysed windows" for kind in SOURCES if kind not in present
+    ]
