@@ -9,10 +9,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlator.analysis.metric_evidence import ORDER, in_order
 from correlator.analysis.telemetry import (
     METRIC_COLUMNS,
     REPLICA_COLUMNS,
     empty,
+    metric_frame,
     wide_to_metrics,
     wide_to_replicas,
 )
@@ -124,3 +126,32 @@ def test_the_one_pass_forms_give_what_a_frame_per_series_gives(
         wide_to_replicas(wide, "cpu", service_of, instance_of),
         reference_replicas(wide, "cpu", service_of, instance_of),
     )
+
+
+_NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=5),  # the instant, as seconds: ties are common
+            st.sampled_from(["api", "db", "web", "Api", "api-2", "", "é"]) | _NAMES,
+            st.sampled_from(["error_ratio", "cpu", "cpu_cores", "latency"]) | _NAMES,
+            st.floats(allow_nan=False),
+        ),
+        max_size=60,
+    )
+)
+def test_samples_are_put_in_order_as_a_stable_sort_by_service_signal_and_time_puts_them(
+    rows: list[tuple[int, str, str, float]],
+) -> None:
+    """`in_order` ranks the strings once and sorts integers: the order (and the index) of
+    pandas' stable sort by service, signal and time, ties kept in their order."""
+    frame = metric_frame(
+        (pd.Timestamp(1_800_000_000 + t, unit="s", tz="UTC"), service, signal, value)
+        for t, service, signal, value in rows
+    )
+    expected = frame.sort_values(ORDER, kind="stable")
+    got = in_order(frame)
+    assert got.equals(expected) and list(got.index) == list(expected.index)
