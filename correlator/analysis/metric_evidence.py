@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 
@@ -19,26 +22,6 @@ def _fmt(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{value * 100:.3g}%"
     return f"{value:.3g} {unit}".strip()
-
-
-def _groups(
-    frame: pd.DataFrame, keys: list[str], column: str
-) -> tuple[list[tuple[object, ...]], list[np.ndarray]]:
-    """The groups of a frame sorted by `keys`, as (keys, values): numpy slices rather than a
-    pandas groupby, which costs more than the statistics for hundreds of small groups."""
-    if frame.empty:
-        return [], []
-    codes = frame[keys].to_numpy()
-    change = np.ones(len(frame), dtype=bool)
-    change[1:] = np.any(codes[1:] != codes[:-1], axis=1)
-    starts = np.flatnonzero(change)
-    column_values = frame[column]
-    if isinstance(column_values.dtype, pd.DatetimeTZDtype):
-        # UTC instants as datetime64 (an object array of Timestamps costs a conversion each).
-        values = column_values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-    else:
-        values = column_values.to_numpy()
-    return [tuple(codes[i]) for i in starts], np.split(values, starts[1:])
 
 
 ORDER = ["service", "signal", "time"]
@@ -60,8 +43,51 @@ def in_order(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics.take(np.lexsort((times, signal, service)))  # the last key sorts first
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Metric samples `in_order` as arrays, read once for every window an analysis looks at:
+    the rows of series `keys[i]` (service, signal) are `bounds[i]` to `bounds[i + 1]`, in
+    time order."""
+
+    keys: list[tuple[str, str]]
+    bounds: np.ndarray
+    times: np.ndarray  # UTC nanoseconds
+    values: np.ndarray
+
+    def between(
+        self, start: datetime, end: datetime, *, closed: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows in [start, end) (`closed`: [start, end]), and where each series' begin
+        among them (len(keys) + 1 cuts)."""
+        t = self.times
+        upper = t <= _ns(end) if closed else t < _ns(end)
+        rows = np.flatnonzero((t >= _ns(start)) & upper)
+        return rows, np.searchsorted(rows, self.bounds)
+
+
+def _ns(moment: datetime) -> int:
+    return int(pd.Timestamp(moment).value)
+
+
+def series_of(ordered: pd.DataFrame) -> Series:
+    """The `in_order` metrics as `Series`."""
+    if ordered.empty:
+        return Series([], np.zeros(1, dtype=np.int64), np.zeros(0, np.int64), np.zeros(0))
+    service = ordered["service"].to_numpy()
+    signal = ordered["signal"].to_numpy()
+    change = np.ones(len(ordered), dtype=bool)
+    change[1:] = (service[1:] != service[:-1]) | (signal[1:] != signal[:-1])
+    starts = np.flatnonzero(change)
+    return Series(
+        [(str(service[i]), str(signal[i])) for i in starts],
+        np.append(starts, len(ordered)),
+        ordered["time"].to_numpy(dtype="datetime64[ns]").view("int64"),
+        ordered["value"].to_numpy(dtype=float),
+    )
+
+
 def metric_findings(
-    metrics: pd.DataFrame,
+    metrics: pd.DataFrame | Series,
     signals: dict[str, SignalMeta],
     windows: Windows,
     *,
@@ -71,28 +97,25 @@ def metric_findings(
 ) -> list[Finding]:
     """One finding per (service, signal) whose incident values moved, in the worse direction,
     more than `threshold` robust deviations from the baseline and stayed there (for at least
-    `min_points` samples). `ordered`: the metrics are `in_order` already (a caller looking
-    at several windows orders them once)."""
-    if metrics.empty:
-        return []
-    if not ordered:
-        metrics = in_order(metrics)
-    t = metrics["time"]
-    baseline = metrics[(t >= windows.baseline_start) & (t < windows.baseline_end)]
-    incident = metrics[(t >= windows.incident_start) & (t <= windows.incident_end)]
+    `min_points` samples). `metrics`: a frame (`ordered`: `in_order` already), or its
+    `Series` (a caller looking at several windows reads them once)."""
+    if isinstance(metrics, pd.DataFrame):
+        if metrics.empty:
+            return []
+        metrics = series_of(metrics if ordered else in_order(metrics))
+    series = metrics
+    before, before_cuts = series.between(windows.baseline_start, windows.baseline_end)
+    during, during_cuts = series.between(windows.incident_start, windows.incident_end, closed=True)
     findings = []
-    keys = ["service", "signal"]
-    history = dict(zip(*_groups(baseline, keys, "value"), strict=True))
-    group_keys, group_values = _groups(incident, keys, "value")
-    _, group_times = _groups(incident, keys, "time")
-    for key, raw, times in zip(group_keys, group_values, group_times, strict=True):
-        service, signal = key
-        past = history.get(key)
-        if past is None or len(past) < MIN_BASELINE_POINTS:
+    for i, (service, signal) in enumerate(series.keys):
+        if during_cuts[i] == during_cuts[i + 1]:
+            continue  # no sample in the incident window
+        past = series.values[before[before_cuts[i] : before_cuts[i + 1]]]
+        if len(past) < MIN_BASELINE_POINTS:
             continue
-        past = past.astype(float)
-        values = raw.astype(float)
-        meta = signals.get(str(signal), SignalMeta())
+        rows = during[during_cuts[i] : during_cuts[i + 1]]
+        values = series.values[rows]
+        meta = signals.get(signal, SignalMeta())
         level = median(past)
         scale = robust_scale(past, floor=max(meta.floor, 1e-9))
         z = (values - level) / scale
@@ -115,14 +138,14 @@ def metric_findings(
         verb = "rose" if after > level else "fell"
         findings.append(
             Finding(
-                service=str(service),
+                service=service,
                 kind="metric",
-                signal=str(signal),
+                signal=signal,
                 score=score,
                 before=level,
                 after=after,
                 unit=meta.unit,
-                change_time=pd.Timestamp(times[start], tz="UTC"),
+                change_time=pd.Timestamp(int(series.times[rows[start]]), unit="ns", tz="UTC"),
                 detail=(
                     f"{signal} {verb} from {_fmt(level, meta.unit)} to {_fmt(after, meta.unit)}"
                 ),
