@@ -107,49 +107,68 @@ def metric_findings(
     before, before_cuts = series.between(windows.baseline_start, windows.baseline_end)
     during, during_cuts = series.between(windows.incident_start, windows.incident_end, closed=True)
     findings = []
-    for i, (service, signal) in enumerate(series.keys):
+    for i, key in enumerate(series.keys):
         if during_cuts[i] == during_cuts[i + 1]:
             continue  # no sample in the incident window
         past = series.values[before[before_cuts[i] : before_cuts[i + 1]]]
-        if len(past) < MIN_BASELINE_POINTS:
-            continue
         rows = during[during_cuts[i] : during_cuts[i + 1]]
-        values = series.values[rows]
-        meta = signals.get(signal, SignalMeta())
-        level = median(past)
-        scale = robust_scale(past, floor=max(meta.floor, 1e-9))
-        z = (values - level) / scale
-        if meta.worse_when == "lower":
-            z = -z
-        elif meta.worse_when == "either":
-            z = np.abs(z)
-        start, score = sustained_change(z, threshold)
-        if start is None or len(z) - start < min_points:
-            continue
-        # A signal that often strays this far in normal times is weaker evidence: divide by
-        # how far the baseline itself strays (its 95th percentile |z|), when that is beyond
-        # NOISE_BAR (whatever bar this call reports from).
-        score /= max(1.0, float(np.quantile(np.abs(past - level) / scale, 0.95)) / NOISE_BAR)
-        if score < threshold:
-            continue
-        after = median(values[start:])
-        if meta.worse_when == "higher" and after < meta.floor:
-            continue
-        verb = "rose" if after > level else "fell"
-        findings.append(
-            Finding(
-                service=service,
-                kind="metric",
-                signal=signal,
-                score=score,
-                before=level,
-                after=after,
-                unit=meta.unit,
-                change_time=pd.Timestamp(int(series.times[rows[start]]), unit="ns", tz="UTC"),
-                detail=(
-                    f"{signal} {verb} from {_fmt(level, meta.unit)} to {_fmt(after, meta.unit)}"
-                ),
-                query=meta.query,
-            )
+        found = series_finding(
+            key,
+            past,
+            (series.values[rows], series.times[rows]),
+            signals.get(key[1], SignalMeta()),
+            threshold=threshold,
+            min_points=min_points,
         )
+        if found is not None:
+            findings.append(found)
     return findings
+
+
+def series_finding(
+    key: tuple[str, str],
+    past: np.ndarray,
+    incident: tuple[np.ndarray, np.ndarray],
+    meta: SignalMeta,
+    *,
+    threshold: float,
+    min_points: int,
+) -> Finding | None:
+    """The finding of one (service, signal) series, from its baseline values (`past`) and its
+    incident values and their times (nanoseconds), or None: see `metric_findings`."""
+    if len(past) < MIN_BASELINE_POINTS:
+        return None
+    values, times = incident
+    level = median(past)
+    scale = robust_scale(past, floor=max(meta.floor, 1e-9))
+    z = (values - level) / scale
+    if meta.worse_when == "lower":
+        z = -z
+    elif meta.worse_when == "either":
+        z = np.abs(z)
+    start, score = sustained_change(z, threshold)
+    if start is None or len(z) - start < min_points:
+        return None
+    # A signal that often strays this far in normal times is weaker evidence: divide by how
+    # far the baseline itself strays (its 95th percentile |z|), when that is beyond NOISE_BAR
+    # (whatever bar this call reports from).
+    score /= max(1.0, float(np.quantile(np.abs(past - level) / scale, 0.95)) / NOISE_BAR)
+    if score < threshold:
+        return None
+    after = median(values[start:])
+    if meta.worse_when == "higher" and after < meta.floor:
+        return None
+    service, signal = key
+    verb = "rose" if after > level else "fell"
+    return Finding(
+        service=service,
+        kind="metric",
+        signal=signal,
+        score=score,
+        before=level,
+        after=after,
+        unit=meta.unit,
+        change_time=pd.Timestamp(int(times[start]), unit="ns", tz="UTC"),
+        detail=f"{signal} {verb} from {_fmt(level, meta.unit)} to {_fmt(after, meta.unit)}",
+        query=meta.query,
+    )

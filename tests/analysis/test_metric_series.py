@@ -1,6 +1,6 @@
 """Metric findings read from the samples as arrays once (`metric_evidence.Series`) are exactly
-those of reading each window's rows from the frame, as the analysis did before (kept here as
-the reference): on any samples, gaps, ties and windows, at every threshold."""
+those of reading each window's rows from the frame, as the analysis did before (its grouping
+kept here as the reference): on any samples, gaps, ties and windows, at every threshold."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from correlator.analysis.findings import (
-    Finding,
-    median,
-    robust_scale,
-    sustained_change,
-)
+from correlator.analysis.findings import Finding
 from correlator.analysis.metric_evidence import (
-    MIN_BASELINE_POINTS,
-    NOISE_BAR,
     in_order,
     metric_findings,
+    series_finding,
     series_of,
-)
-from correlator.analysis.metric_evidence import (
-    _fmt as fmt,
 )
 from correlator.analysis.telemetry import SignalMeta, metric_frame
 from correlator.analysis.windows import Windows
@@ -56,68 +47,32 @@ def reference_findings(
     signals: dict[str, SignalMeta],
     windows: Windows,
     *,
-    threshold: float = 3.0,
-    min_points: int = 1,
-    ordered: bool = False,
+    threshold: float,
+    min_points: int,
 ) -> list[Finding]:
-    """One finding per (service, signal) whose incident values moved, in the worse direction,
-    more than `threshold` robust deviations from the baseline and stayed there (for at least
-    `min_points` samples). `ordered`: the metrics are `in_order` already (a caller looking
-    at several windows orders them once)."""
-    if metrics.empty:
-        return []
-    if not ordered:
-        metrics = in_order(metrics)
+    """The former `metric_findings` (its samples `in_order`): each window's rows filtered
+    from the frame, then split into series by comparing their keys; each series judged by
+    `series_finding`, as the arrays' are."""
     t = metrics["time"]
     baseline = metrics[(t >= windows.baseline_start) & (t < windows.baseline_end)]
     incident = metrics[(t >= windows.incident_start) & (t <= windows.incident_end)]
-    findings = []
     keys = ["service", "signal"]
     history = dict(zip(*_groups(baseline, keys, "value"), strict=True))
     group_keys, group_values = _groups(incident, keys, "value")
     _, group_times = _groups(incident, keys, "time")
+    findings = []
     for key, raw, times in zip(group_keys, group_values, group_times, strict=True):
-        service, signal = key
-        past = history.get(key)
-        if past is None or len(past) < MIN_BASELINE_POINTS:
-            continue
-        past = past.astype(float)
-        values = raw.astype(float)
-        meta = signals.get(str(signal), SignalMeta())
-        level = median(past)
-        scale = robust_scale(past, floor=max(meta.floor, 1e-9))
-        z = (values - level) / scale
-        if meta.worse_when == "lower":
-            z = -z
-        elif meta.worse_when == "either":
-            z = np.abs(z)
-        start, score = sustained_change(z, threshold)
-        if start is None or len(z) - start < min_points:
-            continue
-        # A signal that often strays this far in normal times is weaker evidence: divide by
-        # how far the baseline itself strays (its 95th percentile |z|), when that is beyond
-        # NOISE_BAR (whatever bar this call reports from).
-        score /= max(1.0, float(np.quantile(np.abs(past - level) / scale, 0.95)) / NOISE_BAR)
-        if score < threshold:
-            continue
-        after = median(values[start:])
-        if meta.worse_when == "higher" and after < meta.floor:
-            continue
-        verb = "rose" if after > level else "fell"
-        findings.append(
-            Finding(
-                service=str(service),
-                kind="metric",
-                signal=str(signal),
-                score=score,
-                before=level,
-                after=after,
-                unit=meta.unit,
-                change_time=pd.Timestamp(times[start], tz="UTC"),
-                detail=(f"{signal} {verb} from {fmt(level, meta.unit)} to {fmt(after, meta.unit)}"),
-                query=meta.query,
-            )
+        past = history.get(key, np.zeros(0))
+        found = series_finding(
+            (str(key[0]), str(key[1])),
+            past.astype(float),
+            (raw.astype(float), times.view("int64")),
+            signals.get(str(key[1]), SignalMeta()),
+            threshold=threshold,
+            min_points=min_points,
         )
+        if found is not None:
+            findings.append(found)
     return findings
 
 
@@ -177,7 +132,7 @@ def test_findings_from_the_arrays_are_those_from_the_frame(
     threshold, min_points = bar
     ordered = in_order(frame)
     expected = reference_findings(
-        ordered, SIGNALS, windows, threshold=threshold, min_points=min_points, ordered=True
+        ordered, SIGNALS, windows, threshold=threshold, min_points=min_points
     )
     series = series_of(ordered)
     got = metric_findings(series, SIGNALS, windows, threshold=threshold, min_points=min_points)
