@@ -18,7 +18,7 @@ from correlator.analysis.calibrate import (
 )
 from correlator.analysis.findings import Finding
 from correlator.analysis.logs import Templates, log_findings
-from correlator.analysis.metric_evidence import in_order, metric_findings, series_of
+from correlator.analysis.metric_evidence import metric_findings, series_of
 from correlator.analysis.paths import path_findings
 from correlator.analysis.rank import Suspect, rank
 from correlator.analysis.replicas import replica_findings
@@ -71,17 +71,16 @@ def _producers(
     `spans_derived`: the spans `prepared` (derived once for every window)."""
     t = telemetry
     templates = Templates()  # log templates mined once for all runs
-    # The metrics in the order every window reads them, as arrays, once.
-    metrics_ordered = functools.cache(lambda: series_of(in_order(t.metrics)))
+    # The metrics as arrays, in the order every window reads them, once.
+    metric_series = functools.cache(lambda: series_of(t.metrics))
 
     def metrics(windows: Windows, threshold: float, min_points: int = 1) -> list[Finding]:
         return metric_findings(
-            metrics_ordered(),
+            metric_series(),
             t.signals,
             windows,
             threshold=threshold,
             min_points=min_points,
-            ordered=True,
         )
 
     def spans(windows: Windows) -> list[Finding]:

@@ -69,10 +69,11 @@ def _ns(moment: datetime) -> int:
     return int(pd.Timestamp(moment).value)
 
 
-def series_of(ordered: pd.DataFrame) -> Series:
-    """The `in_order` metrics as `Series`."""
-    if ordered.empty:
+def series_of(metrics: pd.DataFrame) -> Series:
+    """The metrics, `in_order`, as `Series`."""
+    if metrics.empty:
         return Series([], np.zeros(1, dtype=np.int64), np.zeros(0, np.int64), np.zeros(0))
+    ordered = in_order(metrics)
     service = ordered["service"].to_numpy()
     signal = ordered["signal"].to_numpy()
     change = np.ones(len(ordered), dtype=bool)
@@ -93,17 +94,12 @@ def metric_findings(
     *,
     threshold: float = 3.0,
     min_points: int = 1,
-    ordered: bool = False,
 ) -> list[Finding]:
     """One finding per (service, signal) whose incident values moved, in the worse direction,
     more than `threshold` robust deviations from the baseline and stayed there (for at least
-    `min_points` samples). `metrics`: a frame (`ordered`: `in_order` already), or its
-    `Series` (a caller looking at several windows reads them once)."""
-    if isinstance(metrics, pd.DataFrame):
-        if metrics.empty:
-            return []
-        metrics = series_of(metrics if ordered else in_order(metrics))
-    series = metrics
+    `min_points` samples). `metrics`: a frame, or its `Series` (a caller looking at several
+    windows reads them once)."""
+    series = series_of(metrics) if isinstance(metrics, pd.DataFrame) else metrics
     before, before_cuts = series.between(windows.baseline_start, windows.baseline_end)
     during, during_cuts = series.between(windows.incident_start, windows.incident_end, closed=True)
     findings = []

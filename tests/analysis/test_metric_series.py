@@ -134,7 +134,7 @@ def test_findings_from_the_arrays_are_those_from_the_frame(
     expected = reference_findings(
         ordered, SIGNALS, windows, threshold=threshold, min_points=min_points
     )
-    series = series_of(ordered)
+    series = series_of(frame)
     got = metric_findings(series, SIGNALS, windows, threshold=threshold, min_points=min_points)
     assert got == expected
     assert metric_findings(frame, SIGNALS, windows, threshold=threshold, min_points=min_points) == (
